@@ -1,0 +1,42 @@
+# pacslb: two commands do all the set-up on a fresh Debian 12 machine, as root.
+#   make demo   the appliance in front of simulated True PACS services
+#   make test   every test, with the real engines
+# Both install what they need (Debian packages, a virtual environment), idempotently.
+
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+PYTEST_ARGS ?=
+DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light
+
+.PHONY: demo test deps venv debs clean
+
+demo: deps
+	$(VENV)/bin/pacslb demo $(DEMO_ARGS)
+
+test: deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+deps: debs venv
+
+# Debian packages: install only what is missing, so a second run asks no registry.
+debs:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: installing Debian packages needs root (run as root, or install:$$missing)" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The virtual environment is rebuilt only when pyproject.toml changes.
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build src/*.egg-info

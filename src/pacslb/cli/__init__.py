@@ -1,0 +1,20 @@
+"""The `pacslb` command. Each module of this package adds one group of commands to `app`."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="pacslb",
+    help="pacslb: an open application delivery controller (load balancer) for medical imaging.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Importing the command modules registers their commands on `app`.
+from . import config_commands  # noqa: E402,F401
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,49 @@
+"""What the command modules share: option types, the state directory, printing problems."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Iterable
+
+import typer
+
+from ..model import DEFAULT_CONFIG_FILE, Loaded, Problem, load_file
+
+EXIT_INVALID = 2  # the command-line contract: invalid input exits 2
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="configuration file", show_default=True)
+]
+DEFAULT_CONFIG = Path(DEFAULT_CONFIG_FILE)
+DEFAULT_STATE_DIR = Path("/var/lib/pacslb")
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help=f"state directory (or PACSLB_STATE_DIR; default {DEFAULT_STATE_DIR})"),
+]
+
+
+def state_dir(option: Path | None) -> Path:
+    """The state directory: the option, else PACSLB_STATE_DIR, else the default."""
+    if option is not None:
+        return option
+    env = os.environ.get("PACSLB_STATE_DIR")
+    return Path(env) if env else DEFAULT_STATE_DIR
+
+
+def print_problems(problems: Iterable[Problem]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+
+
+def load_or_exit(path: Path) -> Loaded:
+    """Load and validate a configuration; on errors print each one and exit 2."""
+    loaded = load_file(path)
+    print_problems(loaded.problems)
+    if not loaded.ok:
+        count = len([p for p in loaded.problems if p.severity == "error"])
+        print(f"{path}: {count} problem{'s' if count != 1 else ''}; nothing was changed", file=sys.stderr)
+        raise typer.Exit(EXIT_INVALID)
+    return loaded

@@ -1,0 +1,52 @@
+"""Commands that work on configuration files: init, validate, render, schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..model import Config
+from . import app
+from .common import DEFAULT_CONFIG, ConfigOption, StateDirOption, load_or_exit, state_dir
+
+
+class Engine(str, Enum):
+    haproxy = "haproxy"
+
+
+@app.command()
+def validate(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Check a configuration: exit 0 when valid, else exit 2 with one line per problem ('field.path: message')."""
+    load_or_exit(config)
+    print(f"{config}: valid")
+
+
+@app.command()
+def render(
+    config: ConfigOption = DEFAULT_CONFIG,
+    engine: Annotated[Engine, typer.Option("--engine", "-e", help="which engine's configuration")] = Engine.haproxy,
+    state_dir_option: StateDirOption = None,
+) -> None:
+    """Print the engine configuration that the model produces (nothing is written or started)."""
+    from ..engines.haproxy.render import HAProxyEnv, render as render_haproxy
+
+    loaded = load_or_exit(config)
+    env = HAProxyEnv(
+        state_dir=state_dir(state_dir_option), base_dir=config.resolve().parent, cpu_count=os.cpu_count() or 1
+    )
+    sys.stdout.write(render_haproxy(loaded.config, env))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the configuration file, for editors (YAML language servers)."""
+    document = Config.model_json_schema(mode="validation")
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "pacslb configuration (pacslb.yaml)"
+    print(json.dumps(document, indent=2, sort_keys=True))

@@ -1,0 +1,261 @@
+"""Checks that span objects: references between services, listener clashes, what each mode can have.
+
+`check(config)` is pure and returns every problem it finds. `check_files(config, base_dir)` is the
+one place that looks at the disk (certificate and CA files).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from cryptography import x509
+from typing import Iterator
+
+from .config import Config, Mode, Protocol, VirtualService
+from .problems import Problem
+
+
+def _vs_path(vs: VirtualService) -> str:
+    return f"virtual_services[{vs.name}]"
+
+
+def check(config: Config) -> list[Problem]:
+    """Every cross-object problem of a structurally valid configuration."""
+    problems: list[Problem] = []
+    problems += _duplicate_names(config)
+    problems += _mode_features(config)
+    problems += _references(config)
+    problems += _listener_clashes(config)
+    return problems
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    return [n for n, count in Counter(names).items() if count > 1]
+
+
+def _duplicate_names(config: Config) -> Iterator[Problem]:
+    for name in _duplicates([vs.name for vs in config.virtual_services]):
+        yield Problem(f"virtual_services[{name}]", f"the name '{name}' is used by more than one virtual service; names must be unique")
+    for vs in config.virtual_services:
+        for name in _duplicates([rs.name for rs in vs.real_servers]):
+            yield Problem(f"{_vs_path(vs)}.real_servers[{name}]", f"two real servers are called '{name}'; rename one")
+        for name in _duplicates([r.name for r in vs.rules]):
+            yield Problem(f"{_vs_path(vs)}.rules[{name}]", f"two rules are called '{name}'; rename one")
+        if "fallback" in {rs.name for rs in vs.real_servers} and vs.fallback is not None:
+            yield Problem(
+                f"{_vs_path(vs)}.real_servers[fallback]",
+                "the name 'fallback' is taken by the fallback server; rename this real server",
+            )
+
+
+def _mode_features(config: Config) -> Iterator[Problem]:
+    """What each mode can and cannot have."""
+    for vs in config.virtual_services:
+        p = _vs_path(vs)
+        mode = vs.mode
+        if mode is Mode.BACKEND_ONLY:
+            if vs.listen:
+                yield Problem(f"{p}.listen", "a backend-only service has no listener: remove listen, or choose a Layer 7 mode")
+            if vs.rules:
+                yield Problem(f"{p}.rules", "a backend-only service cannot have rules: put them on the service that reaches it")
+            if vs.default_service:
+                yield Problem(f"{p}.default_service", "a backend-only service cannot have a default_service")
+            if vs.tls:
+                yield Problem(f"{p}.tls", "TLS is terminated on the service that reaches this backend-only service: move tls there")
+        elif not vs.listen:
+            yield Problem(f"{p}.listen", f"a {mode.value} service needs at least one listener (address and port)")
+
+        if mode is not Mode.BACKEND_ONLY and not mode.is_layer4 and not vs.real_servers and not vs.default_service:
+            if not any(r.use_service for r in vs.rules):
+                yield Problem(
+                    f"{p}.real_servers",
+                    "has no real servers, no rules and no default_service: traffic would have nowhere to go",
+                )
+        if mode is Mode.BACKEND_ONLY and not vs.real_servers:
+            yield Problem(f"{p}.real_servers", "a backend-only service needs at least one real server")
+        if mode.is_layer4 and not vs.real_servers:
+            yield Problem(f"{p}.real_servers", f"a {mode.value} service needs at least one real server")
+
+        if mode.is_layer4:
+            for name in ("rules", "default_service", "tls", "fallback"):
+                if getattr(vs, name):
+                    yield Problem(f"{p}.{name}", f"{mode.value} forwards packets and cannot have {name}: use a Layer 7 mode for it")
+            if vs.headers.request or vs.headers.response or vs.headers.forwarded_for:
+                yield Problem(f"{p}.headers", f"{mode.value} does not see HTTP headers: remove headers, or use layer7-http")
+            if vs.proxy_protocol != "none":
+                yield Problem(f"{p}.proxy_protocol", f"{mode.value} cannot send the PROXY protocol: use a Layer 7 mode")
+            if vs.transparent:
+                yield Problem(f"{p}.transparent", f"{mode.value} is transparent by nature (or SNAT by choice): remove transparent")
+            if vs.persistence.type not in ("none", "source-ip"):
+                yield Problem(f"{p}.persistence.type", f"{mode.value} supports persistence 'none' or 'source-ip' only")
+            if any(rs.encrypted for rs in vs.real_servers):
+                yield Problem(f"{p}.real_servers", f"{mode.value} does not terminate TLS, so it cannot re-encrypt: set encrypted: false")
+            if mode is Mode.LAYER4_DR:
+                for rs in vs.real_servers:
+                    if rs.port is not None and any(not (l.port.is_single and l.port.first == rs.port) for l in vs.listen):
+                        yield Problem(
+                            f"{p}.real_servers[{rs.name}].port",
+                            "direct routing cannot translate ports: remove port, or make it equal to the VIP port",
+                        )
+        elif vs.protocol is not Protocol.TCP:
+            yield Problem(f"{p}.protocol", "only Layer 4 services carry UDP: remove protocol, or choose layer4-nat")
+
+        if mode is Mode.LAYER7_TCP:
+            for rule in vs.rules:
+                http = rule.match.http_only_conditions
+                if http:
+                    yield Problem(
+                        f"{p}.rules[{rule.name}].match",
+                        f"{', '.join(http)} need HTTP: a layer7-tcp service can match on sni and source only",
+                    )
+                if rule.redirect:
+                    yield Problem(f"{p}.rules[{rule.name}].redirect", "redirect is an HTTP action: use deny or use_service in layer7-tcp")
+            if vs.headers.request or vs.headers.response or vs.headers.forwarded_for:
+                yield Problem(f"{p}.headers", "layer7-tcp does not see HTTP headers: remove headers, or use layer7-http")
+            if vs.tls and (vs.tls.hsts or vs.tls.http_redirect_port):
+                yield Problem(f"{p}.tls", "hsts and http_redirect_port need HTTP: use layer7-http")
+
+        if vs.persistence.type in ("http-cookie", "app-cookie", "x-forwarded-for") and mode not in (
+            Mode.LAYER7_HTTP,
+            Mode.BACKEND_ONLY,
+        ):
+            yield Problem(f"{p}.persistence.type", f"'{vs.persistence.type}' persistence needs HTTP: use layer7-http, or source-ip")
+        if vs.persistence.type == "ssl-session-id":
+            if mode not in (Mode.LAYER7_TCP, Mode.BACKEND_ONLY) or vs.tls:
+                yield Problem(
+                    f"{p}.persistence.type",
+                    "ssl-session-id persistence reads the TLS handshake, so it needs layer7-tcp without tls termination",
+                )
+
+        for rule in vs.rules:
+            if rule.match.sni and mode is Mode.LAYER7_HTTP and not vs.tls:
+                yield Problem(
+                    f"{p}.rules[{rule.name}].match.sni",
+                    "an HTTP service sees the TLS server name only when it terminates TLS: add tls, or use layer7-tcp",
+                )
+
+        if vs.tls and vs.tls.http_redirect_port and any(
+            l.port.first <= vs.tls.http_redirect_port <= l.port.last for l in vs.listen
+        ):
+            yield Problem(f"{p}.tls.http_redirect_port", "is one of the service's own TLS ports: choose another port (usually 80)")
+
+
+def _references(config: Config) -> Iterator[Problem]:
+    """Rules and defaults must name backend-only services, and every backend-only service must be reached."""
+    by_name = {vs.name: vs for vs in config.virtual_services}
+    reached_from: dict[str, set[Mode]] = defaultdict(set)
+    for vs in config.virtual_services:
+        targets = [(f"{_vs_path(vs)}.rules[{r.name}].use_service", r.use_service) for r in vs.rules if r.use_service]
+        if vs.default_service:
+            targets.append((f"{_vs_path(vs)}.default_service", vs.default_service))
+        for path, target in targets:
+            other = by_name.get(target)
+            if other is None:
+                yield Problem(path, f"no virtual service is called '{target}': add it as a backend-only service, or fix the name")
+            elif other.mode is not Mode.BACKEND_ONLY:
+                yield Problem(path, f"'{target}' is a {other.mode.value} service; rules can send traffic only to backend-only services")
+            elif target == vs.name:
+                yield Problem(path, "a service cannot send traffic to itself")
+            else:
+                reached_from[target].add(vs.mode)
+    for vs in config.virtual_services:
+        if vs.mode is not Mode.BACKEND_ONLY:
+            continue
+        modes = reached_from.get(vs.name)
+        if not modes:
+            yield Problem(
+                _vs_path(vs),
+                "nothing reaches this backend-only service: name it in a rule's use_service or a default_service, or remove it",
+            )
+        elif len(modes) > 1:
+            yield Problem(
+                _vs_path(vs),
+                "is reached from both layer7-http and layer7-tcp services; a backend-only service serves one of them",
+            )
+        elif Mode.LAYER7_TCP in modes and vs.persistence.type in ("http-cookie", "app-cookie", "x-forwarded-for"):
+            yield Problem(f"{_vs_path(vs)}.persistence.type", "is reached from a layer7-tcp service, which cannot use HTTP persistence")
+
+
+def _protocols(vs: VirtualService) -> set[str]:
+    if vs.protocol is Protocol.TCP_UDP:
+        return {"tcp", "udp"}
+    return {vs.protocol.value}
+
+
+def _listener_clashes(config: Config) -> Iterator[Problem]:
+    """Two services on the same address, port and protocol (a wildcard address clashes with every address)."""
+    seen: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address, int, int, set[str]]] = []
+    for vs in config.virtual_services:
+        ports = [(f"{_vs_path(vs)}.listen[{i}]", l.address, l.port.first, l.port.last) for i, l in enumerate(vs.listen)]
+        if vs.tls and vs.tls.http_redirect_port:
+            ports += [
+                (f"{_vs_path(vs)}.tls.http_redirect_port", l.address, vs.tls.http_redirect_port, vs.tls.http_redirect_port)
+                for l in vs.listen
+            ]
+        for path, address, first, last in ports:
+            ip = ipaddress.ip_address(address)
+            protocols = _protocols(vs)
+            for other_path, other_ip, ofirst, olast, oprotocols in seen:
+                same_family = ip.version == other_ip.version
+                wildcard = ip.is_unspecified or other_ip.is_unspecified
+                if (ip == other_ip or (wildcard and same_family)) and first <= olast and ofirst <= last and protocols & oprotocols:
+                    port = max(first, ofirst)
+                    yield Problem(path, f"{address} port {port} is already taken by {other_path}: choose another address or port")
+                    break
+            seen.append((path, ip, first, last, protocols))
+
+
+def check_files(config: Config, base_dir: Path) -> list[Problem]:
+    """Certificate and CA files must exist and hold PEM; relative paths are read from `base_dir`."""
+    problems: list[Problem] = []
+    for vs in config.virtual_services:
+        p = _vs_path(vs)
+        if vs.tls:
+            for i, cert in enumerate(vs.tls.certificates):
+                problems += _pem_problems(f"{p}.tls.certificates[{i}]", resolve(cert, base_dir), need_key=True)
+        encrypted = any(rs.encrypted for rs in vs.real_servers) or (vs.fallback and vs.fallback.encrypted)
+        if encrypted and vs.server_tls.verify == "required":
+            if not vs.server_tls.ca_file:
+                problems.append(
+                    Problem(
+                        f"{p}.server_tls.ca_file",
+                        "encrypted real servers are verified by default: set ca_file to the CA that signed them, or verify: none",
+                    )
+                )
+            else:
+                problems += _pem_problems(f"{p}.server_tls.ca_file", resolve(vs.server_tls.ca_file, base_dir), need_key=False)
+    return problems
+
+
+def resolve(path: str, base_dir: Path) -> Path:
+    """A configured file path: absolute as written, relative to the configuration file's folder otherwise."""
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else (base_dir / candidate)
+
+
+def _pem_problems(path: str, file: Path, need_key: bool) -> list[Problem]:
+    try:
+        text = file.read_text(errors="replace")
+    except FileNotFoundError:
+        return [Problem(path, f"file {file} does not exist: create it, or correct the path")]
+    except OSError as exc:
+        return [Problem(path, f"cannot read {file}: {exc.strerror}")]
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return [Problem(path, f"{file} holds no PEM certificate")]
+    if need_key and "PRIVATE KEY-----" not in text:
+        return [Problem(path, f"{file} holds no private key: put the key in the same PEM file as the certificate")]
+    try:
+        cert = x509.load_pem_x509_certificate(text.encode())
+    except ValueError:
+        return [Problem(path, f"{file}: the first certificate cannot be read (damaged PEM)")]
+    if need_key and cert.issuer == cert.subject:
+        return [
+            Problem(
+                path,
+                f"{file} is self-signed: clients will warn; replace it with a certificate from your CA before production",
+                severity="warning",
+            )
+        ]
+    return []

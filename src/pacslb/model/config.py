@@ -1,0 +1,416 @@
+"""The configuration model: one set of classes read and written by the CLI, API, WebUI and templates.
+
+Field names follow the field's vocabulary (virtual service, real server, persistence, scheduler).
+Each class checks what it can see alone; rules that span objects live in `pacslb.model.checks`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .types import Duration, Host, IPAddress, Name, Network, PortRange, Size, Text, URLPath
+
+
+class Strict(BaseModel):
+    """Base of every model class: unknown keys are errors, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+
+
+class Mode(str, Enum):
+    LAYER7_HTTP = "layer7-http"
+    LAYER7_TCP = "layer7-tcp"
+    LAYER4_NAT = "layer4-nat"
+    LAYER4_SNAT = "layer4-snat"
+    LAYER4_DR = "layer4-dr"
+    BACKEND_ONLY = "backend-only"
+
+    @property
+    def is_layer7(self) -> bool:
+        return self in (Mode.LAYER7_HTTP, Mode.LAYER7_TCP)
+
+    @property
+    def is_layer4(self) -> bool:
+        return self in (Mode.LAYER4_NAT, Mode.LAYER4_SNAT, Mode.LAYER4_DR)
+
+
+class Scheduler(str, Enum):
+    WEIGHTED_ROUND_ROBIN = "weighted-round-robin"
+    WEIGHTED_LEAST_CONNECTIONS = "weighted-least-connections"
+    SOURCE_HASH = "source-hash"
+
+
+class RealServerState(str, Enum):
+    ONLINE = "online"
+    DRAIN = "drain"  # finishes existing sessions and persistent clients, takes no new ones
+    HALT = "halt"  # no traffic at all
+
+
+class Protocol(str, Enum):
+    TCP = "tcp"
+    UDP = "udp"
+    TCP_UDP = "tcp+udp"
+
+
+# --- listeners ---------------------------------------------------------------------------------
+
+
+class Listener(Strict):
+    """One address and port (or port range) a virtual service listens on."""
+
+    address: IPAddress = Field(description="the VIP address; 0.0.0.0 or :: for every address")
+    port: PortRange = Field(description="a port (8443) or an inclusive range ('8000-8010')")
+
+
+# --- real servers ------------------------------------------------------------------------------
+
+
+class RealServer(Strict):
+    """A server that receives the traffic of a virtual service (RIP)."""
+
+    name: Name
+    address: Host = Field(description="IP address or DNS name of the real server")
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="port on the real server; omitted, the port the client connected to (no translation)",
+    )
+    weight: int = Field(default=100, ge=0, le=256, description="share of new connections, 0 to 256")
+    max_connections: int = Field(default=0, ge=0, le=1_000_000, description="0 for no limit; excess connections queue")
+    backup: bool = Field(default=False, description="used only when every non-backup real server is down")
+    state: RealServerState = RealServerState.ONLINE
+    encrypted: bool = Field(
+        default=False, description="re-encrypt traffic to this server with TLS (settings in server_tls)"
+    )
+
+
+class ServerTLS(Strict):
+    """How encrypted real servers are reached: verification and SNI."""
+
+    verify: Literal["required", "none"] = Field(
+        default="required", description="'required' checks the server's certificate against ca_file"
+    )
+    ca_file: str | None = Field(default=None, description="PEM file of the CAs trusted for the real servers")
+    sni: Text | None = Field(default=None, description="server name sent in the TLS handshake")
+    min_version: Literal["1.0", "1.1", "1.2", "1.3"] = "1.2"
+
+
+class FallbackServer(Strict):
+    """Where traffic goes when every real server (backups included) is down."""
+
+    address: Host
+    port: int = Field(ge=1, le=65535)
+    encrypted: bool = False
+
+
+# --- health checks -----------------------------------------------------------------------------
+
+
+class CheckTiming(Strict):
+    interval: Duration = Field(default=Duration(5000), description="time between checks")
+    timeout: Duration = Field(default=Duration(4000), description="time a check may take")
+    rise: int = Field(default=2, ge=1, le=100, description="consecutive passes that bring a server up")
+    fall: int = Field(default=3, ge=1, le=100, description="consecutive failures that take a server down")
+    port: int | None = Field(default=None, ge=1, le=65535, description="check this port instead of the server's")
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> "CheckTiming":
+        if self.timeout > self.interval:
+            raise ValueError(f"timeout ({self.timeout}) must not be longer than interval ({self.interval})")
+        if self.interval.milliseconds < 100:
+            raise ValueError("interval must be at least 100ms")
+        return self
+
+
+class NoCheck(Strict):
+    """'No checks, always on': the real servers are taken as up."""
+
+    type: Literal["none"]
+
+
+class ConnectCheck(CheckTiming):
+    """A TCP connect to the port ('Connect to Port')."""
+
+    type: Literal["connect"]
+
+
+class HTTPCheck(CheckTiming):
+    """An HTTP or HTTPS request whose answer must carry the expected status (and body text)."""
+
+    type: Literal["http", "https"]
+    method: Literal["GET", "HEAD", "OPTIONS", "POST"] = "GET"
+    path: URLPath = "/"
+    host: Text | None = Field(default=None, description="Host header sent with the check")
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
+        default_factory=lambda: [200], min_length=1, description="any of these statuses passes"
+    )
+    expect_body: Text | None = Field(default=None, description="text the answer's body must contain")
+
+
+# PACS-aware checks (dicom-echo, hl7, amqp, external) join this union: each is a class with its own
+# `type` literal, run by the appliance's health-check service rather than by HAProxy.
+HealthCheck = Annotated[Union[NoCheck, ConnectCheck, HTTPCheck], Field(discriminator="type")]
+
+
+# --- persistence -------------------------------------------------------------------------------
+
+
+class NoPersistence(Strict):
+    type: Literal["none"]
+
+
+class StickTablePersistence(Strict):
+    """Persistence kept in a table on the load balancer: by source IP, SSL session ID or X-Forwarded-For."""
+
+    type: Literal["source-ip", "ssl-session-id", "x-forwarded-for"]
+    timeout: Duration = Field(default=Duration(30 * 60_000), description="idle time after which an entry expires")
+    table_size: Size = Field(default=100_000, description="entries kept at most ('100k')")
+
+
+class CookiePersistence(Strict):
+    """An HTTP cookie that the load balancer inserts, naming the real server."""
+
+    type: Literal["http-cookie"]
+    cookie_name: Text = "SERVERID"
+    max_idle: Duration | None = Field(default=None, description="cookie is ignored after this idle time")
+
+
+class AppCookiePersistence(Strict):
+    """Stick on a cookie the application sets itself (e.g. JSESSIONID)."""
+
+    type: Literal["app-cookie"]
+    cookie_name: Text = "JSESSIONID"
+    timeout: Duration = Duration(30 * 60_000)
+    table_size: Size = 100_000
+
+
+Persistence = Annotated[
+    Union[NoPersistence, StickTablePersistence, CookiePersistence, AppCookiePersistence],
+    Field(discriminator="type"),
+]
+
+
+# --- TLS termination ---------------------------------------------------------------------------
+
+
+class HSTS(Strict):
+    max_age: int = Field(default=31_536_000, ge=0, le=63_072_000, description="seconds browsers remember HTTPS-only")
+    include_subdomains: bool = False
+    preload: bool = False
+
+
+class TLSTermination(Strict):
+    """TLS offload on the load balancer for a Layer 7 virtual service."""
+
+    certificates: list[str] = Field(
+        min_length=1, description="PEM files, each with certificate, key and chain; the first is the default"
+    )
+    min_version: Literal["1.2", "1.3"] = Field(default="1.2", description="oldest TLS version accepted")
+    cipher_policy: Literal["modern", "intermediate", "custom"] = Field(
+        default="intermediate", description="Mozilla's named policies, or 'custom' with ciphers"
+    )
+    ciphers: Text | None = Field(default=None, description="OpenSSL cipher list for TLS 1.2 (with cipher_policy custom)")
+    ciphersuites: Text | None = Field(default=None, description="TLS 1.3 suites (with cipher_policy custom)")
+    http_redirect_port: int | None = Field(
+        default=None, ge=1, le=65535, description="also listen on this port in plain HTTP and redirect to HTTPS"
+    )
+    hsts: HSTS | None = Field(default=None, description="send Strict-Transport-Security")
+
+    @model_validator(mode="after")
+    def _custom_needs_ciphers(self) -> "TLSTermination":
+        if self.cipher_policy == "custom" and not (self.ciphers or self.ciphersuites):
+            raise ValueError("cipher_policy 'custom' needs ciphers or ciphersuites; or choose 'intermediate'")
+        if self.cipher_policy != "custom" and (self.ciphers or self.ciphersuites):
+            raise ValueError("ciphers and ciphersuites are used only with cipher_policy 'custom'")
+        if self.cipher_policy == "modern" and self.min_version != "1.3":
+            raise ValueError("cipher_policy 'modern' means TLS 1.3 only: set min_version '1.3'")
+        return self
+
+
+# --- header rules ------------------------------------------------------------------------------
+
+
+class HeaderRule(Strict):
+    action: Literal["set", "add", "delete"]
+    name: Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")] = Field(
+        description="header name (RFC 9110 token)"
+    )
+    value: Text | None = Field(default=None, description="literal value; needed by set and add")
+
+    @model_validator(mode="after")
+    def _value_matches_action(self) -> "HeaderRule":
+        if self.action in ("set", "add") and self.value is None:
+            raise ValueError(f"a '{self.action}' header rule needs a value")
+        if self.action == "delete" and self.value is not None:
+            raise ValueError("a 'delete' header rule takes no value")
+        return self
+
+
+class Headers(Strict):
+    forwarded_for: bool | None = Field(
+        default=None, description="insert X-Forwarded-For with the client address; on by default for HTTP"
+    )
+    request: list[HeaderRule] = Field(default_factory=list, description="changes to requests, in order")
+    response: list[HeaderRule] = Field(default_factory=list, description="changes to responses, in order")
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+class HeaderMatch(Strict):
+    name: Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")]
+    value: Text | None = Field(default=None, description="omitted: the header only has to be present")
+    match: Literal["exact", "begins", "contains"] = "exact"
+
+
+class Match(Strict):
+    """Conditions of a rule. Every condition given must hold; a list holds when any of its items does."""
+
+    path_begins: list[URLPath] = Field(default_factory=list)
+    path_ends: list[Annotated[Text, Field(min_length=1)]] = Field(default_factory=list)
+    host: list[Annotated[Text, Field(min_length=1)]] = Field(default_factory=list, description="Host header, without port")
+    header: list[HeaderMatch] = Field(default_factory=list)
+    sni: list[Annotated[Text, Field(min_length=1)]] = Field(default_factory=list, description="TLS server name")
+    source: list[Network] = Field(default_factory=list, description="client networks")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "Match":
+        if not any((self.path_begins, self.path_ends, self.host, self.header, self.sni, self.source)):
+            raise ValueError("a rule needs at least one condition: path_begins, path_ends, host, header, sni or source")
+        return self
+
+    @property
+    def http_only_conditions(self) -> list[str]:
+        return [n for n in ("path_begins", "path_ends", "host", "header") if getattr(self, n)]
+
+
+class Redirect(Strict):
+    location: Text = Field(description="URL sent in the Location header")
+    code: Literal[301, 302, 303, 307, 308] = 302
+
+
+class Deny(Strict):
+    status: Literal[400, 401, 403, 404, 405, 429, 500, 502, 503] = 403
+
+
+class Rule(Strict):
+    """A Layer 7 rule: when `match` holds, do exactly one action."""
+
+    name: Name
+    match: Match
+    use_service: Name | None = Field(default=None, description="a backend-only service that takes the request")
+    redirect: Redirect | None = None
+    deny: Deny | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> "Rule":
+        actions = [a for a in ("use_service", "redirect", "deny") if getattr(self, a) is not None]
+        if len(actions) != 1:
+            raise ValueError(
+                "a rule needs exactly one action: use_service, redirect or deny"
+                + (f" (it has {', '.join(actions)})" if actions else "")
+            )
+        return self
+
+
+# --- timeouts ----------------------------------------------------------------------------------
+
+
+class Timeouts(Strict):
+    """Imaging traffic holds connections for long: the defaults follow the reference appliance's 12 h."""
+
+    connect: Duration = Field(default=Duration(4000), description="time to open a connection to a real server")
+    client: Duration = Field(default=Duration(12 * 3_600_000), description="client inactivity")
+    server: Duration = Field(default=Duration(12 * 3_600_000), description="real-server inactivity")
+    tunnel: Duration = Field(default=Duration(12 * 3_600_000), description="inactivity of upgraded / TCP tunnels")
+    http_request: Duration = Field(default=Duration(10_000), description="time to receive a whole HTTP request head")
+    queue: Duration = Field(default=Duration(30_000), description="time a request may wait for a free real server")
+
+
+class TimeoutOverrides(Strict):
+    connect: Duration | None = None
+    client: Duration | None = None
+    server: Duration | None = None
+    tunnel: Duration | None = None
+    http_request: Duration | None = None
+    queue: Duration | None = None
+
+
+# --- virtual services --------------------------------------------------------------------------
+
+
+class VirtualService(Strict):
+    """A virtual service (VIP), or a backend-only service reached through another service's rules."""
+
+    name: Name
+    description: Text | None = None
+    mode: Mode
+    listen: list[Listener] = Field(default_factory=list, description="addresses and ports; none for backend-only")
+    protocol: Protocol = Field(default=Protocol.TCP, description="Layer 4 only: tcp, udp or tcp+udp")
+    scheduler: Scheduler = Scheduler.WEIGHTED_ROUND_ROBIN
+    persistence: Persistence = Field(default_factory=lambda: NoPersistence(type="none"))
+    health_check: HealthCheck = Field(default_factory=lambda: ConnectCheck(type="connect"))
+    real_servers: list[RealServer] = Field(default_factory=list)
+    server_tls: ServerTLS = Field(default_factory=ServerTLS, description="how encrypted real servers are reached")
+    fallback: FallbackServer | None = None
+    rules: list[Rule] = Field(default_factory=list, description="Layer 7 rules, first match wins")
+    default_service: Name | None = Field(
+        default=None, description="backend-only service for requests that no rule takes"
+    )
+    tls: TLSTermination | None = Field(default=None, description="terminate TLS on the load balancer")
+    headers: Headers = Field(default_factory=Headers)
+    proxy_protocol: Literal["none", "v1", "v2"] = Field(default="none", description="send PROXY protocol to servers")
+    transparent: bool = Field(default=False, description="connect to servers from the client's address (TPROXY)")
+    max_connections: int | None = Field(default=None, ge=1, le=10_000_000, description="concurrent client connections")
+    timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
+
+    @property
+    def forwarded_for(self) -> bool:
+        """X-Forwarded-For insertion: on by default for HTTP services."""
+        if self.headers.forwarded_for is None:
+            return self.mode is Mode.LAYER7_HTTP
+        return self.headers.forwarded_for
+
+
+# --- appliance settings ------------------------------------------------------------------------
+
+
+class Logging(Strict):
+    target: Text = Field(default="stdout", description="'stdout', a syslog address 'HOST:PORT' or a socket path")
+    facility: Literal["local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"] = "local0"
+    level: Literal["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"] = "info"
+
+
+class Settings(Strict):
+    """Appliance-wide settings."""
+
+    max_connections: int = Field(default=100_000, ge=1, le=10_000_000, description="concurrent connections in all")
+    threads: int = Field(default=0, ge=0, le=64, description="HAProxy worker threads; 0 follows the CPU count")
+    hard_stop_after: Duration = Field(
+        default=Duration(3_600_000), description="bound on how long an old worker serves long connections after a reload"
+    )
+    max_reloads: int = Field(default=50, ge=1, le=1000, description="reloads an old worker survives before it is killed")
+    retries: int = Field(default=3, ge=0, le=10, description="connection attempts to real servers, then redispatch")
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    log: Logging = Field(default_factory=Logging)
+
+
+class Config(Strict):
+    """A whole pacslb configuration (`pacslb.yaml`)."""
+
+    version: Literal[1] = Field(description="configuration format version; this release reads 1")
+    settings: Settings = Field(default_factory=Settings)
+    virtual_services: list[VirtualService] = Field(default_factory=list)
+
+    def service(self, name: str) -> VirtualService | None:
+        """The virtual service called `name`, or None."""
+        return next((vs for vs in self.virtual_services if vs.name == name), None)
+
+    def effective_timeouts(self, vs: VirtualService) -> Timeouts:
+        """The appliance's timeouts with the service's overrides on top."""
+        overrides = vs.timeouts.model_dump(exclude_none=True)
+        return self.settings.timeouts.model_copy(update={k: getattr(vs.timeouts, k) for k in overrides})

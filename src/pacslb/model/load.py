@@ -1,0 +1,103 @@
+"""Reading a configuration: YAML text to a validated `Config` and the list of problems found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .checks import check, check_files
+from .config import Config
+from .problems import Problem, errors, from_validation_error
+
+DEFAULT_CONFIG_FILE = "pacslb.yaml"
+
+
+@dataclass
+class Loaded:
+    """The outcome of loading: a config when there are no errors, and every problem found (warnings too)."""
+
+    config: Config | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.config is not None and not errors(self.problems)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice (YAML would keep the last silently)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, "a key must be plain text", key_node.start_mark) from None
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str) -> tuple[Any, list[Problem]]:
+    """YAML text to plain data, or a problem that names the line."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader), []  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        return None, [Problem(where, f"not valid YAML: {exc.problem or exc.context}")]
+    except yaml.YAMLError as exc:
+        return None, [Problem("", f"not valid YAML: {exc}")]
+
+
+def validate_data(data: Any, base_dir: Path | None = None) -> Loaded:
+    """Plain data (from YAML or JSON) to a Config, with every problem; files are checked when base_dir is given."""
+    if not isinstance(data, dict):
+        return Loaded(None, [Problem("", "the configuration must be a mapping with 'version: 1' and 'virtual_services'")])
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        return Loaded(None, from_validation_error(exc, data, Config))
+    problems = check(config)
+    if base_dir is not None:
+        problems += check_files(config, base_dir)
+    return Loaded(config if not errors(problems) else None, problems)
+
+
+def load_text(text: str, base_dir: Path | None = None) -> Loaded:
+    data, problems = parse_yaml(text)
+    if problems:
+        return Loaded(None, problems)
+    return validate_data(data, base_dir)
+
+
+def load_file(path: Path) -> Loaded:
+    """Read and validate a configuration file; relative certificate paths are taken from its folder."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return Loaded(None, [Problem("", f"{path} does not exist: write one with 'pacslb init --template true-pacs -o {path}'")])
+    except (OSError, UnicodeDecodeError) as exc:
+        return Loaded(None, [Problem("", f"cannot read {path}: {exc}")])
+    return load_text(text, base_dir=path.resolve().parent)
+
+
+def dump_yaml(config: Config) -> str:
+    """The configuration as YAML, with defaults left out so that files stay short."""
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    data = {"version": config.version, **data}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)

@@ -1,0 +1,123 @@
+"""Problems: validation errors as values a user can act on, each with the path of its field.
+
+Paths name list items by their `name` where they have one, so an administrator reads
+`virtual_services[WFC_443].real_servers[rs1].port` rather than `virtual_services.3.real_servers.0.port`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal
+
+from pydantic import BaseModel, ValidationError
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{prefix}{self.path}: {self.message}" if self.path else f"{prefix}{self.message}"
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def warnings(problems: Iterable[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "warning"]
+
+
+def item_label(item: Any, index: int) -> str:
+    """`[name]` for a list item that has a usable name, `[index]` otherwise."""
+    if isinstance(item, dict):
+        name = item.get("name")
+        if isinstance(name, str) and name and all(c not in name for c in "[]\n"):
+            return f"[{name}]"
+    if isinstance(item, BaseModel) and isinstance(getattr(item, "name", None), str):
+        return f"[{item.name}]"
+    return f"[{index}]"
+
+
+def path_of(loc: tuple[Any, ...], data: Any) -> str:
+    """Turn a pydantic error location into a readable path, walking the raw input beside it.
+
+    Location parts that are not in the input (the tags of discriminated unions, pydantic's
+    `function-after[...]` steps) are left out; the last part stays even when absent (a missing field).
+    """
+    parts: list[str] = []
+    node = data
+    for i, key in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(key, int) and isinstance(node, list) and 0 <= key < len(node):
+            parts.append(item_label(node[key], key))
+            node = node[key]
+        elif isinstance(key, str) and isinstance(node, dict) and key in node:
+            parts.append(("." if parts else "") + key)
+            node = node[key]
+        elif last and isinstance(key, str) and "[" not in key and "(" not in key:
+            parts.append(("." if parts else "") + key)
+        # else: a union tag or validator step that the user never wrote
+    return "".join(parts)
+
+
+def known_field_names(model: type[BaseModel]) -> set[str]:
+    """Every field name used anywhere in the model, for 'did you mean' hints."""
+    seen: set[type] = set()
+    names: set[str] = set()
+
+    def walk(tp: Any) -> None:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if tp in seen:
+                return
+            seen.add(tp)
+            for name, field in tp.model_fields.items():
+                names.add(name)
+                walk(field.annotation)
+        for arg in getattr(tp, "__args__", ()) or ():
+            walk(arg)
+        for arg in getattr(tp, "__metadata__", ()) or ():
+            walk(arg)
+        origin = getattr(tp, "__origin__", None)
+        if origin is not None:
+            walk(origin)
+
+    walk(model)
+    return names
+
+
+def _message(err: dict[str, Any], known: set[str]) -> str:
+    kind = err["type"]
+    msg = err["msg"]
+    if kind == "extra_forbidden":
+        key = str(err["loc"][-1])
+        hint = difflib.get_close_matches(key, sorted(known), n=1)
+        return f"unknown field '{key}'" + (f"; did you mean '{hint[0]}'?" if hint else "; remove it")
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "union_tag_invalid":
+        expected = err.get("ctx", {}).get("expected_tags", "")
+        return f"unknown type {err['input']!r}; choose one of {expected}"
+    if kind == "union_tag_not_found":
+        return "needs a 'type' field"
+    if kind == "literal_error" or kind == "enum":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"{err['input']!r} is not allowed; choose one of {expected}"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a mapping of fields (key: value)"
+    if kind == "list_type":
+        return "must be a list (items starting with '- ')"
+    return msg[0].lower() + msg[1:] if msg else kind
+
+
+def from_validation_error(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[Problem]:
+    """Every problem pydantic found, with readable paths and messages, in a stable order."""
+    known = known_field_names(model)
+    found = [Problem(path_of(tuple(e["loc"]), data), _message(e, known)) for e in exc.errors()]
+    return list(dict.fromkeys(found))  # a union can report the same problem twice
