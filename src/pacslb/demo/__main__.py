@@ -1,0 +1,5 @@
+import sys
+
+from .services import main
+
+sys.exit(main())
