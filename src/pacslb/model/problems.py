@@ -59,10 +59,15 @@ def path_of(loc: tuple[Any, ...], data: Any) -> str:
         elif isinstance(key, str) and isinstance(node, dict) and key in node:
             parts.append(("." if parts else "") + key)
             node = node[key]
-        elif last and isinstance(key, str) and "[" not in key and "(" not in key:
+        elif last and isinstance(key, str) and "[" not in key and "(" not in key and not _is_union_tag(node, key):
             parts.append(("." if parts else "") + key)
         # else: a union tag or validator step that the user never wrote
     return "".join(parts)
+
+
+def _is_union_tag(node: Any, key: str) -> bool:
+    """pydantic ends the location of a whole-object error in a tagged union with the tag itself."""
+    return isinstance(node, dict) and node.get("type") == key
 
 
 def known_field_names(model: type[BaseModel]) -> set[str]:
