@@ -46,6 +46,11 @@ class StatePaths:
         return self.haproxy_dir / "haproxy.log"
 
     @property
+    def haproxy_applied(self) -> Path:
+        """SHA-256 of the configuration HAProxy's master last loaded; a restarted controller compares it to adopt."""
+        return self.haproxy_dir / "haproxy.cfg.sha256"
+
+    @property
     def controller_socket(self) -> Path:
         """The controller API (HTTP over a Unix socket), used by `pacslb status` and friends."""
         return self.root / "controller.sock"

@@ -14,6 +14,8 @@ app = typer.Typer(
 
 # Importing the command modules registers their commands on `app`.
 from . import config_commands  # noqa: E402,F401
+from . import run_commands  # noqa: E402,F401
+from . import init_command  # noqa: E402,F401
 
 
 def main() -> None:

@@ -6,10 +6,11 @@ Each class checks what it can see alone; rules that span objects live in `pacslb
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .types import Duration, Host, IPAddress, Name, Network, PortRange, Size, Text, URLPath
 
@@ -159,6 +160,10 @@ HealthCheck = Annotated[Union[NoCheck, ConnectCheck, HTTPCheck], Field(discrimin
 # --- persistence -------------------------------------------------------------------------------
 
 
+# A cookie name is an RFC 6265 token, never empty (HAProxy refuses an empty one).
+CookieName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")]
+
+
 class NoPersistence(Strict):
     type: Literal["none"]
 
@@ -175,7 +180,7 @@ class CookiePersistence(Strict):
     """An HTTP cookie that the load balancer inserts, naming the real server."""
 
     type: Literal["http-cookie"]
-    cookie_name: Text = "SERVERID"
+    cookie_name: CookieName = "SERVERID"
     max_idle: Duration | None = Field(default=None, description="cookie is ignored after this idle time")
 
 
@@ -183,7 +188,7 @@ class AppCookiePersistence(Strict):
     """Stick on a cookie the application sets itself (e.g. JSESSIONID)."""
 
     type: Literal["app-cookie"]
-    cookie_name: Text = "JSESSIONID"
+    cookie_name: CookieName = "JSESSIONID"
     timeout: Duration = Duration(30 * 60_000)
     table_size: Size = 100_000
 
@@ -368,6 +373,19 @@ class VirtualService(Strict):
     max_connections: int | None = Field(default=None, ge=1, le=10_000_000, description="concurrent client connections")
     timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
 
+    @model_validator(mode="after")
+    def _portless_servers_need_a_check_port(self) -> "VirtualService":
+        """A Layer 7 real server without a port (the client's port) can be checked only on health_check.port."""
+        if self.mode.is_layer4 or self.health_check.type == "none" or self.health_check.port is not None:
+            return self
+        portless = [rs.name for rs in self.real_servers if rs.port is None]
+        if portless:
+            raise ValueError(
+                f"real server(s) {', '.join(portless)} have no port, so the health check needs one: "
+                "set health_check.port, or give the real servers a port"
+            )
+        return self
+
     @property
     def forwarded_for(self) -> bool:
         """X-Forwarded-For insertion: on by default for HTTP services."""
@@ -383,6 +401,15 @@ class Logging(Strict):
     target: Text = Field(default="stdout", description="'stdout', a syslog address 'HOST:PORT' or a socket path")
     facility: Literal["local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"] = "local0"
     level: Literal["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"] = "info"
+
+    @field_validator("target")
+    @classmethod
+    def _target_is_a_destination(cls, target: str) -> str:
+        if target in ("stdout", "stderr") or target.startswith("/"):
+            return target
+        if re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?", target):
+            return target
+        raise ValueError(f"{target!r} is not a log target: write 'stdout', 'stderr', a socket path or HOST:PORT")
 
 
 class Settings(Strict):

@@ -57,12 +57,22 @@ def path_of(loc: tuple[Any, ...], data: Any) -> str:
             parts.append(item_label(node[key], key))
             node = node[key]
         elif isinstance(key, str) and isinstance(node, dict) and key in node:
-            parts.append(("." if parts else "") + key)
+            parts.append(("." if parts else "") + _plain(key))
             node = node[key]
         elif last and isinstance(key, str) and "[" not in key and "(" not in key and not _is_union_tag(node, key):
-            parts.append(("." if parts else "") + key)
+            parts.append(("." if parts else "") + _plain(key))
         # else: a union tag or validator step that the user never wrote
     return "".join(parts)
+
+
+def _printable(key: str) -> str:
+    """A key as the user can read it on one line: odd keys (control characters, spaces) are quoted."""
+    return f"'{key}'" if key.isprintable() and key.strip() == key and key else repr(key)
+
+
+def _plain(key: str) -> str:
+    """A key in a path: as written when it reads plainly, quoted otherwise."""
+    return key if key.isprintable() and " " not in key and key else repr(key)
 
 
 def _is_union_tag(node: Any, key: str) -> bool:
@@ -101,7 +111,7 @@ def _message(err: dict[str, Any], known: set[str]) -> str:
     if kind == "extra_forbidden":
         key = str(err["loc"][-1])
         hint = difflib.get_close_matches(key, sorted(known), n=1)
-        return f"unknown field '{key}'" + (f"; did you mean '{hint[0]}'?" if hint else "; remove it")
+        return f"unknown field {_printable(key)}" + (f"; did you mean '{hint[0]}'?" if hint else "; remove it")
     if kind == "missing":
         return "required field is missing"
     if kind == "union_tag_invalid":

@@ -181,6 +181,8 @@ class Duration:
         if isinstance(value, bool):
             raise ValueError("must be a duration such as '5s', '30m' or '12h'")
         if isinstance(value, int):
+            if value < 0:
+                raise ValueError(f"{value} is negative: a duration is 0 or more")
             ms = value * 1000
         elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
             ms = int(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"]

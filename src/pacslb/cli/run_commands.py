@@ -1,0 +1,258 @@
+"""Commands that run the appliance: up, stop, status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from ..paths import StatePaths
+from . import app
+from .common import DEFAULT_CONFIG, ConfigOption, StateDirOption, load_or_exit, state_dir
+
+EXIT_NOT_RUNNING = 1  # status: no appliance runs on the state directory
+EXIT_DEGRADED = 3  # status: HAProxy serves, but no controller supervises it
+
+STATE_STYLES = {
+    "UP": "green",
+    "DOWN": "bold red",
+    "DRAIN": "yellow",
+    "MAINT": "magenta",
+    "no-check": "cyan",
+    "UNKNOWN": "dim",
+    "STOPPED": "red",
+}
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def up(
+    config: ConfigOption = DEFAULT_CONFIG,
+    state_dir_option: StateDirOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug messages too")] = False,
+) -> None:
+    """Run the appliance in the foreground: controller, HAProxy and the API. Logs go to stderr.
+
+    HAProxy's own output goes to haproxy/haproxy.log in the state directory. A HAProxy that already
+    serves the state directory (left by a controller that died) is adopted, not started twice.
+    SIGTERM or Ctrl-C (or 'pacslb stop') stops HAProxy too. SIGHUP applies the configuration file again.
+    """
+    from ..controller.appliance import Controller
+    from ..controller.lock import ControllerLock, LockHeld
+
+    _setup_logging(verbose)
+    loaded = load_or_exit(config)
+    assert loaded.config is not None
+    paths = StatePaths(state_dir(state_dir_option).absolute())
+    lock = ControllerLock(paths)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        print(f"error: cannot use the state directory {paths.root}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    try:
+        logging.getLogger("pacslb.controller").info(
+            "pacslb controller (PID %d) on %s with %s", os.getpid(), paths.root, config
+        )
+        controller = Controller(paths, config, loaded.config)
+        code = asyncio.run(controller.run(config.read_text()))
+    finally:
+        lock.release()
+    raise typer.Exit(code)
+
+
+def _wait(condition, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+@app.command()
+def stop(
+    state_dir_option: StateDirOption = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for everything to end")] = 30.0,
+) -> None:
+    """Stop the appliance and its engines, and wait until they are gone.
+
+    Asks the controller through its API (SIGTERM when the API does not answer). Without a controller,
+    a HAProxy left serving the state directory is stopped by its recorded PID.
+    """
+    from ..controller.client import ControllerClient, ControllerUnavailable
+    from ..controller.lock import holder_pid, is_locked
+    from ..engines.haproxy import process
+
+    paths = StatePaths(state_dir(state_dir_option).absolute())
+    did_something = False
+    if is_locked(paths):
+        pid = holder_pid(paths)
+        try:
+            ControllerClient(paths).stop()
+            print(f"asked the controller (PID {pid}) to stop", file=sys.stderr)
+        except ControllerUnavailable as exc:
+            if pid is None or not process.is_running(pid) or "pacslb" not in " ".join(process.proc_cmdline(pid)):
+                print(f"error: a controller holds {paths.controller_lock} but {exc}, and its PID is unknown", file=sys.stderr)
+                raise typer.Exit(1) from None
+            os.kill(pid, signal.SIGTERM)
+            print(f"the controller's API does not answer ({exc}); sent SIGTERM to PID {pid}", file=sys.stderr)
+        gone = _wait(lambda: not is_locked(paths) and (pid is None or not process.is_running(pid)), timeout)
+        if not gone:
+            print(f"error: the controller (PID {pid}) is still running after {timeout:g}s", file=sys.stderr)
+            raise typer.Exit(1)
+        did_something = True
+    for master in process.masters_of(paths):
+        print(f"stopping HAProxy (master PID {master}), which ran without a controller", file=sys.stderr)
+        try:
+            process.stop(master, timeout=timeout)
+        except process.HAProxyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
+        did_something = True
+    if did_something:
+        print(f"stopped the appliance on {paths.root}")
+    else:
+        print(f"no appliance runs on {paths.root}: nothing to stop")
+
+
+@app.command()
+def status(
+    state_dir_option: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+) -> None:
+    """Live state of every virtual service and real server.
+
+    Exit status: 0 when the appliance runs; 1 when nothing runs on the state directory; 3 when it is
+    degraded: HAProxy serves but no controller supervises it (the state is then read from HAProxy
+    directly), or the controller runs but HAProxy does not.
+    """
+    from ..controller.client import ControllerClient, ControllerUnavailable
+    from ..controller.lock import holder_pid, is_locked
+    from ..controller.status import ApplianceStatus
+
+    paths = StatePaths(state_dir(state_dir_option).absolute())
+    code = 0
+    try:
+        data = ControllerClient(paths).status()
+    except ControllerUnavailable as exc:
+        if is_locked(paths):
+            print(
+                f"error: the controller (PID {holder_pid(paths)}) on {paths.root} does not answer: {exc}",
+                file=sys.stderr,
+            )
+            raise typer.Exit(EXIT_NOT_RUNNING) from None
+        data = _status_without_controller(paths)
+        if data is None:
+            print(
+                f"error: no appliance runs on {paths.root} (no controller, no HAProxy); start one with "
+                f"'pacslb up --state-dir {paths.root}'",
+                file=sys.stderr,
+            )
+            raise typer.Exit(EXIT_NOT_RUNNING) from None
+        print(
+            f"warning: no controller runs on {paths.root}: HAProxy (master PID {data['engine']['master_pid']}) "
+            "serves on its own, unsupervised; 'pacslb up' adopts it",
+            file=sys.stderr,
+        )
+        code = EXIT_DEGRADED
+    if not data["engine"]["running"]:
+        print(f"error: HAProxy is not running: {data['engine'].get('error') or 'unknown reason'}", file=sys.stderr)
+        code = EXIT_DEGRADED
+    if as_json:
+        print(json.dumps(data, indent=2))
+    else:
+        _print_table(ApplianceStatus.model_validate(data), paths)
+    raise typer.Exit(code)
+
+
+def _status_without_controller(paths: StatePaths) -> dict | None:
+    """Read the state from a HAProxy that serves without a controller, with the configuration it was given."""
+    from ..controller.observe import observe
+    from ..controller.status import EngineStatus
+    from ..engines.haproxy import process
+    from ..model import load_text
+
+    masters = process.masters_of(paths)
+    if not masters:
+        return None
+    try:
+        loaded = load_text(paths.config.read_text())
+    except OSError:
+        loaded = None
+    engine = EngineStatus(running=True, master_pid=masters[0], workers=process.children(masters[0]))
+    if loaded is None or loaded.config is None:
+        from ..model import Config
+
+        config = Config(version=1)
+        engine = engine.model_copy(update={"error": f"cannot read the configuration copy {paths.config}"})
+    else:
+        config = loaded.config
+    return observe(paths, config, engine, None).model_dump(mode="json")
+
+
+def _styled(state: str, transition: str | None = None) -> str:
+    style = STATE_STYLES.get(state, "")
+    text = f"[{style}]{state}[/]" if style else state
+    return f"{text} ({transition})" if transition else text
+
+
+def _print_table(status, paths: StatePaths) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    table = Table(title=f"pacslb on {paths.root}", title_justify="left")
+    for column in ("service", "real server", "address", "state", "check", "sessions cur/total"):
+        table.add_column(column, no_wrap=column in ("service", "real server", "state"))
+    for vs in status.virtual_services:
+        table.add_row(
+            f"[bold]{escape(vs.name)}[/] ({vs.mode})",
+            "",
+            escape(", ".join(vs.listen)),
+            _styled(vs.state.value),
+            escape(vs.note or ""),
+            f"{vs.sessions.current}/{vs.sessions.total}",
+        )
+        for rs in vs.real_servers:
+            table.add_row(
+                "",
+                escape(rs.name) + (" (backup)" if rs.backup else ""),
+                escape(rs.address),
+                _styled(rs.state.value, rs.transition),
+                escape(rs.check.summary()),
+                f"{rs.sessions.current}/{rs.sessions.total}",
+            )
+    console.print(table)
+    engine = status.engine
+    if engine.running:
+        words = [f"HAProxy master PID {engine.master_pid}", f"workers {', '.join(map(str, engine.workers)) or '-'}"]
+        if engine.adopted:
+            words.append("adopted")
+        if engine.restarts:
+            words.append(f"restarted {engine.restarts}x")
+        console.print(escape("; ".join(words)))
+    else:
+        console.print("[bold red]HAProxy is not running[/]")
+    if engine.error:
+        console.print(f"[red]{escape(engine.error)}[/]")
+    if status.controller:
+        console.print(escape(f"controller PID {status.controller.pid}, configuration {status.controller.config_file}"))

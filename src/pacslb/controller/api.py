@@ -1,0 +1,124 @@
+"""The controller API: HTTP over the Unix socket StatePaths.controller_socket (mode 0600).
+
+  GET  /api/v1/health   200 {"ok": true, ...} when HAProxy serves; 503 with the reason otherwise
+  GET  /api/v1/status   every virtual service and real server with its live state (ApplianceStatus)
+  POST /api/v1/stop     202: the controller stops HAProxy and everything it started, then exits
+
+`create_app` takes anything with the controller's small surface (`status`, `healthy`, `request_stop`),
+so the API is tested in-process with a stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from pathlib import Path
+from typing import Protocol
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from . import API_PREFIX
+from .status import ApplianceStatus
+
+
+class ControllerSurface(Protocol):
+    def status(self) -> ApplianceStatus: ...
+
+    def healthy(self) -> tuple[bool, str]: ...
+
+    def request_stop(self, reason: str) -> None: ...
+
+
+def create_app(controller: ControllerSurface) -> FastAPI:
+    app = FastAPI(
+        title="pacslb controller",
+        description="Live state and control of one pacslb appliance.",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+
+    @app.get(f"{API_PREFIX}/health")
+    async def health() -> JSONResponse:
+        ok, reason = await asyncio.to_thread(controller.healthy)
+        return JSONResponse({"ok": ok, "reason": reason, "controller_pid": os.getpid()}, status_code=200 if ok else 503)
+
+    @app.get(f"{API_PREFIX}/status", response_model=ApplianceStatus)
+    async def status() -> ApplianceStatus:
+        return await asyncio.to_thread(controller.status)
+
+    @app.post(f"{API_PREFIX}/stop", status_code=202)
+    async def stop() -> dict:
+        # Let the answer go out first; the controller stops in its main task.
+        asyncio.get_running_loop().call_later(0.05, controller.request_stop, "asked through the API")
+        return {"stopping": True, "controller_pid": os.getpid()}
+
+    return app
+
+
+class ApiServer:
+    """The uvicorn server of the API, running inside the controller's event loop."""
+
+    def __init__(self, server: object, task: asyncio.Task, socket_path: Path) -> None:
+        self.server = server
+        self.task = task
+        self.socket_path = socket_path
+
+    async def close(self) -> None:
+        self.server.should_exit = True  # type: ignore[attr-defined]
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(self.task, timeout=5.0)
+        if not self.task.done():
+            self.task.cancel()
+        self.socket_path.unlink(missing_ok=True)
+
+
+def bind_unix_socket(path: Path) -> socket.socket:
+    """A listening Unix socket readable and writable by its owner only (the API can stop the appliance)."""
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(controller: ControllerSurface, socket_path: Path) -> ApiServer:
+    """Start uvicorn on the Unix socket inside the running event loop; return once it listens."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        # The controller owns SIGTERM and SIGINT: uvicorn must neither catch nor re-raise them.
+        @contextlib.contextmanager
+        def capture_signals(self):  # uvicorn >= 0.29
+            yield
+
+        def install_signal_handlers(self) -> None:  # older uvicorn
+            return None
+
+    sock = bind_unix_socket(socket_path)
+    config = uvicorn.Config(
+        create_app(controller),
+        uds=str(socket_path),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+    )
+    server = _Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    for _ in range(200):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if task.done():
+        task.result()  # raises what stopped it
+    return ApiServer(server, task, socket_path)

@@ -1,0 +1,51 @@
+"""The CLI's side of the controller API: HTTP over the controller's Unix socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ..paths import StatePaths
+from . import API_PREFIX
+
+
+class ControllerUnavailable(Exception):
+    """No controller answers on this state directory's socket."""
+
+
+class ControllerClient:
+    def __init__(self, paths: StatePaths, timeout: float = 10.0) -> None:
+        self.paths = paths
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str) -> httpx.Response:
+        socket_path = self.paths.controller_socket
+        if not socket_path.exists():
+            raise ControllerUnavailable(f"no controller socket at {socket_path}")
+        transport = httpx.HTTPTransport(uds=str(socket_path))
+        try:
+            with httpx.Client(transport=transport, base_url="http://pacslb", timeout=self.timeout) as client:
+                return client.request(method, f"{API_PREFIX}{path}")
+        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise ControllerUnavailable(f"the controller does not answer on {socket_path}: {exc}") from None
+        except httpx.TimeoutException:
+            raise ControllerUnavailable(f"the controller did not answer on {socket_path} within {self.timeout:g}s") from None
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code >= 400:
+            raise ControllerUnavailable(
+                f"the controller answered {response.status_code} to {response.request.method} {response.request.url.path}: "
+                f"{response.text[:500]}"
+            )
+        return response.json()
+
+    def status(self) -> dict[str, Any]:
+        return self._json(self._request("GET", "/status"))
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        response = self._request("GET", "/health")
+        return response.status_code == 200, response.json()
+
+    def stop(self) -> dict[str, Any]:
+        return self._json(self._request("POST", "/stop"))
