@@ -174,8 +174,16 @@ def _references(config: Config) -> Iterator[Problem]:
                 _vs_path(vs),
                 "is reached from both layer7-http and layer7-tcp services; a backend-only service serves one of them",
             )
-        elif Mode.LAYER7_TCP in modes and vs.persistence.type in ("http-cookie", "app-cookie", "x-forwarded-for"):
-            yield Problem(f"{_vs_path(vs)}.persistence.type", "is reached from a layer7-tcp service, which cannot use HTTP persistence")
+        elif Mode.LAYER7_TCP in modes:
+            if vs.persistence.type in ("http-cookie", "app-cookie", "x-forwarded-for"):
+                yield Problem(f"{_vs_path(vs)}.persistence.type", "is reached from a layer7-tcp service, which cannot use HTTP persistence")
+            if vs.headers.request or vs.headers.response or vs.headers.forwarded_for:
+                yield Problem(f"{_vs_path(vs)}.headers", "is reached from a layer7-tcp service, which does not see HTTP headers: remove headers")
+        elif Mode.LAYER7_HTTP in modes and vs.persistence.type == "ssl-session-id":
+            yield Problem(
+                f"{_vs_path(vs)}.persistence.type",
+                "is reached from a layer7-http service, where TLS is already decrypted: use source-ip or http-cookie",
+            )
 
 
 def _protocols(vs: VirtualService) -> set[str]:
@@ -190,9 +198,10 @@ def _listener_clashes(config: Config) -> Iterator[Problem]:
     for vs in config.virtual_services:
         ports = [(f"{_vs_path(vs)}.listen[{i}]", l.address, l.port.first, l.port.last) for i, l in enumerate(vs.listen)]
         if vs.tls and vs.tls.http_redirect_port:
+            # The renderer writes one plain redirect listener per address, however many TLS ports it has.
             ports += [
-                (f"{_vs_path(vs)}.tls.http_redirect_port", l.address, vs.tls.http_redirect_port, vs.tls.http_redirect_port)
-                for l in vs.listen
+                (f"{_vs_path(vs)}.tls.http_redirect_port", address, vs.tls.http_redirect_port, vs.tls.http_redirect_port)
+                for address in dict.fromkeys(l.address for l in vs.listen)
             ]
         for path, address, first, last in ports:
             ip = ipaddress.ip_address(address)

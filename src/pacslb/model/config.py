@@ -415,7 +415,12 @@ class Logging(Strict):
 class Settings(Strict):
     """Appliance-wide settings."""
 
-    max_connections: int = Field(default=100_000, ge=1, le=10_000_000, description="concurrent connections in all")
+    max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="concurrent connections in all; omitted, HAProxy derives it from the open-files limit (ulimit -n)",
+    )
     threads: int = Field(default=0, ge=0, le=64, description="HAProxy worker threads; 0 follows the CPU count")
     hard_stop_after: Duration = Field(
         default=Duration(3_600_000), description="bound on how long an old worker serves long connections after a reload"

@@ -177,7 +177,7 @@ class Server:
 @dataclass(frozen=True)
 class Global:
     logs: tuple[Directive, ...]
-    maxconn: int
+    maxconn: int | None
     nbthread: int
     hard_stop_after: str
     max_reloads: int
