@@ -70,5 +70,10 @@ class StatePaths:
         return self.root / "pacslb.yaml"
 
     @property
+    def revisions_db(self) -> Path:
+        """SQLite store of revisions: every configuration applied (or attempted), with author, time and message."""
+        return self.root / "revisions.sqlite"
+
+    @property
     def certs_dir(self) -> Path:
         return self.root / "certs"

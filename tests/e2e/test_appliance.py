@@ -185,8 +185,9 @@ def test_adoption_reloads_when_the_configuration_changed(appliance, two_servers)
 
 def test_sighup_applies_the_changed_configuration(appliance, two_servers):
     master = appliance.haproxy_pid()
+    # a new check interval needs a reload (a weight alone is a runtime operation: tests/e2e/test_runtime_control.py)
     appliance.config.write_text(
-        http_service_config(appliance.vip_port, two_servers, interval_ms=INTERVAL_MS, fall=FALL, weights={"rs2": 30})
+        http_service_config(appliance.vip_port, two_servers, interval_ms=INTERVAL_MS + 100, fall=FALL, weights={"rs2": 30})
     )
     appliance.process.send_signal(signal.SIGHUP)
     wait_until(lambda: appliance.server(appliance.api_status(), "web", "rs2")["weight"] == 30, 15, "weight 30 applied")

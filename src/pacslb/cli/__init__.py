@@ -16,6 +16,9 @@ app = typer.Typer(
 from . import config_commands  # noqa: E402,F401
 from . import run_commands  # noqa: E402,F401
 from . import init_command  # noqa: E402,F401
+from . import change_commands  # noqa: E402,F401
+from . import layer4_commands  # noqa: E402,F401
+from . import demo_command  # noqa: E402,F401
 
 
 def main() -> None:

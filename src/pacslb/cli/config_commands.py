@@ -18,6 +18,7 @@ from .common import DEFAULT_CONFIG, ConfigOption, StateDirOption, load_or_exit, 
 
 class Engine(str, Enum):
     haproxy = "haproxy"
+    nftables = "nftables"
 
 
 @app.command()
@@ -32,11 +33,19 @@ def render(
     config: ConfigOption = DEFAULT_CONFIG,
     engine: Annotated[Engine, typer.Option("--engine", "-e", help="which engine's configuration")] = Engine.haproxy,
     state_dir_option: StateDirOption = None,
+    l2: Annotated[
+        Path | None, typer.Option("--l2", help="nftables DR: YAML of devices, routes and MACs (default: read from this host)")
+    ] = None,
 ) -> None:
     """Print the engine configuration that the model produces (nothing is written or started)."""
     from ..engines.haproxy.render import HAProxyEnv, render as render_haproxy
 
     loaded = load_or_exit(config)
+    if engine is Engine.nftables:  # Layer 4 (issue 8): cli/layer4_commands.py
+        from .layer4_commands import render_nftables
+
+        sys.stdout.write(render_nftables(loaded.config, l2))
+        return
     env = HAProxyEnv(
         state_dir=state_dir(state_dir_option), base_dir=config.resolve().parent, cpu_count=os.cpu_count() or 1
     )

@@ -72,6 +72,7 @@ def up(
             "pacslb controller (PID %d) on %s with %s", os.getpid(), paths.root, config
         )
         controller = Controller(paths, config, loaded.config)
+        del loaded  # the controller may run another revision (controller/changes.py): keep one model, not two
         code = asyncio.run(controller.run(config.read_text()))
     finally:
         lock.release()
@@ -221,7 +222,7 @@ def _print_table(status, paths: StatePaths) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"pacslb on {paths.root}", title_justify="left")
-    for column in ("service", "real server", "address", "state", "check", "sessions cur/total"):
+    for column in ("service", "real server", "address", "state", "weight", "check", "sessions cur/total"):
         table.add_column(column, no_wrap=column in ("service", "real server", "state"))
     for vs in status.virtual_services:
         table.add_row(
@@ -229,6 +230,7 @@ def _print_table(status, paths: StatePaths) -> None:
             "",
             escape(", ".join(vs.listen)),
             _styled(vs.state.value),
+            "",
             escape(vs.note or ""),
             f"{vs.sessions.current}/{vs.sessions.total}",
         )
@@ -238,6 +240,7 @@ def _print_table(status, paths: StatePaths) -> None:
                 escape(rs.name) + (" (backup)" if rs.backup else ""),
                 escape(rs.address),
                 _styled(rs.state.value, rs.transition),
+                "-" if rs.weight is None else str(rs.weight),
                 escape(rs.check.summary()),
                 f"{rs.sessions.current}/{rs.sessions.total}",
             )

@@ -4,6 +4,9 @@
   GET  /api/v1/status   every virtual service and real server with its live state (ApplianceStatus)
   POST /api/v1/stop     202: the controller stops HAProxy and everything it started, then exits
 
+and, when the controller has `changes` (controller/changes.py), the routes of api_changes.py: apply,
+runtime control of real servers, revisions, diff, rollback.
+
 `create_app` takes anything with the controller's small surface (`status`, `healthy`, `request_stop`),
 so the API is tested in-process with a stand-in.
 """
@@ -57,6 +60,11 @@ def create_app(controller: ControllerSurface) -> FastAPI:
         asyncio.get_running_loop().call_later(0.05, controller.request_stop, "asked through the API")
         return {"stopping": True, "controller_pid": os.getpid()}
 
+    changes = getattr(controller, "changes", None)
+    if changes is not None:
+        from .api_changes import changes_router
+
+        app.include_router(changes_router(changes))
     return app
 
 

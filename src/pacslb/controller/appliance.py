@@ -31,10 +31,13 @@ from typing import Callable
 
 from ..engines.haproxy import process
 from ..engines.haproxy.runtime import RuntimeAPI, RuntimeAPIError
-from ..model import Config, load_file
+from ..model import Config
 from ..paths import StatePaths
-from . import files
+from ..store import StoreError
+from . import files, runtime_ops
 from .api import ApiServer, serve
+from .changes import ChangeManager
+from .layer4 import LAYER4_ERRORS, Layer4  # Layer 4 (nftables, issue 8)
 from .observe import observe
 from .status import ApplianceStatus, ControllerStatus, EngineStatus
 
@@ -71,6 +74,8 @@ class Prepared:
     text: str
     temp: Path
     warnings: list[str]
+    render_seconds: float = 0.0
+    check_seconds: float = 0.0
 
     @property
     def digest(self) -> str:
@@ -93,6 +98,7 @@ class Controller:
         self.paths = paths
         self.config_file = config_file.resolve()
         self.config = config
+        self.base_dir = self.config_file.parent  # relative certificate paths of `config` are read from here
         self.binary = haproxy_binary
         self.renderer = renderer
         self.supervise_interval = supervise_interval
@@ -104,6 +110,8 @@ class Controller:
         self._stop_reason = ""
         self._engine_lock = asyncio.Lock()  # one start, reload or stop of HAProxy at a time
         self._tasks: list[asyncio.Task] = []
+        self.changes = ChangeManager(self)  # apply, runtime control, rollback; revisions (controller/changes.py)
+        self.layer4 = Layer4(paths)  # Layer 4 (nftables, issue 8)
 
     # --- preparing and applying ------------------------------------------------------------------
 
@@ -111,20 +119,24 @@ class Controller:
         """An empty server-state file (format version line only): HAProxy reads it without a warning."""
         files.atomic_write(self.paths.haproxy_server_state, "1\n")
 
-    def prepare(self, config: Config) -> Prepared:
+    def prepare(self, config: Config, base_dir: Path | None = None) -> Prepared:
         """Render and let HAProxy check the result in a temporary file next to the real one (blocking)."""
         if not self.paths.haproxy_server_state.exists():
             self._reset_server_state()
-        text = self.renderer(config, self.paths.root, self.config_file.parent)
+        started = time.monotonic()
+        text = self.renderer(config, self.paths.root, base_dir or self.base_dir)
         temp = files.temp_file(self.paths.haproxy_dir, ".haproxy.cfg.", text)
+        rendered = time.monotonic()
         result = process.check(temp, self.binary)
+        checked = time.monotonic()
         if not result.ok:
             temp.unlink(missing_ok=True)
             raise ApplyError(
                 "HAProxy refuses the rendered configuration (nothing was changed)",
                 result.messages or [result.output],
             )
-        return Prepared(text, temp, [m for m in result.messages if m.startswith("warning")])
+        warnings = [m for m in result.messages if m.startswith("warning")]
+        return Prepared(text, temp, warnings, rendered - started, checked - rendered)
 
     def _swap_in(self, prepared: Prepared) -> str | None:
         """Put a checked file in place; return the previous text (for a rollback)."""
@@ -137,11 +149,16 @@ class Controller:
         if config_text is not None:
             files.atomic_write(self.paths.config, config_text)
 
-    def _reload(self, prepared: Prepared, config_text: str | None) -> None:
-        """Swap the file in and reload; on failure put the previous file back (the old worker still serves)."""
+    def _reload(self, prepared: Prepared, config_text: str | None, config: Config | None = None) -> None:
+        """Swap the file in and reload; on failure put the previous file back (the old worker still serves).
+
+        The new worker reads the server-state file written here: health from HAProxy, admin states and
+        weights from `config` (the model being applied; default the one that runs).
+        """
         previous = self._swap_in(prepared)
         try:
-            process.reload(self.paths)
+            runtime_ops.save_server_state(self.paths, config or self.config)
+            process.reload(self.paths, save_state=False)
         except BaseException:
             if previous is not None:
                 files.atomic_write(self.paths.haproxy_config, previous)
@@ -185,33 +202,12 @@ class Controller:
         log.info("HAProxy started (master PID %d, workers %s)", self.master.pid, self.master.workers())
 
     async def apply_file(self) -> None:
-        """Read the configuration file again and apply it with a confirmed reload (SIGHUP)."""
-        loaded = await asyncio.to_thread(load_file, self.config_file)
-        for problem in loaded.problems:
-            log.warning("%s: %s", self.config_file, problem)
-        if not loaded.ok or loaded.config is None:
-            log.error("%s is not valid: nothing was changed", self.config_file)
-            return
-        async with self._engine_lock:
-            try:
-                prepared = await asyncio.to_thread(self.prepare, loaded.config)
-            except ApplyError as exc:
-                log.error("%s", exc)
-                return
-            if prepared.digest == (files.read_text(self.paths.haproxy_applied) or "").strip():
-                prepared.discard()
-                self.config = loaded.config
-                log.info("%s: HAProxy already runs this configuration", self.config_file)
-                return
-            try:
-                text = self.config_file.read_text()
-                await asyncio.to_thread(self._reload, prepared, text)
-            except (process.ReloadError, process.HAProxyError, RuntimeAPIError) as exc:
-                log.error("reload failed; the previous configuration keeps serving: %s", exc)
-                return
-            self.config = loaded.config
-            self.engine_error = None
-            log.info("applied %s (HAProxy reloaded)", self.config_file)
+        """SIGHUP: read the configuration file again and apply it as a new revision.
+
+        Planned like any apply (controller/changes.py): runtime operations when they suffice, else a
+        confirmed hitless reload; Layer 4 (nftables) gets it when its services changed.
+        """
+        await self.changes.apply_file()
 
     # --- supervision -----------------------------------------------------------------------------
 
@@ -248,7 +244,11 @@ class Controller:
         found = process.adopt(self.paths)  # someone may have started one meanwhile: never run two
         if found is not None:
             return found
-        return process.start(self.paths, self.binary)
+        runtime_ops.rewrite_saved_state(self.paths, self.config)  # states and weights from the model
+        master = process.start(self.paths, self.binary)
+        self.master = master
+        self.changes.converge()
+        return master
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
@@ -380,13 +380,34 @@ class Controller:
         self.paths.haproxy_dir.mkdir(parents=True, exist_ok=True)
         log_position = self._log_size()
         try:
+            # revisions: settle what a killed controller left pending; run the current revision, or the
+            # configuration file when it changed since it was last read (controller/changes.py)
+            config_text = await asyncio.to_thread(self.changes.startup, config_text)
+        except StoreError as exc:
+            log.error("the revision store cannot be used: %s", exc)
+            return 1
+        try:
             await asyncio.to_thread(self.start_engine, config_text)
         except ApplyError as exc:
             log.error("%s", exc)
+            await asyncio.to_thread(self.changes.startup_failed, str(exc))
             return 2
         except (process.HAProxyError, RuntimeAPIError, OSError) as exc:
             log.error("HAProxy could not be started: %s", exc)
+            await asyncio.to_thread(self.changes.startup_failed, str(exc))
             return 1
+        # --- Layer 4 (nftables, issue 8): controller/layer4.py ---
+        try:
+            await self.layer4.start(self.config)
+        except LAYER4_ERRORS as exc:
+            log.error("Layer 4 could not be started: %s", exc)
+            await self._shutdown(None)
+            return 2
+        # --- end Layer 4 ---
+        try:
+            await asyncio.to_thread(self.changes.started)  # record it; runtime states as the model says
+        except StoreError as exc:
+            log.error("the revision store cannot be written: %s", exc)
 
         try:
             api = await serve(self, self.paths.controller_socket)
@@ -404,6 +425,7 @@ class Controller:
         return 0
 
     async def _shutdown(self, api: ApiServer | None) -> None:
+        await self.layer4.stop()  # Layer 4 (nftables, issue 8): stop its checks, delete pacslb's tables
         async with self._engine_lock:
             if self.master is not None:
                 pid = self.master.pid

@@ -19,14 +19,15 @@ class ControllerClient:
         self.paths = paths
         self.timeout = timeout
 
-    def _request(self, method: str, path: str) -> httpx.Response:
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                 params: dict[str, Any] | None = None) -> httpx.Response:
         socket_path = self.paths.controller_socket
         if not socket_path.exists():
             raise ControllerUnavailable(f"no controller socket at {socket_path}")
         transport = httpx.HTTPTransport(uds=str(socket_path))
         try:
             with httpx.Client(transport=transport, base_url="http://pacslb", timeout=self.timeout) as client:
-                return client.request(method, f"{API_PREFIX}{path}")
+                return client.request(method, f"{API_PREFIX}{path}", json=body, params=params)
         except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise ControllerUnavailable(f"the controller does not answer on {socket_path}: {exc}") from None
         except httpx.TimeoutException:
@@ -49,3 +50,23 @@ class ControllerClient:
 
     def stop(self) -> dict[str, Any]:
         return self._json(self._request("POST", "/stop"))
+
+    # --- changes (controller/api_changes.py): the answer's body whatever its status, 200, 404, 409 or 422
+
+    def _change(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self._request("POST", path, body)
+        if response.status_code not in (200, 404, 409, 422) or "outcome" not in response.text:
+            self._json(response)  # raises with the status and text
+        return response.json()
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._change("/apply", body)
+
+    def set_real_server_state(self, service: str, real_server: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._change(f"/virtual-services/{service}/real-servers/{real_server}/state", body)
+
+    def set_real_server_weight(self, service: str, real_server: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._change(f"/virtual-services/{service}/real-servers/{real_server}/weight", body)
+
+    def rollback(self, rev_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self._change(f"/revisions/{rev_id}/rollback", body)

@@ -209,6 +209,10 @@ def virtual_service_status(vs: VirtualService, rows: Iterable[StatRow]) -> Virtu
             continue
         check = check_result(row)
         state, transition = server_state(row.status, check.outcome)
+        if state is ServerState.UP and row.weight == 0:
+            # HAProxy reports a server of weight 0 UP (the configuration file writes drain as weight 0):
+            # it takes no new sessions, which is what DRAIN means here
+            state, transition = ServerState.DRAIN, transition or "weight 0"
         real_servers.append(
             RealServerStatus(
                 name=rs.name,

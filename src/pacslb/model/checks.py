@@ -28,6 +28,7 @@ def check(config: Config) -> list[Problem]:
     problems += _mode_features(config)
     problems += _references(config)
     problems += _listener_clashes(config)
+    problems += _layer4_addresses(config)
     return problems
 
 
@@ -140,6 +141,29 @@ def _mode_features(config: Config) -> Iterator[Problem]:
             l.port.first <= vs.tls.http_redirect_port <= l.port.last for l in vs.listen
         ):
             yield Problem(f"{p}.tls.http_redirect_port", "is one of the service's own TLS ports: choose another port (usually 80)")
+
+
+def _layer4_addresses(config: Config) -> Iterator[Problem]:
+    """Layer 4 forwards packets: real servers are IP addresses of the same family as the service's listeners."""
+    for vs in config.virtual_services:
+        if not vs.mode.is_layer4 or not vs.listen:
+            continue
+        families = {ipaddress.ip_address(l.address).version for l in vs.listen}
+        if len(families) > 1:
+            yield Problem(f"{_vs_path(vs)}.listen", f"{vs.mode.value} listens on one address family: split IPv4 and IPv6 into two services")
+            continue
+        family = families.pop()
+        for rs in vs.real_servers:
+            try:
+                version = ipaddress.ip_address(rs.address).version
+            except ValueError:
+                yield Problem(f"{_vs_path(vs)}.real_servers[{rs.name}].address", f"{vs.mode.value} needs an IP address, not a DNS name")
+                continue
+            if version != family:
+                yield Problem(
+                    f"{_vs_path(vs)}.real_servers[{rs.name}].address",
+                    f"is IPv{version} behind an IPv{family} listener: {vs.mode.value} cannot translate address families",
+                )
 
 
 def _references(config: Config) -> Iterator[Problem]:

@@ -51,9 +51,27 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+if hasattr(yaml, "CSafeLoader"):
+
+    class _FastUniqueKeyLoader(yaml.CSafeLoader):  # type: ignore[name-defined, misc]
+        """The same loader on libyaml's parser: several times faster, and far less memory, on large files."""
+
+    _FastUniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+else:  # PyYAML built without libyaml
+    _FastUniqueKeyLoader = None  # type: ignore[assignment, misc]
+
 
 def parse_yaml(text: str) -> tuple[Any, list[Problem]]:
-    """YAML text to plain data, or a problem that names the line."""
+    """YAML text to plain data, or a problem that names the line.
+
+    libyaml reads it when PyYAML has it; a document it refuses is read again by the pure Python
+    loader, whose messages are more precise (they name a tab, say).
+    """
+    if _FastUniqueKeyLoader is not None:
+        try:
+            return yaml.load(text, Loader=_FastUniqueKeyLoader), []  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError:
+            pass
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader), []  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:

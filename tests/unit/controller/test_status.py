@@ -150,3 +150,19 @@ def test_no_rows_means_unknown():
 )
 def test_server_state_words(text, check, expected):
     assert server_state(text, check) == expected
+
+
+def test_a_server_of_weight_0_is_reported_drain():
+    """HAProxy says UP for a server of weight 0 (how the configuration file writes drain): status says DRAIN."""
+    from pacslb.engines.haproxy.runtime import ProxyKind, StatRow
+
+    loaded = load_text(CONFIG)
+    rows = [
+        StatRow(proxy="web", name="BACKEND", kind=ProxyKind.BACKEND, status="UP"),
+        StatRow(proxy="web", name="rs1", kind=ProxyKind.SERVER, status="UP", weight=0, user_weight=0),
+        StatRow(proxy="web", name="rs2", kind=ProxyKind.SERVER, status="UP", weight=1, user_weight=1),
+    ]
+    status = build_status(loaded.config, rows, EngineStatus(running=True), None)
+    rs1, rs2 = service(status, "web").real_servers[:2]
+    assert (rs1.state, rs1.transition) == (ServerState.DRAIN, "weight 0")
+    assert rs2.state is ServerState.UP

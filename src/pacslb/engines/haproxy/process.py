@@ -439,11 +439,13 @@ def save_server_state(paths: StatePaths, timeout: float = 5.0) -> bool:
     return True
 
 
-def reload(paths: StatePaths, timeout: float = RELOAD_TIMEOUT, log_path: Path | None = None) -> ProcTable:
+def reload(
+    paths: StatePaths, timeout: float = RELOAD_TIMEOUT, log_path: Path | None = None, save_state: bool = True
+) -> ProcTable:
     """Reload the master on the configuration file on disk and confirm it with `show proc`.
 
     Real-server states and weights set at runtime are saved to the server-state-file first, so that
-    the new workers start from them.
+    the new workers start from them (`save_state=False` when the caller has written that file itself).
 
     Success: the master's reload counter moved, it reports no failed load, and a worker that was not
     there before serves. Raises ReloadError otherwise (the old worker keeps serving), with HAProxy's
@@ -456,7 +458,8 @@ def reload(paths: StatePaths, timeout: float = RELOAD_TIMEOUT, log_path: Path | 
         offset = 0
     before = show_proc(paths)
     old = {w.pid for w in before.workers}
-    save_server_state(paths)
+    if save_state:
+        save_server_state(paths)
     try:
         master_command(paths, "reload", timeout=timeout)
     except RuntimeAPIError as exc:

@@ -228,6 +228,7 @@ class Backend:
     http_request: tuple[Directive, ...]
     http_response: tuple[Directive, ...]
     http_reuse: str | None
+    retries: tuple[Directive, ...]  # Layer 7 retries of idempotent requests
     source: Directive | None
     default_server: Directive
     servers: tuple[Server, ...]
@@ -327,6 +328,14 @@ def build(config: Config, env: HAProxyEnv) -> HAProxyConfig:
         if vs.real_servers:
             sections.append(_transform_backend(vs, config, env, reached_from.get(vs.name, [])))
     return HAProxyConfig(_transform_global(config, env), _transform_defaults(config), tuple(sections))
+
+
+def backend_view(config: Config, env: HAProxyEnv, name: str) -> Backend | None:
+    """The backend of one virtual service, as `build` makes it (the runtime API's `add server` reuses its server lines)."""
+    vs = config.service(name)
+    if vs is None or vs.mode.is_layer4 or not vs.real_servers:
+        return None
+    return _transform_backend(vs, config, env, _reached_from(config).get(vs.name, []))
 
 
 def _environment() -> jinja2.Environment:
@@ -438,6 +447,11 @@ def _transform_frontend(vs: VirtualService, config: Config, env: HAProxyEnv) -> 
 
     default_backend = vs.default_service or (vs.name if vs.real_servers else None)
     options = ["httplog" if http else "tcplog"]
+    if http:
+        # A reload closes idle keep-alive connections of the old worker by default, and a client that
+        # sends its next request at that moment sees the connection drop. With this option the old
+        # worker answers that request with `Connection: close` instead (hard-stop-after bounds it).
+        options.append("idle-close-on-response")
     if http and vs.forwarded_for:
         options.append("forwardfor")
     return Frontend(
@@ -661,10 +675,21 @@ def _transform_backend(
         http_request=tuple(_header_rules("http-request", vs.headers.request)) if http and is_backend_only else (),
         http_response=tuple(_header_rules("http-response", vs.headers.response)) if http and is_backend_only else (),
         http_reuse="safe" if http else None,
+        retries=L7_RETRIES if http else (),
         source=("source", "0.0.0.0", "usesrc", "clientip") if vs.transparent else None,
         default_server=tuple(default_server),
         servers=tuple(servers),
     )
+
+
+# A real server that dies while a request is in flight closes the connection with no answer. HAProxy
+# retries only connection failures by default; these also retry an empty or garbled answer, on
+# another server (redispatch), for idempotent methods only: a radiologist's GET never fails because
+# one replica crashed, and a POST is never sent twice.
+L7_RETRIES: tuple[Directive, ...] = (
+    ("retry-on", "conn-failure", "empty-response", "junk-response"),
+    ("http-request", "disable-l7-retry", "if", "!METH_GET", "!METH_HEAD", "!METH_OPTIONS"),
+)
 
 
 def _backend_mode(vs: VirtualService, reached_from: list[VirtualService]) -> str:
@@ -759,7 +784,7 @@ def _server(rs: RealServer, vs: VirtualService, env: HAProxyEnv) -> Server:
         options += ["cookie", rs.name]
     if rs.encrypted:
         options += _server_tls(vs, env)
-    options += _check_tls(vs, encrypted=rs.encrypted)
+    options += _check_tls(vs, env, encrypted=rs.encrypted)
     send_proxy = SEND_PROXY[vs.proxy_protocol]
     if send_proxy:
         options.append(send_proxy)
@@ -787,7 +812,7 @@ def _server_tls(vs: VirtualService, env: HAProxyEnv) -> list[object]:
     return options
 
 
-def _check_tls(vs: VirtualService, encrypted: bool) -> list[object]:
+def _check_tls(vs: VirtualService, env: HAProxyEnv, encrypted: bool) -> list[object]:
     """TLS of the health check. An encrypted server's checks use its own `ssl` settings."""
     check = vs.health_check
     if check.type == "none":
@@ -797,7 +822,13 @@ def _check_tls(vs: VirtualService, encrypted: bool) -> list[object]:
         # explicit: with a check port HAProxy would otherwise check an encrypted server in plain text
         options.append("check-ssl")
         if not encrypted:
-            options += ["verify", "none"]
+            # the server's traffic is plain, so `ssl` settings are not there to inherit: verify the
+            # check's certificate when a CA is given, else accept any (the check is about liveness)
+            tls = vs.server_tls
+            if tls.verify == "required" and tls.ca_file:
+                options += ["verify", "required", "ca-file", Word(str(resolve(tls.ca_file, env.base_dir)))]
+            else:
+                options += ["verify", "none"]
     elif check.type == "http" and encrypted:
         options.append("no-check-ssl")  # a plain HTTP check was asked for
     if vs.server_tls.sni and (check.type == "https" or encrypted) and check.type != "http":

@@ -339,3 +339,28 @@ class RuntimeAPI:
 
     def disable_health(self, backend: str, server: str) -> None:
         self._set(f"disable health {_server_ref(backend, server)}")
+
+    # --- dynamic servers and addresses (HAProxy answers these with a sentence, not with nothing) ---
+
+    def _expect(self, command: str, *success: str) -> str:
+        reply = self.command(command).strip()
+        if not any(s in reply for s in success):
+            raise RuntimeAPIError(f"HAProxy refused {command!r}: {reply or '(no answer)'}")
+        return reply
+
+    def add_server(self, backend: str, server: str, address: str, options: tuple[str, ...] = ()) -> None:
+        """`add server`: a new server, in maintenance with its checks off until `enable health` / `set server state`."""
+        words = [address, *options]
+        if any(not w or any(c in w for c in " \t\r\n") for w in words):
+            raise ValueError(f"add server takes plain words: {words!r}")
+        self._expect(f"add server {_server_ref(backend, server)} {' '.join(words)}", "New server registered")
+
+    def del_server(self, backend: str, server: str) -> None:
+        """`del server`: HAProxy refuses unless the server is in maintenance with no connection left."""
+        self._expect(f"del server {_server_ref(backend, server)}", "Server deleted")
+
+    def set_server_addr(self, backend: str, server: str, address: str, port: int | None = None) -> None:
+        if any(c in address for c in " \t\r\n"):
+            raise ValueError(f"not an address: {address!r}")
+        command = f"set server {_server_ref(backend, server)} addr {address}" + (f" port {int(port)}" if port else "")
+        self._expect(command, "changed", "no need to change")

@@ -286,7 +286,27 @@ def test_https_check_of_encrypted_servers_keeps_their_verification() -> None:
         "check weight 100 ssl verify required ca-file /etc/pacslb/ca.pem sni str(pacs.example.org) "
         'ssl-min-ver TLSv1.2 check-ssl check-sni "pacs.example.org"'
     )
-    assert render_line(plain.options) == 'check weight 100 check-ssl verify none check-sni "pacs.example.org"'
+    # a plain server's HTTPS check verifies with the service's CA when one is given
+    assert render_line(plain.options) == (
+        'check weight 100 check-ssl verify required ca-file /etc/pacslb/ca.pem check-sni "pacs.example.org"'
+    )
+
+
+def test_https_check_of_plain_servers_without_a_ca_accepts_any_certificate() -> None:
+    cfg = config(
+        service(
+            health_check={"type": "https", "path": "/"},
+            real_servers=[{"name": "plain", "address": "192.0.2.2", "port": 80}],
+        )
+    )
+    (plain,) = backend(cfg, "web").servers
+    assert render_line(plain.options) == "check weight 100 check-ssl verify none"
+
+
+def test_http_backends_retry_idempotent_requests_only() -> None:
+    text = render(config(service()), ENV)
+    assert "    retry-on conn-failure empty-response junk-response\n" in text
+    assert "    http-request disable-l7-retry if !METH_GET !METH_HEAD !METH_OPTIONS\n" in text
 
 
 # --- rules ------------------------------------------------------------------------------------------------

@@ -1,0 +1,145 @@
+"""The controller API's changes: apply, runtime control of real servers, revisions, diff, rollback.
+
+  POST /api/v1/apply                                                    {yaml and/or config, base_dir, dry_run, author, message}
+  POST /api/v1/virtual-services/{service}/real-servers/{real_server}/state   {state: online|drain|halt, all, author, message}
+  POST /api/v1/virtual-services/{service}/real-servers/{real_server}/weight  {weight: 0..256, author, message}
+  POST /api/v1/revisions/{id}/rollback                                  {dry_run, author, message}
+  GET  /api/v1/revisions?limit=N&before=ID                              the latest revisions first (no configurations)
+  GET  /api/v1/revisions/{id}                                           one revision, with its whole configuration
+  GET  /api/v1/diff?from=ID&to=ID                                       readable model diff (store/history.py)
+
+A change answers 200 (applied, unchanged, dry-run), 422 (invalid: `problems` with field paths),
+409 (refused: an engine refused it or it failed; the previous configuration serves; `message` and
+`messages` say why) or 404 (no such service, real server or revision), always with the same body
+(ChangeResult.as_dict): outcome, message, plan, revision, problems, messages, timings, engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, model_validator
+
+from ..model.config import RealServerState
+from ..store import RevisionStore, StoreError
+from ..store.history import revision_diff
+from . import API_PREFIX
+from .changes import ChangeResult
+
+
+class ChangeSurface(Protocol):
+    store: RevisionStore
+
+    async def apply(self, **kwargs: Any) -> ChangeResult: ...
+
+    async def set_real_server(self, service: str, real_server: str, **kwargs: Any) -> ChangeResult: ...
+
+    async def rollback(self, rev_id: int, **kwargs: Any) -> ChangeResult: ...
+
+
+class Authored(BaseModel):
+    author: str | None = Field(default=None, max_length=200, description="who asks (recorded in the revision)")
+    message: str | None = Field(default=None, max_length=2000, description="why (recorded in the revision)")
+
+
+class ApplyRequest(Authored):
+    yaml: str | None = Field(default=None, description="the configuration as YAML text (stored as given)")
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="the configuration as JSON; with `yaml` too, this is what is validated and `yaml` the text it "
+        "was read from (the CLI parses the file itself: large files cost the controller far less memory as JSON)",
+    )
+    base_dir: str | None = Field(default=None, description="folder that relative certificate paths are read from")
+    dry_run: bool = Field(default=False, description="validate, check with HAProxy and plan; change nothing")
+
+    @model_validator(mode="after")
+    def _a_source(self) -> "ApplyRequest":
+        if self.yaml is None and self.config is None:
+            raise ValueError("give the configuration as 'yaml' (text) or 'config' (JSON), or both")
+        return self
+
+
+class StateRequest(Authored):
+    state: RealServerState
+    all: bool = Field(default=False, description="every virtual service the real server (address and port) belongs to")
+
+
+class WeightRequest(Authored):
+    weight: int = Field(ge=0, le=256)
+
+
+class RollbackRequest(Authored):
+    dry_run: bool = False
+
+
+def _answer(result: ChangeResult) -> JSONResponse:
+    return JSONResponse(result.as_dict(), status_code=result.http_status)
+
+
+def _not_found(message: str) -> JSONResponse:
+    return JSONResponse({"outcome": "not-found", "message": message}, status_code=404)
+
+
+def changes_router(changes: ChangeSurface) -> APIRouter:
+    router = APIRouter(prefix=API_PREFIX)
+
+    @router.post("/apply")
+    async def apply(request: ApplyRequest) -> JSONResponse:
+        source = {"data": request.config, "yaml_text": request.yaml} if request.config is not None else {"text": request.yaml}
+        return _answer(
+            await changes.apply(
+                **source, base_dir=request.base_dir, author=request.author, message=request.message,
+                dry_run=request.dry_run,
+            )  # fmt: skip
+        )
+
+    @router.post("/virtual-services/{service}/real-servers/{real_server}/state")
+    async def set_state(service: str, real_server: str, request: StateRequest) -> JSONResponse:
+        return _answer(
+            await changes.set_real_server(
+                service, real_server, state=request.state, every_service=request.all, author=request.author,
+                message=request.message,
+            )  # fmt: skip
+        )
+
+    @router.post("/virtual-services/{service}/real-servers/{real_server}/weight")
+    async def set_weight(service: str, real_server: str, request: WeightRequest) -> JSONResponse:
+        return _answer(
+            await changes.set_real_server(
+                service, real_server, weight=request.weight, author=request.author, message=request.message
+            )
+        )
+
+    @router.post("/revisions/{rev_id}/rollback")
+    async def rollback(rev_id: int, request: RollbackRequest) -> JSONResponse:
+        return _answer(
+            await changes.rollback(rev_id, author=request.author, message=request.message, dry_run=request.dry_run)
+        )
+
+    @router.get("/revisions")
+    async def revisions(limit: int = Query(50, ge=1, le=10_000), before: int | None = None) -> dict:
+        found = await asyncio.to_thread(changes.store.list, limit, before)
+        current = await asyncio.to_thread(changes.store.current_id)
+        return {"current": current, "revisions": [r.summary() for r in found]}
+
+    @router.get("/revisions/{rev_id}")
+    async def revision(rev_id: int) -> JSONResponse:
+        found = await asyncio.to_thread(changes.store.get, rev_id)
+        if found is None:
+            return _not_found(f"there is no revision {rev_id}")
+        return JSONResponse(found.as_dict())
+
+    @router.get("/diff")
+    async def diff(
+        from_id: int | None = Query(None, alias="from"), to_id: int | None = Query(None, alias="to")
+    ) -> JSONResponse:
+        try:
+            found = await asyncio.to_thread(revision_diff, changes.store, from_id, to_id)
+        except StoreError as exc:
+            return _not_found(str(exc))
+        return JSONResponse(found.as_dict())
+
+    return router

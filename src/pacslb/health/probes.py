@@ -1,0 +1,144 @@
+"""One probe per kind of check: a small class with `async def probe(target) -> Result`.
+
+A probe owns one attempt (open, ask, judge, close) within its timeout; the runner owns timing and
+rise/fall. A reason tells "the server broke the protocol" apart from "nothing answers".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..model.config import ConnectCheck, HTTPCheck
+
+
+@dataclass(frozen=True)
+class Target:
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Result:
+    up: bool
+    reason: str
+
+
+class Probe(Protocol):
+    timeout: float
+
+    async def probe(self, target: Target) -> Result: ...
+
+
+async def _open(target: Target, timeout: float, tls: ssl.SSLContext | None = None):
+    return await asyncio.wait_for(
+        asyncio.open_connection(target.address, target.port, ssl=tls, server_hostname=None if tls is None else ""),
+        timeout,
+    )
+
+
+def _close(writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+@dataclass
+class ConnectProbe:
+    """'Connect to port': up when a TCP connection opens within the timeout."""
+
+    timeout: float
+
+    async def probe(self, target: Target) -> Result:
+        try:
+            _, writer = await _open(target, self.timeout)
+        except asyncio.TimeoutError:
+            return Result(False, f"no answer to connect within {self.timeout:g}s")
+        except OSError as exc:
+            return Result(False, f"connect failed: {exc.strerror or exc}")
+        _close(writer)
+        return Result(True, "connected")
+
+
+@dataclass
+class HTTPProbe:
+    """An HTTP(S) request; up when the status is one of `expect_status` (and the body holds `expect_body`)."""
+
+    timeout: float
+    tls: bool = False
+    method: str = "GET"
+    path: str = "/"
+    host: str | None = None
+    expect_status: tuple[int, ...] = (200,)
+    expect_body: str | None = None
+
+    def request(self, target: Target) -> bytes:
+        host = self.host or (f"[{target.address}]" if ":" in target.address else target.address)
+        return (
+            f"{self.method} {self.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: pacslb-health\r\n"
+            "Accept: */*\r\nConnection: close\r\n\r\n"
+        ).encode()
+
+    def judge(self, answer: bytes) -> Result:
+        """Pure: the verdict on what the server sent (the whole answer, up to what was read)."""
+        head, _, body = answer.partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            return Result(False, f"not an HTTP answer: {status_line[:60]!r}")
+        status = int(parts[1])
+        if status not in self.expect_status:
+            return Result(False, f"HTTP status {status}, expected {', '.join(map(str, self.expect_status))}")
+        if self.expect_body is not None and self.expect_body.encode() not in body:
+            return Result(False, f"HTTP {status} but the body lacks {self.expect_body!r}")
+        return Result(True, f"HTTP {status}")
+
+    async def probe(self, target: Target) -> Result:
+        context = None
+        if self.tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # like HAProxy's `check-ssl verify none`: up/down, not identity
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_connection(target.address, target.port, ssl=context)
+                try:
+                    writer.write(self.request(target))
+                    await writer.drain()
+                    answer = b""
+                    while len(answer) < 65536:
+                        chunk = await reader.read(65536)
+                        if not chunk:
+                            break
+                        answer += chunk
+                        if self.expect_body is None and b"\r\n\r\n" in answer:
+                            break
+                finally:
+                    _close(writer)
+        except TimeoutError:
+            return Result(False, f"no full answer within {self.timeout:g}s")
+        except ssl.SSLError as exc:
+            return Result(False, f"TLS failed: {exc.reason or exc}")
+        except OSError as exc:
+            return Result(False, f"connect failed: {exc.strerror or exc}")
+        return self.judge(answer)
+
+
+def probe_for(check: object) -> Probe | None:
+    """The probe of a model health check; None for 'none' (always up)."""
+    if isinstance(check, ConnectCheck):
+        return ConnectProbe(timeout=check.timeout.seconds)
+    if isinstance(check, HTTPCheck):
+        return HTTPProbe(
+            timeout=check.timeout.seconds,
+            tls=check.type == "https",
+            method=check.method,
+            path=check.path,
+            host=check.host,
+            expect_status=tuple(check.expect_status),
+            expect_body=check.expect_body,
+        )
+    return None

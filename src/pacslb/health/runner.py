@@ -1,0 +1,101 @@
+"""The asyncio health-check runner: one loop per watched real server, rise/fall, a callback on each change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from .probes import Probe, Result, Target
+
+log = logging.getLogger("pacslb.health")
+
+
+@dataclass
+class Watch:
+    """One real server to check: `key` names it to the callback, e.g. (service, real server)."""
+
+    key: tuple[str, str]
+    target: Target
+    probe: Probe
+    interval: float
+    rise: int
+    fall: int
+    up: bool = True  # a new server counts as up until it fails `fall` times (as HAProxy does)
+    last: Result | None = None
+    _passes: int = field(default=0, repr=False)
+    _failures: int = field(default=0, repr=False)
+
+    def record(self, result: Result) -> bool:
+        """Count a result; True when the state changed."""
+        self.last = result
+        if result.up:
+            self._passes, self._failures = self._passes + 1, 0
+            if not self.up and self._passes >= self.rise:
+                self.up = True
+                return True
+        else:
+            self._failures, self._passes = self._failures + 1, 0
+            if self.up and self._failures >= self.fall:
+                self.up = False
+                return True
+        return False
+
+
+Changed = Callable[[Watch], Awaitable[None]]
+
+
+class Checker:
+    """Runs watches until stopped; `on_change(watch)` is awaited after each change of a server's state."""
+
+    def __init__(self, on_change: Changed) -> None:
+        self.on_change = on_change
+        self.watches: dict[tuple[str, str], Watch] = {}
+        self._tasks: dict[tuple[str, str], asyncio.Task] = {}
+
+    def down(self) -> frozenset[tuple[str, str]]:
+        return frozenset(key for key, w in self.watches.items() if not w.up)
+
+    def replace(self, watches: list[Watch]) -> None:
+        """Watch exactly these (a new configuration); states of unchanged watches carry over."""
+        wanted = {w.key: w for w in watches}
+        for key in list(self._tasks):
+            old, new = self.watches[key], wanted.get(key)
+            if new is None or (old.target, old.probe, old.interval, old.rise, old.fall) != (
+                new.target, new.probe, new.interval, new.rise, new.fall
+            ):
+                self._tasks.pop(key).cancel()
+                del self.watches[key]
+        for key, watch in wanted.items():
+            if key not in self._tasks:
+                self.watches[key] = watch
+                self._tasks[key] = asyncio.get_running_loop().create_task(self._run(watch))
+
+    async def _run(self, watch: Watch) -> None:
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                result = await watch.probe.probe(watch.target)
+            except Exception as exc:  # noqa: BLE001 - a broken probe is our fault, not the server's
+                log.exception("health check of %s failed in pacslb itself", watch.key)
+                result = Result(False, f"check error: {exc}")
+            if watch.record(result):
+                log.warning(
+                    "real server %s/%s is %s: %s", *watch.key, "UP" if watch.up else "DOWN", result.reason
+                )
+                try:
+                    await self.on_change(watch)
+                except Exception:  # noqa: BLE001
+                    log.exception("acting on the health of %s failed", watch.key)
+            elapsed = asyncio.get_running_loop().time() - started
+            await asyncio.sleep(max(0.0, watch.interval - elapsed))
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()

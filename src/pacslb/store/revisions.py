@@ -1,0 +1,347 @@
+"""Revisions: every change of the running configuration, kept in SQLite (DESIGN.md, principle 6).
+
+A revision holds the whole configuration (as JSON, and as YAML: the text the user gave when there
+was one), who made it, when, why (message), how (kind: file, apply, server, rollback) and from which
+revision (parent). Its status moves one way:
+
+    pending --(the engines confirmed it)--> applied
+    pending --(refused, failed, or interrupted)--> failed
+
+A revision is written `pending` before any engine is touched and marked `applied` only after the
+engines confirm it, each step in its own transaction; so a controller killed at any moment leaves
+the store consistent, and the next one settles a `pending` revision by asking what HAProxy runs
+(`engine_digest`, the SHA-256 of the rendered file). The revision that runs is the applied one with
+the highest id.
+
+The database is in WAL mode: the CLI reads it (`pacslb revisions`, `pacslb diff`) while the
+controller writes. Connections are short-lived, one per call, so that any thread may use the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS revisions (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at    REAL    NOT NULL,
+    author        TEXT    NOT NULL,
+    message       TEXT    NOT NULL,
+    kind          TEXT    NOT NULL,
+    parent        INTEGER REFERENCES revisions(id),
+    base_dir      TEXT,
+    config_json   TEXT    NOT NULL,
+    config_yaml   TEXT    NOT NULL,
+    digest        TEXT    NOT NULL,
+    engine_digest TEXT,
+    plan          TEXT,
+    status        TEXT    NOT NULL CHECK (status IN ('pending', 'applied', 'failed')),
+    applied       INTEGER NOT NULL DEFAULT 0 CHECK (applied IN (0, 1)),
+    applied_at    REAL,
+    error         TEXT,
+    CHECK ((status = 'applied') = (applied = 1))
+);
+CREATE INDEX IF NOT EXISTS revisions_applied ON revisions (applied, id);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    """The store cannot be read or written (the message says which file and why)."""
+
+
+class RevisionStatus(str, Enum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    FAILED = "failed"
+
+
+def config_digest(config_json: str) -> str:
+    """SHA-256 of a configuration's canonical JSON: equal digests, equal models."""
+    return hashlib.sha256(config_json.encode()).hexdigest()
+
+
+def canonical_json(data: Any) -> str:
+    """Compact JSON in the order of the data (a model dump's order is its fields' order, the same every time):
+    for a model's dump, the very text of `model.model_dump_json()`."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Revision:
+    id: int
+    created_at: float
+    author: str
+    message: str
+    kind: str
+    parent: int | None
+    base_dir: str | None
+    config_json: str = field(repr=False)
+    config_yaml: str = field(repr=False)
+    digest: str
+    engine_digest: str | None
+    plan: dict[str, Any] | None
+    status: RevisionStatus
+    applied_at: float | None
+    error: str | None
+
+    @property
+    def applied(self) -> bool:
+        return self.status is RevisionStatus.APPLIED
+
+    @property
+    def config_data(self) -> dict[str, Any]:
+        if not self.config_json:
+            raise StoreError(f"revision {self.id} was read without its configuration (a summary)")
+        return json.loads(self.config_json)
+
+    @property
+    def config_text(self) -> str:
+        """The configuration as text: the YAML it came from, else its JSON (which is YAML too)."""
+        return self.config_yaml or self.config_json
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the configuration itself (for lists)."""
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "author": self.author,
+            "message": self.message,
+            "kind": self.kind,
+            "parent": self.parent,
+            "status": self.status.value,
+            "applied": self.applied,
+            "applied_at": self.applied_at,
+            "error": self.error,
+            "method": (self.plan or {}).get("method"),
+            "digest": self.digest,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "base_dir": self.base_dir, "plan": self.plan, "config": self.config_data,
+                "config_yaml": self.config_yaml}
+
+
+_COLUMNS = (
+    "id, created_at, author, message, kind, parent, base_dir, config_json, config_yaml, digest, engine_digest, "
+    "plan, status, applied_at, error"
+)
+# The same without the configuration (megabytes for a large one): for lists and summaries.
+_SUMMARY_COLUMNS = _COLUMNS.replace("config_json, config_yaml", "'', ''")
+
+
+def _row(row: tuple) -> Revision:
+    (id_, created_at, author, message, kind, parent, base_dir, config_json, config_yaml, digest, engine_digest,
+     plan, status, applied_at, error) = row  # fmt: skip
+    return Revision(
+        id=id_, created_at=created_at, author=author, message=message, kind=kind, parent=parent, base_dir=base_dir,
+        config_json=config_json, config_yaml=config_yaml, digest=digest, engine_digest=engine_digest,
+        plan=json.loads(plan) if plan else None, status=RevisionStatus(status), applied_at=applied_at, error=error,
+    )  # fmt: skip
+
+
+class RevisionStore:
+    """The revisions of one appliance: `RevisionStore(paths.revisions_db)`.
+
+    `create=False` opens an existing store only (the CLI's readers); StoreError when there is none.
+    """
+
+    def __init__(self, path: Path, create: bool = True, clock=time.time) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        if not create and not self.path.exists():
+            raise StoreError(f"no revisions are recorded yet ({self.path} does not exist)")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"{self.path} was written by a newer pacslb (schema {version} > {SCHEMA_VERSION})")
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)  # executescript would commit the open transaction
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, 0o640)
+
+    @contextlib.contextmanager
+    def _connect(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One connection, one transaction: committed when the block ends, rolled back if it raises.
+
+        Writers take the write lock at once (BEGIN IMMEDIATE); readers see a snapshot and block no one.
+        """
+        try:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")  # an applied mark survives a power cut
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+        finally:
+            db.close()
+
+    # --- writing ------------------------------------------------------------------------------------
+
+    def add(
+        self,
+        config_data: dict[str, Any] | str,
+        config_yaml: str,
+        *,
+        author: str,
+        message: str,
+        kind: str,
+        parent: int | None,
+        base_dir: str | None = None,
+        engine_digest: str | None = None,
+        plan: dict[str, Any] | None = None,
+        status: RevisionStatus = RevisionStatus.PENDING,
+        error: str | None = None,
+    ) -> Revision:
+        """Record a new revision (pending unless told otherwise) and return it.
+
+        `config_data`: the model dump (mode json), or its JSON text as `Config.model_dump_json()` writes it
+        (the same text as `canonical_json` of the dump, made without the intermediate objects).
+        `config_yaml`: the YAML text the configuration came from; "" when it came from no text (a runtime
+        change), in which case readers take the JSON, which is YAML too.
+        """
+        config_json = config_data if isinstance(config_data, str) else canonical_json(config_data)
+        now = self.clock()
+        applied = status is RevisionStatus.APPLIED
+        with self._connect() as db:
+            cursor = db.execute(
+                "INSERT INTO revisions (created_at, author, message, kind, parent, base_dir, config_json, config_yaml,"
+                " digest, engine_digest, plan, status, applied, applied_at, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (now, author, message, kind, parent, base_dir, config_json, config_yaml, config_digest(config_json),
+                 engine_digest, json.dumps(plan) if plan is not None else None, status.value, int(applied),
+                 now if applied else None, error),
+            )  # fmt: skip
+            rev_id = cursor.lastrowid
+        assert rev_id is not None
+        return Revision(
+            id=rev_id, created_at=now, author=author, message=message, kind=kind, parent=parent, base_dir=base_dir,
+            config_json=config_json, config_yaml=config_yaml, digest=config_digest(config_json),
+            engine_digest=engine_digest, plan=plan, status=status, applied_at=now if applied else None, error=error,
+        )  # fmt: skip
+
+    def set_engine_digest(self, rev_id: int, engine_digest: str, plan: dict[str, Any] | None = None) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE revisions SET engine_digest = ?, plan = COALESCE(?, plan) WHERE id = ? AND status = 'pending'",
+                (engine_digest, json.dumps(plan) if plan is not None else None, rev_id),
+            )
+
+    def mark_applied(self, rev_id: int, plan: dict[str, Any] | None = None) -> None:
+        """The engines confirmed it: it is what runs now."""
+        with self._connect() as db:
+            updated = db.execute(
+                "UPDATE revisions SET status = 'applied', applied = 1, applied_at = ?, error = NULL,"
+                " plan = COALESCE(?, plan) WHERE id = ? AND status = 'pending'",
+                (self.clock(), json.dumps(plan) if plan is not None else None, rev_id),
+            ).rowcount
+            if updated != 1:
+                raise StoreError(f"revision {rev_id} is not pending: it cannot be marked applied")
+
+    def mark_failed(self, rev_id: int, error: str, plan: dict[str, Any] | None = None) -> None:
+        """Refused, failed or interrupted: what ran before still runs."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE revisions SET status = 'failed', applied = 0, error = ?, plan = COALESCE(?, plan)"
+                " WHERE id = ? AND status = 'pending'",
+                (error, json.dumps(plan) if plan is not None else None, rev_id),
+            )
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    # --- reading ------------------------------------------------------------------------------------
+
+    def get(self, rev_id: int, with_config: bool = True) -> Revision | None:
+        """One revision; `with_config=False` leaves its configuration out (a summary)."""
+        columns = _COLUMNS if with_config else _SUMMARY_COLUMNS
+        with self._connect(write=False) as db:
+            row = db.execute(f"SELECT {columns} FROM revisions WHERE id = ?", (rev_id,)).fetchone()
+        return _row(row) if row else None
+
+    def current_id(self) -> int | None:
+        """The id of the revision that runs (nothing else is read)."""
+        with self._connect(write=False) as db:
+            row = db.execute("SELECT MAX(id) FROM revisions WHERE applied = 1").fetchone()
+        return row[0] if row else None
+
+    def current(self) -> Revision | None:
+        """The revision that runs: the applied one with the highest id."""
+        with self._connect(write=False) as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM revisions WHERE applied = 1 ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        return _row(row) if row else None
+
+    def previous_applied(self, rev_id: int) -> Revision | None:
+        """The applied revision that ran before `rev_id` (the one it changed)."""
+        with self._connect(write=False) as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM revisions WHERE applied = 1 AND id < ? ORDER BY id DESC LIMIT 1", (rev_id,)
+            ).fetchone()
+        return _row(row) if row else None
+
+    def pending(self) -> list[Revision]:
+        with self._connect(write=False) as db:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM revisions WHERE status = 'pending' ORDER BY id").fetchall()
+        return [_row(r) for r in rows]
+
+    def list(self, limit: int = 50, before: int | None = None) -> list[Revision]:
+        """The latest revisions first, as summaries (without their configurations)."""
+        query = f"SELECT {_SUMMARY_COLUMNS} FROM revisions"
+        args: tuple = ()
+        if before is not None:
+            query += " WHERE id < ?"
+            args = (before,)
+        query += " ORDER BY id DESC LIMIT ?"
+        with self._connect(write=False) as db:
+            rows = db.execute(query, (*args, limit)).fetchall()
+        return [_row(r) for r in rows]
+
+    def meta(self, key: str) -> Any:
+        with self._connect(write=False) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def check_integrity(self) -> list[str]:
+        """SQLite's own integrity check and the store's invariants; [] when all is well."""
+        problems: list[str] = []
+        with self._connect() as db:
+            result = db.execute("PRAGMA integrity_check").fetchall()
+            if result != [("ok",)]:
+                problems += [r[0] for r in result]
+            bad = db.execute(
+                "SELECT id FROM revisions WHERE (status = 'applied') != (applied = 1) OR (applied = 1 AND applied_at IS NULL)"
+            ).fetchall()
+            problems += [f"revision {r[0]}: applied flag and status disagree" for r in bad]
+        return problems
