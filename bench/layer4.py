@@ -520,6 +520,20 @@ def prepare_engines(bed: Bed, cases: tuple[str, ...]) -> None:
         with open(bed.haproxy_log, "ab") as log:
             bed.haproxy = bed.lab.popen(bed.lb, ["haproxy", "-db", "-f", str(path)], stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT, preexec_fn=_pinned(bed.plan.lb))  # fmt: skip
+        _wait_listening(bed, CASES["haproxy"].port)
+
+
+def _wait_listening(bed: Bed, port: int, timeout: float = 15.0) -> None:
+    """Measure only once HAProxy listens: a run that starts before it would count nothing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if bed.haproxy is not None and bed.haproxy.poll() is not None:
+            raise RuntimeError(f"haproxy exited with status {bed.haproxy.returncode}:\n{tail(bed.haproxy_log)}")
+        r = bed.lab.run(bed.lb, ["ss", "-Hltn", f"sport = :{port}"], check=False)
+        if r.returncode == 0 and r.stdout.strip():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"haproxy is not listening on port {port} after {timeout:.0f} s:\n{tail(bed.haproxy_log)}")
 
 
 def render_haproxy(data: dict[str, Any], state_dir: Path, threads: int) -> str:
@@ -663,22 +677,12 @@ def measure(bed: Bed, case: str, workload: Workload, duration: int, baseline_s: 
         },
     }  # fmt: skip
     cpu = data["cpu"]
-    softirq = max(0.0, cpu["lb_softirq_net_s"] if cpu["lb_softirq_net_s"] is not None else cpu["lb_softirq_s"])
-    # The load balancer's CPU: its packets' softirq work on its CPU, plus HAProxy's own process time.
-    # A softirq tick that lands while HAProxy runs is counted in both (in its stime too), so for HAProxy:
-    # upper bound = softirq + utime + stime, lower bound = utime + max(softirq, stime).
-    hu, hs = cpu["haproxy_user_s"] or 0.0, cpu["haproxy_system_s"] or 0.0
-    cpu["lb_cpu_high_s"] = round(softirq + hu + hs, 3)
-    cpu["lb_cpu_low_s"] = round(hu + max(softirq, hs), 3)
-    # Each tick of the LB's CPU falls in exactly one /proc/stat kind. The LB's work is its kernel time there
-    # (softirq: packets; system: HAProxy's system calls; irq), net of the idle rate, plus HAProxy's user
-    # time; user time is otherwise the busy loop's (or other work's). Nothing is counted twice.
-    kernel = ("system", "irq", "softirq")
+    kernel = ("system", "irq", "softirq")  # each tick of a CPU falls in exactly one /proc/stat kind
     run_kernel = sum(lb[k] for k in kernel)
     if base is not None:
         run_kernel -= sum(base["cpus"][bed.plan.lb_key][k] for k in kernel) / base["wall"] * wall
     cpu["lb_kernel_net_s"] = round(run_kernel, 3)
-    cpu["lb_cpu_s"] = round(max(0.0, run_kernel) + hu, 3)
+    cpu.update(lb_cpu(cpu))
     data["net_rx_softirqs_per_cpu"] = [b - a for a, b in zip(rx0, rx1)]
     data["ipis_per_cpu"] = {k: [b - a for a, b in zip(irq0[k], irq1[k])] for k in irq1 if k in irq0}
     data["lb_l0_bytes"] = {k: l0_after[k] - l0_before[k] for k in l0_after}
@@ -688,6 +692,25 @@ def measure(bed: Bed, case: str, workload: Workload, duration: int, baseline_s: 
         if p.poll() is not None:
             raise RuntimeError(f"nginx {name} died during the run")
     return data
+
+
+def lb_cpu(cpu: dict[str, Any]) -> dict[str, Any]:
+    """The load balancer's CPU seconds in one run, from the raw numbers `measure` records.
+
+    nftables (and plain routing) work only in softirq: their CPU is the softirq time of the LB's CPU, net of
+    its idle rate. HAProxy adds its process time, and a softirq tick that lands while HAProxy runs counts both
+    in softirq and in HAProxy's stime, so its CPU lies between utime + max(softirq, stime) and
+    utime + stime + softirq. Within these bounds the estimate is system + irq + softirq of the LB's CPU
+    (each tick counted once), net of the idle rate, plus HAProxy's utime; other work's system calls on that
+    CPU can push this estimate outside the bounds, which is why it is clamped to them.
+    """
+    softirq = max(0.0, cpu["lb_softirq_net_s"] if cpu["lb_softirq_net_s"] is not None else cpu["lb_softirq_s"])
+    if cpu.get("haproxy_process_s") is None:
+        return {"lb_cpu_s": round(softirq, 3), "lb_cpu_low_s": round(softirq, 3), "lb_cpu_high_s": round(softirq, 3)}
+    hu, hs = cpu["haproxy_user_s"], cpu["haproxy_system_s"]
+    low, high = hu + max(softirq, hs), hu + hs + softirq
+    estimate = max(0.0, cpu.get("lb_kernel_net_s", high)) + hu
+    return {"lb_cpu_s": round(min(max(estimate, low), high), 3), "lb_cpu_low_s": round(low, 3), "lb_cpu_high_s": round(high, 3)}
 
 
 def tail(path: Path | None, n: int = 20) -> str:
@@ -868,6 +891,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         per_case: dict[str, Any] = {}
         for c in [c for c in CASES if any(r["workload"] == w and r["case"] == c for r in runs)]:
             rs = [r for r in runs if r["workload"] == w and r["case"] == c]
+            for r in rs:
+                if "haproxy_user_s" in r["cpu"]:  # results of the current format: recompute from the raw numbers
+                    r["cpu"].update(lb_cpu(r["cpu"]))
             per_case[c] = {
                 "samples": len(rs),
                 "rps": _median([r["rps"] for r in rs]),
@@ -960,8 +986,9 @@ def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
         "before and after (in parentheses for direct, where nothing crosses the load balancer: the noise of other work). "
         "HAProxy process: user + system time of the HAProxy process (/proc/PID/stat); a softirq tick that lands "
         "while HAProxy runs counts in both columns. "
-        "LB CPU: system + irq + softirq time of the load balancer's CPU, minus its rate over the idle seconds, "
-        "plus HAProxy's user time: every tick counted once. "
+        "LB CPU: for nftables and routing, LB softirq; for HAProxy, system + irq + softirq time of the load balancer's "
+        "CPU net of the idle rate plus HAProxy's utime (each tick counted once), kept between utime + max(softirq, stime) "
+        "and utime + stime + softirq. "
         "client+servers CPU: busy fraction of the other CPU (wrk, nginx, the bridge, and any other work on the machine). "
         "LB packets / req: packets received and sent by the load balancer's interface per request (GSO/GRO "
         "segments of up to 64 KB count as one). "
@@ -1015,7 +1042,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--readme", type=Path, help="regenerate the results section of this file (default bench/README.md, not with --quick)")
     ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
     ap.add_argument("--report", type=Path, metavar="JSON",
-                    help="measure nothing: print the tables of this results file (and write them to --readme if given)")
+                    help="measure nothing: recompute the derived numbers of this results file, print its tables "
+                         "(and write them to --readme if given)")
     return ap.parse_args(argv)
 
 
@@ -1040,9 +1068,10 @@ def options_from(args: argparse.Namespace) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.report is not None:
+    if args.report is not None:  # derived numbers (LB CPU, summary) are recomputed and written back
         doc = json.loads(args.report.read_text())
         doc["summary"] = summarize(doc["runs"])
+        args.report.write_text(json.dumps(doc, indent=2) + "\n")
         table = markdown_table(doc, args.report.name)
         print(table)
         if args.readme is not None and not args.no_readme:

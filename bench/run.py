@@ -614,9 +614,11 @@ def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def _other_load(doc: dict[str, Any]) -> float:
+def _other_load(doc: dict[str, Any]) -> str:
     xs = [r["other_load"] for r in doc["runs"] if "other_load" in r]
-    return statistics.median(xs) if xs else 0.0
+    if not xs:
+        return "not recorded."
+    return f"median {statistics.median(xs):.0%} of its CPU (more than a few percent makes the numbers noisy)."
 
 
 def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
@@ -633,8 +635,7 @@ def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
         f"wrk -t{p['wrk_threads']}, {p['duration_s']:g} s per measurement, {p['rounds']} round(s) per case "
         f"(median shown), HAProxy nbthread {p['haproxy_nbthread']} in b and c"
         f" (rendered file says {p['rendered_nbthread']}), nginx {p['nginx_workers']} workers.",
-        f"Other work on the machine during the measurements: median {_other_load(doc):.0%} of its CPU"
-        " (more than a few percent makes the numbers noisy).",
+        f"Other work on the machine during the measurements: {_other_load(doc)}",
         "",
         "| workload | case | req/s | MiB/s | p50 ms | p90 ms | p99 ms | proxy CPU µs/req | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -746,6 +747,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where <timestamp>-l7.json goes")
     ap.add_argument("--readme", type=Path, help="regenerate the results section of this file (default bench/README.md, not with --quick)")
     ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    ap.add_argument("--report", type=Path, metavar="RESULTS_JSON",
+                    help="run nothing: print the table of an earlier results file and put it in the README")  # fmt: skip
     return ap.parse_args(argv)
 
 
@@ -769,6 +772,15 @@ def options_from(args: argparse.Namespace) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report is not None:
+        doc = json.loads(args.report.read_text())
+        table = markdown_table(doc, args.report.name)
+        print(table)
+        readme = args.readme or README
+        if not args.no_readme:
+            update_readme(readme, table)
+            print(f"table written to {readme}")
+        return 0
     opts = options_from(args)
     doc = run_bench(opts)
     stamp = datetime.datetime.fromisoformat(doc["started"]).strftime("%Y%m%dT%H%M%SZ")

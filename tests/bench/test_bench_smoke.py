@@ -121,3 +121,8 @@ def test_tiny_bench_run_serves_every_case(tmp_path):
     assert "b/c" in doc["summary"]["small-keepalive"]["ratios"]
     text = readme.read_text()
     assert bench.MARK_START in text and "haproxy-rendered" in text
+    # --report turns the same results file into the same table without running anything
+    again = tmp_path / "again.md"
+    assert bench.main(["--report", str(files[0]), "--readme", str(again)]) == 0
+    section = text.split(bench.MARK_START)[1].split(bench.MARK_END)[0]
+    assert again.read_text() == f"{bench.MARK_START}{section}{bench.MARK_END}\n"
