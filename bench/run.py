@@ -261,33 +261,13 @@ def route_check(host: str, port: int, n: int = 8) -> dict[str, Any]:
 # --- configurations ----------------------------------------------------------------------------
 
 
-MODEL_MAX_CONNECTIONS = 100_000  # settings.max_connections's default in the model
-
-
-def max_connections_for_fd_limit() -> int | None:
-    """settings.max_connections that HAProxy can start with under this process's open-files limit.
-
-    HAProxy needs about two descriptors per connection and refuses to start when it cannot raise its
-    limit to that ("Cannot raise FD limit"); the model's default (100000) needs 200030. None: the
-    default fits.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    limit = hard if hard != resource.RLIM_INFINITY else 1 << 30
-    if 2 * MODEL_MAX_CONNECTIONS + 100 <= limit:
-        return None
-    return max(1000, (limit - 100) // 2 // 1000 * 1000)
-
-
 def bench_config_data(listen_port: int, servers: list[tuple[str, int]]) -> dict[str, Any]:
     """The pacslb configuration of case (b): one layer7-http VIP, two real servers, HTTP check on /health.
 
-    Everything else keeps the model's defaults, except settings.max_connections when the machine's
-    open-files limit is too low for the default (see max_connections_for_fd_limit).
+    Everything else keeps the model's defaults.
     """
-    maxconn = max_connections_for_fd_limit()
     return {
         "version": 1,
-        **({"settings": {"max_connections": maxconn}} if maxconn is not None else {}),
         "virtual_services": [
             {
                 "name": "bench_http",
@@ -326,6 +306,13 @@ def render_template(path: Path, **values: Any) -> str:
 def haproxy_nbthread(cfg: str) -> int | None:
     m = re.search(r"^\s*nbthread\s+(\d+)\s*$", cfg, re.M)
     return int(m.group(1)) if m else None
+
+
+def haproxy_global_maxconn(cfg: str) -> int | None:
+    """`maxconn` of the global section (None: HAProxy derives it from the open-files limit)."""
+    m = re.search(r"^global\b(.*?)(?=^\S)", cfg + "\nend", re.M | re.S)
+    g = re.search(r"^\s+maxconn\s+(\d+)\s*$", m.group(1), re.M) if m else None
+    return int(g.group(1)) if g else None
 
 
 def haproxy_check(cfg_path: Path) -> None:
@@ -540,7 +527,7 @@ def run_bench(opts: Options) -> dict[str, Any]:
                     "haproxy_nbthread": opts.effective_threads(),
                     "rendered_nbthread": haproxy_nbthread(targets["b"].config) if "b" in targets else None,
                     "nginx_workers": opts.effective_threads(),
-                    "rendered_max_connections": max_connections_for_fd_limit() or MODEL_MAX_CONNECTIONS,
+                    "rendered_maxconn": haproxy_global_maxconn(targets["b"].config) if "b" in targets else None,
                     "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE),
                     "workloads": {
                         w: {"path": WORKLOADS[w].path, "connections": WORKLOADS[w].connections, "close": WORKLOADS[w].close,
