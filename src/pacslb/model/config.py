@@ -401,6 +401,11 @@ class Logging(Strict):
     target: Text = Field(default="stdout", description="'stdout', a syslog address 'HOST:PORT' or a socket path")
     facility: Literal["local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"] = "local0"
     level: Literal["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"] = "info"
+    requests: Literal["problems", "all"] = Field(
+        default="problems",
+        description="which requests and connections are logged: 'problems' (errors, retries, redispatches, "
+        "timeouts, 5xx) or 'all' (one line each, for an audit trail; costs about 10% of a small request's CPU)",
+    )
 
     @field_validator("target")
     @classmethod
