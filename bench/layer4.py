@@ -69,11 +69,20 @@ from netns_support import Lab  # noqa: E402  (the test bed's namespace helper, r
 
 from pacslb import __version__ as PACSLB_VERSION  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
+from readme_section import fmt, haproxy_nbthread, replace_section, stat_fields  # noqa: E402
+
+
 
 README = HERE / "README.md"
 RESULTS_DIR = HERE / "results"
 MARK_START = "<!-- results:layer4 start -->"
 MARK_END = "<!-- results:layer4 end -->"
+
+def update_readme(path: Path, section: str) -> None:
+    """This benchmark's section of bench/README.md, between its markers; the rest of the file is kept."""
+    replace_section(path, "layer4", section)
+
 LUA_REPORT = HERE / "wrk-report.lua"
 
 # The addresses of tests/netns/conftest.py; they exist only inside the namespaces.
@@ -150,19 +159,11 @@ def parse_wrk(stdout: str) -> dict[str, Any]:
     raise ValueError(f"no WRK_JSON line in wrk output:\n{stdout}")
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()  # fields from "state" on (the name may hold spaces)
-
-
 def process_times(pids: list[int]) -> tuple[float, float]:
     """(utime, stime) of these processes, every thread, in seconds."""
     user = system = 0
     for pid in pids:
-        f = _stat_fields(pid)
+        f = stat_fields(pid)
         if f:
             user, system = user + int(f[11]), system + int(f[12])
     return user / _USER_HZ, system / _USER_HZ
@@ -173,7 +174,7 @@ def children_of(pids: list[int]) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            f = _stat_fields(int(entry))
+            f = stat_fields(int(entry))
             if f and int(f[1]) in pids:
                 found.append(int(entry))
     return found
@@ -542,11 +543,6 @@ def render_haproxy(data: dict[str, Any], state_dir: Path, threads: int) -> str:
 
     (state_dir / "haproxy").mkdir(parents=True, exist_ok=True)
     return render(_validated(data), HAProxyEnv(state_dir=state_dir, base_dir=state_dir, cpu_count=threads))
-
-
-def haproxy_nbthread(cfg: str) -> int | None:
-    m = re.search(r"^\s*nbthread\s+(\d+)\s*$", cfg, re.M)
-    return int(m.group(1)) if m else None
 
 
 def activate(bed: Bed, case: str) -> None:
@@ -942,10 +938,6 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _fmt(x: float | None, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
-
-
 def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
     p, v, m = doc["parameters"], doc["versions"], doc["machine"]
     plan = p["cpu_plan"]
@@ -969,16 +961,16 @@ def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
         label = f"{w} (-c{wl['connections']})"
         for c, r in s["cases"].items():
             if c == "direct":  # nothing goes through the load balancer: its CPU shows the noise left after the baseline
-                lb = f"({_fmt(r['lb_softirq_us_per_req'], ',.1f')}) | - | - | ({_fmt(r['lb_cores'], '.2f')})"
+                lb = f"({fmt(r['lb_softirq_us_per_req'], ',.1f')}) | - | - | ({fmt(r['lb_cores'], '.2f')})"
                 sent = "- | -"
             else:
-                lb = (f"{_fmt(r['lb_softirq_us_per_req'], ',.1f')} | {_fmt(r['haproxy_process_us_per_req'], ',.1f')} | "
-                      f"{_fmt(r['lb_cpu_us_per_req'], ',.1f')} | {_fmt(r['lb_cores'], '.2f')}")
-                sent = f"{_fmt(r.get('lb_packets_per_req'), ',.1f')} | {_fmt(r['lb_tx_per_byte_served'], '.2f')}"
+                lb = (f"{fmt(r['lb_softirq_us_per_req'], ',.1f')} | {fmt(r['haproxy_process_us_per_req'], ',.1f')} | "
+                      f"{fmt(r['lb_cpu_us_per_req'], ',.1f')} | {fmt(r['lb_cores'], '.2f')}")
+                sent = f"{fmt(r.get('lb_packets_per_req'), ',.1f')} | {fmt(r['lb_tx_per_byte_served'], '.2f')}"
             lines.append(
-                f"| {label} | {c} | {_fmt(r['rps'], ',.0f')} | {_fmt(r['mib_per_s'], ',.1f')} | "
-                f"{_fmt(r['p50_ms'], '.2f')} | {_fmt(r['p99_ms'], '.2f')} | {lb} | "
-                f"{_fmt(r['rest_busy'] * 100, '.0f')}% | {sent} | {r['socket_errors']}/{r['non_2xx_3xx']} |"
+                f"| {label} | {c} | {fmt(r['rps'], ',.0f')} | {fmt(r['mib_per_s'], ',.1f')} | "
+                f"{fmt(r['p50_ms'], '.2f')} | {fmt(r['p99_ms'], '.2f')} | {lb} | "
+                f"{fmt(r['rest_busy'] * 100, '.0f')}% | {sent} | {r['socket_errors']}/{r['non_2xx_3xx']} |"
             )  # fmt: skip
     lines += [
         "",
@@ -1002,26 +994,13 @@ def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
     for w, s in doc["summary"].items():
         r = s["ratios"]
         lines.append(
-            f"| {w} | {_fmt(r.get('nat/haproxy rps'), '.2f')} | {_fmt(r.get('dr/haproxy rps'), '.2f')} | "
-            f"{_fmt(r.get('nat/direct rps'), '.2f')} | {_fmt(r.get('dr/direct rps'), '.2f')} | "
-            f"{_fmt(r.get('haproxy/direct rps'), '.2f')} | "
-            f"{_fmt(r.get('nat/routed lb_cpu_per_req'), '.2f')} | {_fmt(r.get('dr/routed lb_cpu_per_req'), '.2f')} | "
-            f"{_fmt(r.get('nat/haproxy lb_cpu_per_req'), '.2f')} | {_fmt(r.get('dr/haproxy lb_cpu_per_req'), '.2f')} |"
+            f"| {w} | {fmt(r.get('nat/haproxy rps'), '.2f')} | {fmt(r.get('dr/haproxy rps'), '.2f')} | "
+            f"{fmt(r.get('nat/direct rps'), '.2f')} | {fmt(r.get('dr/direct rps'), '.2f')} | "
+            f"{fmt(r.get('haproxy/direct rps'), '.2f')} | "
+            f"{fmt(r.get('nat/routed lb_cpu_per_req'), '.2f')} | {fmt(r.get('dr/routed lb_cpu_per_req'), '.2f')} | "
+            f"{fmt(r.get('nat/haproxy lb_cpu_per_req'), '.2f')} | {fmt(r.get('dr/haproxy lb_cpu_per_req'), '.2f')} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def update_readme(path: Path, section: str) -> None:
-    """Replace the text between the layer4 markers (or append the markers and the section)."""
-    block = f"{MARK_START}\n{section}{MARK_END}"
-    text = path.read_text() if path.exists() else ""
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        _, tail_text = rest.split(MARK_END, 1)
-        text = head + block + tail_text
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    path.write_text(text)
 
 
 # --- command line ---------------------------------------------------------------------------------

@@ -60,6 +60,10 @@ except ImportError:  # run from a checkout without an installed package
 from pacslb import __version__ as PACSLB_VERSION  # noqa: E402
 from pacslb.demo import DemoProcess, demo_spec_for  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
+from readme_section import fmt, haproxy_nbthread, replace_section, stat_fields  # noqa: E402
+
+
 LUA_REPORT = HERE / "wrk-report.lua"
 MINIMAL_HAPROXY_TEMPLATE = HERE / "minimal-haproxy.cfg.tmpl"
 MINIMAL_NGINX_TEMPLATE = HERE / "minimal-nginx.conf.tmpl"
@@ -67,6 +71,11 @@ README = HERE / "README.md"
 RESULTS_DIR = HERE / "results"
 MARK_START = "<!-- results:l7 start -->"
 MARK_END = "<!-- results:l7 end -->"
+
+def update_readme(path: Path, section: str) -> None:
+    """This benchmark's section of bench/README.md, between its markers; the rest of the file is kept."""
+    replace_section(path, "l7", section)
+
 
 # 127.232.10.1 and 127.232.10.2: the two demo real servers (away from the tests' addresses).
 DEMO_SECOND_OCTET = 232
@@ -163,14 +172,6 @@ class Child:
                 self.proc.wait(5)
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()  # fields from "state" on (the name may hold spaces)
-
-
 def descendants(pid: int) -> list[int]:
     parents = {pid}
     found: list[int] = []
@@ -180,7 +181,7 @@ def descendants(pid: int) -> list[int]:
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) in parents:
                 continue
-            f = _stat_fields(int(entry))
+            f = stat_fields(int(entry))
             if f and int(f[1]) in parents:
                 parents.add(int(entry))
                 found.append(int(entry))
@@ -195,7 +196,7 @@ def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of these processes (all their threads), in seconds."""
     total = 0
     for pid in pids:
-        f = _stat_fields(pid)
+        f = stat_fields(pid)
         if f:
             total += int(f[11]) + int(f[12])  # utime, stime
     return total / _TICK
@@ -301,11 +302,6 @@ def render_rendered(data: dict[str, Any], state_dir: Path, threads: int) -> str:
 
 def render_template(path: Path, **values: Any) -> str:
     return string.Template(path.read_text()).substitute({k: str(v) for k, v in values.items()})
-
-
-def haproxy_nbthread(cfg: str) -> int | None:
-    m = re.search(r"^\s*nbthread\s+(\d+)\s*$", cfg, re.M)
-    return int(m.group(1)) if m else None
 
 
 def haproxy_global_maxconn(cfg: str) -> int | None:
@@ -597,10 +593,6 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _fmt(x: float | None, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
-
-
 def _other_load(doc: dict[str, Any]) -> str:
     xs = [r["other_load"] for r in doc["runs"] if "other_load" in r]
     if not xs:
@@ -633,9 +625,9 @@ def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
         for c, r in s["cases"].items():
             name = doc["cases"][c]["name"]
             lines.append(
-                f"| {label} | {c} {name} | {_fmt(r['rps'], ',.0f')} | {_fmt(r['mib_per_s'], ',.0f')} | "
-                f"{_fmt(r['p50_ms'], '.2f')} | {_fmt(r['p90_ms'], '.2f')} | {_fmt(r['p99_ms'], '.2f')} | "
-                f"{_fmt(r['proxy_cpu_us_per_req'], '.1f') if c != 'a' else '-'} | "
+                f"| {label} | {c} {name} | {fmt(r['rps'], ',.0f')} | {fmt(r['mib_per_s'], ',.0f')} | "
+                f"{fmt(r['p50_ms'], '.2f')} | {fmt(r['p90_ms'], '.2f')} | {fmt(r['p99_ms'], '.2f')} | "
+                f"{fmt(r['proxy_cpu_us_per_req'], '.1f') if c != 'a' else '-'} | "
                 f"{r['socket_errors']}/{r['non_2xx_3xx']} |"
             )
     lines += [
@@ -652,22 +644,9 @@ def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
         ok = "-" if bc is None else ("yes" if bc >= RATIO_TARGET else "**no**")
         per_round = ", ".join(f"{x:.3f}" for x in r.get("b/c_per_round", [])) or "-"
         lines.append(
-            f"| {w} | {_fmt(bc, '.3f')} | {per_round} | {_fmt(r.get('b/d'), '.3f')} | {_fmt(r.get('b/a'), '.3f')} | {ok} |"
+            f"| {w} | {fmt(bc, '.3f')} | {per_round} | {fmt(r.get('b/d'), '.3f')} | {fmt(r.get('b/a'), '.3f')} | {ok} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def update_readme(path: Path, section: str) -> None:
-    """Replace the text between the l7 markers (or append the markers and the section)."""
-    block = f"{MARK_START}\n{section}{MARK_END}"
-    text = path.read_text() if path.exists() else ""
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    path.write_text(text)
 
 
 # --- facts about the machine -------------------------------------------------------------------

@@ -60,8 +60,17 @@ from pacslb.model.load import parse_yaml  # noqa: E402
 from pacslb.paths import StatePaths  # noqa: E402
 from pacslb.templates.true_pacs import PLACEHOLDER_CERTIFICATE, SERVICES, TruePacsParams, render_true_pacs  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
+from readme_section import replace_section  # noqa: E402
+
+
 MARK_START = "<!-- results:runtime start -->"
 MARK_END = "<!-- results:runtime end -->"
+
+def update_readme(path: Path, section: str) -> None:
+    """This benchmark's section of bench/README.md, between its markers; the rest of the file is kept."""
+    replace_section(path, "runtime", section)
+
 RSS_GOAL_MB = 150
 PYTHON = sys.executable
 
@@ -530,19 +539,6 @@ def section(doc: dict) -> str:
     row("HAProxy RSS, master + workers, after everything", lambda r: _mb(r["haproxy_memory_kb"]["after_all"]))
     row("startup of the appliance (s)", lambda r: f"{r['startup_s']:.1f}")
     return "\n".join(lines) + "\n"
-
-
-def update_readme(path: Path, text: str) -> None:
-    """Replace the text between the runtime markers (or append the markers with the section)."""
-    block = f"{MARK_START}\n{text}{MARK_END}"
-    current = path.read_text() if path.exists() else ""
-    if MARK_START in current and MARK_END in current:
-        head, rest = current.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        current = head + block + tail
-    else:
-        current = current.rstrip("\n") + ("\n\n" if current else "") + block + "\n"
-    path.write_text(current)
 
 
 def haproxy_version() -> str:
