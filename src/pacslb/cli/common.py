@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Iterable
+from typing import TYPE_CHECKING, Annotated, Iterable
 
 import typer
 
 from ..model import DEFAULT_CONFIG_FILE, Loaded, Problem, load_file
+
+if TYPE_CHECKING:
+    from ..controller.lock import ControllerLock
+    from ..paths import StatePaths
 
 EXIT_INVALID = 2  # the command-line contract: invalid input exits 2
 
@@ -47,3 +51,19 @@ def load_or_exit(path: Path) -> Loaded:
         print(f"{path}: {count} problem{'s' if count != 1 else ''}; nothing was changed", file=sys.stderr)
         raise typer.Exit(EXIT_INVALID)
     return loaded
+
+
+def lock_state_dir_or_exit(paths: StatePaths) -> ControllerLock:
+    """Take the state directory's controller lock, or exit 1 naming who holds it (or what is wrong)."""
+    from ..controller.lock import ControllerLock, LockHeld
+
+    lock = ControllerLock(paths)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        print(f"error: cannot use the state directory {paths.root}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    return lock

@@ -26,7 +26,7 @@ import typer
 
 from ..paths import StatePaths
 from . import app
-from .common import EXIT_INVALID, load_or_exit
+from .common import EXIT_INVALID, load_or_exit, lock_state_dir_or_exit
 
 log = logging.getLogger("pacslb.demo")
 
@@ -104,7 +104,6 @@ def demo(
     """
     from ..controller.appliance import Controller
     from ..controller.client import ControllerClient, ControllerUnavailable
-    from ..controller.lock import ControllerLock, LockHeld
     from ..demo import DemoError
     from ..demo.truepacs import TruePacsDemo
     from ..engines.haproxy import process
@@ -141,15 +140,7 @@ def demo(
         print(f"error: {not_ours}", file=sys.stderr)
         raise typer.Exit(1)
 
-    lock = ControllerLock(paths)
-    try:
-        lock.acquire()
-    except LockHeld as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        print(f"error: cannot use the state directory {paths.root}: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
+    lock = lock_state_dir_or_exit(paths)
 
     services = None
     code = 1

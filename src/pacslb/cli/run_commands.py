@@ -15,7 +15,7 @@ import typer
 
 from ..paths import StatePaths
 from . import app
-from .common import DEFAULT_CONFIG, ConfigOption, StateDirOption, load_or_exit, state_dir
+from .common import DEFAULT_CONFIG, ConfigOption, StateDirOption, load_or_exit, lock_state_dir_or_exit, state_dir
 
 EXIT_NOT_RUNNING = 1  # status: no appliance runs on the state directory
 EXIT_DEGRADED = 3  # status: HAProxy serves, but no controller supervises it
@@ -52,21 +52,12 @@ def up(
     SIGTERM or Ctrl-C (or 'pacslb stop') stops HAProxy too. SIGHUP applies the configuration file again.
     """
     from ..controller.appliance import Controller
-    from ..controller.lock import ControllerLock, LockHeld
 
     _setup_logging(verbose)
     loaded = load_or_exit(config)
     assert loaded.config is not None
     paths = StatePaths(state_dir(state_dir_option).absolute())
-    lock = ControllerLock(paths)
-    try:
-        lock.acquire()
-    except LockHeld as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        print(f"error: cannot use the state directory {paths.root}: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
+    lock = lock_state_dir_or_exit(paths)
     try:
         logging.getLogger("pacslb.controller").info(
             "pacslb controller (PID %d) on %s with %s", os.getpid(), paths.root, config
