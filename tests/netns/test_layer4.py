@@ -138,8 +138,12 @@ class Appliance:
             stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.ruleset = self.dir / "s" / "nftables" / "ruleset.nft"
-        wait_until(lambda: "controller ready" in self.logs() or self.proc.poll() is not None, 60, what="the appliance")
-        assert self.proc.poll() is None, (self.dir / "up.log").read_text()
+        try:
+            wait_until(lambda: "controller ready" in self.logs() or self.proc.poll() is not None, 60, what="the appliance")
+            assert self.proc.poll() is None, (self.dir / "up.log").read_text()
+        except BaseException:
+            self.close()  # a controller that failed may leave its HAProxy serving (fail static)
+            raise
 
     def set_state(self, server: str, state: str) -> None:
         for rs in self.data["virtual_services"][0]["real_servers"]:
@@ -154,6 +158,8 @@ class Appliance:
 
     def close(self) -> None:
         self.bed.lab.stop(self.proc, timeout=30)
+        # HAProxy outlives its controller by design; `pacslb stop` ends one left without it, by its PID.
+        self.bed.lab.run(self.bed.lb, [PACSLB, "stop", "--state-dir", str(self.dir / "s")], check=False, timeout=60)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
