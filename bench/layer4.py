@@ -70,7 +70,7 @@ from netns_support import Lab  # noqa: E402  (the test bed's namespace helper, r
 from pacslb import __version__ as PACSLB_VERSION  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
-from readme_section import fmt, haproxy_nbthread, replace_section, stat_fields  # noqa: E402
+from readme_section import fmt, haproxy_nbthread, replace_section, split_choices, stat_fields  # noqa: E402
 
 
 
@@ -1027,14 +1027,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def options_from(args: argparse.Namespace) -> Options:
-    cases = tuple(c.strip() for c in args.cases.split(",") if c.strip())
-    workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip())
-    for c in cases:
-        if c not in CASES:
-            raise SystemExit(f"unknown case {c!r}: choose from {','.join(CASES)}")
-    for w in workloads:
-        if w not in WORKLOADS:
-            raise SystemExit(f"unknown workload {w!r}: choose from {','.join(WORKLOADS)}")
+    cases = split_choices(args.cases, CASES, "case")
+    workloads = split_choices(args.workloads, WORKLOADS, "workload")
     duration = args.duration if args.duration is not None else (3 if args.quick else 10)
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     warmup = args.warmup if args.warmup is not None else 1

@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: their own section of bench/README.md, and small readers."""
+"""What the benchmark scripts share: their own section of bench/README.md, option lists, small readers."""
 
 from __future__ import annotations
 
@@ -37,3 +37,12 @@ def haproxy_nbthread(cfg: str) -> int | None:
 
 def fmt(x: float | None, spec: str) -> str:
     return "-" if x is None else format(x, spec)
+
+
+def split_choices(text: str, known: dict, kind: str) -> tuple[str, ...]:
+    """A comma-separated command-line list, each item one of `known`; an unknown one stops the run."""
+    chosen = tuple(item.strip() for item in text.split(",") if item.strip())
+    for item in chosen:
+        if item not in known:
+            raise SystemExit(f"unknown {kind} {item!r}: choose from {','.join(known)}")
+    return chosen
