@@ -40,6 +40,7 @@ from .changes import ChangeManager
 from .layer4 import LAYER4_ERRORS, Layer4  # Layer 4 (nftables, issue 8)
 from .observe import observe
 from .status import ApplianceStatus, ControllerStatus, EngineStatus
+from .subsystems import Subsystem, SubsystemError, build as build_subsystems
 
 log = logging.getLogger("pacslb.controller")
 haproxy_log = logging.getLogger("pacslb.haproxy")
@@ -112,6 +113,7 @@ class Controller:
         self._tasks: list[asyncio.Task] = []
         self.changes = ChangeManager(self)  # apply, runtime control, rollback; revisions (controller/changes.py)
         self.layer4 = Layer4(paths)  # Layer 4 (nftables, issue 8)
+        self.subsystems: list[Subsystem] = []  # health checks, HA, management API (controller/subsystems.py)
 
     # --- preparing and applying ------------------------------------------------------------------
 
@@ -408,6 +410,12 @@ class Controller:
             await asyncio.to_thread(self.changes.started)  # record it; runtime states as the model says
         except StoreError as exc:
             log.error("the revision store cannot be written: %s", exc)
+        try:
+            await self._start_subsystems()
+        except SubsystemError as exc:
+            log.error("%s", exc)
+            await self._shutdown(None)
+            return 2
 
         try:
             api = await serve(self, self.paths.controller_socket)
@@ -424,7 +432,28 @@ class Controller:
             await self._shutdown(api)
         return 0
 
+    async def _start_subsystems(self) -> None:
+        self.subsystems = []
+        for subsystem in build_subsystems(self):
+            await subsystem.start(self.config)
+            self.subsystems.append(subsystem)  # only started ones are stopped
+            log.info("%s started", subsystem.name)
+
+    async def notify_applied(self, config: Config) -> None:
+        """Tell every subsystem that `config` now runs (after an apply, a runtime change or a rollback)."""
+        for subsystem in self.subsystems:
+            try:
+                await subsystem.applied(config)
+            except Exception:  # noqa: BLE001 - the change stands; the subsystem says what went wrong
+                log.exception("%s could not take the new configuration", subsystem.name)
+
     async def _shutdown(self, api: ApiServer | None) -> None:
+        for subsystem in reversed(self.subsystems):
+            try:
+                await subsystem.stop()
+            except Exception:  # noqa: BLE001 - stopping goes on
+                log.exception("%s did not stop cleanly", subsystem.name)
+        self.subsystems = []
         await self.layer4.stop()  # Layer 4 (nftables, issue 8): stop its checks, delete pacslb's tables
         async with self._engine_lock:
             if self.master is not None:

@@ -378,6 +378,7 @@ class ChangeManager:
         self.c.config = new
         self.c.base_dir = base_dir
         self.c.engine_error = None
+        await self._notify(new)
         await asyncio.to_thread(self._checkpoint, "engine-confirmed")
         try:
             await asyncio.to_thread(self.store.mark_applied, rev.id)
@@ -573,6 +574,7 @@ class ChangeManager:
                                 "the runtime state was set back", plan=plan, parent=parent,
                                 messages=getattr(exc, "messages", []), timings=clock.done())  # fmt: skip
         self.c.config = new
+        await self._notify(new)
         warnings = []
         try:
             await asyncio.to_thread(self.c._record_applied, prepared, text)
@@ -589,6 +591,11 @@ class ChangeManager:
             plan=plan, revision=self.store.get(rev.id, False), parent=parent, timings=clock.done(), warnings=warnings,
             engine={"method": Method.RUNTIME.value, "reloaded": False},
         )  # fmt: skip
+
+    async def _notify(self, config: Config) -> None:
+        notify = getattr(self.c, "notify_applied", None)  # stand-ins in unit tests have none
+        if notify is not None:
+            await notify(config)
 
     async def _layer4_servers(self, targets: list[tuple[str, str]], config: Config) -> None:
         layer4 = getattr(self.c, "layer4", None)
