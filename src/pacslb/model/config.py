@@ -10,7 +10,7 @@ import re
 from enum import Enum
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .types import Duration, Host, IPAddress, Name, Network, PortRange, Size, Text, URLPath
 
@@ -152,9 +152,75 @@ class HTTPCheck(CheckTiming):
     expect_body: Text | None = Field(default=None, description="text the answer's body must contain")
 
 
-# PACS-aware checks (dicom-echo, hl7, amqp, external) join this union: each is a class with its own
-# `type` literal, run by the appliance's health-check service rather than by HAProxy.
-HealthCheck = Annotated[Union[NoCheck, ConnectCheck, HTTPCheck], Field(discriminator="type")]
+def _check_ae_title(value: object) -> object:
+    """An AE title: 1 to 16 printable ASCII characters, no backslash, not all spaces (DICOM PS3.5 AE)."""
+    if isinstance(value, str) and not (
+        1 <= len(value) <= 16 and value.strip() and all(" " <= c <= "~" and c != "\\" for c in value)
+    ):
+        raise ValueError(f"{value!r} is not an AE title: 1 to 16 printable ASCII characters, no backslash")
+    return value
+
+
+AETitle = Annotated[str, BeforeValidator(_check_ae_title)]
+
+
+class DicomEchoCheck(CheckTiming):
+    """A DICOM association with a C-ECHO (Verification) on it: the archive must accept and answer Success."""
+
+    type: Literal["dicom-echo"]
+    calling_ae: AETitle = Field(default="PACSLB", description="AE title the check calls from")
+    called_ae: AETitle = Field(default="ANY-SCP", description="AE title of the real server's DICOM service")
+
+
+class HL7Check(CheckTiming):
+    """An HL7 v2 message over MLLP; the real server must acknowledge it with AA (or CA)."""
+
+    type: Literal["hl7"]
+    message: Text | None = Field(
+        default=None,
+        description="the HL7 v2 message to send, segments separated by newlines; omitted, a network-management "
+        "query (NMQ^N01) from PACSLB",
+    )
+    sending_application: Text = Field(default="PACSLB", description="MSH-3 of the default message")
+    receiving_application: Text = Field(default="", description="MSH-5 of the default message")
+
+
+class AMQPCheck(CheckTiming):
+    """The AMQP 0-9-1 handshake: up to Connection.Start, or a whole login when a username is given."""
+
+    type: Literal["amqp"]
+    virtual_host: Text = Field(default="/", description="vhost opened by a whole login")
+    username: Text | None = Field(default=None, description="log in as this user (PLAIN); omitted, stop at Connection.Start")
+    password: Text | None = Field(default=None, description="password of `username`")
+
+    @model_validator(mode="after")
+    def _credentials_together(self) -> "AMQPCheck":
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together: give both for a login, or neither")
+        return self
+
+
+class ExternalCheck(CheckTiming):
+    """A script run as `SCRIPT VIP VIP_PORT REAL_SERVER REAL_SERVER_PORT`; exit status 0 means up."""
+
+    type: Literal["external"]
+    script: str = Field(min_length=1, description="absolute path of an executable script")
+
+    @field_validator("script")
+    @classmethod
+    def _absolute(cls, script: str) -> str:
+        if not script.startswith("/"):
+            raise ValueError(f"{script!r} is not an absolute path: write the script's full path, e.g. /etc/pacslb/checks/pacs.sh")
+        return script
+
+
+# Checks run by the appliance's own health-check service (pacslb.health) rather than by HAProxy.
+APPLIANCE_CHECK_TYPES = frozenset({"dicom-echo", "hl7", "amqp", "external"})
+
+HealthCheck = Annotated[
+    Union[NoCheck, ConnectCheck, HTTPCheck, DicomEchoCheck, HL7Check, AMQPCheck, ExternalCheck],
+    Field(discriminator="type"),
+]
 
 
 # --- persistence -------------------------------------------------------------------------------
