@@ -1,0 +1,89 @@
+"""bench/health_checks.py works: its pure helpers, and one tiny run of every case against real peers (-m slow).
+
+No timed assertions: the tiny run proves that each case's checker process ran real checks against its peer,
+that none failed, and that the results and the README section are written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("pacslb_bench_health_checks", REPO / "bench" / "health_checks.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+
+
+def _run(**overrides) -> dict:
+    run = {"case": "connect", "target_rate": 1000, "rate": 999.0, "failed": 0, "late_p50_ms": 1.0, "late_p99_ms": 20.0,
+           "latency_p50_ms": 1.0, "latency_p99_ms": 5.0, "cpu": 0.2, "peers_cpu": 0.1, "failure_reasons": {}}  # fmt: skip
+    run.update(overrides)
+    run["sustained"] = bench.sustained(run)
+    return run
+
+
+def test_sustained_needs_the_rate_no_failures_and_a_small_p99_lateness():
+    assert _run()["sustained"]
+    assert not _run(rate=900.0)["sustained"]
+    assert not _run(failed=1)["sustained"]
+    assert not _run(late_p99_ms=150.0)["sustained"]
+    assert not _run(late_p99_ms=None)["sustained"]
+
+
+def test_percentiles():
+    assert bench.pct([], 0.5) is None
+    assert bench.pct([3, 1, 2], 0.5) == 2
+    assert bench.pct(list(range(100)), 0.99) == 99
+
+
+def test_section_lists_every_run_and_the_best_rate():
+    doc = {
+        "started": "2026-11-27T00:00:00Z", "command": "bench/health_checks.py", "duration_s": 10, "warmup_s": 2,
+        "machine": {"cpus": 2, "python": "3.11", "loadavg_at_start": [1.0, 1, 1], "loadavg_at_end": [2.0, 1, 1]},
+        "runs": [_run(), _run(case="dicom-echo", rate=300.0, failed=2, failure_reasons={"C-ECHO status 0x0110": 2})],
+        "best": {"connect": 1000.0, "dicom-echo": None},
+    }  # fmt: skip
+    text = bench.section(doc)
+    assert "| connect | 1000 | 999 | 0 |" in text and "| **no** |" in text
+    assert "- connect: 1000 checks/s" in text and "- dicom-echo: none of the rates tried" in text
+    assert "2x C-ECHO status 0x0110" in text
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+def test_tiny_run_of_every_case(tmp_path):
+    cases = ["connect", "http", "hl7"]
+    if shutil.which("storescp"):
+        cases.append("dicom-echo")
+    if Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists() and shutil.which("epmd"):
+        cases.append("amqp")
+    readme = tmp_path / "README.md"
+    readme.write_text("# bench\n\n<!-- results:l7 start -->\nL7\n<!-- results:l7 end -->\n")
+    rc = bench.main(
+        ["--cases", ",".join(cases), "--rates", "20", "--duration", "1", "--warmup", "0.5", "--dicom-peers", "2",
+         "--results-dir", str(tmp_path / "results"), "--readme", str(readme)]
+    )  # fmt: skip
+    assert rc == 0
+    files = list((tmp_path / "results").glob("*-health.json"))
+    assert len(files) == 1
+    doc = json.loads(files[0].read_text())
+    assert [r["case"] for r in doc["runs"]] == cases
+    for r in doc["runs"]:
+        assert r["checks"] > 0 and r["failed"] == 0, r
+        assert r["cpu"] > 0 and r["late_p99_ms"] is not None, r
+    text = readme.read_text()
+    assert "<!-- results:health start -->" in text and "<!-- results:l7 start -->\nL7\n<!-- results:l7 end -->" in text

@@ -1,0 +1,61 @@
+"""amqp against a real RabbitMQ node (Connection.Start, a whole login, a bad password, a missing vhost)
+and against a port that accepts TCP and says nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from health_peers import LOOPBACK, free_port
+from pacslb.health import AMQPProbe, Target, probe_for
+from pacslb.model.config import AMQPCheck
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+
+async def test_connection_start_is_up(rabbitmq):
+    probe = probe_for(AMQPCheck(type="amqp", timeout="4s"))
+    result = await probe.probe(Target(LOOPBACK, rabbitmq.port))
+    assert result.up and result.reason.startswith("AMQP 0-9-1 Connection.Start from RabbitMQ "), result
+
+
+async def test_a_whole_login_as_guest_is_up(rabbitmq):
+    probe = probe_for(AMQPCheck(type="amqp", username="guest", password="guest", timeout="4s"))
+    result = await probe.probe(Target(LOOPBACK, rabbitmq.port))
+    assert result.up and result.reason.startswith("AMQP login to vhost '/' on RabbitMQ"), result
+
+
+async def test_a_wrong_password_is_down_with_the_brokers_reason(rabbitmq):
+    result = await AMQPProbe(timeout=4, username="guest", password="not-the-password").probe(Target(LOOPBACK, rabbitmq.port))
+    assert not result.up
+    assert result.reason.startswith("the server closed the connection during tune: 403 ACCESS_REFUSED"), result
+
+
+async def test_a_missing_vhost_is_down(rabbitmq):
+    probe = AMQPProbe(timeout=4, virtual_host="/no-such-vhost", username="guest", password="guest")
+    result = await probe.probe(Target(LOOPBACK, rabbitmq.port))
+    assert not result.up and "530 NOT_ALLOWED" in result.reason and "during open" in result.reason, result
+
+
+async def test_a_port_that_accepts_and_says_nothing_is_down():
+    silent = await asyncio.start_server(lambda r, w: None, LOOPBACK, 0)
+    async with silent:
+        port = silent.sockets[0].getsockname()[1]
+        result = await AMQPProbe(timeout=0.5).probe(Target(LOOPBACK, port))
+    assert not result.up and result.reason == "TCP accepted but no AMQP greeting within 0.5s"
+    result = await AMQPProbe(timeout=2).probe(Target(LOOPBACK, free_port()))
+    assert not result.up and result.reason.startswith("connect failed")
+
+
+async def test_a_server_that_is_not_amqp_is_down():
+    async def http(reader, writer):
+        await reader.read(100)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(http, LOOPBACK, 0)
+    async with server:
+        result = await AMQPProbe(timeout=2).probe(Target(LOOPBACK, server.sockets[0].getsockname()[1]))
+    assert not result.up and result.reason.startswith("not AMQP 0-9-1"), result
