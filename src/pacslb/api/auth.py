@@ -1,0 +1,397 @@
+"""Authentication and roles of the management API and WebUI (the interface the WebUI builds on).
+
+Two ways in:
+  - a session cookie `pacslb_session` (Secure, HttpOnly, SameSite=Strict, Path=/) made by a login
+    (POST /api/v1/login, or the WebUI's login form calling `AuthService.login`); every unsafe request
+    (POST, PUT, PATCH, DELETE) with a cookie must also carry the session's CSRF token, in the header
+    `X-CSRF-Token` or the form field `csrf_token`, else 403;
+  - an API key for scripts: `Authorization: Bearer pacslb_<id>_<secret>` (no CSRF: not ambient).
+
+Roles: admin (everything), operator (drain / halt / online and weights of real servers, and reads),
+viewer (reads). `require_role("operator")` lets operators and admins in: admin passes every check.
+
+Used from a route:
+
+    from pacslb.api.auth import Principal, current_principal, require_role
+
+    @router.get("/x")
+    async def x(principal: Principal = Depends(current_principal)): ...        # any role
+    @router.post("/y")
+    async def y(principal: Principal = Depends(require_role("operator"))): ...  # operator or admin
+
+The AuthService is `request.app.state.auth`:
+    session = await auth.login(username, password, client_ip)   # Session | None; raises LoginThrottled
+    set_session_cookie(response, session, auth)                  # then render the page with session.csrf_token
+    auth.logout(session_id); clear_session_cookie(response)
+    auth.audit(username, "action", target=..., outcome="ok", client_ip=..., via=..., detail={...})
+    auth.sessions (SessionStore), auth.users (UserStore), auth.audit_log (AuditLog)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import math
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import Depends, HTTPException, Request, Response
+
+from ..store.audit import AuditLog
+from ..store.users import ROLES, User, UserStore
+
+log = logging.getLogger("pacslb.api")
+
+SESSION_COOKIE = "pacslb_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DEFAULT_SESSION_TIMEOUT = 30 * 60.0  # idle seconds
+
+# Login throttling: FREE_FAILURES wrong passwords in a row (per user name, and per client address) are
+# free; each one after that blocks further attempts for BACKOFF_BASE * 2**(n - FREE_FAILURES) seconds,
+# up to BACKOFF_MAX. A success clears the count; a quiet FORGET_AFTER forgets it.
+FREE_FAILURES = 5
+BACKOFF_BASE = 5.0
+BACKOFF_MAX = 15 * 60.0
+FORGET_AFTER = 60 * 60.0
+
+
+@dataclass
+class Principal:
+    """Who makes a request: their user name, role, and how they came in."""
+
+    username: str
+    role: str  # "admin" | "operator" | "viewer"
+    via: str  # "session" | "api-key"
+    csrf_token: str | None = None  # sessions only: put it in forms (csrf_token) or the X-CSRF-Token header
+    session_id: str | None = None
+
+    def allowed(self, *roles: str) -> bool:
+        """True when the role is one of `roles` (admin is always allowed)."""
+        return self.role == "admin" or self.role in roles
+
+
+@dataclass
+class Session:
+    """A logged-in browser. `id` is the cookie's value; the CSRF token goes with every unsafe request."""
+
+    id: str
+    username: str
+    role: str
+    csrf_token: str
+    client_ip: str | None
+    created_at: float
+    last_seen: float
+
+    def principal(self) -> Principal:
+        return Principal(self.username, self.role, "session", self.csrf_token, self.id)
+
+
+class LoginThrottled(Exception):
+    """Too many failed logins for this user name or client address: try again after `retry_after` seconds."""
+
+    def __init__(self, retry_after: float, who: str) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        self.who = who
+        super().__init__(f"too many failed logins for {who}: try again in {self.retry_after} s")
+
+
+class SessionStore:
+    """Sessions in the controller's memory (a restart logs everyone out). Idle ones expire after `timeout` s."""
+
+    def __init__(self, timeout: float = DEFAULT_SESSION_TIMEOUT, clock: Callable[[], float] = time.time) -> None:
+        self.timeout = timeout
+        self.clock = clock
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()  # used from the event loop and from worker threads
+
+    def create(self, user: User, client_ip: str | None) -> Session:
+        now = self.clock()
+        session = Session(secrets.token_urlsafe(32), user.username, user.role, secrets.token_urlsafe(32), client_ip, now, now)
+        with self._lock:
+            self._expire(now)
+            self._sessions[session.id] = session
+        return session
+
+    def get(self, session_id: str, touch: bool = True) -> Session | None:
+        """The live session with this id (its idle time restarts when `touch`), or None when unknown or expired."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return None
+            now = self.clock()
+            if now - session.last_seen > self.timeout:
+                del self._sessions[session_id]
+                return None
+            if touch:
+                session.last_seen = now
+            return session
+
+    def delete(self, session_id: str) -> bool:
+        with self._lock:
+            return self._sessions.pop(session_id, None) is not None
+
+    def delete_user(self, username: str, keep: str | None = None) -> int:
+        """End every session of `username` (but `keep`); returns how many ended."""
+        with self._lock:
+            ended = [sid for sid, s in self._sessions.items() if s.username == username and sid != keep]
+            for sid in ended:
+                del self._sessions[sid]
+        return len(ended)
+
+    def list(self) -> list[Session]:
+        with self._lock:
+            self._expire(self.clock())
+            return list(self._sessions.values())
+
+    def _expire(self, now: float) -> None:
+        """Forget idle sessions (the lock held)."""
+        for sid in [sid for sid, s in self._sessions.items() if now - s.last_seen > self.timeout]:
+            del self._sessions[sid]
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+    blocked_until: float = 0.0
+
+
+@dataclass
+class LoginThrottle:
+    """Failed logins counted per key ("user:NAME", "ip:ADDRESS"); exponential back-off after FREE_FAILURES."""
+
+    clock: Callable[[], float] = time.time
+    free: int = FREE_FAILURES
+    base: float = BACKOFF_BASE
+    maximum: float = BACKOFF_MAX
+    _keys: dict[str, _Failures] = field(default_factory=dict)
+
+    def retry_after(self, keys: list[str]) -> tuple[float, str | None]:
+        """Seconds until these keys may try again (0 when they may now), and the key that blocks."""
+        now = self.clock()
+        worst, which = 0.0, None
+        for key in keys:
+            found = self._keys.get(key)
+            if found is not None and found.blocked_until - now > worst:
+                worst, which = found.blocked_until - now, key
+        return worst, which
+
+    def failure(self, keys: list[str]) -> None:
+        now = self.clock()
+        if len(self._keys) > 100_000:  # bound the memory a flood of made-up names can take
+            self._keys = {k: f for k, f in self._keys.items() if now - f.last < FORGET_AFTER}
+        for key in keys:
+            found = self._keys.get(key)
+            if found is None or now - found.last > FORGET_AFTER:
+                found = self._keys[key] = _Failures()
+            found.count += 1
+            found.last = now
+            if found.count >= self.free:
+                found.blocked_until = now + min(self.base * 2 ** (found.count - self.free), self.maximum)
+
+    def success(self, keys: list[str]) -> None:
+        for key in keys:
+            self._keys.pop(key, None)
+
+
+class AuthService:
+    """Users, sessions, API keys, login throttling and the audit log of one appliance."""
+
+    def __init__(
+        self,
+        users: UserStore,
+        audit_log: AuditLog,
+        session_timeout: float = DEFAULT_SESSION_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+        state_dir: Path | None = None,
+    ) -> None:
+        self.state_dir = state_dir  # where the first admin's one-time password file lives
+        self.users = users
+        self.audit_log = audit_log
+        self.sessions = SessionStore(session_timeout, clock)
+        self.throttle = LoginThrottle(clock)
+        self.clock = clock
+        self.on_failed_login: Callable[[], None] | None = None  # metrics hook
+
+    async def login(self, username: str, password: str, client_ip: str | None) -> Session | None:
+        """A new session when the password is right; None when not (recorded in the audit log).
+
+        Raises LoginThrottled (with `retry_after` seconds) when this user name or address failed too often.
+        """
+        keys = [f"user:{username}", f"ip:{client_ip or '-'}"]
+        wait, which = self.throttle.retry_after(keys)
+        if wait > 0:
+            who = f"user {username}" if which and which.startswith("user:") else f"address {client_ip}"
+            await self.audit_async(username or "-", "login", outcome="throttled", client_ip=client_ip, via="session",
+                                   detail={"retry_after": math.ceil(wait)})  # fmt: skip
+            raise LoginThrottled(wait, who)
+        user = await asyncio.to_thread(self.users.verify, username, password) if username and password else None
+        if user is None:
+            self.throttle.failure(keys)
+            if self.on_failed_login is not None:
+                self.on_failed_login()
+            log.warning("failed login for %r from %s", username, client_ip)
+            await self.audit_async(username or "-", "login", outcome="failed", client_ip=client_ip, via="session",
+                                   detail={"reason": "unknown user or wrong password"})  # fmt: skip
+            return None
+        self.throttle.success(keys)
+        session = self.sessions.create(user, client_ip)
+        await self.audit_async(user.username, "login", outcome="ok", client_ip=client_ip, via="session")
+        return session
+
+    def logout(self, session_id: str) -> bool:
+        """End a session; True when there was one."""
+        session = self.sessions.get(session_id, touch=False)
+        ended = self.sessions.delete(session_id)
+        if session is not None:
+            self.audit(session.username, "logout", client_ip=session.client_ip, via="session")
+        return ended
+
+    def session_principal(self, session_id: str) -> Principal | None:
+        """The principal of a live session, with its role as the user store says now; None when the
+        session expired, or its user was deleted or changed (password or role) since it logged in."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return None
+        user = self.users.get(session.username)
+        if user is None or user.changed_at > session.created_at:
+            self.sessions.delete(session_id)
+            return None
+        session.role = user.role
+        return session.principal()
+
+    async def api_key_principal(self, token: str) -> Principal | None:
+        found = await asyncio.to_thread(self.users.verify_api_key, token)
+        if found is None:
+            return None
+        user, key = found
+        return Principal(user.username, user.role, "api-key")
+
+    def audit(
+        self,
+        username: str,
+        action: str,
+        *,
+        target: str = "",
+        outcome: str = "ok",
+        client_ip: str | None = None,
+        via: str | None = None,
+        detail: Any = None,
+    ) -> None:
+        """Record one event in the audit log (blocking, a few milliseconds; never raises: a failure is logged)."""
+        try:
+            self.audit_log.record(username, action, target=target, outcome=outcome, client_ip=client_ip, via=via,
+                                  detail=detail)  # fmt: skip
+        except Exception:  # noqa: BLE001 - the audit log must never turn a change into an error
+            log.exception("could not write the audit log %s", self.audit_log.path)
+
+    async def audit_async(self, username: str, action: str, **kwargs: Any) -> None:
+        """`audit` in a thread."""
+        await asyncio.to_thread(self.audit, username, action, **kwargs)
+
+
+# --- request helpers -----------------------------------------------------------------------------
+
+
+def client_ip(request: Request) -> str | None:
+    """The address the request came from (the management API is reached directly, never through a proxy)."""
+    return request.client.host if request.client else None
+
+
+def set_session_cookie(response: Response, session: Session, auth: AuthService | None = None) -> None:
+    """Put the session cookie on a response: Secure, HttpOnly, SameSite=Strict, Path=/ (a browser-session cookie:
+    the server ends it after the idle timeout)."""
+    response.set_cookie(SESSION_COOKIE, session.id, path="/", secure=True, httponly=True, samesite="strict")
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail=detail, headers={"WWW-Authenticate": 'Bearer realm="pacslb"'})
+
+
+async def _csrf_token_of(request: Request) -> str | None:
+    token = request.headers.get(CSRF_HEADER)
+    if token:
+        return token
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        try:
+            form = await request.form()  # Starlette caches it: the route reads the same form
+        except Exception:  # noqa: BLE001 - a broken form carries no token
+            return None
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """Like `current_principal`, but None instead of 401 when the request carries no credentials at all
+    (for pages that redirect to the login form). Bad credentials and a missing CSRF token still fail."""
+    if not request.headers.get("authorization") and not request.cookies.get(SESSION_COOKIE):
+        return None
+    return await current_principal(request)
+
+
+async def current_principal(request: Request) -> Principal:
+    """FastAPI dependency: the Principal of the request, from `Authorization: Bearer <API key>` or the
+    `pacslb_session` cookie. 401 without valid credentials; 403 when a cookie session sends an unsafe
+    request (POST, PUT, PATCH, DELETE) without its CSRF token (header X-CSRF-Token or form field csrf_token).
+    The principal is also left in `request.state.principal`."""
+    auth: AuthService = request.app.state.auth
+    header = request.headers.get("authorization")
+    principal: Principal | None
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthorized("use 'Authorization: Bearer <API key>', or log in (POST /api/v1/login)")
+        principal = await auth.api_key_principal(token.strip())
+        if principal is None:
+            raise _unauthorized("this API key is not valid (unknown or deleted): make one with 'pacslb user apikey NAME'")
+    else:
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if not session_id:
+            raise _unauthorized("authentication required: log in (POST /api/v1/login) or send an API key")
+        principal = await asyncio.to_thread(auth.session_principal, session_id)
+        if principal is None:
+            raise _unauthorized("the session expired or ended: log in again")
+        if request.method in UNSAFE_METHODS:
+            token = await _csrf_token_of(request)
+            if not token or not hmac.compare_digest(token.encode(), (principal.csrf_token or "").encode()):
+                raise HTTPException(
+                    403, detail=f"missing or wrong CSRF token: send the session's token in the {CSRF_HEADER} header "
+                    f"or the {CSRF_FIELD} form field"
+                )  # fmt: skip
+    request.state.principal = principal
+    return principal
+
+
+def require_role(*roles: str) -> Callable[..., Any]:
+    """Dependency factory: the Principal when its role is one of `roles` (admin always is); else 403 naming the role needed."""
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise ValueError(f"unknown roles {unknown}: choose from {ROLES}")
+    needed = " or ".join(sorted(set(roles) | {"admin"}, key=ROLES.index, reverse=True))
+
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        if not principal.allowed(*roles):
+            raise HTTPException(403, detail=f"this needs the role {needed}; {principal.username} is {principal.role}")
+        return principal
+
+    return dependency
+
+
+__all__ = [
+    "AuthService", "LoginThrottle", "LoginThrottled", "Principal", "Session", "SessionStore", "CSRF_FIELD", "CSRF_HEADER",
+    "SESSION_COOKIE", "clear_session_cookie", "client_ip", "current_principal", "optional_principal", "require_role",
+    "set_session_cookie",
+]

@@ -1,0 +1,215 @@
+"""Certificates of the virtual services: validate an upload, describe a PEM file, and hot-swap it in HAProxy.
+
+`validate_bundle` is pure (the time is an argument): certificate, key and optional chain in, the single
+PEM file HAProxy's `crt` takes out (certificate, chain, key), or CertificateProblems with a field path
+each (`certificate`, `key`, `chain[1]`) so the WebUI shows them beside the fields. It checks that the
+key matches the certificate, that the certificate is valid now, and that the chain is in order (each
+certificate issued, and signed, by the next).
+
+`hot_swap` gives HAProxy a new certificate for a file it loaded, without a reload: the runtime API's
+`set ssl cert <file>` with the PEM as payload, then `commit ssl cert <file>`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_CERT_RE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+_KEY_RE = re.compile(rb"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----.+?-----END (?:[A-Z]+ )?PRIVATE KEY-----", re.S)
+
+
+@dataclass
+class CertificateProblems(Exception):
+    problems: list[dict[str, str]]
+
+    def __str__(self) -> str:
+        return "; ".join(f"{p['path']}: {p['message']}" for p in self.problems)
+
+
+def _problem(path: str, message: str) -> dict[str, str]:
+    return {"path": path, "message": message, "severity": "error"}
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME.match(name) or name.endswith((".key", ".csr")):
+        raise CertificateProblems([_problem("name", f"{name!r} is not a certificate name: 1 to 64 letters, digits, "
+                                            "'.', '_' or '-', starting with a letter or digit (e.g. 'wfc-2026')")])  # fmt: skip
+    return name.removesuffix(".pem")
+
+
+def certificates_in(pem: bytes) -> list[bytes]:
+    return _CERT_RE.findall(pem)
+
+
+def _load_certs(pem: bytes, path: str) -> list[x509.Certificate]:
+    blocks = certificates_in(pem)
+    found = []
+    for i, block in enumerate(blocks):
+        try:
+            found.append(x509.load_pem_x509_certificate(block))
+        except ValueError:
+            raise CertificateProblems([_problem(f"{path}[{i}]" if len(blocks) > 1 else path,
+                                                "this certificate cannot be read (damaged PEM)")]) from None  # fmt: skip
+    return found
+
+
+def _public(key: Any) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def validate_bundle(
+    certificate: str, key: str | None, chain: str | None = None, *, now: dt.datetime | None = None, key_file: bytes | None = None
+) -> tuple[bytes, dict[str, Any]]:
+    """The PEM bundle to store, and its description; raises CertificateProblems (every problem found).
+
+    The key may be given in `key`, in `certificate` after the certificate, or come from `key_file` (the key
+    kept when a CSR was made). Extra certificates after the first in `certificate` are taken as chain.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    problems: list[dict[str, str]] = []
+    cert_bytes = (certificate or "").encode()
+    certs = _load_certs(cert_bytes, "certificate")
+    if not certs:
+        raise CertificateProblems([_problem("certificate", "no PEM certificate found: paste the block from "
+                                            "-----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----")])  # fmt: skip
+    leaf, extra = certs[0], certs[1:]
+    chain_certs = extra + (_load_certs(chain.encode(), "chain") if chain else [])
+    key_blocks = _KEY_RE.findall((key or "").encode()) or _KEY_RE.findall(cert_bytes) or (
+        _KEY_RE.findall(key_file) if key_file else [])  # fmt: skip
+    private = None
+    if not key_blocks:
+        problems.append(_problem("key", "no private key found: paste the key (-----BEGIN PRIVATE KEY-----), "
+                                 "or make the certificate from a CSR of this appliance"))  # fmt: skip
+    else:
+        try:
+            private = serialization.load_pem_private_key(key_blocks[0], password=None)
+        except (ValueError, TypeError) as exc:
+            problems.append(_problem("key", f"the key cannot be read ({exc}); HAProxy needs it without a passphrase"))
+        if private is not None and not isinstance(private, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+            problems.append(_problem("key", "only RSA, EC and Ed25519 keys are supported"))
+        elif private is not None and _public(private.public_key()) != _public(leaf.public_key()):
+            problems.append(_problem("key", "this key does not belong to the certificate (their public keys differ)"))
+    if leaf.not_valid_after_utc <= now:
+        problems.append(_problem("certificate", f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"))
+    elif leaf.not_valid_before_utc > now:
+        problems.append(_problem("certificate", f"the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"))
+    problems += _chain_problems(leaf, chain_certs, now)
+    if problems:
+        raise CertificateProblems(problems)
+    assert private is not None
+    key_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    bundle = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [leaf, *chain_certs]) + key_pem
+    return bundle, describe(bundle, now=now)
+
+
+def _chain_problems(leaf: x509.Certificate, chain: list[x509.Certificate], now: dt.datetime) -> list[dict[str, str]]:
+    """Each certificate must be issued (and signed) by the next one; chain certificates must be valid now."""
+    problems = []
+    sequence = [leaf, *chain]
+    for i, (child, parent) in enumerate(zip(sequence, sequence[1:])):
+        where = f"chain[{i}]"
+        if child.issuer != parent.subject:
+            problems.append(_problem(where, f"out of order: {_name(child.subject)} is issued by {_name(child.issuer)}, "
+                                     f"but the next certificate is {_name(parent.subject)}; put the chain in order, "
+                                     "issuer after issued"))  # fmt: skip
+            continue
+        try:
+            child.verify_directly_issued_by(parent)
+        except Exception:  # noqa: BLE001 - InvalidSignature, ValueError, TypeError: all mean "not its issuer"
+            problems.append(_problem(where, f"{_name(parent.subject)} did not sign {_name(child.subject)}"))
+        if parent.not_valid_after_utc <= now:
+            problems.append(_problem(where, f"{_name(parent.subject)} expired on {parent.not_valid_after_utc:%Y-%m-%d}"))
+    return problems
+
+
+def _name(name: x509.Name) -> str:
+    try:
+        return name.rfc4514_string()
+    except Exception:  # noqa: BLE001
+        return str(name)
+
+
+def describe(pem: bytes, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Subject, SANs, issuer, validity and days left of the first certificate in a PEM file."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    blocks = certificates_in(pem)
+    if not blocks:
+        raise ValueError("no PEM certificate in it")
+    cert = x509.load_pem_x509_certificate(blocks[0])
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = [str(v) for v in san.get_values_for_type(x509.DNSName)] + [
+            str(v) for v in san.get_values_for_type(x509.IPAddress)
+        ]
+    except x509.ExtensionNotFound:
+        sans = []
+    left = cert.not_valid_after_utc - now
+    return {
+        "subject": _name(cert.subject),
+        "sans": sans,
+        "issuer": _name(cert.issuer),
+        "self_signed": cert.issuer == cert.subject,
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "days_left": left.days if left.total_seconds() >= 0 else -((-left).days),
+        "expired": left.total_seconds() <= 0,
+        "chain_length": len(blocks) - 1,
+        "has_key": bool(_KEY_RE.search(pem)),
+        "serial": format(cert.serial_number, "x"),
+        "fingerprint_sha256": cert.fingerprint(hashes.SHA256()).hex(":"),
+    }
+
+
+# --- HAProxy's runtime API: set ssl cert + commit ssl cert --------------------------------------
+
+
+class HotSwapError(Exception):
+    """HAProxy refused or did not answer a certificate update; the message holds its words."""
+
+
+def _runtime(socket_path: Path, command: bytes, timeout: float) -> str:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(socket_path))
+        sock.sendall(command)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while data := sock.recv(65536):
+            chunks.append(data)
+    except OSError as exc:
+        raise HotSwapError(f"HAProxy's runtime API ({socket_path}) does not answer: {exc}") from None
+    finally:
+        sock.close()
+    return b"".join(chunks).decode(errors="replace")
+
+
+def hot_swap(socket_path: Path, loaded_as: str, bundle: bytes, timeout: float = 10.0) -> str:
+    """Replace the certificate HAProxy loaded from `loaded_as` (the path in its configuration) in memory.
+
+    Raises HotSwapError when HAProxy refuses (an aborted transaction leaves the old certificate serving).
+    """
+    if any(c.isspace() for c in loaded_as):
+        raise HotSwapError(f"{loaded_as!r} has white space: HAProxy's runtime API cannot name it")
+    payload = bundle.decode().strip("\n")
+    if "\n\n" in payload:
+        payload = re.sub(r"\n\s*\n", "\n", payload)  # an empty line would end the payload early
+    reply = _runtime(socket_path, f"set ssl cert {loaded_as} <<\n{payload}\n\n".encode(), timeout)
+    if "Transaction created" not in reply and "Transaction updated" not in reply:
+        _runtime(socket_path, f"abort ssl cert {loaded_as}\n".encode(), timeout)
+        raise HotSwapError(f"HAProxy refused 'set ssl cert {loaded_as}': {reply.strip() or 'no answer'}")
+    reply2 = _runtime(socket_path, f"commit ssl cert {loaded_as}\n".encode(), timeout)
+    if "Success" not in reply2:
+        _runtime(socket_path, f"abort ssl cert {loaded_as}\n".encode(), timeout)
+        raise HotSwapError(f"HAProxy refused 'commit ssl cert {loaded_as}': {reply2.strip() or 'no answer'}")
+    return (reply + reply2).strip()

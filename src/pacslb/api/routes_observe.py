@@ -1,0 +1,201 @@
+"""Reading the appliance: liveness, live status, revisions (and rollback), logs, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+
+from ..controller.status import ApplianceStatus
+from ..store import StoreError
+from ..store.history import revision_diff
+from .auth import Principal, current_principal, require_role
+from .metrics import ControllerMetrics
+from .writes import ApiError, Writer, base_revision_of, current_revision
+
+READ = require_role("viewer", "operator")
+ADMIN = require_role("admin")
+MAX_LOG_LINES = 5000
+MAX_ID = 2**53  # SQLite integers are 64-bit: larger ids exist nowhere, and must not reach the store
+RevId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a revision id")]
+OptionalRevId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+
+
+class RollbackWrite(BaseModel):
+    base_revision: int | None = Field(default=None, description="optional: the revision you saw as current (409 if stale)")
+    message: str | None = Field(default=None, max_length=2000)
+    dry_run: bool = False
+
+
+def tail(path: Path, lines: int, max_bytes: int = 4 * 1024 * 1024) -> list[str]:
+    """The last `lines` lines of a file (reading at most `max_bytes` from its end); [] when it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            step, data = 64 * 1024, b""
+            while size > 0 and data.count(b"\n") <= lines and len(data) < max_bytes:
+                start = max(0, size - step)
+                f.seek(start)
+                data = f.read(size - start) + data
+                size = start
+    except FileNotFoundError:
+        return []
+    text = data.decode("utf-8", errors="replace").splitlines()
+    return text[-lines:] if lines else []
+
+
+def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: Path | None) -> APIRouter:
+    router = APIRouter()
+    controller = writer.controller
+
+    @router.get("/health", tags=["status"], summary="Liveness (no authentication): 200 when HAProxy serves, else 503")
+    async def health() -> JSONResponse:
+        ok, reason = await asyncio.to_thread(controller.healthy)
+        return JSONResponse({"ok": ok, "reason": reason}, status_code=200 if ok else 503)
+
+    @router.get("/status", tags=["status"], response_model=ApplianceStatus,
+                summary="Live state of every virtual service and real server")  # fmt: skip
+    async def status(_: Principal = Depends(READ)) -> ApplianceStatus:
+        return await asyncio.to_thread(controller.status)
+
+    # --- revisions -------------------------------------------------------------------------------
+
+    @router.get("/revisions", tags=["revisions"], summary="The latest revisions first (without their configurations)")
+    async def revisions(_: Principal = Depends(READ), limit: int = Query(50, ge=1, le=10_000),
+                        before: OptionalRevId = None) -> dict:  # fmt: skip
+        store = controller.changes.store
+        found = await asyncio.to_thread(store.list, limit, before)
+        return {"current": await asyncio.to_thread(store.current_id), "revisions": [r.summary() for r in found]}
+
+    @router.get("/revisions/{rev_id}", tags=["revisions"], summary="One revision, with its whole configuration")
+    async def revision(rev_id: RevId, _: Principal = Depends(READ)) -> JSONResponse:
+        found = await asyncio.to_thread(controller.changes.store.get, rev_id)
+        if found is None:
+            return ApiError(404, f"there is no revision {rev_id}").response()
+        return JSONResponse(found.as_dict())
+
+    @router.get("/revisions/{rev_id}/diff", tags=["revisions"],
+                summary="What changed from `from` (default: its parent) to this revision, in the model's words")  # fmt: skip
+    async def revision_diff_route(rev_id: RevId, _: Principal = Depends(READ),
+                                  from_id: int | None = Query(None, alias="from", ge=1, le=MAX_ID)) -> JSONResponse:  # fmt: skip
+        try:
+            found = await asyncio.to_thread(revision_diff, controller.changes.store, from_id, rev_id)
+        except StoreError as exc:
+            return ApiError(404, str(exc)).response()
+        return JSONResponse(found.as_dict())
+
+    @router.get("/diff", tags=["revisions"], summary="Diff between two revisions (default: the current one and its parent)")
+    async def diff(_: Principal = Depends(READ), from_id: int | None = Query(None, alias="from", ge=1, le=MAX_ID),
+                   to_id: int | None = Query(None, alias="to", ge=1, le=MAX_ID)) -> JSONResponse:  # fmt: skip
+        try:
+            found = await asyncio.to_thread(revision_diff, controller.changes.store, from_id, to_id)
+        except StoreError as exc:
+            return ApiError(404, str(exc)).response()
+        return JSONResponse(found.as_dict())
+
+    @router.post("/revisions/{rev_id}/rollback", tags=["revisions"], summary="Run an earlier revision again (admin)")
+    async def rollback(rev_id: RevId, body: RollbackWrite, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
+        target = f"revision {rev_id}"
+        async with writer._lock:
+            try:
+                base = base_revision_of(request, body.base_revision, required=False)
+                current = await asyncio.to_thread(current_revision, controller)
+                if base is not None and base != current:
+                    raise ApiError(409, f"revision {base} is not the current one (revision {current} is)",
+                                   current_revision=current, base_revision=base)  # fmt: skip
+            except ApiError as exc:
+                writer._audit(request, principal, "revision.rollback", target, "conflict", {"message": exc.message})
+                return exc.response()
+            result = await controller.changes.rollback(rev_id, author=principal.username, message=body.message,
+                                                       dry_run=body.dry_run)  # fmt: skip
+        answer = result.as_dict()
+        answer["current_revision"] = await asyncio.to_thread(current_revision, controller)
+        writer._audit(request, principal, "revision.rollback", target, result.outcome.value, {"message": result.message})
+        metrics.change(answer)
+        return JSONResponse(answer, status_code=result.http_status)
+
+    # --- logs ------------------------------------------------------------------------------------
+
+    @router.get("/logs/{name}", tags=["status"], summary="The tail of the HAProxy log or the controller log")
+    async def logs(name: str, _: Principal = Depends(READ), lines: int = Query(200, ge=1, le=MAX_LOG_LINES)) -> JSONResponse:
+        files = {"haproxy": controller.paths.haproxy_log, "controller": controller_log}
+        path = files.get(name)
+        if name not in files:
+            return ApiError(404, f"there is no log {name!r}: choose haproxy or controller").response()
+        if path is None:
+            return ApiError(404, "the controller logs to stderr only (no log file)").response()
+        found = await asyncio.to_thread(tail, path, lines)
+        return JSONResponse({"log": name, "file": str(path), "lines": found})
+
+    return router
+
+
+async def haproxy_metrics(socket_path: Path) -> str:
+    """HAProxy's own exporter, through its Unix-socket frontend; '' when it does not answer."""
+    if not socket_path.exists():
+        return ""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(socket_path)), timeout=5.0) as client:
+            response = await client.get("http://haproxy/metrics")
+    except httpx.HTTPError:
+        return ""
+    return response.text if response.status_code == 200 else ""
+
+
+def metrics_response(text: str) -> Response:
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def metrics_router(controller: Any, metrics: ControllerMetrics, socket_path: Path, authenticated: bool = True) -> APIRouter:
+    """GET /metrics: the controller's metrics, then HAProxy's (behind authentication, any role, unless not `authenticated`)."""
+    router = APIRouter(tags=["metrics"])
+    dependencies = [Depends(current_principal)] if authenticated else []
+
+    @router.get("/metrics", dependencies=dependencies, response_class=PlainTextResponse,
+                summary="Prometheus metrics: the controller's and HAProxy's exporter")  # fmt: skip
+    async def get_metrics() -> Response:
+        ours = metrics.render(await asyncio.to_thread(_live_gauges, controller))
+        return metrics_response(ours + await haproxy_metrics(socket_path))
+
+    return router
+
+
+def _live_gauges(controller: Any) -> dict:
+    """Gauges read at scrape time: the current revision, whether HAProxy serves."""
+    try:
+        current = controller.changes.store.current_id() or 0
+    except StoreError:
+        current = 0
+    ok, _ = controller.healthy()
+    up: list[tuple[dict[str, str], float]] = []
+    passed: list[tuple[dict[str, str], float]] = []
+    if ok:
+        try:
+            status = controller.status()
+        except Exception:  # noqa: BLE001 - a scrape must answer even when HAProxy does not
+            status = None
+        for vs in status.virtual_services if status else []:
+            for rs in vs.real_servers:
+                labels = {"virtual_service": vs.name, "real_server": rs.name}
+                up.append(({**labels, "state": rs.state.value}, 1 if rs.state.value in ("UP", "no-check") else 0))
+                if rs.check.outcome.value in ("passed", "failed"):
+                    passed.append((labels, 1 if rs.check.outcome.value == "passed" else 0))
+    return {
+        "pacslb_revision_current": ("id of the revision that runs", "gauge", [({}, current)]),
+        "pacslb_haproxy_up": ("1 when HAProxy serves and its stats socket answers", "gauge", [({}, 1 if ok else 0)]),
+        "pacslb_real_server_up": ("1 when the real server takes new traffic (UP, or not checked); its state as a label",
+                                  "gauge", up),
+        "pacslb_health_check_passed": ("1 when the last health check of the real server passed, 0 when it failed",
+                                       "gauge", passed),
+    }
+

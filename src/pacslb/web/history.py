@@ -1,0 +1,97 @@
+"""The metrics sampler: a controller subsystem (controller/subsystems.py) that feeds the WebUI's graphs.
+
+Every SAMPLE_INTERVAL seconds it reads HAProxy's `show stat` on the admin socket and writes one Sample
+per virtual service into <state>/metrics.sqlite (pacslb.store.metrics), which keeps 24 hours. It never
+holds the controller's change lock: reading stats is independent of changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..engines.haproxy.runtime import RuntimeAPI, RuntimeAPIError
+from ..model import Config
+from ..store.metrics import SAMPLE_INTERVAL, Counters, MetricsStore, counters_from_rows, rates
+
+if TYPE_CHECKING:
+    from ..controller.appliance import Controller
+
+log = logging.getLogger("pacslb.web")
+
+METRICS_FILE = "metrics.sqlite"
+
+
+def metrics_path(state_dir: Path) -> Path:
+    """<state>/metrics.sqlite"""
+    return Path(state_dir) / METRICS_FILE
+
+
+class Sampler:
+    """Reads HAProxy's counters and stores rates; `sample_once` is one step (blocking), `run` loops."""
+
+    name = "metrics history"
+
+    def __init__(self, controller: "Controller", interval: float = SAMPLE_INTERVAL, clock=time.time) -> None:
+        self.controller = controller
+        self.interval = interval
+        self.clock = clock
+        self.store: MetricsStore | None = None
+        self._previous: dict[str, Counters] | None = None
+        self._previous_at: float | None = None
+        self._task: asyncio.Task | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self, config: Config) -> None:
+        path = metrics_path(self.controller.paths.root)
+        try:
+            self.store = await asyncio.to_thread(MetricsStore, path)
+        except (sqlite3.Error, OSError) as exc:  # graphs are not worth stopping the appliance for
+            log.error("no metrics history: %s cannot be used (%s); the graphs stay empty", path, exc)
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def applied(self, config: Config) -> None:
+        pass  # the next sample reads the new configuration from the controller
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.to_thread(self.sample_once)
+            except Exception:  # noqa: BLE001 - the graphs must never stop the appliance
+                log.exception("taking a metrics sample failed; the next one follows")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.interval)
+
+    def sample_once(self) -> int:
+        """Read the counters and store one sample per virtual service; returns how many (0 when HAProxy does not answer)."""
+        assert self.store is not None
+        try:
+            rows = RuntimeAPI(self.controller.paths.haproxy_admin_socket, timeout=3.0).show_stat()
+        except RuntimeAPIError as exc:
+            log.debug("no metrics sample: %s", exc)
+            self._previous = None
+            return 0
+        now, mono = self.clock(), time.monotonic()
+        current = counters_from_rows(self.controller.config, rows)
+        seconds = mono - self._previous_at if self._previous_at is not None else 0.0
+        samples = rates(self._previous, current, seconds, now)
+        self._previous, self._previous_at = current, mono
+        self.store.add(samples)
+        return len(samples)
+
+
+def factory(controller: "Controller") -> Sampler:
+    return Sampler(controller)

@@ -1,0 +1,75 @@
+"""The WebUI's revision pages: the history, what each revision changed, and rollback."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..api.auth import Principal, client_ip
+from ..controller.changes import Outcome
+from ..store import StoreError
+from ..store.history import revision_diff
+from .context import controller_of, flash, page_principal, page_role, render
+
+router = APIRouter(include_in_schema=False)
+
+PAGE = 50
+
+
+@router.get("/revisions", response_class=HTMLResponse)
+async def revisions_page(
+    request: Request, before: int | None = Query(None, ge=1), principal: Principal = Depends(page_principal)
+) -> Response:
+    store = controller_of(request).changes.store
+    found = await asyncio.to_thread(store.list, PAGE, before)
+    current = await asyncio.to_thread(store.current_id)
+    older = found[-1].id if len(found) == PAGE else None
+    return render(request, "revisions.html", principal, revisions=found, current=current, older=older)
+
+
+@router.get("/revisions/{rev_id}", response_class=HTMLResponse)
+async def revision_page(request: Request, rev_id: int, principal: Principal = Depends(page_principal)) -> Response:
+    store = controller_of(request).changes.store
+    revision = await asyncio.to_thread(store.get, rev_id, False)
+    if revision is None:
+        raise HTTPException(404, detail=f"there is no revision {rev_id}")
+    current = await asyncio.to_thread(store.current_id)
+    try:
+        changed = await asyncio.to_thread(revision_diff, store, None, rev_id)  # what this revision changed
+    except StoreError:
+        changed = None
+    undo = None
+    if current is not None and current != rev_id:
+        try:
+            undo = await asyncio.to_thread(revision_diff, store, current, rev_id)  # what a rollback would change
+        except StoreError:
+            undo = None
+    return render(request, "revision.html", principal, revision=revision, current=current, changed=changed, undo=undo)
+
+
+@router.post("/revisions/{rev_id}/rollback")
+async def rollback(
+    request: Request, rev_id: int, base_revision: str = Form(""), principal: Principal = Depends(page_role("admin"))
+) -> Response:
+    changes = controller_of(request).changes
+    writer = request.app.state.writer
+    async with writer._lock:  # the management API's one-write-at-a-time lock: the stale check holds until applied
+        current = await asyncio.to_thread(changes.store.current_id)
+        if str(current or "") != base_revision:
+            rev = await asyncio.to_thread(changes.store.get, current, False) if current else None
+            writer.auth.audit(principal.username, "revision.rollback", target=f"revision {rev_id}", outcome="conflict",
+                              client_ip=client_ip(request), via=principal.via)  # fmt: skip
+            flash(request, principal, f"Not rolled back: the configuration was changed meanwhile by "
+                  f"{rev.author if rev else 'someone'} in revision {current}. Check the diff again.", "error")  # fmt: skip
+            return RedirectResponse(f"/revisions/{rev_id}", status_code=303)
+        result = await changes.rollback(rev_id, author=principal.username, message="WebUI")
+    await writer.auth.audit_async(principal.username, "revision.rollback", target=f"revision {rev_id}",
+                                  outcome=result.outcome.value, client_ip=client_ip(request), via=principal.via,
+                                  detail={"message": result.message})  # fmt: skip
+    ok = result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED)
+    detail = "; ".join([*result.messages, *(str(p) for p in result.problems)])
+    flash(request, principal, result.message + (f" ({detail})" if detail else ""), "ok" if ok else "error")
+    target = f"/revisions/{result.revision.id}" if ok and result.revision else f"/revisions/{rev_id}"
+    return RedirectResponse(target, status_code=303)

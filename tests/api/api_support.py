@@ -1,0 +1,123 @@
+"""Helpers of the management API tests (imported by name: `from api_support import ...`).
+
+  ApiAccess                          the URL, the admin password, and clients logged in with a role
+  start_management_appliance(tmp, servers) -> (Appliance, info)
+                                     `pacslb up` with a layer7-http service in front of two TinyHTTPServers and a
+                                     TLS service whose certificate lives in the state directory (for the hot swap)
+  stop_appliance(appliance)          `pacslb stop`, then SIGKILL by PID for anything left; removes the state dir
+
+Logins for the tests come from 127.0.0.1; a test that makes logins fail on purpose sends them from an
+address of its own (ApiAccess.client(source=...)), so the per-address throttle never blocks the others.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from e2e_support import Appliance, TinyHTTPServer, free_port, loopback_host, wait_until
+from pacslb import pki
+
+ROLE_PASSWORDS = {"admin": None, "operator": "operator-pass-1", "viewer": "viewer-pass-12"}
+
+
+@dataclass
+class ApiAccess:
+    appliance: Appliance
+    url: str
+    admin_password: str
+    vip: str
+    vip_port: int
+    tls_port: int
+    servers: list[TinyHTTPServer]
+    cert_file: Path
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, source: str | None = None) -> httpx.Client:
+        """An anonymous client (closed at teardown); `source` binds it to that local address."""
+        transport = httpx.HTTPTransport(verify=False, local_address=source) if source else httpx.HTTPTransport(verify=False)
+        client = httpx.Client(base_url=self.url, transport=transport, timeout=60.0)
+        self.clients.append(client)
+        return client
+
+    def login(self, username: str, password: str | None = None, source: str | None = None) -> httpx.Client:
+        """A client with a session cookie and its CSRF token in every request's X-CSRF-Token header."""
+        client = self.client(source)
+        password = password or (self.admin_password if username == "admin" else ROLE_PASSWORDS[username])
+        response = client.post("/api/v1/login", json={"username": username, "password": password})
+        assert response.status_code == 200, response.text
+        client.headers["X-CSRF-Token"] = response.json()["csrf_token"]
+        return client
+
+    def as_role(self, role: str) -> httpx.Client:
+        return self.login(role)
+
+    def revision(self) -> int:
+        return self.login("admin").get("/api/v1/config").json()["revision"]
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.clients.clear()
+
+
+def config_text(vip: str, port: int, tls_port: int, servers: list[TinyHTTPServer], cert: Path) -> str:
+    rs = "\n".join(f"      - {{name: {s.name}, address: {s.host}, port: {s.port}}}" for s in servers)
+    return f"""version: 1
+settings:
+  max_connections: 2000
+  management: {{address: 127.0.0.1, port: 0}}
+virtual_services:
+  - name: web
+    mode: layer7-http
+    listen: [{{address: {vip}, port: {port}}}]
+    health_check: {{type: http, path: /, interval: 500ms, timeout: 500ms, rise: 1, fall: 2}}
+    real_servers:
+{rs}
+  - name: secure
+    mode: layer7-http
+    listen: [{{address: {vip}, port: {tls_port}}}]
+    tls: {{certificates: [{cert}]}}
+    health_check: {{type: none}}
+    real_servers:
+{rs}
+"""
+
+
+def start_management_appliance(tmp: Path, servers: list[TinyHTTPServer], extra_settings: str = "") -> tuple[Appliance, dict]:
+    vip = loopback_host(240 + (hash(str(tmp)) % 10))
+    port, tls_port = free_port(vip), free_port(vip)
+    state_dir = Path(tempfile.mkdtemp(prefix="pacslb-api-", dir="/tmp")) / "state"
+    cert = state_dir / "certs" / "site.pem"
+    pki.write_pem(cert, pki.self_signed("first site certificate", [vip, "localhost"]).bundle())
+    config = tmp / "pacslb.yaml"
+    config.write_text(config_text(vip, port, tls_port, servers, cert).replace("port: 0}", f"port: 0{extra_settings}}}"))
+    appliance = Appliance(state_dir=state_dir, config=config, log=tmp / "pacslb-up.log")
+    appliance.up(wait=True)
+    url_file = state_dir / "management-url"
+    wait_until(url_file.exists, 30, "the management API to listen")
+    password = (state_dir / "initial-admin-password").read_text().strip()
+    return appliance, {"url": url_file.read_text().strip().rstrip("/"), "password": password, "vip": vip, "port": port,
+                       "tls_port": tls_port, "cert": cert}
+
+
+def stop_appliance(appliance: Appliance) -> None:
+    try:
+        appliance.remember_pids()
+        appliance.stop(timeout=15)
+    except Exception:  # noqa: BLE001 - teardown goes on to the kill
+        pass
+    finally:
+        left = appliance.kill_leftovers()
+        if left:
+            print(f"teardown killed leftover processes {left} of {appliance.state_dir}", file=sys.stderr)
+        if appliance.paths.haproxy_log.exists():
+            shutil.copy(appliance.paths.haproxy_log, appliance.log.with_name("haproxy.log"))
+        shutil.rmtree(appliance.state_dir.parent, ignore_errors=True)
+
+

@@ -1,0 +1,202 @@
+"""A property-based run of the OpenAPI document against the running management API (schemathesis 4 and
+hypothesis): no request, however odd, gets a 5xx. Against a real appliance (HAProxy running), as admin
+(an API key), so that writes really go through: drain / halt / online and weights, rules, health checks,
+rollbacks, certificates, users.
+
+Path parameters are drawn from the real names (the service `web`, its real servers, existing revisions)
+as often as from random text, so that requests reach the handlers and not only their 404s.
+
+Left out on purpose: the operations whose bodies carry addresses (the whole configuration, virtual
+services, real servers): a generated address outside loopback would make HAProxy send health checks
+(or DNS queries) off this machine, which the tests must never do. They get their own run, in process,
+against a stand-in that validates every configuration as the appliance does but starts no engine
+(test_configuration_writes_never_answer_5xx_in_process), and the other API tests apply them for real.
+
+Bounded: EXAMPLES per operation, which keeps the run within about two minutes on a loaded 2-core machine.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from api_support import start_management_appliance, stop_appliance
+from e2e_support import TinyHTTPServer, loopback_host
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+EXAMPLES = 12
+EXCLUDED = {
+    ("PUT", "/api/v1/config"),
+    ("POST", "/api/v1/virtual-services"),
+    ("PUT", "/api/v1/virtual-services/{service}"),
+    ("POST", "/api/v1/virtual-services/{service}/real-servers"),
+    ("PUT", "/api/v1/virtual-services/{service}/real-servers/{real_server}"),
+}
+REAL_NAMES = {
+    "service": ["web", "secure"],
+    "real_server": ["rs1", "rs2"],
+    "rule": ["images"],
+    "name": ["site"],
+    "username": ["admin", "viewer"],
+}
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    servers = [TinyHTTPServer(f"rs{i}", loopback_host(220 + i)).start() for i in (1, 2)]
+    appliance = None
+    try:
+        appliance, info = start_management_appliance(tmp, servers)
+        with httpx.Client(base_url=info["url"], verify=False, timeout=60) as client:
+            login = client.post("/api/v1/login", json={"username": "admin", "password": info["password"]})
+            assert login.status_code == 200
+            client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+            assert client.post("/api/v1/users", json={"username": "viewer", "password": "viewer-pass-12",
+                                                       "role": "viewer"}).status_code == 200  # fmt: skip
+            token = client.post("/api/v1/users/admin/api-keys", json={"name": "fuzz"}).json()["token"]
+            document = client.get("/api/openapi.json").json()
+        yield info["url"], token, document, appliance
+    finally:
+        if appliance is not None:
+            stop_appliance(appliance)
+        for server in servers:
+            server.stop()
+
+
+def test_no_request_gets_a_5xx(target):
+    url, token, document, appliance = target
+    schema = schemathesis.openapi.from_dict(document)
+    headers = {"Authorization": f"Bearer {token}"}
+    failures: list[str] = []
+    ran: list[str] = []
+    writes_applied: set[str] = set()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        key = (operation.method.upper(), operation.path)
+        if key in EXCLUDED:
+            continue
+        ran.append(f"{key[0]} {key[1]}")
+
+        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
+                  suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])  # fmt: skip
+        @given(case=operation.as_strategy(), data=st.data())
+        def run(case, data) -> None:
+            for name in list(case.path_parameters or {}):
+                if name in REAL_NAMES and data.draw(st.booleans()):
+                    case.path_parameters[name] = data.draw(st.sampled_from(REAL_NAMES[name]))
+                elif name == "rev_id" and data.draw(st.booleans()):
+                    case.path_parameters[name] = data.draw(st.integers(1, 6))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # verify=False: the appliance's self-signed certificate
+                response = case.call(base_url=url, headers=headers, verify=False, timeout=60)
+            if case.method != "GET" and response.status_code == 200:
+                writes_applied.add(f"{case.method} {operation.path}")
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path} {case.body!r:.300} -> {response.status_code} "
+                                f"{response.text[:300]}")  # fmt: skip
+
+        run()
+    assert len(ran) >= 35, ran
+    assert not failures, "\n".join(failures[:20])
+    # writes really went through the apply path, not only their refusals
+    assert len(writes_applied) >= 5, writes_applied
+    print(f"{len(ran)} operations, {EXAMPLES} examples each; writes applied: {sorted(writes_applied)}")
+    # the appliance still serves after all of it
+    with httpx.Client(base_url=url, verify=False, timeout=30) as client:
+        assert client.get("/api/v1/health").status_code == 200
+        assert client.get("/api/v1/revisions", headers=headers).status_code in (200, 403)
+    assert appliance.process is not None and appliance.process.poll() is None
+
+
+# --- the configuration writes, in process --------------------------------------------------------------
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.current = 1
+
+    def current_id(self) -> int:
+        return self.current
+
+
+class _ValidatingChanges:
+    """A stand-in for the ChangeManager that validates like it and touches no engine (no traffic at all)."""
+
+    def __init__(self, owner) -> None:
+        self.owner = owner
+        self.store = _Store()
+
+    async def apply(self, *, data=None, dry_run=False, **_):
+        from pacslb.controller.changes import ChangeResult, Outcome
+        from pacslb.model import validate_data
+
+        loaded = validate_data(data)
+        if not loaded.ok or loaded.config is None:
+            return ChangeResult(Outcome.INVALID, "invalid", problems=loaded.problems)
+        if not dry_run:
+            self.owner.config = loaded.config
+            self.store.current += 1
+        return ChangeResult(Outcome.DRY_RUN if dry_run else Outcome.APPLIED, "ok")
+
+
+def test_configuration_writes_never_answer_5xx_in_process(tmp_path):
+    """The operations left out above (their bodies carry addresses), run in process against a stand-in that
+    validates every configuration exactly as the appliance does but never starts an engine."""
+    from pathlib import Path as _Path
+    from types import SimpleNamespace
+
+    from fastapi.testclient import TestClient
+
+    from pacslb.api.app import create_management_app
+    from pacslb.api.auth import AuthService
+    from pacslb.model import validate_data
+    from pacslb.paths import StatePaths
+    from pacslb.store.audit import AuditLog
+    from pacslb.store.users import UserStore
+
+    config = validate_data({"version": 1, "virtual_services": [
+        {"name": "web", "mode": "layer7-http", "listen": [{"address": "127.0.0.1", "port": 8080}],
+         "health_check": {"type": "none"}, "real_servers": [{"name": "rs1", "address": "127.0.0.1", "port": 8081}]}]}).config  # fmt: skip
+    controller = SimpleNamespace(config=config, paths=StatePaths(tmp_path), base_dir=_Path(tmp_path),
+                                 healthy=lambda: (True, "stand-in"), status=None)  # fmt: skip
+    controller.changes = _ValidatingChanges(controller)
+    users = UserStore(tmp_path / "users.sqlite")
+    users.add("admin", "admin-password", "admin")
+    _, token = users.add_api_key("admin")
+    app = create_management_app(controller, AuthService(users, AuditLog(tmp_path / "audit.sqlite")))
+    schema = schemathesis.openapi.from_dict(app.openapi())
+    headers = {"Authorization": f"Bearer {token}"}
+    failures: list[str] = []
+    seen: set[int] = set()
+    with TestClient(app, base_url="https://testserver") as client:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            if (operation.method.upper(), operation.path) not in EXCLUDED:
+                continue
+
+            @settings(max_examples=EXAMPLES * 3, deadline=None, database=None, suppress_health_check=list(HealthCheck),
+                      phases=[Phase.explicit, Phase.generate])  # fmt: skip
+            @given(case=operation.as_strategy(), data=st.data())
+            def run(case, data) -> None:
+                for name in list(case.path_parameters or {}):
+                    if name in REAL_NAMES and data.draw(st.booleans()):
+                        case.path_parameters[name] = data.draw(st.sampled_from(REAL_NAMES[name]))
+                body = case.body if isinstance(case.body, dict) else None
+                if body is not None and data.draw(st.booleans()):
+                    body = {**body, "base_revision": controller.changes.store.current}
+                response = client.request(case.method, case.formatted_path, params=case.query or None, json=body,
+                                          headers=headers)  # fmt: skip
+                seen.add(response.status_code)
+                if response.status_code >= 500:
+                    failures.append(f"{case.method} {case.formatted_path} {body!r:.300} -> {response.status_code}")
+
+            run()
+    assert not failures, "\n".join(failures[:20])
+    assert {404, 422, 428} <= seen, f"the handlers, the model's validation and the revision check were reached: {seen}"

@@ -1,0 +1,280 @@
+"""The WebUI in a real browser (Playwright driving Debian's Chromium) against a real appliance.
+
+`pacslb up` runs the True PACS template in front of the simulated True PACS services (the wiring of
+`pacslb demo`, as in tests/e2e/test_true_pacs.py), with the management API and WebUI on a free port of
+127.0.0.1 (settings.management.port 0; the address is read from <state>/management-url, the first
+admin's one-time password from <state>/initial-admin-password). Everything stays on loopback.
+
+The browser logs in, sees all 35 True PACS services on the dashboard, drains a real server with its
+button and watches the state turn DRAIN, watches the dashboard refresh by itself after a drain made from
+the CLI, enters an invalid health-check interval and rise and sees each error beside its field, and
+rolls back a revision. A screenshot of every page goes to test-artifacts/webui/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from e2e_support import Appliance, wait_until
+from pacslb.demo import DemoError, DemoProcess
+from pacslb.demo.truepacs import TruePacsDemo
+from pacslb.store.metrics import MetricsStore
+from pacslb.templates.true_pacs import SERVICES
+from pacslb.web.history import metrics_path
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+VIP = "127.0.0.1"
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "webui"
+SERVICES_LIFETIME = 900.0  # the simulated services end by themselves after this, whatever happens
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]  # fmt: skip
+DRAINED = "WFC_inference_443"  # its first real server is drained with the button; rolled back at the end
+CLI_DRAINED = "WFC_RMQAMQP"  # its first real server is drained from the CLI: the dashboard refreshes by itself
+CHECKED = "WFC_inference_443"  # its health check gets invalid values
+
+
+def vip_ports_free(offset: int) -> bool:
+    for spec in SERVICES:
+        if spec.port is None:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((VIP, spec.port + offset))
+            except OSError:
+                return False
+    return True
+
+
+def free_port_offset() -> int:
+    for _ in range(200):
+        offset = random.randrange(20000, 50000)
+        if vip_ports_free(offset):
+            return offset
+    raise RuntimeError("no port offset with six free VIP ports")
+
+
+def with_management_on_a_free_port(config_file: Path) -> None:
+    """settings.management.port 0: the WebUI takes a free port (other tests run at the same time)."""
+    data = yaml.safe_load(config_file.read_text())
+    settings = data.setdefault("settings", {})
+    settings["management"] = {**settings.get("management", {}), "address": VIP, "port": 0}
+    config_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def appliance(tmp_path_factory):
+    """The True PACS appliance with its WebUI: (plan, appliance, WebUI URL, admin password)."""
+    logs = tmp_path_factory.mktemp("webui")
+    state_dir = Path(tempfile.mkdtemp(prefix="pacslb-ui-", dir="/tmp")) / "s"
+    services: DemoProcess | None = None
+    running: Appliance | None = None
+    services_log = open(logs / "services.log", "ab")
+    try:
+        for octet in random.sample(range(200, 255), 5):
+            plan = TruePacsDemo(state_dir, vip_address=VIP, port_offset=free_port_offset(), server_octet=octet)
+            plan.write()
+            services = plan.services(max_lifetime=SERVICES_LIFETIME, stderr=services_log)
+            try:
+                services.start()
+                break
+            except DemoError as exc:
+                print(f"simulated services on 127.{octet}.x.y did not start: {exc}", file=sys.stderr)
+                services = None
+        assert services is not None, "the simulated services did not start"
+        with_management_on_a_free_port(plan.config_file)
+        running = Appliance(state_dir=state_dir, config=plan.config_file, log=logs / "pacslb-up.log")
+        running.up()
+        url_file, password_file = state_dir / "management-url", state_dir / "initial-admin-password"
+        wait_until(lambda: url_file.exists() and password_file.exists(), 30, "the WebUI's address and admin password")
+        yield plan, running, url_file.read_text().strip().rstrip("/"), password_file.read_text().strip()
+    finally:
+        if running is not None:
+            try:
+                running.remember_pids()
+                running.stop(timeout=15)
+            except Exception as exc:  # noqa: BLE001 - teardown goes on to the kill
+                print(f"pacslb stop failed: {exc!r}", file=sys.stderr)
+        if services is not None:
+            services.stop()
+        if running is not None:
+            left = running.kill_leftovers()
+            if left:
+                print(f"teardown killed leftover processes {left}", file=sys.stderr)
+            if running.paths.haproxy_log.exists():
+                shutil.copy(running.paths.haproxy_log, logs / "haproxy.log")
+        services_log.close()
+        shutil.rmtree(state_dir.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_sync.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS, timeout=60_000)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def shoot(page, name: str, full_page: bool = True) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    if full_page:
+        page.evaluate("window.scrollTo(0, 0)")  # else the sticky nav bar is drawn where the page was scrolled to
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def traffic(plan: TruePacsDemo, seconds: float) -> threading.Thread:
+    """Plain-HTTP GETs through VIP 3 for a while, so that the graphs have something to draw."""
+    port = plan.vip_port("WFC_http")
+    children = [s for s in SERVICES if s.parent == "WFC_http"]
+
+    def run() -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for child in children[:4]:
+                try:
+                    urllib.request.urlopen(f"http://{VIP}:{port}{child.path_prefix}/x", timeout=5).read()
+                except Exception:  # noqa: BLE001 - errors are data for the graphs too
+                    pass
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_webui_in_chromium(appliance, browser):
+    plan, running, url, password = appliance
+    load = traffic(plan, 60)
+    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1440, "height": 900})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the rollback's "are you sure?"
+    expect = playwright_sync.expect
+    try:
+        # --- login: a wrong password first, then the right one; nothing in the URL ---
+        page.goto(url + "/")
+        assert page.url.endswith("/login")
+        page.fill("#username", "admin")
+        page.fill("#password", "not the password")
+        page.click("button[type=submit]")
+        expect(page.locator(".error-box")).to_contain_text("Wrong user name or password")
+        shoot(page, "01-login-failed", full_page=False)
+        page.fill("#password", password)
+        page.click("button[type=submit]")
+        page.wait_for_url(url + "/")
+        assert password not in page.url
+
+        # --- the dashboard: all 35 True PACS services, live ---
+        expect(page.locator("tbody.vs")).to_have_count(35)
+        for spec in SERVICES:
+            expect(page.locator(f'tbody.vs[data-service="{spec.name}"]')).to_have_count(1)
+        vs = DRAINED
+        rs = page.locator(f'tbody.vs[data-service="{vs}"] tr.rs-row').first.get_attribute("data-real-server")
+        row = page.locator(f'tbody.vs[data-service="{vs}"] tr[data-real-server="{rs}"]')
+        expect(row.locator("[data-state]")).to_have_attribute("data-state", "UP", timeout=60_000)
+        shoot(page, "02-dashboard")
+        page.set_viewport_size({"width": 1180, "height": 620})  # a small one for docs/img
+        shoot(page, "02-dashboard-top", full_page=False)
+        page.set_viewport_size({"width": 1440, "height": 900})
+
+        # --- drain with the button: the state turns DRAIN (amber) ---
+        row.locator("button.btn-drain").click()
+        page.wait_for_url(url + "/*")
+        expect(page.locator(".flash-ok")).to_contain_text("applied")
+        row = page.locator(f'tbody.vs[data-service="{vs}"] tr[data-real-server="{rs}"]')
+        expect(row.locator("[data-state]")).to_have_attribute("data-state", "DRAIN")
+        expect(row.locator(".badge")).to_have_class("badge st-drain")
+        expect(row.locator("button.btn-drain")).to_be_disabled()
+        shoot(page, "03-dashboard-drained")
+
+        # --- a drain made elsewhere (the CLI) shows up without reloading the page ---
+        other = page.locator(f'tbody.vs[data-service="{CLI_DRAINED}"] tr.rs-row').first
+        other_name = other.get_attribute("data-real-server")
+        expect(other.locator("[data-state]")).not_to_have_attribute("data-state", "DRAIN")
+        done = running.cli("server", "drain", CLI_DRAINED, other_name)
+        assert done.returncode == 0, done.stderr
+        expect(page.locator(f'tbody.vs[data-service="{CLI_DRAINED}"] tr[data-real-server="{other_name}"] [data-state]')
+               ).to_have_attribute("data-state", "DRAIN", timeout=20_000)  # fmt: skip
+        expect(page.locator(".refresh-status")).to_contain_text("live")
+
+        # --- an invalid health check: each error beside its field, nothing applied ---
+        page.goto(f"{url}/services/{CHECKED}")
+        shoot(page, "04-service")
+        expect(page.locator('#health-check .field[data-field="calling_ae"]')).to_be_hidden()  # not for an https check
+        page.fill("#hc-interval", "abc")
+        page.fill("#hc-rise", "0")
+        page.locator("#health-check button[type=submit]").click()
+        interval = page.locator('#health-check .field[data-field="interval"]')
+        rise = page.locator('#health-check .field[data-field="rise"]')
+        expect(interval.locator(".field-error")).to_be_visible()
+        expect(rise.locator(".field-error")).to_contain_text("greater than or equal to 1")
+        expect(page.locator('#health-check .field[data-field="fall"] .field-error')).to_have_count(0)
+        expect(page.locator("#hc-interval")).to_have_value("abc")
+        interval.scroll_into_view_if_needed()
+        shoot(page, "05-health-check-errors")
+        page.locator("#health-check").screenshot(path=str(ARTIFACTS / "05-health-check-card.png"))
+
+        # --- corrected, it applies: a revision authored by the logged-in user ---
+        page.fill("#hc-interval", "6s")
+        page.fill("#hc-rise", "2")
+        page.locator("#health-check button[type=submit]").click()
+        expect(page.locator(".flash-ok")).to_contain_text("applied")
+        expect(page.locator("#hc-interval")).to_have_value("6s")
+        expect(page.locator("#health-check .field-error")).to_have_count(0)
+
+        # --- revisions: roll back to the one before the button's drain ---
+        page.goto(f"{url}/revisions")
+        expect(page.locator("table.list tbody tr").first).to_contain_text(f"health check of {CHECKED} (WebUI)")
+        expect(page.locator("table.list tbody tr").first).to_contain_text("admin")
+        shoot(page, "06-revisions")
+        drain_row = page.locator("table.list tbody tr", has_text=f"drain {vs}/{rs}").first
+        drain_id = int(drain_row.locator("td").first.inner_text())
+        before = drain_id - 1
+        page.goto(f"{url}/revisions/{before}")
+        expect(page.locator("#rollback")).to_contain_text(f"virtual_services[{vs}].real_servers[{rs}].state")
+        shoot(page, "07-revision-diff")
+        page.locator("#rollback button[type=submit]").click()
+        expect(page.locator(".flash-ok")).to_contain_text("applied")
+        expect(page.locator("h1")).not_to_have_text(f"Revision {before}")
+        shoot(page, "08-rolled-back")
+        page.goto(url + "/")
+        expect(page.locator(f'tbody.vs[data-service="{vs}"] tr[data-real-server="{rs}"] [data-state]')
+               ).to_have_attribute("data-state", "UP", timeout=30_000)  # fmt: skip
+
+        # --- certificates, graphs (after some samples), log ---
+        page.goto(f"{url}/certificates")
+        expect(page.locator("table.list")).to_contain_text("vip.pem")
+        shoot(page, "09-certificates")
+        store = MetricsStore(metrics_path(running.state_dir))
+        wait_until(lambda: store.series(time.time() - 3600).get("WFC_http"), 60, "metrics samples of WFC_http",
+                   interval=1.0)  # fmt: skip
+        page.goto(f"{url}/graphs?service=WFC_http")
+        expect(page.locator('section.graph[data-service="WFC_http"] svg.chart')).to_have_count(3)
+        page.goto(f"{url}/graphs")
+        expect(page.locator("section.graph")).to_have_count(len([s for s in SERVICES]))
+        shoot(page, "10-graphs", full_page=False)
+        page.goto(f"{url}/log")
+        expect(page.locator("pre.log")).to_be_visible()
+        shoot(page, "11-log", full_page=False)
+    finally:
+        shoot(page, "99-last")
+        context.close()
+        load.join(timeout=70)
