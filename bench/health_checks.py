@@ -15,7 +15,7 @@ for --duration seconds:
              with failures does not count as sustained)
   lateness   how late each check started against its schedule: the previous start of the same watch plus
              the interval (the runner's rule); p50 and p99 over every check of the window
-  latency    how long a probe took (p50, p99), which includes the wait for a dicom-echo thread
+  latency    how long a probe took (p50, p99)
   CPU        the checker process's CPU time (user + system, every thread) / wall time; 1.00 = one core
 
 Sustained = at least 97% of the target rate, no failed checks, and p99 lateness under 100 ms.
@@ -60,7 +60,7 @@ from readme_section import fmt, replace_section, split_choices  # noqa: E402
 CASES = {
     "connect": "TCP connect (asyncio)",
     "http": "HTTP GET (asyncio)",
-    "dicom-echo": "DICOM association + C-ECHO (pynetdicom, thread pool)",
+    "dicom-echo": "DICOM association + C-ECHO + release (asyncio, pacslb codec)",
     "hl7": "HL7 NMQ over MLLP, AA (asyncio + hl7)",
     "amqp": "AMQP 0-9-1 up to Connection.Start (asyncio)",
 }
@@ -302,14 +302,12 @@ def _threads() -> int:
 
 
 def run_worker_process(case: str, targets, rate: float, duration: float, warmup: float, timeout: float,
-                       profile: Path | None, nice: int = 0, dicom_threads: int | None = None) -> dict:
+                       profile: Path | None, nice: int = 0) -> dict:
     command = (["nice", "-n", str(nice)] if nice else []) + [sys.executable, str(Path(__file__).resolve()), "--worker", case, "--rate", str(rate),
                "--duration", str(duration), "--warmup", str(warmup), "--timeout", str(timeout),
                "--targets", json.dumps(targets)]  # fmt: skip
     if profile is not None:
         command += ["--profile", str(profile)]
-    if dicom_threads:
-        command += ["--dicom-threads", str(dicom_threads)]
     budget = duration + warmup + 60 + 3 * timeout
     out = subprocess.run(command, capture_output=True, text=True, timeout=budget, cwd=REPO)
     if out.returncode != 0:
@@ -378,8 +376,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--timeout", type=float, default=2.0, help="the checks' timeout, seconds")
     parser.add_argument("--dicom-peers", type=int, default=8, help="storescp processes for dicom-echo")
-    parser.add_argument("--dicom-threads", type=int, default=None,
-                        help="threads of the dicom-echo pool in the checker (default: pacslb's POOL_SIZE)")
     parser.add_argument("--checker-nice", type=int, default=0,
                         help="niceness of the checker process (negative needs root): keeps a busy shared machine from starving it")
     parser.add_argument("--quick", action="store_true", help="2 s runs at 200/s, no README update")
@@ -395,14 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.worker:
-        if args.dicom_threads:
-            from pacslb.health import dicom
-
-            dicom.POOL_SIZE = args.dicom_threads
         targets = [tuple(t) for t in json.loads(args.targets)]
         coro = worker(args.worker, targets, args.rate, args.duration, args.warmup, args.timeout)
         if args.profile:
-            import yappi  # every thread (pynetdicom runs in threads), CPU clock
+            import yappi  # every thread, CPU clock
 
             yappi.set_clock_type("cpu")
             yappi.start()
@@ -434,7 +426,6 @@ def main(argv: list[str] | None = None) -> int:
                     "loadavg_at_start": os.getloadavg()},
         "note": "the machine is shared: see loadavg_at_start/loadavg_at_end for the load of other processes",
         "checker_nice": args.checker_nice,
-        "dicom_threads": args.dicom_threads,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "rules": {"rate_share": RATE_SHARE, "late_p99_limit_ms": LATE_P99_LIMIT * 1000},
@@ -452,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             for rate in rates:
                 cpu0, t0 = tree_cpu(peers.pids), time.monotonic()
                 run = run_worker_process(case, peers.targets, rate, args.duration, args.warmup, args.timeout, args.profile,
-                                         args.checker_nice, args.dicom_threads)
+                                         args.checker_nice)
                 # The peers' CPU over the whole worker life (start-up included): an upper bound for the window.
                 run["peers_cpu"] = (tree_cpu(peers.pids) - cpu0) / (time.monotonic() - t0)
                 run["sustained"] = sustained(run)

@@ -1,4 +1,5 @@
-"""dicom-echo against dcmtk: storescp (answers C-ECHO), dcmqrscp (refuses unknown called AE titles)."""
+"""dicom-echo against real peers: dcmtk's storescp (answers C-ECHO) and dcmqrscp (refuses unknown called AE
+titles), and pynetdicom's own SCP (the reference of the codec)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,30 @@ async def _until(condition, what: str, timeout: float = 30.0) -> None:
     while not condition():
         assert loop.time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+async def test_pynetdicoms_own_scp_accepts_our_association_and_echo():
+    """pynetdicom, the reference our codec is tested against, as a live peer: its state machine must
+    accept our PDUs, see our AE titles and answer our C-ECHO; and reject a called AE title it does not know."""
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import Verification
+
+    seen: list[tuple[str, str, int]] = []
+
+    def on_echo(event):
+        seen.append((event.assoc.requestor.ae_title, event.assoc.acceptor.ae_title, event.request.MessageID))
+        return 0x0000
+
+    ae = AE(ae_title="REFSCP")
+    ae.add_supported_context(Verification)
+    ae.require_called_aet = True
+    server = ae.start_server((LOOPBACK, 0), block=False, evt_handlers=[(evt.EVT_C_ECHO, on_echo)])
+    try:
+        target = Target(LOOPBACK, server.server_address[1])
+        result = await DicomEchoProbe(timeout=5, calling_ae="LB1", called_ae="REFSCP").probe(target)
+        assert result.up and result.reason == "C-ECHO success"
+        assert len(seen) == 1 and seen[0][:2] == ("LB1", "REFSCP")
+        wrong = await DicomEchoProbe(timeout=5, called_ae="OTHER").probe(target)
+        assert wrong.reason == "association rejected (permanent, by the service user): called AE title not recognised"
+    finally:
+        server.shutdown()

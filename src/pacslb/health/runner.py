@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
@@ -25,6 +26,11 @@ class Watch:
     fall: int
     up: bool = True  # a new server counts as up until it fails `fall` times (as HAProxy does)
     last: Result | None = None
+    # True once `rise` passes or `fall` failures in a row were seen: until then this watch knows
+    # nothing HAProxy does not (a restarted controller must not bring a down server up, or take an
+    # up one down, on its first results)
+    decided: bool = False
+    changed_at: float | None = None  # time.time() of the last change of state (None: none seen)
     _passes: int = field(default=0, repr=False)
     _failures: int = field(default=0, repr=False)
 
@@ -33,14 +39,17 @@ class Watch:
         self.last = result
         if result.up:
             self._passes, self._failures = self._passes + 1, 0
-            if not self.up and self._passes >= self.rise:
-                self.up = True
-                return True
+            reached = self._passes >= self.rise
         else:
             self._failures, self._passes = self._failures + 1, 0
-            if self.up and self._failures >= self.fall:
-                self.up = False
-                return True
+            reached = self._failures >= self.fall
+        if not reached:
+            return False
+        self.decided = True
+        if self.up != result.up:
+            self.up = result.up
+            self.changed_at = time.time()
+            return True
         return False
 
 
@@ -73,7 +82,18 @@ class Checker:
                 self.watches[key] = watch
                 self._tasks[key] = asyncio.get_running_loop().create_task(self._run(watch))
 
+    @staticmethod
+    def first_check_delay(key: tuple[str, str], interval: float) -> float:
+        """Pure: when a new watch's first check starts, in [0, interval). A fixed offset per key spreads
+        the first checks of a configuration over one interval (as HAProxy's spread-checks does), so that
+        hundreds of real servers are not checked in the same instant and keep their spacing afterwards;
+        being fixed, it is the same on every restart and on both appliances of an HA pair."""
+        import zlib  # here, not at the top: keeps this edit of a shared file to one place
+
+        return interval * (zlib.crc32("\x00".join(key).encode()) / 2**32)
+
     async def _run(self, watch: Watch) -> None:
+        await asyncio.sleep(self.first_check_delay(watch.key, watch.interval))
         while True:
             started = asyncio.get_running_loop().time()
             try:
