@@ -240,8 +240,10 @@ def started_pids(run: DemoRun) -> set[int]:
 @pytest.mark.parametrize("how", ["Ctrl-C", "SIGTERM", "pacslb stop"])
 def test_demo_answers_through_its_vips_and_stops_leaving_no_process(demo_run, how):
     run = demo_run()
-    output = run.read_until(r"^stop: ", READY_TIMEOUT)
-    assert "WebUI: not available yet" in output
+    output = run.read_until(r"^  API docs: https://", READY_TIMEOUT)  # the WebUI lines come after the banner
+    password = (run.state_dir / "initial-admin-password").read_text().strip()
+    assert re.search(r"^WebUI and API: https://127\.0\.0\.1:\d+/", output, re.M)
+    assert f"log in as user admin, password {password} " in output
     assert f"status: pacslb status --state-dir {run.state_dir}" in output
     pids = started_pids(run)
     assert_answers(run)

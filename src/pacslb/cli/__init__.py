@@ -19,6 +19,9 @@ from . import init_command  # noqa: E402,F401
 from . import change_commands  # noqa: E402,F401
 from . import layer4_commands  # noqa: E402,F401
 from . import demo_command  # noqa: E402,F401
+from . import agent_command  # noqa: E402,F401
+from . import ha_commands  # noqa: E402,F401  (the HA pair, issue 7)
+from . import user_commands  # noqa: E402,F401
 
 
 def main() -> None:

@@ -13,12 +13,13 @@ import typer
 
 from ..model import Config
 from . import app
-from .common import DEFAULT_CONFIG, ConfigOption, StateDirOption, load_or_exit, state_dir
+from .common import DEFAULT_CONFIG, EXIT_INVALID, ConfigOption, StateDirOption, load_or_exit, state_dir
 
 
 class Engine(str, Enum):
     haproxy = "haproxy"
     nftables = "nftables"
+    keepalived = "keepalived"
 
 
 @app.command()
@@ -45,6 +46,15 @@ def render(
         from .layer4_commands import render_nftables
 
         sys.stdout.write(render_nftables(loaded.config, l2))
+        return
+    if engine is Engine.keepalived:  # the HA pair (issue 7): engines/keepalived
+        from ..engines.keepalived.render import KeepalivedPaths, RenderError, render as render_keepalived
+
+        try:
+            sys.stdout.write(render_keepalived(loaded.config, KeepalivedPaths(state_dir(state_dir_option).absolute())))
+        except RenderError as exc:
+            print(f"error: {exc}; add one (docs/high-availability.md)", file=sys.stderr)
+            raise typer.Exit(EXIT_INVALID) from None
         return
     env = HAProxyEnv(
         state_dir=state_dir(state_dir_option), base_dir=config.resolve().parent, cpu_count=os.cpu_count() or 1

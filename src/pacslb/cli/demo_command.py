@@ -24,6 +24,7 @@ from typing import Annotated
 
 import typer
 
+from ..api.state import access_lines, port_is_free  # the WebUI address and admin credentials (issue 5)
 from ..paths import StatePaths
 from . import app
 from .common import EXIT_INVALID, load_or_exit, lock_state_dir_or_exit
@@ -169,6 +170,10 @@ def demo(
         control_url = ready["control"]["url"]
         log.info("simulated services ready (PID %d), control endpoint %s", services.pid, control_url)
 
+        management = loaded.config.settings.management  # the WebUI: its own free port when 9443 is taken
+        if management.port and not port_is_free(management.address, management.port):
+            log.warning("port %d is taken: the WebUI gets a free port (printed below)", management.port)
+            management.port = 0
         controller = Controller(paths, plan.config_file, loaded.config)
         client = ControllerClient(paths, timeout=5.0)
 
@@ -183,6 +188,7 @@ def demo(
                 if healthy:
                     banner = plan.banner(program=_program(), services_pid=services.pid, control_url=control_url)
                     print(banner, flush=True)
+                    print("\n".join(access_lines(paths.root)), flush=True)
                     return
                 await asyncio.sleep(0.2)
             if not run.done():

@@ -35,6 +35,13 @@ def init(
     port_offset: Annotated[
         int, typer.Option("--port-offset", help="add N to every listening port (e.g. 10000 to stay above 1024)")
     ] = 0,
+    amqp_check: Annotated[
+        bool,
+        typer.Option(
+            "--amqp-check",
+            help="true-pacs: check VIP 1's RabbitMQ servers with an AMQP handshake instead of the guide's connect check",
+        ),
+    ] = False,
 ) -> None:
     """Write a starter configuration from a template, and a self-signed placeholder certificate beside it."""
     if template is None or template not in TEMPLATES:
@@ -44,7 +51,7 @@ def init(
     chosen = TEMPLATES[template]
     address = vip_address or chosen.default_vip_address
     try:
-        text = chosen.render(TemplateOptions(vip_address=address, port_offset=port_offset))
+        text = chosen.render(TemplateOptions(vip_address=address, port_offset=port_offset, amqp_check=amqp_check))
     except ValueError as exc:
         print(f"cannot write the {template} template: {exc}", file=sys.stderr)
         raise typer.Exit(EXIT_INVALID) from None

@@ -31,12 +31,28 @@ STATE_STYLES = {
 }
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT)
+
+
+def _log_to_file(paths: StatePaths) -> None:
+    """Also log to <state>/controller.log (rotated at 10 MB, 5 kept): the management API serves its tail."""
+    from logging.handlers import RotatingFileHandler
+
+    path = paths.root / "controller.log"
+    root = logging.getLogger()
+    if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
+        return
+    try:
+        handler = RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8")
+    except OSError as exc:
+        logging.getLogger("pacslb.controller").warning("cannot log to %s: %s", path, exc)
+        return
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
 
 
 @app.command()
@@ -58,6 +74,7 @@ def up(
     assert loaded.config is not None
     paths = StatePaths(state_dir(state_dir_option).absolute())
     lock = lock_state_dir_or_exit(paths)
+    _log_to_file(paths)
     try:
         logging.getLogger("pacslb.controller").info(
             "pacslb controller (PID %d) on %s with %s", os.getpid(), paths.root, config
@@ -111,6 +128,7 @@ def stop(
             print(f"error: the controller (PID {pid}) is still running after {timeout:g}s", file=sys.stderr)
             raise typer.Exit(1)
         did_something = True
+    did_something |= _stop_orphan_keepalived(paths)  # the HA pair: first, so that the peer takes the floating IPs
     for master in process.masters_of(paths):
         print(f"stopping HAProxy (master PID {master}), which ran without a controller", file=sys.stderr)
         try:
@@ -123,6 +141,19 @@ def stop(
         print(f"stopped the appliance on {paths.root}")
     else:
         print(f"no appliance runs on {paths.root}: nothing to stop")
+
+
+def _stop_orphan_keepalived(paths: StatePaths) -> bool:
+    """A keepalived of this state directory left running by a controller that died: SIGTERM (priority-0 advert)."""
+    from ..engines.keepalived import process as keepalived
+    from ..engines.keepalived.render import KeepalivedPaths
+
+    pid = keepalived.adopt(KeepalivedPaths(paths.root))
+    if pid is None:
+        return False
+    print(f"stopping keepalived (PID {pid}), which ran without a controller", file=sys.stderr)
+    keepalived.stop(pid)
+    return True
 
 
 @app.command()

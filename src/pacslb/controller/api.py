@@ -65,6 +65,9 @@ def create_app(controller: ControllerSurface) -> FastAPI:
         from .api_changes import changes_router
 
         app.include_router(changes_router(changes))
+    ha = getattr(controller, "ha", None)  # the HA pair (controller/ha.py): GET /api/v1/ha, POST promote, demote
+    if ha is not None:
+        app.include_router(ha.router())
     return app
 
 

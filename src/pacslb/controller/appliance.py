@@ -65,7 +65,9 @@ Renderer = Callable[[Config, Path, Path], str]
 def render_haproxy(config: Config, state_dir: Path, base_dir: Path) -> str:
     from ..engines.haproxy.render import HAProxyEnv, render
 
-    return render(config, HAProxyEnv(state_dir=state_dir, base_dir=base_dir, cpu_count=os.cpu_count() or 1))
+    # prometheus: HAProxy's exporter on a Unix socket, for the management API's /metrics
+    env = HAProxyEnv(state_dir=state_dir, base_dir=base_dir, cpu_count=os.cpu_count() or 1, prometheus=True)
+    return render(config, env)
 
 
 @dataclass
@@ -347,7 +349,31 @@ class Controller:
         controller = ControllerStatus(
             pid=os.getpid(), state_dir=str(self.paths.root), config_file=str(self.config_file), started_at=self.started_at
         )
-        return observe(self.paths, self.config, engine, controller)
+        return observe(self.paths, self.config, engine, controller, self.check_results())
+
+    def check_results(self) -> dict[tuple[str, str], dict]:
+        """Results of the checks the appliance runs itself (health-check service, Layer 4), by (service, real server)."""
+        results: dict[tuple[str, str], dict] = {}
+        try:
+            layer4 = list(self.layer4.checker.watches.items())
+        except RuntimeError:  # the watches changed while being read (another thread): next time
+            layer4 = []
+        for key, watch in layer4:
+            vs = self.config.service(key[0])
+            results[key] = {
+                "type": vs.health_check.type if vs else None,
+                "up": watch.up if watch.decided else None,
+                "reason": watch.last.reason if watch.last else None,
+                "changed_at": watch.changed_at,
+            }
+        for subsystem in list(self.subsystems):
+            report = getattr(subsystem, "check_results", None)
+            if report is not None:
+                try:
+                    results.update(report())
+                except RuntimeError:  # the watches changed while being read (another thread): next time
+                    pass
+        return results
 
     def healthy(self) -> tuple[bool, str]:
         if self._stop.is_set():

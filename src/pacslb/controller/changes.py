@@ -43,6 +43,7 @@ from ..engines.haproxy.runtime import RuntimeAPI, RuntimeAPIError
 from ..model import Config, Problem, dump_yaml, load_text, validate_data
 from ..model.config import RealServerState
 from ..model.diff import Change
+from ..model.ha import restart_needed
 from ..store import Revision, RevisionStore, StoreError
 from ..store.revisions import config_digest
 from . import files, runtime_ops
@@ -170,7 +171,8 @@ class ChangeManager:
         return self._store
 
     def env(self, base_dir: Path) -> HAProxyEnv:
-        return HAProxyEnv(state_dir=self.c.paths.root, base_dir=base_dir, cpu_count=os.cpu_count() or 1)
+        return HAProxyEnv(state_dir=self.c.paths.root, base_dir=base_dir, cpu_count=os.cpu_count() or 1,
+                           prometheus=True)  # HAProxy's exporter for the management API's /metrics
 
     def _api(self, timeout: float = 10.0) -> RuntimeAPI:
         return RuntimeAPI(self.c.paths.haproxy_admin_socket, timeout=timeout)
@@ -184,6 +186,11 @@ class ChangeManager:
         if name == stage:
             log.warning("pausing %ss at stage %s (%s)", seconds or "30", stage, TEST_PAUSE_ENV)
             time.sleep(float(seconds or 30))
+
+    def _refused(self, kind: str) -> str | None:
+        """Why the HA pair refuses this change here (the secondary takes changes from the primary only)."""
+        guard = getattr(self.c, "change_guard", None)  # set by controller/ha.py while it runs
+        return guard(kind) if guard is not None else None
 
     # --- startup ---------------------------------------------------------------------------------
 
@@ -283,6 +290,8 @@ class ChangeManager:
         dry_run: bool = False,
     ) -> ChangeResult:
         """Apply a whole configuration (YAML text, or plain data) as a new revision."""
+        if not dry_run and (refusal := self._refused(kind)):
+            return ChangeResult(Outcome.REFUSED, refusal)
         clock = _Clock()
         base_dir = Path(base_dir) if base_dir else self.c.base_dir
         if text is not None:
@@ -325,6 +334,8 @@ class ChangeManager:
         plan = await asyncio.to_thread(make_plan, old, new, self.env(base_dir), self.env(self.c.base_dir))
         clock.lap("plan")
         parent = await asyncio.to_thread(self.store.current_id)
+        if reason := restart_needed(old.ha, new.ha):
+            return ChangeResult(Outcome.REFUSED, reason, plan=plan, parent=parent, timings=clock.done())
         if plan.empty and base_dir == self.c.base_dir:
             current = await asyncio.to_thread(self.store.get, parent, False) if parent else None
             return ChangeResult(Outcome.UNCHANGED, "the appliance already runs this configuration: nothing to do",
@@ -476,6 +487,8 @@ class ChangeManager:
     ) -> ChangeResult:
         """drain / halt / online (`state`) or `weight` of one real server (of every service it serves, with
         `every_service`): runtime API first, then the revision and the file."""
+        if refusal := self._refused("server"):
+            return ChangeResult(Outcome.REFUSED, refusal)
         clock = _Clock()
         author = author or default_author()
         async with self.c._engine_lock:
@@ -614,8 +627,8 @@ class ChangeManager:
         self, rev_id: int, *, author: str | None = None, message: str | None = None, dry_run: bool = False
     ) -> ChangeResult:
         rev = await asyncio.to_thread(self.store.get, rev_id)
-        if rev is None:
-            return ChangeResult(Outcome.NOT_FOUND, f"there is no revision {rev_id}")
+        if rev is None:  # never was, or pruned (the store says which, and what it keeps)
+            return ChangeResult(Outcome.NOT_FOUND, await asyncio.to_thread(self.store.missing, rev_id))
         note = f"rollback to revision {rev_id}" + (f": {message}" if message else "")
         return await self.apply(
             data=rev.config_data,

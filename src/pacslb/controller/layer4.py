@@ -27,6 +27,7 @@ from pathlib import Path
 from ..engines.nftables import process
 from ..engines.nftables.render import Layer4Env, RenderError, layer4_services, render
 from ..health import Checker, Target, Watch, probe_for
+from ..health.service import context
 from ..model.config import Config, Mode, RealServerState
 from ..paths import StatePaths
 from . import files
@@ -112,7 +113,7 @@ class Layer4:
     def _watches(self, config: Config) -> list[Watch]:
         watches = []
         for vs in layer4_services(config):
-            probe = probe_for(vs.health_check)
+            probe = probe_for(vs.health_check, context(vs))  # the same probes as Layer 7 (health/service.py)
             if probe is None:
                 continue
             check = vs.health_check

@@ -69,6 +69,8 @@ def _execute_one(api: RuntimeAPI, op: Operation, delete_wait: float) -> None:
         if state is not RealServerState.HALT:
             if "check" in op.options:
                 api.enable_health(b, s)
+            if "agent-check" in op.options:  # the appliance's checks or a feedback agent (health/service.py)
+                api.enable_agent(b, s)
             if op.weight is not None and state is RealServerState.DRAIN:
                 api.set_server_weight(b, s, op.weight)  # drained with its configured weight, as after a reload
             api.set_server_state(b, s, ADMIN[state])  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ L7OK) are translated here and go no further.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from pydantic import BaseModel, Field
 
@@ -48,6 +48,11 @@ class CheckResult(BaseModel):
     info: str | None = Field(default=None, description="the server's or the network's own words, e.g. 'Connection refused'")
     duration_ms: int | None = None
     failures: int | None = Field(default=None, description="failed checks since start")
+    type: str | None = Field(default=None, description="the health check's type: connect, http, dicom-echo, ...")
+    by: str | None = Field(
+        default=None, description="who runs the check: 'haproxy', or 'appliance' (pacslb's health-check service)"
+    )
+    changed_s: int | None = Field(default=None, description="appliance checks: seconds since the check's verdict last changed")
 
     def summary(self) -> str:
         """One line for tables: 'passed (200)', 'failed: Layer4 connection problem: Connection refused'."""
@@ -145,6 +150,27 @@ def server_state(status: str, last_check: CheckOutcome = CheckOutcome.NONE) -> t
     return ServerState.UNKNOWN, words or None
 
 
+# The result of an appliance-run check of one real server, as the health-check service reports it:
+# {"type": "dicom-echo", "up": True | False | None (not decided yet), "reason": str | None,
+#  "changed_at": time.time() of the last change | None}
+ApplianceChecks = Mapping[tuple[str, str], Mapping]
+
+
+def appliance_check_result(result: Mapping, now: float | None = None) -> CheckResult:
+    """The check column of a real server checked by the appliance (pure; `now` for changed_s)."""
+    up = result.get("up")
+    outcome = CheckOutcome.PENDING if up is None else CheckOutcome.PASSED if up else CheckOutcome.FAILED
+    changed_at = result.get("changed_at")
+    return CheckResult(
+        outcome=outcome,
+        description=result.get("reason") if up is False else None,
+        info=result.get("reason") if up is not False else None,
+        type=result.get("type"),
+        by="appliance",
+        changed_s=int(now - changed_at) if now is not None and changed_at is not None else None,
+    )
+
+
 def check_result(row: StatRow) -> CheckResult:
     if not row.checked:
         return CheckResult()
@@ -185,8 +211,11 @@ def _listen(vs: VirtualService) -> list[str]:
     return [_address(listener.address, None) + f":{listener.port}" for listener in vs.listen]
 
 
-def virtual_service_status(vs: VirtualService, rows: Iterable[StatRow]) -> VirtualServiceStatus:
-    """One virtual service from the `show stat` rows of the proxies named after it."""
+def virtual_service_status(
+    vs: VirtualService, rows: Iterable[StatRow], checks: ApplianceChecks | None = None, now: float | None = None
+) -> VirtualServiceStatus:
+    """One virtual service from the `show stat` rows of the proxies named after it (and the appliance's checks)."""
+    checks = checks or {}
     mine = [r for r in rows if r.proxy == vs.name]
     frontend = next((r for r in mine if r.kind is ProxyKind.FRONTEND), None)
     backend = next((r for r in mine if r.kind is ProxyKind.BACKEND), None)
@@ -195,6 +224,7 @@ def virtual_service_status(vs: VirtualService, rows: Iterable[StatRow]) -> Virtu
     real_servers = []
     for rs in vs.real_servers:
         row = servers.get(rs.name)
+        appliance = checks.get((vs.name, rs.name))
         if row is None:
             real_servers.append(
                 RealServerStatus(
@@ -204,11 +234,21 @@ def virtual_service_status(vs: VirtualService, rows: Iterable[StatRow]) -> Virtu
                     configured_state=rs.state.value,
                     weight=rs.weight,
                     backup=rs.backup,
+                    check=appliance_check_result(appliance, now) if appliance else CheckResult(),
                 )
             )
             continue
         check = check_result(row)
+        if check.outcome is not CheckOutcome.NONE:
+            check = check.model_copy(update={"type": vs.health_check.type, "by": "haproxy"})
         state, transition = server_state(row.status, check.outcome)
+        if appliance:
+            # HAProxy's own check of such a server is only a TCP connect; the appliance's says more,
+            # unless the connect itself fails (then that is why the server is down)
+            if not (check.outcome is CheckOutcome.FAILED and appliance.get("up") is not False):
+                check = appliance_check_result(appliance, now)
+            if transition == "set by the agent":
+                transition = f"set by the appliance's {appliance.get('type') or ''} check".replace("  ", " ")
         if state is ServerState.UP and row.weight == 0:
             # HAProxy reports a server of weight 0 UP (the configuration file writes drain as weight 0):
             # it takes no new sessions, which is what DRAIN means here
@@ -242,7 +282,15 @@ def virtual_service_status(vs: VirtualService, rows: Iterable[StatRow]) -> Virtu
         if frontend is not None and _service_state(frontend.status) is ServiceState.STOPPED:
             state = ServiceState.STOPPED
     fallback = None
-    if vs.fallback is not None:
+    if vs.fallback is not None and vs.fallback.maintenance_page:
+        fallback = RealServerStatus(
+            name=FALLBACK_SERVER,
+            address="maintenance page (HTTP 503)",
+            state=ServerState.NO_CHECK,
+            configured_state="online",
+            backup=True,
+        )
+    elif vs.fallback is not None:
         row = servers.get(FALLBACK_SERVER)
         check = check_result(row) if row else CheckResult()
         fallback = RealServerStatus(
@@ -274,10 +322,13 @@ def build_status(
     rows: list[StatRow],
     engine: EngineStatus,
     controller: ControllerStatus | None,
+    checks: ApplianceChecks | None = None,
+    now: float | None = None,
 ) -> ApplianceStatus:
-    """Every virtual service of the configuration, in its order, with the live state HAProxy reports."""
+    """Every virtual service of the configuration, in its order, with the live state HAProxy reports
+    and the results of the checks the appliance runs itself (`checks`, by (service, real server))."""
     return ApplianceStatus(
         controller=controller,
         engine=engine,
-        virtual_services=[virtual_service_status(vs, rows) for vs in config.virtual_services],
+        virtual_services=[virtual_service_status(vs, rows, checks, now) for vs in config.virtual_services],
     )

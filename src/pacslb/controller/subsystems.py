@@ -45,7 +45,12 @@ Factory = Callable[["Controller"], "Subsystem | None"]
 
 # "module:function", imported when the controller starts (so `pacslb validate` never loads them).
 # Order matters: health checks first (others report their results), then HA, then the management API.
-FACTORIES: list[str] = []
+FACTORIES: list[str] = [
+    "pacslb.health.service:factory",  # health checks the appliance runs itself (dicom-echo, hl7, amqp, external)
+    "pacslb.controller.ha:factory",  # the HA pair: keepalived, peer link and configuration sync (when `ha` is set)
+    "pacslb.web.history:factory",  # metrics history for the WebUI's graphs (HAProxy's stats every 10 s, SQLite)
+    "pacslb.api.server:factory",  # the management API and WebUI over HTTPS (last: it serves what the others report)
+]
 
 
 def build(controller: "Controller", factories: list[str] | None = None) -> list[Subsystem]:

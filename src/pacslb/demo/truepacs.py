@@ -343,7 +343,6 @@ class TruePacsDemo:
         lines += [
             f"configuration: {self.config_file}",
             f"certificates: {self.certs_dir}/ (demo-ca.pem is the CA that clients and the load balancer trust)",
-            "WebUI: not available yet (a later release adds the WebUI and its admin credentials)",
             f"status: {program} status --state-dir {state}",
             f"stop: Ctrl-C here, or {program} stop --state-dir {state}",
         ]

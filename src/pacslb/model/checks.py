@@ -14,6 +14,7 @@ from cryptography import x509
 from typing import Iterator
 
 from .config import Config, Mode, Protocol, VirtualService
+from .ha import ha_problems
 from .problems import Problem
 
 
@@ -29,6 +30,7 @@ def check(config: Config) -> list[Problem]:
     problems += _references(config)
     problems += _listener_clashes(config)
     problems += _layer4_addresses(config)
+    problems += ha_problems(config)  # the HA pair (issue 7): model/ha.py
     return problems
 
 
@@ -203,6 +205,11 @@ def _references(config: Config) -> Iterator[Problem]:
                 yield Problem(f"{_vs_path(vs)}.persistence.type", "is reached from a layer7-tcp service, which cannot use HTTP persistence")
             if vs.headers.request or vs.headers.response or vs.headers.forwarded_for:
                 yield Problem(f"{_vs_path(vs)}.headers", "is reached from a layer7-tcp service, which does not see HTTP headers: remove headers")
+            if vs.fallback is not None and vs.fallback.maintenance_page:
+                yield Problem(
+                    f"{_vs_path(vs)}.fallback.maintenance_page",
+                    "is reached from a layer7-tcp service, where a maintenance page (HTTP) cannot be served: use a fallback server",
+                )
         elif Mode.LAYER7_HTTP in modes and vs.persistence.type == "ssl-session-id":
             yield Problem(
                 f"{_vs_path(vs)}.persistence.type",
@@ -248,6 +255,8 @@ def check_files(config: Config, base_dir: Path) -> list[Problem]:
         if vs.tls:
             for i, cert in enumerate(vs.tls.certificates):
                 problems += _pem_problems(f"{p}.tls.certificates[{i}]", resolve(cert, base_dir), need_key=True)
+        if vs.fallback is not None and vs.fallback.page is not None:
+            problems += _page_problems(f"{p}.fallback.page", resolve(vs.fallback.page, base_dir))
         encrypted = any(rs.encrypted for rs in vs.real_servers) or (vs.fallback and vs.fallback.encrypted)
         if encrypted and vs.server_tls.verify == "required":
             if not vs.server_tls.ca_file:
@@ -259,7 +268,25 @@ def check_files(config: Config, base_dir: Path) -> list[Problem]:
                 )
             else:
                 problems += _pem_problems(f"{p}.server_tls.ca_file", resolve(vs.server_tls.ca_file, base_dir), need_key=False)
+    if config.ha is not None and config.ha.sync.peer_certificate:  # the HA pair's pinned peer certificate
+        problems += _pem_problems("ha.sync.peer_certificate", resolve(config.ha.sync.peer_certificate, base_dir), need_key=False)
     return problems
+
+
+# HAProxy answers `http-request return ... file` from one buffer (16 KiB with the response's headers).
+MAX_PAGE_BYTES = 15 * 1024
+
+
+def _page_problems(path: str, file: Path) -> list[Problem]:
+    try:
+        size = file.stat().st_size
+    except FileNotFoundError:
+        return [Problem(path, f"file {file} does not exist: create it, or correct the path")]
+    except OSError as exc:
+        return [Problem(path, f"cannot read {file}: {exc.strerror}")]
+    if size > MAX_PAGE_BYTES:
+        return [Problem(path, f"{file} has {size} bytes; a maintenance page may have at most {MAX_PAGE_BYTES}: make it smaller")]
+    return []
 
 
 def resolve(path: str, base_dir: Path) -> Path:

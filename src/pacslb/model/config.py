@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .types import Duration, Host, IPAddress, Name, Network, PortRange, Size, Text, URLPath
 
 
@@ -101,11 +102,36 @@ class ServerTLS(Strict):
 
 
 class FallbackServer(Strict):
-    """Where traffic goes when every real server (backups included) is down."""
+    """Where traffic goes when every real server (backups included) is down: a server, or a maintenance page."""
 
-    address: Host
-    port: int = Field(ge=1, le=65535)
-    encrypted: bool = False
+    address: Host | None = Field(default=None, description="the fallback server's address (with port)")
+    port: int | None = Field(default=None, ge=1, le=65535, description="the fallback server's port")
+    encrypted: bool = Field(default=False, description="reach the fallback server over TLS (settings in server_tls)")
+    maintenance_page: bool = Field(
+        default=False,
+        description="instead of a server, the appliance answers every request with a maintenance page "
+        "(HTTP 503; layer7-http services and the backend-only services they reach)",
+    )
+    page: str | None = Field(
+        default=None,
+        description="HTML file of the maintenance page (at most 15 KiB); omitted, a page saying that the "
+        "imaging service is temporarily unavailable",
+    )
+
+    @model_validator(mode="after")
+    def _server_or_page(self) -> "FallbackServer":
+        if self.maintenance_page:
+            if self.address is not None or self.port is not None or self.encrypted:
+                raise ValueError(
+                    "a fallback is either a server (address, port, encrypted) or the maintenance page: "
+                    "drop address/port/encrypted, or maintenance_page"
+                )
+            return self
+        if self.page is not None:
+            raise ValueError("page is the maintenance page's file: set maintenance_page: true as well")
+        if self.address is None or self.port is None:
+            raise ValueError("a fallback server needs address and port; or set maintenance_page: true")
+        return self
 
 
 # --- health checks -----------------------------------------------------------------------------
@@ -176,13 +202,48 @@ class HL7Check(CheckTiming):
     """An HL7 v2 message over MLLP; the real server must acknowledge it with AA (or CA)."""
 
     type: Literal["hl7"]
-    message: Text | None = Field(
+    message: list[Text] | None = Field(
         default=None,
-        description="the HL7 v2 message to send, segments separated by newlines; omitted, a network-management "
-        "query (NMQ^N01) from PACSLB",
+        min_length=1,
+        description="the HL7 v2 message to send, one segment per item (or per line of one text), MSH first "
+        "(MSH-7 and MSH-10 are set per check); omitted, a network-management query (NMQ^N01) from sending_application",
     )
     sending_application: Text = Field(default="PACSLB", description="MSH-3 of the default message")
     receiving_application: Text = Field(default="", description="MSH-5 of the default message")
+
+    @field_validator("message", mode="before")
+    @classmethod
+    def _lines(cls, message: object) -> object:
+        """A message may also be one text with a segment per line (a YAML block, the WebUI's text area);
+        a blank text means the default message."""
+        if isinstance(message, str):
+            return [line for line in re.split(r"\r\n|\r|\n", message) if line.strip()] or None
+        return message
+
+    @field_validator("message")
+    @classmethod
+    def _segments(cls, message: list[str] | None) -> list[str] | None:
+        if message is None:
+            return None
+        msh = message[0]
+        if not (msh.startswith("MSH") and len(msh) >= 8 and msh[3] not in "^~\\& " and msh[4:8].count(msh[3]) == 0):
+            raise ValueError(
+                f"the first segment must be the MSH segment with its separator and encoding characters, "
+                f"e.g. 'MSH|^~\\&|PACSLB|...', not {msh[:20]!r}"
+            )
+        for number, segment in enumerate(message[1:], start=2):
+            if not re.fullmatch(r"[A-Z][A-Z0-9]{2}", segment[:3]) or (len(segment) > 3 and segment[3] != msh[3]):
+                raise ValueError(
+                    f"segment {number} ({segment[:20]!r}) must begin with a segment ID such as PID or EVN, then {msh[3]!r}"
+                )
+        return message
+
+    @field_validator("sending_application", "receiving_application")
+    @classmethod
+    def _no_delimiters(cls, value: str) -> str:
+        if any(c in value for c in "|^~\\&"):
+            raise ValueError(f"{value!r} must not contain the HL7 delimiters | ^ ~ \\ &")
+        return value
 
 
 class AMQPCheck(CheckTiming):
@@ -221,6 +282,20 @@ HealthCheck = Annotated[
     Union[NoCheck, ConnectCheck, HTTPCheck, DicomEchoCheck, HL7Check, AMQPCheck, ExternalCheck],
     Field(discriminator="type"),
 ]
+
+
+class FeedbackAgent(Strict):
+    """A feedback agent on each real server (`pacslb agent`, or any agent speaking HAProxy's agent-check protocol)."""
+
+    port: int = Field(default=3333, ge=1, le=65535, description="TCP port of the agent on each real server's address")
+    interval: Duration = Field(default=Duration(5000), description="time between two questions to the agent")
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_floor(cls, interval: Duration) -> Duration:
+        if interval.milliseconds < 100:
+            raise ValueError("interval must be at least 100ms")
+        return interval
 
 
 # --- persistence -------------------------------------------------------------------------------
@@ -425,6 +500,9 @@ class VirtualService(Strict):
     scheduler: Scheduler = Scheduler.WEIGHTED_ROUND_ROBIN
     persistence: Persistence = Field(default_factory=lambda: NoPersistence(type="none"))
     health_check: HealthCheck = Field(default_factory=lambda: ConnectCheck(type="connect"))
+    feedback_agent: FeedbackAgent | None = Field(
+        default=None, description="weights (and drain or down) follow an agent on each real server"
+    )
     real_servers: list[RealServer] = Field(default_factory=list)
     server_tls: ServerTLS = Field(default_factory=ServerTLS, description="how encrypted real servers are reached")
     fallback: FallbackServer | None = None
@@ -449,6 +527,28 @@ class VirtualService(Strict):
             raise ValueError(
                 f"real server(s) {', '.join(portless)} have no port, so the health check needs one: "
                 "set health_check.port, or give the real servers a port"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_agent_per_server(self) -> "VirtualService":
+        """HAProxy asks one agent per server: the appliance's own checks use it, so a feedback agent cannot."""
+        if self.fallback is not None and self.fallback.maintenance_page and self.mode is not Mode.LAYER7_HTTP and (
+            self.mode is not Mode.BACKEND_ONLY
+        ):
+            raise ValueError(
+                f"a maintenance page is HTTP: a {self.mode.value} service can only have a fallback server "
+                "(fallback: {address, port}); drop maintenance_page"
+            )
+        if self.feedback_agent is None:
+            return self
+        if self.mode.is_layer4:
+            raise ValueError("feedback_agent works with Layer 7 and backend-only services (HAProxy asks the agent); drop it here")
+        if self.health_check.type in APPLIANCE_CHECK_TYPES:
+            raise ValueError(
+                f"feedback_agent cannot be combined with a {self.health_check.type} health check: HAProxy asks one "
+                "agent per real server, and the appliance's own checks use it. Choose a check HAProxy runs "
+                "(connect, http, https, none), or drop feedback_agent"
             )
         return self
 
@@ -483,6 +583,60 @@ class Logging(Strict):
         raise ValueError(f"{target!r} is not a log target: write 'stdout', 'stderr', a socket path or HOST:PORT")
 
 
+class Management(Strict):
+    """The management API and WebUI (HTTPS), and where Prometheus metrics are served."""
+
+    enabled: bool = Field(default=True, description="serve the management API and WebUI")
+    address: IPAddress = Field(default="127.0.0.1", description="address the API and WebUI listen on")
+    port: int = Field(default=9443, ge=0, le=65535, description="HTTPS port; 0 picks a free one (written to <state>/management-url)")
+    certificate: str | None = Field(
+        default=None,
+        description="PEM file with certificate, key and chain; omitted, a self-signed one is made at first start "
+        "and kept in the state directory",
+    )
+    session_timeout: Duration = Field(default=Duration(30 * 60_000), description="idle time after which a WebUI session ends")
+    metrics_address: Text | None = Field(
+        default=None,
+        description="also serve /metrics without authentication, in plain HTTP, on this 'ADDRESS:PORT'",
+    )
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _address_and_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d{1,5})", value)
+        if not match or not 0 < int(match[2]) <= 65535:
+            raise ValueError(f"{value!r} is not ADDRESS:PORT: write e.g. '127.0.0.1:9101' or '[::1]:9101'")
+        return value
+
+    @model_validator(mode="after")
+    def _session_timeout_bounds(self) -> "Management":
+        if self.session_timeout.milliseconds < 1000:
+            raise ValueError("session_timeout must be at least 1s")
+        return self
+
+
+class HealthSettings(Strict):
+    """The appliance's health-check service (dicom-echo, hl7, amqp and external checks)."""
+
+    agent_port: int = Field(
+        default=3334,
+        ge=1,
+        le=65535,
+        description="loopback TCP port (127.0.0.1) where the appliance tells HAProxy the results of its own checks "
+        "(HAProxy's agent-check protocol); listened on only while a service uses such a check",
+    )
+
+
+class RevisionSettings(Strict):
+    """How many revisions the store keeps (store/revisions.py prunes the oldest after each applied one)."""
+
+    keep: int = Field(
+        default=500, ge=10, le=1_000_000, description="revisions kept; older ones are deleted after each applied revision"
+    )
+
+
 class Settings(Strict):
     """Appliance-wide settings."""
 
@@ -500,6 +654,9 @@ class Settings(Strict):
     retries: int = Field(default=3, ge=0, le=10, description="connection attempts to real servers, then redispatch")
     timeouts: Timeouts = Field(default_factory=Timeouts)
     log: Logging = Field(default_factory=Logging)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    management: Management = Field(default_factory=Management)
+    revisions: RevisionSettings = Field(default_factory=RevisionSettings)
 
 
 class Config(Strict):
@@ -508,6 +665,7 @@ class Config(Strict):
     version: Literal[1] = Field(description="configuration format version; this release reads 1")
     settings: Settings = Field(default_factory=Settings)
     virtual_services: list[VirtualService] = Field(default_factory=list)
+    ha: HA | None = Field(default=None, description="this node's part in an HA pair (node-local: never synced)")
 
     def service(self, name: str) -> VirtualService | None:
         """The virtual service called `name`, or None."""

@@ -14,6 +14,7 @@ class TemplateOptions:
 
     vip_address: str
     port_offset: int = 0
+    amqp_check: bool = False  # True PACS: check VIP 1 (RabbitMQ) with an AMQP handshake, not a connect
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,9 @@ class Template:
 
 
 def _true_pacs(options: TemplateOptions) -> str:
-    return render_true_pacs(TruePacsParams(vip_address=options.vip_address, port_offset=options.port_offset))
+    return render_true_pacs(
+        TruePacsParams(vip_address=options.vip_address, port_offset=options.port_offset, amqp_check=options.amqp_check)
+    )
 
 
 TEMPLATES: dict[str, Template] = {

@@ -23,7 +23,7 @@ import yaml
 TEMPLATE_NAME = "true-pacs"
 PLACEHOLDER_CERTIFICATE = "certs/true-pacs-placeholder.pem"
 
-CheckKind = Literal["connect", "none", "https", "http"]
+CheckKind = Literal["connect", "none", "https", "http", "amqp"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,8 @@ class TruePacsParams:
     check_path           path of the HTTPS (GET) health checks
     wfc_http_check_port  port of the HTTPS check of VIP 3's backend-only services (their traffic goes to
                          port 80, the guide checks them with HTTPS GET); None checks plain HTTP on port 80
+    amqp_check           VIP 1 (RabbitMQ) checked with an AMQP handshake (pacslb's `amqp` check) instead of
+                         the guide's "Connect to Port"; off by default, as the guide asks
     """
 
     vip_address: str = "192.0.2.10"
@@ -148,6 +150,7 @@ class TruePacsParams:
     server_ca_file: str | None = None
     check_path: str = "/"
     wfc_http_check_port: int | None = 443
+    amqp_check: bool = False
 
     def problems(self) -> list[str]:
         """What is wrong with these parameters, in words (empty when they are usable)."""
@@ -213,6 +216,8 @@ def _servers(spec: ServiceSpec, params: TruePacsParams) -> list[dict[str, Any]]:
 
 
 def _check(spec: ServiceSpec, params: TruePacsParams) -> dict[str, Any]:
+    if spec.name == "WFC_RMQAMQP" and params.amqp_check:
+        return {"type": "amqp", "port": None}
     if spec.check in ("none", "connect"):
         return {"type": spec.check, "port": None}
     check: dict[str, Any] = {"type": "https", "method": "GET", "path": params.check_path, "port": None}

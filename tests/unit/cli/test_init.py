@@ -100,3 +100,18 @@ def test_a_folder_as_output_is_refused(tmp_path: Path):
     result = _init("-t", "true-pacs", "-o", str(tmp_path), "--force")
     assert result.exit_code == 2 and "is a folder" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_amqp_check_option_checks_vip1_with_an_amqp_handshake(tmp_path: Path):
+    plain, with_amqp = tmp_path / "plain.yaml", tmp_path / "amqp" / "pacslb.yaml"
+    assert _init("--template", "true-pacs", "-o", str(plain)).exit_code == 0
+    result = _init("--template", "true-pacs", "--amqp-check", "-o", str(with_amqp))
+    assert result.exit_code == 0, result.output
+
+    def vip1_check(path: Path) -> str:
+        loaded = load_file(path)
+        assert loaded.config is not None
+        return loaded.config.service("WFC_RMQAMQP").health_check.type
+
+    assert vip1_check(plain) == "connect"  # the guide's "connect to port", kept by default
+    assert vip1_check(with_amqp) == "amqp"

@@ -26,6 +26,7 @@ import jinja2
 
 from ...model.checks import resolve
 from ...model.config import (
+    APPLIANCE_CHECK_TYPES,
     AppCookiePersistence,
     Config,
     CookiePersistence,
@@ -56,6 +57,9 @@ class HAProxyEnv:
     state_dir: Path  # sockets and state files: StatePaths(state_dir)
     base_dir: Path  # relative certificate and CA paths are read from here
     cpu_count: int = 1  # the caller reads os.cpu_count()
+    # a frontend that serves HAProxy's Prometheus exporter on <state>/haproxy/prom.sock (the management
+    # API proxies /metrics to it); the controller turns it on, golden files leave it off
+    prometheus: bool = False
 
 
 # --- free text and quoting -----------------------------------------------------------------------
@@ -187,6 +191,7 @@ class Global:
     ssl_bind_ciphersuites: str
     ssl_bind_options: str
     ssl_server_options: str
+    localpeer: str | None = None  # the HA pair: this node's name in the peers section
 
 
 @dataclass(frozen=True)
@@ -249,6 +254,7 @@ class HAProxyConfig:
     global_: Global
     defaults: Defaults
     sections: tuple[Frontend | Backend | Skipped, ...]
+    peers: object | None = None  # the HA pair's peers section (engines/haproxy/ha.py)
 
 
 # --- mapping tables -------------------------------------------------------------------------------
@@ -312,7 +318,8 @@ def render(config: Config, env: HAProxyEnv) -> str:
     """The whole haproxy.cfg for `config`: the same input always gives the same bytes."""
     view = build(config, env)
     template = _environment().get_template("haproxy.cfg.j2")
-    return template.render(config=view).rstrip("\n") + "\n"
+    prometheus = word(str(env.state_dir / "haproxy" / "prom.sock")) if env.prometheus else None
+    return template.render(config=view, prometheus_socket=prometheus).rstrip("\n") + "\n"
 
 
 def build(config: Config, env: HAProxyEnv) -> HAProxyConfig:
@@ -327,7 +334,9 @@ def build(config: Config, env: HAProxyEnv) -> HAProxyConfig:
             sections.append(_transform_frontend(vs, config, env))
         if vs.real_servers:
             sections.append(_transform_backend(vs, config, env, reached_from.get(vs.name, [])))
-    return HAProxyConfig(_transform_global(config, env), _transform_defaults(config), tuple(sections))
+    from .ha import apply_ha  # the HA pair (issue 7): peers, non-local binds
+
+    return apply_ha(HAProxyConfig(_transform_global(config, env), _transform_defaults(config), tuple(sections)), config)
 
 
 def backend_view(config: Config, env: HAProxyEnv, name: str) -> Backend | None:
@@ -662,8 +671,8 @@ def _transform_backend(
 
     # In the user's order: HAProxy sends traffic to the first backup that is up (no `allbackups`),
     # so the order of backups is their priority, and the fallback comes after every one of them.
-    servers = [_server(rs, vs, env) for rs in vs.real_servers]
-    if vs.fallback:
+    servers = [_server(rs, vs, env, config.settings.health.agent_port) for rs in vs.real_servers]
+    if vs.fallback and not vs.fallback.maintenance_page:
         servers.append(_fallback_server(vs.fallback, vs, env))
 
     return Backend(
@@ -676,7 +685,8 @@ def _transform_backend(
         timeouts=_timeout_overrides(config, vs, BACKEND_TIMEOUTS),
         persistence=_persistence(vs, reached_from),
         health_check=tuple(health_check),
-        http_request=tuple(_header_rules("http-request", vs.headers.request)) if http and is_backend_only else (),
+        http_request=(tuple(_header_rules("http-request", vs.headers.request)) if http and is_backend_only else ())
+        + _maintenance_page(vs, env),
         http_response=tuple(_header_rules("http-response", vs.headers.response)) if http and is_backend_only else (),
         http_reuse="safe" if http else None,
         retries=L7_RETRIES if http else (),
@@ -766,11 +776,12 @@ def _has_ipv6_listener(vs: VirtualService, reached_from: list[VirtualService]) -
     return any(ipaddress.ip_address(l.address).version == 6 for l in listeners)
 
 
-def _server(rs: RealServer, vs: VirtualService, env: HAProxyEnv) -> Server:
+def _server(rs: RealServer, vs: VirtualService, env: HAProxyEnv, agent_port: int) -> Server:
     options: list[object] = []
     check = vs.health_check
     if check.type != "none":
         options.append("check")
+    options += _agent_check(rs, vs, agent_port)
     # Drain is weight 0. HAProxy's configuration has no 'drain' keyword (DRAIN is a runtime admin
     # state), and a server of weight 0 behaves the same way, as documented for `weight`: it takes no
     # new clients, but persistent ones (cookie, stick table) still reach it, which is what drain means
@@ -795,11 +806,65 @@ def _server(rs: RealServer, vs: VirtualService, env: HAProxyEnv) -> Server:
     return Server(rs.name, _address(rs.address, rs.port), tuple(options))
 
 
+def _agent_check(rs: RealServer, vs: VirtualService, agent_port: int) -> list[object]:
+    """HAProxy's agent check: the appliance's own health-check service, or a feedback agent on the real server.
+
+    Checks HAProxy cannot run (dicom-echo, hl7, amqp, external) are run by the appliance, which answers
+    on 127.0.0.1:agent_port for `<service>/<real server>` with 'up' or 'down #reason' (pacslb.health).
+    An agent that cannot be reached changes nothing (HAProxy keeps the server's state), so a stopped
+    controller takes no server down; the `check` beside it is a TCP connect that keeps working then.
+    """
+    check = vs.health_check
+    if check.type in APPLIANCE_CHECK_TYPES:
+        # a plain word (names are [A-Za-z0-9_.-]), without a newline: the runtime API's `add server`
+        # reads no quotes, and the agent port reads what arrives in one piece
+        send = f"{vs.name}/{rs.name}"
+        return [
+            "agent-check", "agent-addr", "127.0.0.1", "agent-port", str(agent_port),
+            "agent-send", send, "agent-inter", str(check.interval),
+        ]
+    if vs.feedback_agent is not None:
+        agent = vs.feedback_agent
+        return ["agent-check", "agent-port", str(agent.port), "agent-inter", str(agent.interval)]
+    return []
+
+
+DEFAULT_MAINTENANCE_PAGE = (
+    "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Service temporarily unavailable</title>"
+    "<style>body{font-family:sans-serif;margin:4em auto;max-width:36em;color:#222}</style></head><body>"
+    "<h1>Service temporarily unavailable</h1>"
+    "<p>The imaging service is temporarily unavailable. No server can take your request at the moment.</p>"
+    "<p>Please try again in a few minutes. If the problem lasts, contact your PACS administrator.</p>"
+    "</body></html>"
+)
+
+
+def _maintenance_page(vs: VirtualService, env: HAProxyEnv) -> tuple[Directive, ...]:
+    """The maintenance page: HAProxy answers 503 itself when no real server (backups included) is usable."""
+    fallback = vs.fallback
+    if fallback is None or not fallback.maintenance_page:
+        return ()
+    source: tuple[object, ...]
+    if fallback.page is not None:
+        source = ("file", Word(str(resolve(fallback.page, env.base_dir))))
+    else:
+        source = ("string", Text(DEFAULT_MAINTENANCE_PAGE))
+    # nbsrv counts the usable servers of this backend, backups included (0 only when all are down)
+    return (
+        (
+            "http-request", "return", "status", "503", "content-type", Text("text/html; charset=utf-8"), *source,
+            "hdr", "Cache-Control", LogFormat("no-store"), "hdr", "Retry-After", LogFormat("60"),
+            "if", "{", "nbsrv", "eq", "0", "}",
+        ),
+    )
+
+
 def _fallback_server(fallback: FallbackServer, vs: VirtualService, env: HAProxyEnv) -> Server:
     """The last backup: used when every real server, backups included, is down. It is not checked."""
     options: list[object] = ["backup"]
     if fallback.encrypted:
         options += _server_tls(vs, env)
+    assert fallback.address is not None  # a fallback without address is the maintenance page
     return Server("fallback", _address(fallback.address, fallback.port), tuple(options))
 
 

@@ -340,6 +340,10 @@ class RuntimeAPI:
     def disable_health(self, backend: str, server: str) -> None:
         self._set(f"disable health {_server_ref(backend, server)}")
 
+    def enable_agent(self, backend: str, server: str) -> None:
+        """Start the agent check of a server (a dynamic server starts with it off)."""
+        self._set(f"enable agent {_server_ref(backend, server)}")
+
     # --- dynamic servers and addresses (HAProxy answers these with a sentence, not with nothing) ---
 
     def _expect(self, command: str, *success: str) -> str:

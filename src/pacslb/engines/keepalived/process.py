@@ -1,0 +1,185 @@
+"""keepalived: check, start in the foreground, adopt, reload, stop; read the VRRP state changes.
+
+keepalived runs as `keepalived -P -n -l -D -f CONF -p PIDFILE -r VRRP_PIDFILE` in a session of its
+own (a controller killed with SIGKILL leaves it holding the floating IPs: fail static), in the network
+namespace of the controller that starts it. SIGHUP reloads the file; SIGTERM makes the master send a
+priority-0 advert (the backup takes over at once) and remove the floating IPs before it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..haproxy.process import is_running, proc_cmdline, read_pidfile
+from .render import KeepalivedPaths
+
+DEFAULT_BINARY = shutil.which("keepalived") or "/usr/sbin/keepalived"
+CHECK_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+class KeepalivedError(Exception):
+    """keepalived refused its file, did not start, or did not stop."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    output: str
+
+
+def check(conf: Path, binary: str = DEFAULT_BINARY) -> CheckResult:
+    """`keepalived -t -f CONF` (in this network namespace: the interface must exist here)."""
+    if not conf.is_file():  # keepalived -t exits 0 on a missing file
+        return CheckResult(False, f"{conf} does not exist")
+    done = subprocess.run([binary, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=CHECK_TIMEOUT)
+    output = (done.stdout + done.stderr).strip()
+    return CheckResult(done.returncode == 0, output)
+
+
+def command_line(paths: KeepalivedPaths, binary: str = DEFAULT_BINARY) -> list[str]:
+    return [binary, "-P", "-n", "-l", "-D", "-f", str(paths.config), "-p", str(paths.pid), "-r", str(paths.vrrp_pid)]
+
+
+def serves(pid: int, paths: KeepalivedPaths) -> bool:
+    """PID is a live keepalived parent run on this appliance's file."""
+    argv = proc_cmdline(pid)
+    return bool(argv) and "keepalived" in Path(argv[0]).name and str(paths.config) in argv and is_running(pid)
+
+
+def adopt(paths: KeepalivedPaths) -> int | None:
+    """The PID of the keepalived that already runs this appliance's file, or None."""
+    pid = read_pidfile(paths.pid)
+    return pid if pid is not None and serves(pid, paths) else None
+
+
+def start(paths: KeepalivedPaths, binary: str = DEFAULT_BINARY, timeout: float = 10.0) -> int:
+    """Start keepalived on `paths.config`; return its PID once its VRRP child runs."""
+    paths.dir.mkdir(parents=True, exist_ok=True)
+    with open(paths.log, "ab") as log:
+        popen = subprocess.Popen(
+            command_line(paths, binary),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=paths.dir,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise KeepalivedError(f"keepalived exited at start ({popen.returncode}); see {paths.log}")
+        vrrp = read_pidfile(paths.vrrp_pid)
+        if read_pidfile(paths.pid) == popen.pid and vrrp is not None and is_running(vrrp):
+            _reap_later(popen)
+            return popen.pid
+        time.sleep(0.05)
+    stop(popen.pid)
+    raise KeepalivedError(f"keepalived did not start its VRRP process within {timeout:g}s; see {paths.log}")
+
+
+_popens: dict[int, subprocess.Popen] = {}
+
+
+def _reap_later(popen: subprocess.Popen) -> None:
+    """Keep the Popen so that its exit is reaped (a zombie child would look alive to a PID check)."""
+    _popens[popen.pid] = popen
+
+
+def alive(pid: int) -> bool:
+    popen = _popens.get(pid)
+    if popen is not None:
+        popen.poll()
+    return is_running(pid)
+
+
+def reload(pid: int) -> None:
+    """SIGHUP: keepalived reads its file again (the VRRP state of an unchanged instance is kept)."""
+    os.kill(pid, signal.SIGHUP)
+
+
+def stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM (a master sends priority 0 and releases the floating IPs), then SIGKILL to its session."""
+    if not alive(pid):
+        return
+    children = [p for p in _children(pid)]
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid) and not any(is_running(c) for c in children):
+            _popens.pop(pid, None)
+            return
+        time.sleep(0.05)
+    for target in [pid, *children]:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    time.sleep(0.1)
+    alive(pid)
+    _popens.pop(pid, None)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            rest = stat[stat.rfind(")") + 2 :].split()
+            if len(rest) > 1 and int(rest[1]) == pid:
+                found.append(int(name))
+    return found
+
+
+def vrrp_pids(pid: int) -> list[int]:
+    """The parent and its children (the VRRP process): what `kill -9` of a node's keepalived must reach."""
+    return [pid, *_children(pid)]
+
+
+@dataclass(frozen=True)
+class Transition:
+    at: float
+    state: str  # MASTER, BACKUP, FAULT, STOP
+    priority: int | None
+
+
+def read_events(path: Path, offset: int = 0) -> tuple[list[Transition], int]:
+    """The state changes notify.sh appended since `offset`; returns them and the new offset."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], 0
+    end = data.rfind(b"\n") + 1
+    found = []
+    for line in data[:end].decode(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            try:
+                found.append(Transition(float(parts[0]), parts[1], int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None))
+            except ValueError:
+                continue
+    return found, offset + end
+
+
+def write_scripts(scripts: dict[Path, str]) -> None:
+    for path, text in scripts.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)

@@ -1,0 +1,130 @@
+"""The HA pair's controller parts without processes: the secondary's refusal, what sync copies, split-brain overlap, pins."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pacslb.controller import ha_sync
+from pacslb.controller.changes import ChangeManager, Outcome
+from pacslb.controller.ha import SYNC_KIND, HASubsystem, master_intervals
+from pacslb.model import validate_data
+from pacslb.paths import StatePaths
+
+
+def _config(role: str = "secondary", **extra):
+    data = {
+        "version": 1,
+        "settings": {"retries": 2},
+        "virtual_services": [{"name": "web", "mode": "layer7-http", "listen": [{"address": "10.0.0.10", "port": 80}],
+                              "real_servers": [{"name": "rs1", "address": "10.0.1.1", "port": 80}]}],  # fmt: skip
+        "ha": {"role": role, "address": "10.0.0.3" if role == "secondary" else "10.0.0.2",
+               "peer_address": "10.0.0.2" if role == "secondary" else "10.0.0.3", "interface": "eth0",
+               "sync": {"peer_certificate": "/etc/pacslb/peer.pem"}, **extra},  # fmt: skip
+    }
+    loaded = validate_data(data)
+    assert loaded.ok, loaded.problems
+    return loaded.config
+
+
+def _subsystem(tmp_path: Path, role: str = "secondary") -> HASubsystem:
+    controller = SimpleNamespace(paths=StatePaths(tmp_path), config=_config(role), base_dir=tmp_path)
+    return HASubsystem(controller)  # type: ignore[arg-type]
+
+
+def test_the_secondary_refuses_direct_changes_until_promoted(tmp_path: Path):
+    ha = _subsystem(tmp_path)
+    refusal = ha.guard("apply")
+    assert refusal == ("this node is the secondary of an HA pair: make changes on the primary 10.0.0.2, "
+                       "or promote this node with `pacslb ha promote`")  # fmt: skip
+    assert ha.guard("server") == refusal
+    assert ha.guard(SYNC_KIND) is None  # what the primary sends
+    assert ha.takes_pushes and not ha.pushes
+    ha.set_promoted(True)
+    assert ha.guard("apply") is None and not ha.takes_pushes and not ha.pushes
+    ha.set_promoted(False)
+    assert ha.guard("apply") is not None and ha.takes_pushes
+
+
+def test_the_primary_takes_changes(tmp_path: Path):
+    ha = _subsystem(tmp_path, "primary")
+    assert ha.guard("apply") is None and ha.pushes and not ha.takes_pushes
+
+
+async def test_change_manager_asks_the_guard_before_anything(tmp_path: Path):
+    ha = _subsystem(tmp_path)
+    stand_in = SimpleNamespace(paths=StatePaths(tmp_path), change_guard=ha.guard)
+    changes = ChangeManager(stand_in)  # type: ignore[arg-type]
+    result = await changes.apply(text="version: 1\n")
+    assert result.outcome is Outcome.REFUSED and "secondary of an HA pair" in result.message
+    result = await changes.set_real_server("web", "rs1", weight=3)
+    assert result.outcome is Outcome.REFUSED
+    assert not (tmp_path / "revisions.sqlite").exists()  # nothing was recorded
+
+
+async def test_receive_is_refused_by_a_node_that_pushes(tmp_path: Path):
+    status, body = await _subsystem(tmp_path, "primary").receive({"config": {}})
+    assert status == 409 and "it is the primary" in body["message"]
+
+
+def test_sync_copies_all_but_the_node_local_parts():
+    primary, secondary = _config("primary"), _config("secondary")
+    assert "ha" not in ha_sync.synced_data(primary)
+    assert ha_sync.synced_digest(primary) == ha_sync.synced_digest(secondary)
+    changed = primary.model_copy(update={"settings": primary.settings.model_copy(update={"retries": 5})})
+    assert ha_sync.synced_digest(changed) != ha_sync.synced_digest(secondary)
+    merged = ha_sync.merge_local(ha_sync.synced_data(changed), secondary)
+    loaded = validate_data(merged)
+    assert loaded.ok
+    assert loaded.config.ha == secondary.ha and loaded.config.settings.retries == 5
+
+
+def test_master_intervals_and_their_overlap():
+    mine = master_intervals([[10.0, "BACKUP"], [11.0, "MASTER"], [20.0, "BACKUP"]], now=30.0)
+    theirs = master_intervals([[5.0, "MASTER"], [25.0, "BACKUP"], [28.0, "MASTER"]], now=30.0)
+    assert mine == [(11.0, 20.0)]
+    assert theirs == [(5.0, 25.0), (28.0, 30.0)]
+
+
+def test_pin_checks_the_fingerprint_and_refuses_a_ca(tmp_path: Path):
+    cert = ha_sync.ensure_node_certificate(tmp_path / "a", "node a", ["10.0.0.2"])
+    digest = ha_sync.fingerprint(cert.read_bytes())
+    ha_sync.check_pin(cert, digest)
+    with pytest.raises(ha_sync.PeerLinkError, match="does not match"):
+        ha_sync.check_pin(cert, "0" * 64)
+    from pacslb import pki
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(pki.make_ca("some CA").cert_pem)
+    with pytest.raises(ha_sync.PeerLinkError, match="is a CA certificate"):
+        ha_sync.check_pin(ca, None)
+    assert ha_sync.ensure_node_certificate(tmp_path / "a") == cert  # made once, kept after
+    assert (tmp_path / "a" / "ha" / "node.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_adding_removing_or_moving_the_ha_section_needs_a_restart():
+    from pacslb.model.ha import restart_needed
+
+    primary = _config("primary")
+    assert restart_needed(None, None) is None
+    assert restart_needed(primary.ha, primary.ha) is None
+    tuned = primary.ha.model_copy(update={"garp_repeat": 9})  # other fields apply while running
+    assert restart_needed(primary.ha, tuned) is None
+    assert "adds an `ha` section" in restart_needed(None, primary.ha)
+    removed = restart_needed(primary.ha, None)
+    assert "this node is the primary of an HA pair" in removed and "nothing was changed" in removed
+    moved = primary.ha.model_copy(update={"address": "10.0.0.4"})
+    assert restart_needed(primary.ha, moved).startswith("ha.address changed")
+
+
+async def test_a_file_without_the_nodes_ha_section_is_refused_and_nothing_recorded(tmp_path: Path):
+    primary = _config("primary")
+    stand_in = SimpleNamespace(paths=StatePaths(tmp_path), config=primary, base_dir=tmp_path, _engine_lock=asyncio.Lock())
+    changes = ChangeManager(stand_in)  # type: ignore[arg-type]
+    lone = primary.model_copy(update={"ha": None})
+    result = await changes.apply(data=lone.model_dump(mode="json", exclude_none=True))
+    assert result.outcome is Outcome.REFUSED and "no `ha` section" in result.message, result.message
+    assert changes.store.current_id() is None  # no revision was recorded
