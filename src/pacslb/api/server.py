@@ -29,6 +29,7 @@ from ..store.audit import AuditLog
 from ..store.users import UserStore
 from . import state
 from .auth import AuthService
+from ..controller.inloop import InLoopServer
 from .metrics import ControllerMetrics
 
 log = logging.getLogger("pacslb.api")
@@ -87,54 +88,17 @@ def url_of(sock: socket.socket, scheme: str = "https") -> str:
     return f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/"
 
 
-class _Uvicorn:
-    """One uvicorn server on a bound socket, inside the running loop (the pattern of controller/api.py)."""
-
-    def __init__(self, app: Any, sock: socket.socket, certfile: Path | None) -> None:
-        import uvicorn
-
-        class _Server(uvicorn.Server):
-            # the controller owns SIGTERM and SIGINT: uvicorn must neither catch nor re-raise them
-            @contextlib.contextmanager
-            def capture_signals(self):  # uvicorn >= 0.29
-                yield
-
-            def install_signal_handlers(self) -> None:  # older uvicorn
-                return None
-
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=3,
-            ssl_certfile=str(certfile) if certfile else None,
-            ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
-            ssl_version=ssl.PROTOCOL_TLS_SERVER,
-            proxy_headers=False,  # reached directly: never trust X-Forwarded-For for the audit log
-            server_header=False,
-        )
-        self.server = _Server(config)
-        self.sock = sock
-        self.task: asyncio.Task | None = None
-
-    async def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[self.sock]))
-        for _ in range(500):
-            if self.server.started or self.task.done():
-                break
-            await asyncio.sleep(0.01)
-        if self.task.done():
-            self.task.result()
-
-    async def close(self) -> None:
-        self.server.should_exit = True
-        if self.task is not None:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self.task, timeout=5.0)
-            if not self.task.done():
-                self.task.cancel()
-        self.sock.close()
+def _uvicorn(app: Any, sock: socket.socket, certfile: Path | None) -> InLoopServer:
+    """The management API's uvicorn on a bound socket, inside the running loop."""
+    return InLoopServer(
+        app,
+        sock,
+        ssl_certfile=str(certfile) if certfile else None,
+        ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
+        ssl_version=ssl.PROTOCOL_TLS_SERVER,
+        proxy_headers=False,  # reached directly: never trust X-Forwarded-For for the audit log
+        server_header=False,
+    )
 
 
 class ManagementServer:
@@ -147,7 +111,7 @@ class ManagementServer:
         self.auth: AuthService | None = None
         self.app: Any = None
         self.url: str | None = None
-        self._servers: list[_Uvicorn] = []
+        self._servers: list[InLoopServer] = []
         self._retry: asyncio.Task | None = None
 
     # --- the subsystem surface --------------------------------------------------------------------
@@ -225,7 +189,7 @@ class ManagementServer:
                       "trying again every %gs (set settings.management.port)", address, port, why, RETRY_SECONDS)  # fmt: skip
             self._retry = asyncio.get_running_loop().create_task(self._retry_listen(address, port, certfile))
             return
-        server = _Uvicorn(self.app, sock, certfile)
+        server = _uvicorn(self.app, sock, certfile)
         await server.start()
         self._servers.append(server)
         self.url = url_of(sock)
@@ -239,7 +203,7 @@ class ManagementServer:
                 sock = bind(address, port)
             except OSError:
                 continue
-            server = _Uvicorn(self.app, sock, certfile)
+            server = _uvicorn(self.app, sock, certfile)
             await server.start()
             self._servers.append(server)
             self.url = url_of(sock)
@@ -263,7 +227,7 @@ class ManagementServer:
             log.error("cannot serve metrics on %s (%s): they stay on the management API, behind authentication",
                       metrics_address, exc.strerror or exc)  # fmt: skip
             return
-        server = _Uvicorn(app, sock, None)
+        server = _uvicorn(app, sock, None)
         await server.start()
         self._servers.append(server)
         log.info("Prometheus metrics without authentication on %smetrics", url_of(sock, "http"))

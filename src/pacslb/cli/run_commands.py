@@ -61,7 +61,7 @@ def up(
     state_dir_option: StateDirOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug messages too")] = False,
 ) -> None:
-    """Run the appliance in the foreground: controller, HAProxy and the API. Logs go to stderr.
+    """Run the appliance in the foreground: controller, engines, health checks, API and WebUI. Logs go to stderr.
 
     HAProxy's own output goes to haproxy/haproxy.log in the state directory. A HAProxy that already
     serves the state directory (left by a controller that died) is adopted, not started twice.

@@ -14,7 +14,6 @@ so the API is tested in-process with a stand-in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 from pathlib import Path
@@ -24,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from . import API_PREFIX
+from .inloop import InLoopServer
 from .status import ApplianceStatus
 
 
@@ -74,17 +74,12 @@ def create_app(controller: ControllerSurface) -> FastAPI:
 class ApiServer:
     """The uvicorn server of the API, running inside the controller's event loop."""
 
-    def __init__(self, server: object, task: asyncio.Task, socket_path: Path) -> None:
+    def __init__(self, server: InLoopServer, socket_path: Path) -> None:
         self.server = server
-        self.task = task
         self.socket_path = socket_path
 
     async def close(self) -> None:
-        self.server.should_exit = True  # type: ignore[attr-defined]
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(self.task, timeout=5.0)
-        if not self.task.done():
-            self.task.cancel()
+        await self.server.close()
         self.socket_path.unlink(missing_ok=True)
 
 
@@ -104,32 +99,6 @@ def bind_unix_socket(path: Path) -> socket.socket:
 
 async def serve(controller: ControllerSurface, socket_path: Path) -> ApiServer:
     """Start uvicorn on the Unix socket inside the running event loop; return once it listens."""
-    import uvicorn
-
-    class _Server(uvicorn.Server):
-        # The controller owns SIGTERM and SIGINT: uvicorn must neither catch nor re-raise them.
-        @contextlib.contextmanager
-        def capture_signals(self):  # uvicorn >= 0.29
-            yield
-
-        def install_signal_handlers(self) -> None:  # older uvicorn
-            return None
-
-    sock = bind_unix_socket(socket_path)
-    config = uvicorn.Config(
-        create_app(controller),
-        uds=str(socket_path),
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        timeout_graceful_shutdown=3,
-    )
-    server = _Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-    for _ in range(200):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if task.done():
-        task.result()  # raises what stopped it
-    return ApiServer(server, task, socket_path)
+    server = InLoopServer(create_app(controller), bind_unix_socket(socket_path), uds=str(socket_path))
+    await server.start()
+    return ApiServer(server, socket_path)

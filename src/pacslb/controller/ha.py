@@ -36,6 +36,7 @@ from ..model.checks import resolve
 from ..model.config import Config
 from . import files
 from . import ha_sync
+from .inloop import InLoopServer
 from .subsystems import SubsystemError
 
 if TYPE_CHECKING:
@@ -90,8 +91,7 @@ class HASubsystem:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
-        self._server = None
-        self._server_task: asyncio.Task | None = None
+        self._server: InLoopServer | None = None
         self._lock = asyncio.Lock()  # one keepalived start, reload or stop at a time
         self._client_ctx: ssl.SSLContext | None = None
 
@@ -411,7 +411,6 @@ class HASubsystem:
         return 409, result.as_dict()
 
     async def _serve(self) -> None:
-        import uvicorn
         from fastapi import Body, FastAPI
         from fastapi.responses import JSONResponse
 
@@ -429,27 +428,11 @@ class HASubsystem:
         cert, key = ha_sync.node_files(self.c.paths.root)
         peer_cert = resolve(self.ha.sync.peer_certificate, self.c.base_dir)
         sock = ha_sync.server_socket(self.ha.address, self.ha.sync.port)
-        config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2,
-            ssl_certfile=str(cert), ssl_keyfile=str(key), ssl_ca_certs=str(peer_cert), ssl_cert_reqs=ssl.CERT_REQUIRED,
+        self._server = InLoopServer(
+            app, sock, timeout_graceful_shutdown=2, ssl_certfile=str(cert), ssl_keyfile=str(key),
+            ssl_ca_certs=str(peer_cert), ssl_cert_reqs=ssl.CERT_REQUIRED,
         )  # fmt: skip
-
-        class _Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self):  # the controller owns the signals
-                yield
-
-            def install_signal_handlers(self) -> None:
-                return None
-
-        self._server = _Server(config)
-        self._server_task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
-        for _ in range(300):
-            if self._server.started or self._server_task.done():
-                break
-            await asyncio.sleep(0.01)
-        if self._server_task.done():
-            self._server_task.result()
+        await self._server.start()
 
     # --- the subsystem ------------------------------------------------------------------------------------
 
@@ -524,9 +507,8 @@ class HASubsystem:
         async with self._lock:
             await self._stop_keepalived()
         if self._server is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server_task, timeout=5.0)
+            await self._server.close()
+            self._server = None
         with contextlib.suppress(AttributeError):
             del self.c.change_guard
         with contextlib.suppress(AttributeError):
