@@ -30,7 +30,7 @@ def tcp_once() -> str:
 
 
 def udp_once() -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(socket.AF_INET6 if ":" in vip else socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(TIMEOUT)
         try:
             s.sendto(b"hello", (vip, port))

@@ -10,6 +10,7 @@ import sys
 import threading
 
 name, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+FAMILY = socket.AF_INET6 if ":" in address else socket.AF_INET  # "::" for the IPv6 tests
 
 
 def serve_tcp(conn: socket.socket, peer: str) -> None:
@@ -30,7 +31,7 @@ def serve_tcp(conn: socket.socket, peer: str) -> None:
 
 
 def tcp() -> None:
-    server = socket.socket()
+    server = socket.socket(FAMILY)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind((address, port))
     server.listen(512)
@@ -40,7 +41,7 @@ def tcp() -> None:
 
 
 def udp() -> None:
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server = socket.socket(FAMILY, socket.SOCK_DGRAM)
     server.bind((address, port))
     while True:
         data, peer = server.recvfrom(4096)

@@ -2,7 +2,8 @@
 and the commands that read the history: revisions, diff.
 
 server / apply / rollback ask the running controller (its API); revisions and diff read the store in
-the state directory, so they work whether or not the appliance runs.
+the state directory, so they work whether or not the appliance runs (`revisions prune` writes it:
+SQLite's locking makes that safe beside a running controller).
 
 Exit status: 0 done (or nothing to do, or a dry run); 2 the configuration is not valid (one line per
 problem, `field.path: message`); 1 refused (HAProxy rejected the file, the reload failed, ...: the
@@ -225,13 +226,34 @@ def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "-"
 
 
-@app.command()
+revisions_app = typer.Typer(
+    help="The latest revisions: who changed what, when, why, and whether it was applied ('*' marks the one that "
+    "runs); 'pacslb revisions prune --keep N' deletes the oldest by hand.",
+    invoke_without_command=True,
+)
+app.add_typer(revisions_app, name="revisions")
+
+
+def _kept_line(info: dict) -> str:
+    """What the store keeps, in a sentence (under the table of `pacslb revisions`)."""
+    line = (f"kept: the latest {info['keep']} revisions ({info['setting']}); {info['stored']} stored, "
+            f"the oldest {info['oldest'] if info['oldest'] is not None else '-'}")  # fmt: skip
+    pruned = info["pruned"]
+    if pruned:
+        line += f"; {pruned['count']} older ones pruned, the last on {_when(pruned['at'])} (up to revision {pruned['through']})"
+    return line
+
+
+@revisions_app.callback()
 def revisions(
+    ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", help="how many, the latest first", min=1)] = 20,
     state_dir_option: StateDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The latest revisions: who changed what, when, why, and whether it was applied ('*' marks the one that runs)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -239,8 +261,9 @@ def revisions(
     store = _store(state_dir_option)
     found = store.list(limit)
     current = store.current_id()
+    kept = store.retention()
     if as_json:
-        print(json.dumps({"current": current, "revisions": [r.summary() for r in found]}, indent=2))
+        print(json.dumps({"current": current, "revisions": [r.summary() for r in found], "kept": kept}, indent=2))
         return
     table = Table(title=f"revisions on {store.path.parent}", title_justify="left")
     for column in ("rev", "time", "author", "kind", "status", "how", "message"):
@@ -253,6 +276,48 @@ def revisions(
         table.add_row(f"{mark}{rev.id}", _when(rev.created_at), escape(rev.author), rev.kind, status,
                       (rev.plan or {}).get("method") or "-", escape(why))  # fmt: skip
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+    print(_kept_line(kept))  # one line, unwrapped, for people and for grep
+
+
+@revisions_app.command("prune")
+def prune(
+    keep: Annotated[int, typer.Option("--keep", help="revisions to keep, the latest ones (at least 10)")],
+    vacuum: Annotated[
+        bool,
+        typer.Option("--vacuum", help="give all free space back to the file system; a store made before pruning "
+                     "existed is rewritten once (VACUUM: needs free disk as large as the kept revisions)"),
+    ] = False,
+    state_dir_option: StateDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete the oldest revisions beyond --keep now (never the one that runs, nor a pending one).
+
+    The appliance does the same after each applied revision, with settings.revisions.keep; this is for a
+    lower number at once (before a backup, say). Safe while the appliance runs."""
+    from ..store import StoreError
+    from ..store.pruning import MIN_KEEP
+
+    if keep < MIN_KEEP:
+        print(f"error: --keep: at least {MIN_KEEP} (it is {keep}); nothing was deleted", file=sys.stderr)
+        raise typer.Exit(EXIT_INVALID)
+    store = _store(state_dir_option)
+    try:
+        done = store.prune(keep, vacuum=vacuum)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(done.as_dict(), indent=2))
+        return
+    if done.deleted:
+        print(f"pruned {len(done.deleted)} revision(s), {done.deleted[0]} to {done.deleted[-1]}: {done.kept} kept")
+    else:
+        print(f"nothing to prune: {done.kept} revision(s) stored, --keep {keep}")
+    if done.pages_freed:
+        print(f"gave back {done.pages_freed} pages of free space to the file system")
+    current_keep = store.retention()["keep"]
+    if keep < current_keep:
+        print(f"note: settings.revisions.keep is {current_keep}: the store fills up to that again; lower it to keep fewer")
 
 
 @app.command()

@@ -156,6 +156,26 @@ def server_state(status: str, last_check: CheckOutcome = CheckOutcome.NONE) -> t
 ApplianceChecks = Mapping[tuple[str, str], Mapping]
 
 
+def layer4_server_state(rs, check: Mapping | None) -> tuple[ServerState, str | None]:
+    """A Layer 4 real server's state: what the controller put in the nftables maps (pure).
+
+    Layer4 (controller/layer4.py) schedules a real server when it is online, of weight above 0, and
+    not found down by the appliance's check; drain keeps its established flows, halt drops them.
+    """
+    if rs.state.value == "halt":
+        return ServerState.MAINT, "halted"
+    if rs.state.value == "drain":
+        return ServerState.DRAIN, "drained"
+    up = check.get("up") if check is not None else None
+    if up is False:
+        return ServerState.DOWN, check.get("reason")  # type: ignore[union-attr]
+    if rs.weight == 0:
+        return ServerState.DRAIN, "weight 0"
+    if check is None:
+        return ServerState.NO_CHECK, None
+    return (ServerState.UP, None) if up else (ServerState.UNKNOWN, "check pending")
+
+
 def appliance_check_result(result: Mapping, now: float | None = None) -> CheckResult:
     """The check column of a real server checked by the appliance (pure; `now` for changed_s)."""
     up = result.get("up")
@@ -226,11 +246,13 @@ def virtual_service_status(
         row = servers.get(rs.name)
         appliance = checks.get((vs.name, rs.name))
         if row is None:
+            state, transition = layer4_server_state(rs, appliance) if vs.mode.is_layer4 else (ServerState.UNKNOWN, None)
             real_servers.append(
                 RealServerStatus(
                     name=rs.name,
                     address=_address(rs.address, rs.port),
-                    state=ServerState.UNKNOWN,
+                    state=state,
+                    transition=transition,
                     configured_state=rs.state.value,
                     weight=rs.weight,
                     backup=rs.backup,
@@ -270,8 +292,9 @@ def virtual_service_status(
 
     note = None
     if vs.mode.is_layer4:
-        state = ServiceState.UNKNOWN
-        note = "layer 4 services are carried by nftables, which this release does not observe yet"
+        serving = (ServerState.UP, ServerState.NO_CHECK, ServerState.DRAIN)
+        state = ServiceState.UP if any(s.state in serving for s in real_servers) else ServiceState.DOWN
+        note = "carried by nftables: states are the model's and the appliance's checks' (what the nftables maps hold); sessions are not counted"
     elif backend is None and frontend is not None and not vs.real_servers:
         state = _service_state(frontend.status)  # its rules send every request to backend-only services
     elif backend is None:

@@ -35,7 +35,7 @@ def revision_diff(store: RevisionStore, from_id: int | None = None, to_id: int |
     if to_id is not None:
         new = store.get(to_id)
         if new is None:
-            raise StoreError(f"there is no revision {to_id}")
+            raise StoreError(store.missing(to_id))
     else:
         if current is None:
             raise StoreError("no revision has been applied yet")
@@ -43,7 +43,7 @@ def revision_diff(store: RevisionStore, from_id: int | None = None, to_id: int |
     if from_id is not None:
         old = store.get(from_id)
         if old is None:
-            raise StoreError(f"there is no revision {from_id}")
+            raise StoreError(store.missing(from_id))
     else:
         old = store.previous_applied(new.id)
     changes = diff_data(old.config_data, new.config_data) if old else []

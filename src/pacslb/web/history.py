@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import sqlite3
 import time
@@ -72,6 +73,7 @@ class Sampler:
                 await asyncio.to_thread(self.sample_once)
             except Exception:  # noqa: BLE001 - the graphs must never stop the appliance
                 log.exception("taking a metrics sample failed; the next one follows")
+            await asyncio.to_thread(_trim)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self.interval)
 
@@ -91,6 +93,20 @@ class Sampler:
         self._previous, self._previous_at = current, mono
         self.store.add(samples)
         return len(samples)
+
+
+def _trim() -> None:
+    """Give a sample's transient memory back to the system (glibc's malloc_trim).
+
+    A sample parses `show stat` (a row per real server: 11,000 at 1,000 services x 10) in a worker
+    thread; freed, that memory stays in the thread's malloc arena, and without this the controller's
+    resident size grew by about 90 MB at rest at that size (bench/README.md, runtime_ops). The objects
+    are freed by reference counting, so no collection is needed: the trim alone takes milliseconds.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def factory(controller: "Controller") -> Sampler:

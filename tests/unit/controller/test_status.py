@@ -13,10 +13,12 @@ from pacslb.controller.status import (
     ServerState,
     ServiceState,
     build_status,
+    layer4_server_state,
     server_state,
 )
 from pacslb.engines.haproxy.runtime import parse_stat
 from pacslb.model import load_text
+from pacslb.model.config import RealServer
 
 DATA = Path(__file__).parents[1] / "engines" / "haproxy" / "data"
 
@@ -115,17 +117,35 @@ def test_backend_only_service_counts_its_own_sessions(status):
     assert [rs.name for rs in only.real_servers] == ["a"]
 
 
-def test_layer4_service_is_not_observed_yet(status):
+def test_layer4_service_states_are_what_the_nftables_maps_hold(status):
     l4 = service(status, "l4")
-    assert l4.state is ServiceState.UNKNOWN and "nftables" in l4.note
+    assert l4.state is ServiceState.UP and "nftables" in l4.note  # its one real server is not checked: always on
     assert l4.listen == ["127.0.0.1:9000-9002"]
-    assert l4.real_servers[0].state is ServerState.UNKNOWN
+    assert l4.real_servers[0].state is ServerState.NO_CHECK
+
+
+@pytest.mark.parametrize(
+    "state, weight, check, expected",
+    [
+        ("online", 100, {"up": True}, (ServerState.UP, None)),
+        ("online", 100, {"up": False, "reason": "Connection refused"}, (ServerState.DOWN, "Connection refused")),
+        ("online", 100, {"up": None}, (ServerState.UNKNOWN, "check pending")),
+        ("online", 100, None, (ServerState.NO_CHECK, None)),
+        ("online", 0, {"up": True}, (ServerState.DRAIN, "weight 0")),
+        ("drain", 100, {"up": True}, (ServerState.DRAIN, "drained")),
+        ("halt", 100, {"up": False}, (ServerState.MAINT, "halted")),
+    ],
+)
+def test_layer4_real_server_state(state, weight, check, expected):
+    rs = RealServer(name="x", address="10.0.0.1", state=state, weight=weight)
+    assert layer4_server_state(rs, check) == expected
 
 
 def test_no_rows_means_unknown():
     loaded = load_text(CONFIG)
     status = build_status(loaded.config, [], EngineStatus(running=False, error="HAProxy is not running"), None)
-    assert {vs.state for vs in status.virtual_services} == {ServiceState.UNKNOWN}
+    # HAProxy's services are unknown; a Layer 4 one is not HAProxy's
+    assert {vs.state for vs in status.virtual_services if vs.mode != "layer4-nat"} == {ServiceState.UNKNOWN}
     assert status.controller is None
     assert status.model_dump(mode="json")["virtual_services"][0]["real_servers"][0]["state"] == "UNKNOWN"
 
