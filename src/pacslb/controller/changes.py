@@ -389,13 +389,13 @@ class ChangeManager:
         self.c.config = new
         self.c.base_dir = base_dir
         self.c.engine_error = None
-        await self._notify(new)
         await asyncio.to_thread(self._checkpoint, "engine-confirmed")
         try:
             await asyncio.to_thread(self.store.mark_applied, rev.id)
         except StoreError as exc:  # HAProxy runs it: the next start settles the pending revision by its digest
             log.error("revision %d runs but cannot be marked applied: %s", rev.id, exc)
             prepared.warnings.append(f"the revision could not be marked applied ({exc}); the next start will")
+        await self._notify(new)  # after mark_applied: subsystems (HA sync) read the current revision
         clock.lap("record")
         done = self.store.get(rev.id, False)
         how = {"reload": "HAProxy reloaded", "runtime": "runtime operations, no reload", "none": "no HAProxy change"}
@@ -587,7 +587,6 @@ class ChangeManager:
                                 "the runtime state was set back", plan=plan, parent=parent,
                                 messages=getattr(exc, "messages", []), timings=clock.done())  # fmt: skip
         self.c.config = new
-        await self._notify(new)
         warnings = []
         try:
             await asyncio.to_thread(self.c._record_applied, prepared, text)
@@ -595,6 +594,7 @@ class ChangeManager:
         except (OSError, StoreError) as exc:  # the file says it and HAProxy runs it: the next start settles it
             log.error("revision %d runs but cannot be marked applied: %s", rev.id, exc)
             warnings.append(f"the revision could not be marked applied ({exc}); the next start will")
+        await self._notify(new)  # after mark_applied: subsystems (HA sync) read the current revision
         clock.lap("record")
         log.info("revision %d applied (runtime operations, no reload) by %s: %s", rev.id, author,
                  "; ".join(str(op) for op in plan.operations) or ", ".join(plan.layer4))  # fmt: skip

@@ -296,8 +296,11 @@ class HASubsystem:
         if self.peer_error is not None:
             log.info("the peer %s answers on the peer link (%s, VRRP %s)", self.ha.peer_address, peer.get("role"),
                      peer.get("vrrp_state"))  # fmt: skip
-            if self.peer_seen is not None:  # the link is back after an outage: were both nodes master meanwhile?
-                self._split_brain_during(self.peer_seen, peer)
+        ongoing = self.split_brain is not None and self.split_brain.get("resolved") is None
+        if self.peer_seen is not None and not ongoing:
+            # Were both nodes master since the last answer? A cut shorter than the sync interval (VRRP
+            # settles it within a few adverts) leaves no failed ask behind, only the two nodes' transitions.
+            self._split_brain_during(self.peer_seen, peer)
         self.peer, self.peer_seen, self.peer_error = peer, time.time(), None
         self._split_brain(peer)
         if self.pushes and peer.get("synced_digest") != ha_sync.synced_digest(self.c.config):
@@ -327,7 +330,11 @@ class HASubsystem:
         now = time.time()
         mine = master_intervals([[e.at, e.state] for e in self.events if e.state != "SPLIT-BRAIN"], now)
         theirs = master_intervals(peer.get("transitions") or [], now)
-        overlaps = [(max(a0, b0), min(a1, b1)) for a0, a1 in mine for b0, b1 in theirs if min(a1, b1) > max(a0, b0, since)]
+        # A handover (one node's BACKUP and the other's MASTER written a moment apart) overlaps by a few
+        # milliseconds; a split brain lasts at least the three missed adverts that make a backup take over.
+        least = 2 * self.ha.advert_interval.seconds
+        overlaps = [(max(a0, b0, since), min(a1, b1)) for a0, a1 in mine for b0, b1 in theirs
+                    if min(a1, b1) - max(a0, b0, since) >= least]  # fmt: skip
         if not overlaps:
             return
         start, end = overlaps[0][0], overlaps[-1][1]
@@ -346,14 +353,17 @@ class HASubsystem:
 
     async def _push(self, peer: dict[str, Any]) -> None:
         rev = await asyncio.to_thread(self.c.changes.store.current)
+        # What the revision says, not self.c.config: a change sets the running model a moment before its
+        # revision is marked applied, and the number pushed must name the configuration pushed.
+        config = await asyncio.to_thread(Config.model_validate_json, rev.config_json) if rev else self.c.config
         body = {
             "revision": rev.id if rev else None,
             "author": rev.author if rev else "pacslb",
             "message": rev.message if rev else "",
             "created_at": rev.created_at if rev else time.time(),
             "from": self.ha.address,
-            "config": ha_sync.synced_data(self.c.config),
-            "digest": ha_sync.synced_digest(self.c.config),
+            "config": ha_sync.synced_data(config),
+            "digest": ha_sync.synced_digest(config),
         }
         started = time.time()
         try:

@@ -128,3 +128,23 @@ async def test_a_file_without_the_nodes_ha_section_is_refused_and_nothing_record
     result = await changes.apply(data=lone.model_dump(mode="json", exclude_none=True))
     assert result.outcome is Outcome.REFUSED and "no `ha` section" in result.message, result.message
     assert changes.store.current_id() is None  # no revision was recorded
+
+
+def test_a_short_split_brain_is_recorded_once_and_a_handover_not_at_all(tmp_path: Path):
+    """Both nodes master for 0.4 s (a cut shorter than the sync interval) is a split brain; 5 ms is a handover."""
+    ha = _subsystem(tmp_path, "primary")  # advert_interval 0.1 s: at least 0.2 s of overlap counts
+    ha.vrrp_state = "MASTER"
+    t = 1000.0
+    ha._event("MASTER", "start", at=t)
+    handover = {"vrrp_state": "BACKUP", "transitions": [[t - 10, "MASTER"], [t + 0.005, "BACKUP"]]}
+    ha._split_brain_during(t - 1, handover)
+    assert ha.split_brain is None
+
+    cut = {"vrrp_state": "BACKUP", "transitions": [[t + 50, "MASTER"], [t + 50.4, "BACKUP"]]}
+    ha._split_brain_during(t + 49, cut)
+    assert ha.split_brain is not None and ha.split_brain["rule"] == "primary-wins"
+    assert ha.split_brain["since"] == t + 50 and ha.split_brain["resolved"] == t + 50.4
+    recorded = [e for e in ha.events if e.state == "SPLIT-BRAIN"]
+    assert len(recorded) == 1
+    ha._split_brain_during(t + 51, cut)  # the next answer: the same overlap lies before `since`
+    assert len([e for e in ha.events if e.state == "SPLIT-BRAIN"]) == 1
