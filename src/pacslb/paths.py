@@ -77,3 +77,8 @@ class StatePaths:
     @property
     def certs_dir(self) -> Path:
         return self.root / "certs"
+
+    @property
+    def audit_log(self) -> Path:
+        """Every change (CLI, API, WebUI) and every login attempt (SQLite, mode 0600; store/audit.py)."""
+        return self.root / "audit.sqlite"

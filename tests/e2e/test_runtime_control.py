@@ -94,6 +94,19 @@ def test_drain_halt_online_weight_without_reload(appliance):
     last = appliance.cli("diff")
     assert "virtual_services[web].real_servers[rs2].state: halt -> online" in last.stdout
 
+    # the audit log has the CLI's changes beside the management API's (every change, whatever its path)
+    from pacslb.paths import StatePaths
+    from pacslb.store.audit import AuditLog
+
+    audited = AuditLog(StatePaths(appliance.state_dir).audit_log).list(limit=10)
+    assert [(e.via, e.action, e.target, e.outcome) for e in audited[:5]] == [
+        ("cli", "real-server.online", "web/rs2", "applied"),
+        ("cli", "real-server.halt", "web/rs2", "applied"),
+        ("cli", "real-server.online", "web/rs1", "applied"),
+        ("cli", "real-server.weight", "web/rs2", "applied"),
+        ("cli", "real-server.drain", "web/rs1", "applied"),
+    ]
+
 
 def test_states_survive_a_reload_and_stop_then_up(appliance, servers):
     server(appliance, "drain", "web", "rs1")

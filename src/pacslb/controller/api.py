@@ -14,6 +14,7 @@ so the API is tested in-process with a stand-in.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from pathlib import Path
@@ -64,11 +65,34 @@ def create_app(controller: ControllerSurface) -> FastAPI:
     if changes is not None:
         from .api_changes import changes_router
 
-        app.include_router(changes_router(changes))
+        app.include_router(changes_router(changes, _audit_log(controller)))
     ha = getattr(controller, "ha", None)  # the HA pair (controller/ha.py): GET /api/v1/ha, POST promote, demote
     if ha is not None:
         app.include_router(ha.router())
     return app
+
+
+def _audit_log(controller: ControllerSurface):
+    """The recorder of CLI changes into <state>/audit.sqlite (store/audit.py), or None without a state directory."""
+    paths = getattr(controller, "paths", None)
+    if paths is None:
+        return None
+    from ..store.audit import AuditLog
+
+    async def record(author: str, action: str, target: str, result) -> None:
+        detail = {"message": result.message, "revision": result.revision.id if result.revision else None}
+        if result.problems:
+            detail["problems"] = [str(p) for p in result.problems][:20]
+        try:
+            await asyncio.to_thread(
+                lambda: AuditLog(paths.audit_log).record(
+                    author, action, target=target, outcome=result.outcome.value, via="cli", detail=detail
+                )
+            )
+        except Exception:  # noqa: BLE001 - the change stands; the controller's log says the audit failed
+            logging.getLogger("pacslb.controller").exception("the audit log could not record %s %s", action, target)
+
+    return record
 
 
 class ApiServer:
