@@ -63,3 +63,13 @@ def test_a_rule_has_one_action_and_keeps_its_header_conditions():
                     "deny": {"status": 404}}  # fmt: skip
     values = forms.values_of(data, forms.RULE_FIELDS)
     assert values["action"] == "deny" and values["match.path_begins"] == "/a, /b" and values["deny.status"] == "404"
+
+
+def test_an_hl7_message_round_trips_through_its_text_area():
+    from pacslb.model.config import HL7Check
+
+    segments = ["MSH|^~\\&|PACSLB||RIS||20260101||NMQ^N01|1|P|2.5", "NCK|20260101"]
+    shown = forms.values_of({"type": "hl7", "message": segments}, forms.HEALTH_CHECK_FIELDS)
+    assert shown["message"] == "\n".join(segments)  # a segment a line, not one comma-joined line
+    data = forms.health_check_data({"type": "hl7", "message": shown["message"]})
+    assert HL7Check.model_validate(data).message == segments

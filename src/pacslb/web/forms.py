@@ -143,9 +143,15 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _textarea(value: Any) -> str:
+    """A list in a text area is one item per line (an HL7 message: one segment a line), as the model reads it back."""
+    return "\n".join(map(str, value)) if isinstance(value, list) else _text(value)
+
+
 def values_of(data: Mapping[str, Any], fields: tuple[Field, ...]) -> dict[str, str]:
     """The strings a form shows for an object's data (a model dump in JSON mode)."""
-    values = {f.name: _text(_get(data, f.name)) for f in fields}
+    values = {f.name: _textarea(_get(data, f.name)) if f.kind == "textarea" else _text(_get(data, f.name))
+              for f in fields}  # fmt: skip
     if fields is RULE_FIELDS:
         values["action"] = next((a for a in RULE_ACTIONS if data.get(a) is not None), "use_service")
     return values
