@@ -55,6 +55,8 @@ def test_changes_beyond_keep_prune_the_oldest_and_rollback_says_so(appliance):
     assert "there is no revision 99" in (lambda d: d.stderr + d.stdout)(appliance.cli("rollback", "99"))
     diff = appliance.cli("diff", "1")
     assert diff.returncode == 1 and "revision 1 was pruned" in diff.stderr
+    read = appliance.api("GET", "/revisions/2")  # the controller API says so too (the management API shares it)
+    assert read.status_code == 404 and "revision 2 was pruned" in read.json()["message"]
 
     back = appliance.cli("rollback", "4")  # the oldest kept one still works
     assert back.returncode == 0, back.stderr

@@ -79,7 +79,7 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
     async def revision(rev_id: RevId, _: Principal = Depends(READ)) -> JSONResponse:
         found = await asyncio.to_thread(controller.changes.store.get, rev_id)
         if found is None:
-            return ApiError(404, f"there is no revision {rev_id}").response()
+            return ApiError(404, await asyncio.to_thread(controller.changes.store.missing, rev_id)).response()
         return JSONResponse(found.as_dict())
 
     @router.get("/revisions/{rev_id}/diff", tags=["revisions"],

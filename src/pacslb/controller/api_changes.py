@@ -135,7 +135,7 @@ def changes_router(changes: ChangeSurface, audit: AuditChange | None = None) -> 
     async def revision(rev_id: int) -> JSONResponse:
         found = await asyncio.to_thread(changes.store.get, rev_id)
         if found is None:
-            return _not_found(f"there is no revision {rev_id}")
+            return _not_found(await asyncio.to_thread(changes.store.missing, rev_id))
         return JSONResponse(found.as_dict())
 
     @router.get("/diff")

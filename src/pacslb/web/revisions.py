@@ -34,7 +34,7 @@ async def revision_page(request: Request, rev_id: int, principal: Principal = De
     store = controller_of(request).changes.store
     revision = await asyncio.to_thread(store.get, rev_id, False)
     if revision is None:
-        raise HTTPException(404, detail=f"there is no revision {rev_id}")
+        raise HTTPException(404, detail=await asyncio.to_thread(store.missing, rev_id))
     current = await asyncio.to_thread(store.current_id)
     try:
         changed = await asyncio.to_thread(revision_diff, store, None, rev_id)  # what this revision changed
