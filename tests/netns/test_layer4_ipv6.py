@@ -71,6 +71,18 @@ def bed6():
         bed = Bed6(lab, client, lb, rs, {})
         for name in RS6:
             bed.start_server(name)
+        # New IPv6 links settle for a moment (link-local DAD, first neighbour discovery): until the load
+        # balancer reaches every real server, an appliance's first checks could fail and take one out.
+        reach = ("import socket, sys, time\n"
+                 "end = time.monotonic() + 20\n"
+                 "for address in sys.argv[2:]:\n"
+                 "    while True:\n"
+                 "        try:\n"
+                 "            socket.create_connection((address, int(sys.argv[1])), timeout=0.5).close(); break\n"
+                 "        except OSError:\n"
+                 "            if time.monotonic() > end: sys.exit(f'{address} unreachable')\n"
+                 "            time.sleep(0.05)\n")  # fmt: skip
+        lab.run(lb, [PY, "-c", reach, str(BACKEND_PORT), *RS6.values()], timeout=30)
         yield bed
 
 
@@ -129,10 +141,12 @@ def test_the_appliance_checks_ipv6_real_servers_and_drains_through_the_cli(bed6:
     )
     app = Appliance(bed6, data)
     try:
+        schedule = lambda: bed6.lab.sh(bed6.lb, "nft list map inet pacslb sched_svc6")  # noqa: E731
+        # both in the schedule first: a check that ran before a server listened takes it out until `rise` passes
+        wait_until(lambda: "rs1_svc6_rs1" in schedule() and "rs2_svc6_rs2" in schedule(), 30, what="both scheduled")
         names, peers = tally(bed6.client_run("tcp", 10))
         assert names == {"rs1": 5, "rs2": 5} and peers == {CLIENT6}
         bed6.stop_server("rs2")
-        schedule = lambda: bed6.lab.sh(bed6.lb, "nft list map inet pacslb sched_svc6")  # noqa: E731
         wait_until(lambda: "rs2_svc6_rs2" not in schedule(), 30, what="rs2 out of the schedule")
         names, _ = tally(bed6.client_run("tcp", 10))
         assert names == {"rs1": 10}, app.logs()
