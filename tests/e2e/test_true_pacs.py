@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import random
 import shutil
 import socket
 import ssl
@@ -31,8 +30,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from true_pacs_support import start_services
 from e2e_support import Appliance, haproxy_masters, pid_gone, wait_until
-from pacslb.demo import DemoError, DemoProcess, amqp
+from pacslb.demo import DemoProcess, amqp
 from pacslb.demo.truepacs import TruePacsDemo
 from pacslb.model import load_file
 from pacslb.templates.true_pacs import SERVICES
@@ -46,26 +46,6 @@ SERVICES_LIFETIME = 900.0  # seconds: the simulated services end by themselves a
 def rules_of(vip: str) -> list[tuple[str, str]]:
     """(path prefix, backend-only service) of each rule of a virtual service, as the template writes them."""
     return [(s.path_prefix, s.name) for s in SERVICES if s.parent == vip]
-
-
-def vip_ports_free(offset: int) -> bool:
-    for spec in SERVICES:
-        if spec.port is None:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind((VIP, spec.port + offset))
-            except OSError:
-                return False
-    return True
-
-
-def free_port_offset() -> int:
-    for _ in range(200):
-        offset = random.randrange(20000, 50000)
-        if vip_ports_free(offset):
-            return offset
-    raise RuntimeError("no port offset with six free VIP ports")
 
 
 @dataclass
@@ -100,18 +80,7 @@ def pacs(tmp_path_factory):
     appliance: Appliance | None = None
     services_log = open(logs / "services.log", "ab")
     try:
-        # Simulated servers on 127.<octet>.10.1 ...: try another octet if another session holds one.
-        for octet in random.sample(range(200, 255), 5):
-            plan = TruePacsDemo(state_dir, vip_address=VIP, port_offset=free_port_offset(), server_octet=octet)
-            plan.write()
-            services = plan.services(max_lifetime=SERVICES_LIFETIME, stderr=services_log)
-            try:
-                services.start()
-                break
-            except DemoError as exc:
-                print(f"simulated services on 127.{octet}.x.y did not start: {exc}", file=sys.stderr)
-                services = None
-        assert services is not None, "the simulated services did not start"
+        plan, services = start_services(state_dir, VIP, SERVICES_LIFETIME, services_log)
         appliance = Appliance(state_dir=state_dir, config=plan.config_file, log=logs / "pacslb-up.log")
         appliance.up()
         yield TruePacs(plan, services, appliance)

@@ -13,9 +13,7 @@ rolls back a revision. A screenshot of every page goes to test-artifacts/webui/ 
 
 from __future__ import annotations
 
-import random
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -26,8 +24,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from true_pacs_support import start_services
 from e2e_support import Appliance, wait_until
-from pacslb.demo import DemoError, DemoProcess
+from pacslb.demo import DemoProcess
 from pacslb.demo.truepacs import TruePacsDemo
 from pacslb.store.metrics import MetricsStore
 from pacslb.templates.true_pacs import SERVICES
@@ -48,26 +47,6 @@ CLI_DRAINED = "WFC_RMQAMQP"  # its first real server is drained from the CLI: th
 CHECKED = "WFC_inference_443"  # its health check gets invalid values
 
 
-def vip_ports_free(offset: int) -> bool:
-    for spec in SERVICES:
-        if spec.port is None:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind((VIP, spec.port + offset))
-            except OSError:
-                return False
-    return True
-
-
-def free_port_offset() -> int:
-    for _ in range(200):
-        offset = random.randrange(20000, 50000)
-        if vip_ports_free(offset):
-            return offset
-    raise RuntimeError("no port offset with six free VIP ports")
-
-
 def with_management_on_a_free_port(config_file: Path) -> None:
     """settings.management.port 0: the WebUI takes a free port (other tests run at the same time)."""
     data = yaml.safe_load(config_file.read_text())
@@ -85,17 +64,7 @@ def appliance(tmp_path_factory):
     running: Appliance | None = None
     services_log = open(logs / "services.log", "ab")
     try:
-        for octet in random.sample(range(200, 255), 5):
-            plan = TruePacsDemo(state_dir, vip_address=VIP, port_offset=free_port_offset(), server_octet=octet)
-            plan.write()
-            services = plan.services(max_lifetime=SERVICES_LIFETIME, stderr=services_log)
-            try:
-                services.start()
-                break
-            except DemoError as exc:
-                print(f"simulated services on 127.{octet}.x.y did not start: {exc}", file=sys.stderr)
-                services = None
-        assert services is not None, "the simulated services did not start"
+        plan, services = start_services(state_dir, VIP, SERVICES_LIFETIME, services_log)
         with_management_on_a_free_port(plan.config_file)
         running = Appliance(state_dir=state_dir, config=plan.config_file, log=logs / "pacslb-up.log")
         running.up()

@@ -79,16 +79,19 @@ def _audit_log(controller: ControllerSurface):
         return None
     from ..store.audit import AuditLog
 
+    opened: list[AuditLog] = []  # opened (its schema made) at the first change, then kept
+
     async def record(author: str, action: str, target: str, result) -> None:
         detail = {"message": result.message, "revision": result.revision.id if result.revision else None}
         if result.problems:
             detail["problems"] = [str(p) for p in result.problems][:20]
         try:
-            await asyncio.to_thread(
-                lambda: AuditLog(paths.audit_log).record(
-                    author, action, target=target, outcome=result.outcome.value, via="cli", detail=detail
-                )
-            )
+            def write() -> None:
+                if not opened:
+                    opened.append(AuditLog(paths.audit_log))
+                opened[0].record(author, action, target=target, outcome=result.outcome.value, via="cli", detail=detail)
+
+            await asyncio.to_thread(write)
         except Exception:  # noqa: BLE001 - the change stands; the controller's log says the audit failed
             logging.getLogger("pacslb.controller").exception("the audit log could not record %s %s", action, target)
 

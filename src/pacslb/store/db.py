@@ -1,4 +1,4 @@
-"""A small SQLite helper shared by the users and audit stores: one connection, one transaction per call."""
+"""A small SQLite helper shared by the revision, users and audit stores: one connection, one transaction per call."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-from .revisions import BUSY_TIMEOUT_MS, StoreError
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(Exception):
+    """The store cannot be read or written (the message says which file and why)."""
 
 
 @contextlib.contextmanager
-def transaction(path: Path, write: bool = True) -> Iterator[sqlite3.Connection]:
+def transaction(path: Path, write: bool = True, synchronous: str | None = None) -> Iterator[sqlite3.Connection]:
     """A connection in WAL mode with one transaction: committed when the block ends, rolled back if it raises.
 
     Writers take the write lock at once (BEGIN IMMEDIATE), so the CLI and the running controller can
@@ -24,6 +28,8 @@ def transaction(path: Path, write: bool = True) -> Iterator[sqlite3.Connection]:
         raise StoreError(f"cannot open {path}: {exc}") from None
     try:
         db.execute("PRAGMA journal_mode = WAL")
+        if synchronous is not None:
+            db.execute(f"PRAGMA synchronous = {synchronous}")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:

@@ -32,15 +32,16 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import pruning
 from .pruning import PruneResult
 
+from .db import BUSY_TIMEOUT_MS, StoreError, transaction  # noqa: F401 - StoreError is re-exported
+
 log = logging.getLogger("pacslb.store")
 
 SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 10_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS revisions (
@@ -68,10 +69,6 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 """
-
-
-class StoreError(Exception):
-    """The store cannot be read or written (the message says which file and why)."""
 
 
 class RevisionStatus(str, Enum):
@@ -202,31 +199,9 @@ class RevisionStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot create {self.path}: {exc}") from None
 
-    @contextlib.contextmanager
-    def _connect(self, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """One connection, one transaction: committed when the block ends, rolled back if it raises.
-
-        Writers take the write lock at once (BEGIN IMMEDIATE); readers see a snapshot and block no one.
-        """
-        try:
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {self.path}: {exc}") from None
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")  # an applied mark survives a power cut
-            db.execute("PRAGMA foreign_keys = ON")
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from None
-        finally:
-            db.close()
+    def _connect(self, write: bool = True) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One connection, one transaction (db.transaction); an applied mark survives a power cut."""
+        return transaction(self.path, write, synchronous="FULL")
 
     # --- writing ------------------------------------------------------------------------------------
 
