@@ -118,39 +118,13 @@ def test_no_request_gets_a_5xx(target):
 # --- the configuration writes, in process --------------------------------------------------------------
 
 
-class _Store:
-    def __init__(self) -> None:
-        self.current = 1
-
-    def current_id(self) -> int:
-        return self.current
-
-
-class _ValidatingChanges:
-    """A stand-in for the ChangeManager that validates like it and touches no engine (no traffic at all)."""
-
-    def __init__(self, owner) -> None:
-        self.owner = owner
-        self.store = _Store()
-
-    async def apply(self, *, data=None, dry_run=False, **_):
-        from pacslb.controller.changes import ChangeResult, Outcome
-        from pacslb.model import validate_data
-
-        loaded = validate_data(data)
-        if not loaded.ok or loaded.config is None:
-            return ChangeResult(Outcome.INVALID, "invalid", problems=loaded.problems)
-        if not dry_run:
-            self.owner.config = loaded.config
-            self.store.current += 1
-        return ChangeResult(Outcome.DRY_RUN if dry_run else Outcome.APPLIED, "ok")
-
-
 def test_configuration_writes_never_answer_5xx_in_process(tmp_path):
-    """The operations left out above (their bodies carry addresses), run in process against a stand-in that
-    validates every configuration exactly as the appliance does but never starts an engine."""
+    """The operations left out above (their bodies carry addresses), run in process against the real change
+    front door with no engine: it validates every configuration exactly as the appliance does, records
+    revisions, and sends no traffic anywhere."""
+    import asyncio
     from pathlib import Path as _Path
-    from types import SimpleNamespace
+    from pacslb.change.service import Changes, Running
 
     from fastapi.testclient import TestClient
 
@@ -164,9 +138,22 @@ def test_configuration_writes_never_answer_5xx_in_process(tmp_path):
     config = validate_data({"version": 1, "virtual_services": [
         {"name": "web", "mode": "layer7-http", "listen": [{"address": "127.0.0.1", "port": 8080}],
          "health_check": {"type": "none"}, "real_servers": [{"name": "rs1", "address": "127.0.0.1", "port": 8081}]}]}).config  # fmt: skip
-    controller = SimpleNamespace(config=config, paths=StatePaths(tmp_path), base_dir=_Path(tmp_path),
-                                 healthy=lambda: (True, "stand-in"), status=None)  # fmt: skip
-    controller.changes = _ValidatingChanges(controller)
+    changes = Changes(StatePaths(tmp_path), Running(config, _Path(tmp_path), _Path(tmp_path) / "pacslb.yaml"), [],
+                      asyncio.Lock())  # fmt: skip
+    first = changes.store.add(config.model_dump_json(), "", author="setup", message="first", kind="file", parent=None)
+    changes.store.mark_applied(first.id)
+
+    class Facade:  # what the management API sees of the appliance (pacslb.appliance.Facade)
+        paths = changes.paths
+        base_dir = _Path(tmp_path)
+        status = None
+
+        @property
+        def config(self):
+            return changes.config
+
+    Facade.changes = changes
+    controller = Facade()
     users = UserStore(tmp_path / "users.sqlite")
     users.add("admin", "admin-password", "admin")
     _, token = users.add_api_key("admin")
@@ -190,7 +177,7 @@ def test_configuration_writes_never_answer_5xx_in_process(tmp_path):
                         case.path_parameters[name] = data.draw(st.sampled_from(REAL_NAMES[name]))
                 body = case.body if isinstance(case.body, dict) else None
                 if body is not None and data.draw(st.booleans()):
-                    body = {**body, "base_revision": controller.changes.store.current}
+                    body = {**body, "base_revision": controller.changes.store.current_id()}
                 response = client.request(case.method, case.formatted_path, params=case.query or None, json=body,
                                           headers=headers)  # fmt: skip
                 seen.add(response.status_code)

@@ -52,7 +52,7 @@ def start_appliance(tmp_path):
     """
     appliances: list[Appliance] = []
 
-    def start(config_text: str, wait: bool = True) -> Appliance:
+    def start(config_text: str, wait: bool = True, up_args: tuple[str, ...] = ()) -> Appliance:
         base = tmp_path / f"appliance{len(appliances)}"
         base.mkdir()
         config = base / "pacslb.yaml"
@@ -60,7 +60,7 @@ def start_appliance(tmp_path):
         state_dir = Path(tempfile.mkdtemp(prefix="pacslb-e2e-", dir="/tmp")) / "state"
         appliance = Appliance(state_dir=state_dir, config=config, log=base / "pacslb-up.log")
         appliances.append(appliance)
-        appliance.up(wait=wait)
+        appliance.up(wait=wait, extra=up_args)
         return appliance
 
     yield start

@@ -256,13 +256,13 @@ class Appliance:
             capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
         )
 
-    def up(self, wait: bool = True) -> subprocess.Popen:
-        """Start a(nother) controller in the background; its output goes to `log`."""
+    def up(self, wait: bool = True, extra: tuple[str, ...] = ()) -> subprocess.Popen:
+        """Start a(nother) controller in the background (`extra`: more options of `pacslb up`); its output goes to `log`."""
         with open(self.log, "ab") as log:
             log.write(f"\n--- pacslb up at {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
             process = subprocess.Popen(
-                [*PACSLB, "up", "-c", str(self.config), "--state-dir", str(self.state_dir)],
+                [*PACSLB, "up", "-c", str(self.config), "--state-dir", str(self.state_dir), *extra],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
         self.controllers.append(process)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pacslb.controller import files
+from pacslb import files
 from pacslb.engines.haproxy import process
 from pacslb.engines.haproxy.runtime import RuntimeAPI
 from pacslb.paths import StatePaths

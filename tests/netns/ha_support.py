@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from netns_support import Lab, wait_until  # noqa: E402
 
-from pacslb.controller.ha_sync import ensure_node_certificate  # noqa: E402
+from pacslb.ha.peer_link import ensure_node_certificate  # noqa: E402
 from pacslb.engines.haproxy.process import children, is_running, read_pidfile  # noqa: E402
 from pacslb.engines.keepalived.render import KeepalivedPaths  # noqa: E402
 from pacslb.paths import StatePaths  # noqa: E402

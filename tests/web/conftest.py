@@ -1,5 +1,5 @@
-"""The WebUI in-process: the management app (pacslb.api.app) with the WebUI's router, over a real
-Controller whose HAProxy does not run (so applies that reach the engine are refused, and every state is
+"""The WebUI in-process: the management app (pacslb.api.app) with the WebUI mounted, over a real
+Appliance (its facade) whose HAProxy does not run (so applies that reach the engine are refused, and every state is
 what the stand-in's `show stat` rows say), real users, sessions and revision store in tmp_path.
 
   web(role="admin") -> WebClient      a TestClient logged in with that role (https://testserver: the
@@ -18,13 +18,14 @@ from fastapi.testclient import TestClient
 
 from pacslb.api.app import create_management_app
 from pacslb.api.auth import AuthService
-from pacslb.controller.appliance import Controller
+from pacslb.appliance import Appliance, Facade
 from pacslb.controller.status import ControllerStatus, EngineStatus, build_status
 from pacslb.engines.haproxy.runtime import parse_stat
 from pacslb.model import load_text
 from pacslb.paths import StatePaths
 from pacslb.store.audit import AuditLog
 from pacslb.store.users import UserStore
+from pacslb.web import mount_web
 
 SHOW_STAT = Path(__file__).parents[1] / "unit" / "engines" / "haproxy" / "data" / "show_stat.csv"
 PASSWORD = "correct horse battery"
@@ -52,8 +53,8 @@ virtual_services:
 """
 
 
-class StandInController(Controller):
-    """A real Controller (changes, revisions, paths) whose live state comes from a recorded `show stat`."""
+class StandInAppliance(Appliance):
+    """A real Appliance (changes, revisions, paths) whose live state comes from a recorded `show stat`."""
 
     def status(self):
         rows = parse_stat(SHOW_STAT.read_text())
@@ -64,7 +65,7 @@ class StandInController(Controller):
 @dataclass
 class WebApp:
     app: object
-    controller: StandInController
+    controller: Facade
     auth: AuthService
 
 
@@ -76,7 +77,7 @@ def web_app(tmp_path):
     config_file.write_text(CONFIG)
     state = tmp_path / "state"
     (state / "haproxy").mkdir(parents=True)
-    controller = StandInController(StatePaths(state), config_file, loaded.config)
+    controller = StandInAppliance(StatePaths(state), config_file, loaded.config).facade
     store = controller.changes.store
     first = store.add(loaded.config.model_dump_json(), CONFIG, author="setup", message="first", kind="file", parent=None)
     store.mark_applied(first.id)
@@ -84,6 +85,7 @@ def web_app(tmp_path):
     for role in ("admin", "operator", "viewer"):
         auth.users.add(role, PASSWORD, role)
     app = create_management_app(controller, auth)
+    mount_web(app)
     return WebApp(app, controller, auth)
 
 

@@ -1,8 +1,8 @@
 """The management app: the REST API under /api/v1 (OpenAPI at /api/openapi.json), /metrics, and the WebUI.
 
-`create_management_app(controller, auth)` takes the running Controller (or a stand-in with its surface:
-`config`, `paths`, `changes`, `status()`, `healthy()`) and the AuthService. The WebUI's routes
-(`pacslb.web.web_router`) and static files (src/pacslb/web/static) are mounted when that package exists.
+`create_management_app(appliance, auth)` takes the appliance's facade (pacslb.appliance.Facade, or a
+stand-in with its surface: `config`, `base_dir`, `paths`, `changes`, `status()`) and the AuthService. The
+WebUI is added beside it by the composition root (pacslb.web.mount_web); the API does not know it.
 
 Every route but POST /api/v1/login and GET /api/v1/health needs credentials (auth.py).
 """
@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from . import API_V1
 from .auth import AuthService
 from .metrics import ControllerMetrics
+from .routes_certs import certificates_router
 from .routes_config import config_router
 from .routes_observe import metrics_router, observe_router
 from .routes_users import users_router
@@ -45,15 +46,11 @@ def metrics_socket(controller: Any) -> Path:
 
 def create_management_app(
     controller: Any,
-    auth: AuthService | None = None,
+    auth: AuthService,
     *,
     controller_log: Path | None = None,
     metrics: ControllerMetrics | None = None,
 ) -> FastAPI:
-    if auth is None:
-        auth = getattr(controller, "auth", None)
-        if auth is None:
-            raise ValueError("create_management_app needs an AuthService")
     metrics = metrics or ControllerMetrics()
     app = FastAPI(
         title="pacslb management API",
@@ -96,30 +93,7 @@ def create_management_app(
     app.include_router(users_router(auth), prefix=API_V1)
     app.include_router(observe_router(writer, metrics, controller_log), prefix=API_V1)
     app.include_router(config_router(writer), prefix=API_V1)
-    try:
-        from .routes_certs import certificates_router
-    except ImportError:  # pragma: no cover - during development only
-        certificates_router = None  # type: ignore[assignment]
-    if certificates_router is not None:
-        app.include_router(certificates_router(writer), prefix=API_V1)
+    app.include_router(certificates_router(writer), prefix=API_V1)
     app.include_router(metrics_router(controller, metrics, metrics_socket(controller)))
-    _mount_web(app)
     return app
 
-
-def _mount_web(app: FastAPI) -> None:
-    """The WebUI's pages and static files, when the pacslb.web package is installed."""
-    try:
-        from ..web import web_router  # type: ignore[attr-defined]
-    except ImportError:
-        web_router = None
-    except Exception:  # noqa: BLE001 - a broken WebUI must not take the API down
-        log.exception("the WebUI cannot be loaded; the API serves without it")
-        web_router = None
-    static = Path(__file__).resolve().parent.parent / "web" / "static"
-    if static.is_dir():
-        from fastapi.staticfiles import StaticFiles
-
-        app.mount("/static", StaticFiles(directory=static), name="static")
-    if web_router is not None:
-        app.include_router(web_router)

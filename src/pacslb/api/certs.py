@@ -1,4 +1,4 @@
-"""Certificates of the virtual services: validate an upload, describe a PEM file, and hot-swap it in HAProxy.
+"""Certificates of the virtual services: validate an upload and describe a PEM file.
 
 `validate_bundle` is pure (the time is an argument): certificate, key and optional chain in, the single
 PEM file HAProxy's `crt` takes out (certificate, chain, key), or CertificateProblems with a field path
@@ -6,15 +6,14 @@ each (`certificate`, `key`, `chain[1]`) so the WebUI shows them beside the field
 key matches the certificate, that the certificate is valid now, and that the chain is in order (each
 certificate issued, and signed, by the next).
 
-`hot_swap` gives HAProxy a new certificate for a file it loaded, without a reload: the runtime API's
-`set ssl cert <file>` with the PEM as payload, then `commit ssl cert <file>`.
+Storing one and swapping it into a running HAProxy without a reload is a change like any other
+(change/service.py `swap_certificate`, through the HAProxy engine's runtime client).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,48 +167,3 @@ def describe(pem: bytes, *, now: dt.datetime | None = None) -> dict[str, Any]:
         "serial": format(cert.serial_number, "x"),
         "fingerprint_sha256": cert.fingerprint(hashes.SHA256()).hex(":"),
     }
-
-
-# --- HAProxy's runtime API: set ssl cert + commit ssl cert --------------------------------------
-
-
-class HotSwapError(Exception):
-    """HAProxy refused or did not answer a certificate update; the message holds its words."""
-
-
-def _runtime(socket_path: Path, command: bytes, timeout: float) -> str:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(str(socket_path))
-        sock.sendall(command)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while data := sock.recv(65536):
-            chunks.append(data)
-    except OSError as exc:
-        raise HotSwapError(f"HAProxy's runtime API ({socket_path}) does not answer: {exc}") from None
-    finally:
-        sock.close()
-    return b"".join(chunks).decode(errors="replace")
-
-
-def hot_swap(socket_path: Path, loaded_as: str, bundle: bytes, timeout: float = 10.0) -> str:
-    """Replace the certificate HAProxy loaded from `loaded_as` (the path in its configuration) in memory.
-
-    Raises HotSwapError when HAProxy refuses (an aborted transaction leaves the old certificate serving).
-    """
-    if any(c.isspace() for c in loaded_as):
-        raise HotSwapError(f"{loaded_as!r} has white space: HAProxy's runtime API cannot name it")
-    payload = bundle.decode().strip("\n")
-    if "\n\n" in payload:
-        payload = re.sub(r"\n\s*\n", "\n", payload)  # an empty line would end the payload early
-    reply = _runtime(socket_path, f"set ssl cert {loaded_as} <<\n{payload}\n\n".encode(), timeout)
-    if "Transaction created" not in reply and "Transaction updated" not in reply:
-        _runtime(socket_path, f"abort ssl cert {loaded_as}\n".encode(), timeout)
-        raise HotSwapError(f"HAProxy refused 'set ssl cert {loaded_as}': {reply.strip() or 'no answer'}")
-    reply2 = _runtime(socket_path, f"commit ssl cert {loaded_as}\n".encode(), timeout)
-    if "Success" not in reply2:
-        _runtime(socket_path, f"abort ssl cert {loaded_as}\n".encode(), timeout)
-        raise HotSwapError(f"HAProxy refused 'commit ssl cert {loaded_as}': {reply2.strip() or 'no answer'}")
-    return (reply + reply2).strip()

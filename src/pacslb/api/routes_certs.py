@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field
 from .. import pki
 from ..model.checks import resolve
 from .auth import Principal, client_ip, require_role
-from .certs import CertificateProblems, HotSwapError, check_name, describe, hot_swap, validate_bundle
-from .writes import ApiError, Writer, base_revision_of, find
+from .certs import CertificateProblems, check_name, describe, validate_bundle
+from .writes import ApiError, Writer, base_revision_of, find, origin_of
 
 READ = require_role("viewer", "operator")
 ADMIN = require_role("admin")
@@ -117,32 +117,18 @@ def certificates_router(writer: Writer) -> APIRouter:
         return JSONResponse(await asyncio.to_thread(entry, path))
 
     async def store(request: Request, principal: Principal, name: str, bundle: bytes, action: str) -> JSONResponse:
-        """Write the file; when running services use it, hot-swap it in HAProxy (old file back on failure)."""
+        """Write the file; when running services use it, hot-swap it in HAProxy (old file back on failure): one
+        transaction of the change front door, which also records it in the audit log."""
         path = file_of(name)
-        previous = path.read_bytes() if path.exists() else None
         users = used_by(path)
-        lock = getattr(controller, "_engine_lock", None) or asyncio.Lock()
-        swapped: list[str] = []
-        async with lock:
-            await asyncio.to_thread(pki.write_pem, path, bundle, private=True)
-            try:
-                for loaded in sorted({loaded for _, loaded in users}):
-                    await asyncio.to_thread(hot_swap, controller.paths.haproxy_admin_socket, loaded, bundle)
-                    swapped.append(loaded)
-            except HotSwapError as exc:
-                if previous is not None:
-                    await asyncio.to_thread(pki.write_pem, path, previous, private=True)
-                    for loaded in swapped:  # put back what was already swapped
-                        with contextlib.suppress(HotSwapError):
-                            await asyncio.to_thread(hot_swap, controller.paths.haproxy_admin_socket, loaded, previous)
-                audit(request, principal, action, name, "refused", {"message": str(exc)})
-                return JSONResponse({"outcome": "refused", "message": f"{exc}; the previous certificate keeps serving"},
-                                    status_code=409)  # fmt: skip
+        result = await controller.changes.swap_certificate(path, bundle, [loaded for _, loaded in users],
+                                                           origin_of(request, principal), action, name)  # fmt: skip
+        if result.outcome.value != "applied":
+            return JSONResponse({"outcome": "refused", "message": result.message, "messages": result.messages},
+                                status_code=409)  # fmt: skip
         with contextlib.suppress(OSError):
             (certs_dir / f"{name}.key").unlink()  # a CSR's key, now inside the bundle
         info = await asyncio.to_thread(entry, path)
-        audit(request, principal, action, name, "applied",
-              {"subject": info.get("subject"), "not_after": info.get("not_after"), "hot_swapped": [vs for vs, _ in users]})  # fmt: skip
         message = f"certificate {name} stored" + (
             f"; HAProxy serves it now for {', '.join(vs for vs, _ in users)} (no reload)" if users else "")  # fmt: skip
         return JSONResponse({"outcome": "applied", "message": message, "certificate": info,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from ..model.config import RealServerState
 from .auth import Principal, client_ip, require_role
-from .writes import ApiError, Writer, base_revision_of, current_revision, find
+from .writes import ApiError, Writer, base_revision_of, current_revision, find, origin_of
 
 READ = require_role("viewer", "operator")
 OPERATE = require_role("operator")
@@ -104,8 +104,8 @@ def config_router(writer: Writer) -> APIRouter:
         except ApiError as exc:
             return exc.response()
         if body.dry_run:
-            result = await controller.changes.apply(data=body.config, author=principal.username, message=body.message,
-                                                    kind="api", dry_run=True)  # fmt: skip
+            result = await controller.changes.apply(data=body.config, origin=origin_of(request, principal),
+                                                    message=body.message, kind="api", dry_run=True)  # fmt: skip
             return JSONResponse(result.as_dict(), status_code=result.http_status)
 
         def replace(data: dict[str, Any]) -> None:
@@ -218,23 +218,13 @@ def config_router(writer: Writer) -> APIRouter:
         """Runtime control (operator): the revision is optional here, but a stale one still gets 409."""
         try:
             base = base_revision_of(request, body.base_revision, required=False)
-            current = await revision()
-            if base is not None and base != current:
-                raise ApiError(409, f"revision {base} is not the current one (revision {current} is)",
-                               current_revision=current, base_revision=base)  # fmt: skip
         except ApiError as exc:
-            writer._audit(request, principal, action, f"{service}/{real_server}", "conflict", {"message": exc.message})
+            writer._audit(request, principal, action, f"{service}/{real_server}", exc.outcome.value, {"message": exc.message})
             return exc.response()
-        result = await controller.changes.set_real_server(service, real_server, author=principal.username,
-                                                          message=body.message, **change)  # fmt: skip
-        answer = result.as_dict()
-        answer["current_revision"] = await revision()
-        writer.auth.audit(principal.username, action, target=f"{service}/{real_server}", outcome=result.outcome.value,
-                          client_ip=client_ip(request), via=principal.via,
-                          detail={"message": result.message, **{k: str(getattr(v, "value", v)) for k, v in change.items()}})  # fmt: skip
-        if writer.on_applied is not None:
-            writer.on_applied(answer)
-        return JSONResponse(answer, status_code=result.http_status)
+        result = await controller.changes.set_real_server(service, real_server, origin=origin_of(request, principal),
+                                                          message=body.message, base_revision=base, action=action,
+                                                          **change)  # fmt: skip
+        return await writer.answer(result)
 
     @router.put("/virtual-services/{service}/real-servers/{real_server}/state",
                 summary="Drain, halt or bring online a real server (operator)")  # fmt: skip

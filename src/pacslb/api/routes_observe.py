@@ -18,7 +18,7 @@ from ..store import StoreError
 from ..store.history import revision_diff
 from .auth import Principal, current_principal, require_role
 from .metrics import ControllerMetrics
-from .writes import ApiError, Writer, base_revision_of, current_revision
+from .writes import origin_of, ApiError, Writer, base_revision_of, current_revision
 
 READ = require_role("viewer", "operator")
 ADMIN = require_role("admin")
@@ -103,24 +103,15 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
 
     @router.post("/revisions/{rev_id}/rollback", tags=["revisions"], summary="Run an earlier revision again (admin)")
     async def rollback(rev_id: RevId, body: RollbackWrite, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
-        target = f"revision {rev_id}"
-        async with writer._lock:
-            try:
-                base = base_revision_of(request, body.base_revision, required=False)
-                current = await asyncio.to_thread(current_revision, controller)
-                if base is not None and base != current:
-                    raise ApiError(409, f"revision {base} is not the current one (revision {current} is)",
-                                   current_revision=current, base_revision=base)  # fmt: skip
-            except ApiError as exc:
-                writer._audit(request, principal, "revision.rollback", target, "conflict", {"message": exc.message})
-                return exc.response()
-            result = await controller.changes.rollback(rev_id, author=principal.username, message=body.message,
-                                                       dry_run=body.dry_run)  # fmt: skip
-        answer = result.as_dict()
-        answer["current_revision"] = await asyncio.to_thread(current_revision, controller)
-        writer._audit(request, principal, "revision.rollback", target, result.outcome.value, {"message": result.message})
-        metrics.change(answer)
-        return JSONResponse(answer, status_code=result.http_status)
+        try:
+            base = base_revision_of(request, body.base_revision, required=False)
+        except ApiError as exc:
+            writer._audit(request, principal, "revision.rollback", f"revision {rev_id}", exc.outcome.value,
+                          {"message": exc.message})  # fmt: skip
+            return exc.response()
+        result = await controller.changes.rollback(rev_id, origin=origin_of(request, principal), message=body.message,
+                                                   dry_run=body.dry_run, base_revision=base)  # fmt: skip
+        return await writer.answer(result)
 
     # --- logs ------------------------------------------------------------------------------------
 

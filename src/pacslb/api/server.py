@@ -1,4 +1,4 @@
-"""The management API as a controller subsystem: uvicorn over HTTPS inside the controller's event loop.
+"""The management API as a subsystem of the appliance: uvicorn over HTTPS inside the controller's event loop.
 
 At start it opens the users and audit stores (creating the first admin with a one-time password on a
 fresh state directory), makes a self-signed certificate when none is configured (kept in the state
@@ -21,7 +21,7 @@ import socket
 import ssl
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..model import Config
 from ..store import StoreError
@@ -29,20 +29,12 @@ from ..store.audit import AuditLog
 from ..store.users import UserStore
 from . import state
 from .auth import AuthService
-from ..controller.inloop import InLoopServer
+from ..serving import InLoopServer, SubsystemError
 from .metrics import ControllerMetrics
 
 log = logging.getLogger("pacslb.api")
 
 RETRY_SECONDS = 10.0
-
-
-def factory(controller: Any) -> "ManagementServer | None":
-    """controller/subsystems.py FACTORIES entry."""
-    if not controller.config.settings.management.enabled:
-        log.info("the management API is disabled (settings.management.enabled: false)")
-        return None
-    return ManagementServer(controller)
 
 
 def ensure_certificate(root: Path, address: str) -> Path:
@@ -104,9 +96,10 @@ def _uvicorn(app: Any, sock: socket.socket, certfile: Path | None) -> InLoopServ
 class ManagementServer:
     name = "management API"
 
-    def __init__(self, controller: Any) -> None:
-        self.controller = controller
-        self.root: Path = controller.paths.root
+    def __init__(self, appliance: Any, extend: Callable[[Any], None] | None = None) -> None:
+        self.controller = appliance  # the facade (pacslb.appliance.Facade): paths, the running model, changes, status
+        self.extend = extend  # adds what is served beside the API (the WebUI)
+        self.root: Path = appliance.paths.root
         self.metrics = ControllerMetrics()
         self.auth: AuthService | None = None
         self.app: Any = None
@@ -118,7 +111,6 @@ class ManagementServer:
 
     async def start(self, config: Config) -> None:
         from .app import create_management_app
-        from ..controller.subsystems import SubsystemError
 
         settings = config.settings.management
         try:
@@ -131,7 +123,6 @@ class ManagementServer:
             self._announce_first_admin(password)
         self.auth = AuthService(users, audit, session_timeout=settings.session_timeout.milliseconds / 1000,
                                 state_dir=self.root)  # fmt: skip
-        self.controller.auth = self.auth  # for the WebUI and tests: the same service the app uses
         try:
             certfile = await asyncio.to_thread(self._certificate, config)
         except (OSError, ValueError, ssl.SSLError) as exc:
@@ -139,6 +130,8 @@ class ManagementServer:
         log_file = state.controller_log(self.root)
         self.app = create_management_app(self.controller, self.auth, metrics=self.metrics,
                                          controller_log=log_file if log_file.exists() else None)  # fmt: skip
+        if self.extend is not None:
+            self.extend(self.app)
         await self._listen(settings.address, settings.port, certfile)
         if settings.metrics_address:
             await self._listen_metrics(settings.metrics_address)

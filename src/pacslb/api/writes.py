@@ -1,33 +1,34 @@
 """Configuration writes of the management API: optimistic concurrency, one edit of the model, the apply path.
 
-Every write names the revision it was based on (`base_revision` in the body, or `If-Match: <id>`). When
-another change landed since, the write gets 409 with the current revision and nothing changes. Else
-the edit is made on a JSON copy of the running configuration and the result goes through the
-controller's ChangeManager.apply (validate -> plan -> revision -> engines), exactly like `pacslb apply`.
-
-Every outcome, also a refused one, is recorded in the audit log.
+Every write names the revision it was based on (`base_revision` in the body, or `If-Match: <id>`). The
+change front door (change/service.py) checks it under the change gate: when another change landed since,
+the write gets 409 with the current revision and nothing changes. Else the edit is made on a JSON copy of
+the running configuration, under the same gate, and goes the way of every change (validate -> plan ->
+revision -> engines), exactly like `pacslb apply`. The front door records every outcome in the audit log.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 from typing import Any, Callable
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from ..change.result import Outcome
+from ..change.service import EditError, Origin
 from .auth import Principal, client_ip
 
+_OUTCOME_OF = {404: Outcome.NOT_FOUND, 409: Outcome.CONFLICT, 422: Outcome.INVALID, 400: Outcome.BAD_REQUEST}
 
-class ApiError(Exception):
-    """An answer other than 200: status, one-sentence message, and extra fields for the body."""
+
+class ApiError(EditError):
+    """An answer other than 200: status, one-sentence message, and extra fields for the body. Raised by an
+    edit (inside the change gate), the front door answers it as the change's outcome."""
 
     def __init__(self, status: int, message: str, **extra: Any) -> None:
         self.status = status
-        self.message = message
-        self.extra = extra
-        super().__init__(message)
+        super().__init__(_OUTCOME_OF.get(status, Outcome.BAD_REQUEST), message, **extra)
 
     def response(self) -> JSONResponse:
         return JSONResponse({"outcome": _OUTCOMES.get(self.status, "error"), "message": self.message, **self.extra},
@@ -65,6 +66,10 @@ def current_revision(controller: Any) -> int | None:
     return controller.changes.store.current_id()
 
 
+def origin_of(request: Request, principal: Principal) -> Origin:
+    return Origin(principal.username, principal.via or "api", client_ip(request))
+
+
 def find(items: list[dict[str, Any]], name: str, what: str) -> int:
     """The index of the item called `name`, else 404."""
     for index, item in enumerate(items):
@@ -74,12 +79,11 @@ def find(items: list[dict[str, Any]], name: str, what: str) -> int:
 
 
 class Writer:
-    """Serializes the management API's configuration writes (one stale check and apply at a time)."""
+    """The management API's (and the WebUI's) way to the change front door."""
 
     def __init__(self, controller: Any, auth: Any) -> None:
         self.controller = controller
         self.auth = auth
-        self._lock = asyncio.Lock()
         self.on_applied: Callable[[dict[str, Any]], None] | None = None  # metrics hook
 
     async def write(
@@ -93,32 +97,21 @@ class Writer:
         target: str,
         message: str | None = None,
     ) -> JSONResponse:
-        """Apply `edit` (which changes the configuration's JSON in place) as a new revision."""
-        async with self._lock:
-            try:
-                current = await asyncio.to_thread(current_revision, self.controller)
-                if base is not None and base != current:
-                    raise ApiError(409, f"revision {base} is not the current one (revision {current} is): "
-                                   "read the configuration again and redo the change on it",
-                                   current_revision=current, base_revision=base)  # fmt: skip
-                data = copy.deepcopy(self.controller.config.model_dump(mode="json"))
-                edit(data)
-            except ApiError as exc:
-                self._audit(request, principal, action, target, _OUTCOMES.get(exc.status, "error"), {"message": exc.message})
-                return exc.response()
-            result = await self.controller.changes.apply(
-                data=data, author=principal.username, message=message or f"{action} {target} (API)", kind="api"
-            )
+        """Apply `edit` (which changes the configuration's JSON in place) as a new revision based on `base`."""
+        result = await self.controller.changes.apply(
+            edit=edit, base_revision=base, origin=origin_of(request, principal), kind="api", action=action,
+            target=target, message=message or f"{action} {target} (API)",
+        )  # fmt: skip
+        return await self.answer(result)
+
+    async def answer(self, result) -> JSONResponse:
         body = result.as_dict()
         body["current_revision"] = await asyncio.to_thread(current_revision, self.controller)
-        detail = {"message": result.message, "revision": (body.get("revision") or {}).get("id")}
-        if result.problems:
-            detail["problems"] = [str(p) for p in result.problems][:20]
-        self._audit(request, principal, action, target, result.outcome.value, detail)
         if self.on_applied is not None:
             self.on_applied(body)
         return JSONResponse(body, status_code=result.http_status)
 
     def _audit(self, request: Request, principal: Principal, action: str, target: str, outcome: str, detail: Any) -> None:
+        """A request refused before it became a change (no base revision named, a malformed If-Match)."""
         self.auth.audit(principal.username, action, target=target, outcome=outcome, client_ip=client_ip(request),
                         via=principal.via, detail=detail)  # fmt: skip

@@ -62,7 +62,7 @@ def _call(option: Path | None, call) -> dict[str, Any]:
 
 
 def _author(author: str | None) -> str:
-    from ..controller.changes import default_author
+    from ..change.service import default_author
 
     return author or default_author()
 

@@ -103,7 +103,7 @@ def demo(
 
     Ctrl-C, SIGTERM or 'pacslb stop --state-dir DIR' stops everything the demo started.
     """
-    from ..controller.appliance import Controller
+    from ..appliance import Appliance
     from ..controller.client import ControllerClient, ControllerUnavailable
     from ..demo import DemoError
     from ..demo.truepacs import TruePacsDemo
@@ -174,7 +174,7 @@ def demo(
         if management.port and not port_is_free(management.address, management.port):
             log.warning("port %d is taken: the WebUI gets a free port (printed below)", management.port)
             management.port = 0
-        controller = Controller(paths, plan.config_file, loaded.config)
+        controller = Appliance(paths, plan.config_file, loaded.config)
         client = ControllerClient(paths, timeout=5.0)
 
         async def announce(run: asyncio.Task) -> None:

@@ -68,7 +68,7 @@ def pair(
     Copy the certificate to the peer and name it there in `ha.sync.peer_certificate` (and the fingerprint
     in `ha.sync.peer_fingerprint`, to check the copy); do the same the other way round.
     """
-    from ..controller.ha_sync import colon_fingerprint, ensure_node_certificate, fingerprint
+    from ..ha.peer_link import colon_fingerprint, ensure_node_certificate, fingerprint
 
     paths = _paths(state_dir_option)
     cert = ensure_node_certificate(paths.root, "pacslb HA node " + " ".join(address), address)

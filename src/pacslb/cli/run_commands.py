@@ -60,6 +60,11 @@ def up(
     config: ConfigOption = DEFAULT_CONFIG,
     state_dir_option: StateDirOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug messages too")] = False,
+    pause_at: Annotated[
+        str | None,
+        typer.Option("--pause-at", hidden=True, help="STAGE:SECONDS: pause every change at that stage of its "
+                     "transaction (before-engine, engine-confirmed), for crash tests that kill the controller there"),
+    ] = None,
 ) -> None:
     """Run the appliance in the foreground: controller, engines, health checks, API and WebUI. Logs go to stderr.
 
@@ -67,9 +72,10 @@ def up(
     serves the state directory (left by a controller that died) is adopted, not started twice.
     SIGTERM or Ctrl-C (or 'pacslb stop') stops HAProxy too. SIGHUP applies the configuration file again.
     """
-    from ..controller.appliance import Controller
+    from ..appliance import Appliance
 
     _setup_logging(verbose)
+    checkpoint = _pause_checkpoint(pause_at)
     loaded = load_or_exit(config)
     assert loaded.config is not None
     paths = StatePaths(state_dir(state_dir_option).absolute())
@@ -79,12 +85,32 @@ def up(
         logging.getLogger("pacslb.controller").info(
             "pacslb controller (PID %d) on %s with %s", os.getpid(), paths.root, config
         )
-        controller = Controller(paths, config, loaded.config)
-        del loaded  # the controller may run another revision (controller/changes.py): keep one model, not two
-        code = asyncio.run(controller.run(config.read_text()))
+        appliance = Appliance(paths, config, loaded.config, checkpoint=checkpoint)
+        del loaded  # the appliance may run another revision (change/service.py): keep one model, not two
+        code = asyncio.run(appliance.run(config.read_text()))
     finally:
         lock.release()
     raise typer.Exit(code)
+
+
+def _pause_checkpoint(spec: str | None):
+    """The crash tests' checkpoint: pause at one named stage of every change's transaction (change/runner.py)."""
+    from ..change.runner import no_checkpoint
+
+    if not spec:
+        return no_checkpoint
+    stage, _, seconds = spec.partition(":")
+    if stage not in ("before-engine", "engine-confirmed") or not seconds.replace(".", "", 1).isdigit():
+        print(f"error: --pause-at {spec!r}: give STAGE:SECONDS with STAGE before-engine or engine-confirmed",
+              file=sys.stderr)  # fmt: skip
+        raise typer.Exit(2)
+
+    async def pause(at: str) -> None:
+        if at == stage:
+            logging.getLogger("pacslb.controller").warning("pausing %ss at stage %s (--pause-at)", seconds, stage)
+            await asyncio.sleep(float(seconds))
+
+    return pause
 
 
 def _wait(condition, timeout: float, interval: float = 0.1) -> bool:
@@ -104,7 +130,8 @@ def stop(
     """Stop the appliance and its engines, and wait until they are gone.
 
     Asks the controller through its API (SIGTERM when the API does not answer). Without a controller,
-    a HAProxy left serving the state directory is stopped by its recorded PID.
+    what it left serving is stopped: keepalived and HAProxy by their recorded PIDs, and pacslb's nftables
+    tables deleted.
     """
     from ..controller.client import ControllerClient, ControllerUnavailable
     from ..controller.lock import holder_pid, is_locked
@@ -137,10 +164,29 @@ def stop(
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(1) from None
         did_something = True
+    did_something |= _remove_orphan_tables(paths)
     if did_something:
         print(f"stopped the appliance on {paths.root}")
     else:
         print(f"no appliance runs on {paths.root}: nothing to stop")
+
+
+def _remove_orphan_tables(paths: StatePaths) -> bool:
+    """pacslb's nftables tables left by a controller that died (its Layer 4 services keep serving until now)."""
+    from ..engines.nftables import process as nft
+
+    if not (paths.root / "nftables" / "ruleset.sha256").exists():
+        return False  # this state directory never ran Layer 4: the tables (if any) are another appliance's
+    try:
+        if not any(name == "pacslb" for _, name in nft.tables()):
+            return False
+        nft.remove()
+    except (nft.NftError, OSError) as exc:
+        print(f"error: cannot remove pacslb's nftables tables: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    (paths.root / "nftables" / "ruleset.sha256").unlink(missing_ok=True)
+    print("removed pacslb's nftables tables, which served without a controller", file=sys.stderr)
+    return True
 
 
 def _stop_orphan_keepalived(paths: StatePaths) -> bool:

@@ -43,7 +43,7 @@ def _stores(state_dir_option):
 
 
 def _who() -> str:
-    from ..controller.changes import default_author
+    from ..change.service import default_author
 
     return f"{default_author()} (cli)"
 

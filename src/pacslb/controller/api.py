@@ -4,8 +4,8 @@
   GET  /api/v1/status   every virtual service and real server with its live state (ApplianceStatus)
   POST /api/v1/stop     202: the controller stops HAProxy and everything it started, then exits
 
-and, when the controller has `changes` (controller/changes.py), the routes of api_changes.py: apply,
-runtime control of real servers, revisions, diff, rollback.
+and, given the change front door (change/service.py), the routes of api_changes.py: apply, runtime control
+of real servers, revisions, diff, rollback; given the HA pair, the routes of ha/api.py.
 
 `create_app` takes anything with the controller's small surface (`status`, `healthy`, `request_stop`),
 so the API is tested in-process with a stand-in.
@@ -14,17 +14,16 @@ so the API is tested in-process with a stand-in.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from . import API_PREFIX
-from .inloop import InLoopServer
+from ..serving import InLoopServer
 from .status import ApplianceStatus
 
 
@@ -36,7 +35,7 @@ class ControllerSurface(Protocol):
     def request_stop(self, reason: str) -> None: ...
 
 
-def create_app(controller: ControllerSurface) -> FastAPI:
+def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None) -> FastAPI:
     app = FastAPI(
         title="pacslb controller",
         description="Live state and control of one pacslb appliance.",
@@ -61,41 +60,15 @@ def create_app(controller: ControllerSurface) -> FastAPI:
         asyncio.get_running_loop().call_later(0.05, controller.request_stop, "asked through the API")
         return {"stopping": True, "controller_pid": os.getpid()}
 
-    changes = getattr(controller, "changes", None)
     if changes is not None:
         from .api_changes import changes_router
 
-        app.include_router(changes_router(changes, _audit_log(controller)))
-    ha = getattr(controller, "ha", None)  # the HA pair (controller/ha.py): GET /api/v1/ha, POST promote, demote
-    if ha is not None:
-        app.include_router(ha.router())
+        app.include_router(changes_router(changes))
+    if ha is not None:  # the HA pair: GET /api/v1/ha, POST promote, demote
+        from ..ha.api import ha_router
+
+        app.include_router(ha_router(ha))
     return app
-
-
-def _audit_log(controller: ControllerSurface):
-    """The recorder of CLI changes into <state>/audit.sqlite (store/audit.py), or None without a state directory."""
-    paths = getattr(controller, "paths", None)
-    if paths is None:
-        return None
-    from ..store.audit import AuditLog
-
-    opened: list[AuditLog] = []  # opened (its schema made) at the first change, then kept
-
-    async def record(author: str, action: str, target: str, result) -> None:
-        detail = {"message": result.message, "revision": result.revision.id if result.revision else None}
-        if result.problems:
-            detail["problems"] = [str(p) for p in result.problems][:20]
-        try:
-            def write() -> None:
-                if not opened:
-                    opened.append(AuditLog(paths.audit_log))
-                opened[0].record(author, action, target=target, outcome=result.outcome.value, via="cli", detail=detail)
-
-            await asyncio.to_thread(write)
-        except Exception:  # noqa: BLE001 - the change stands; the controller's log says the audit failed
-            logging.getLogger("pacslb.controller").exception("the audit log could not record %s %s", action, target)
-
-    return record
 
 
 class ApiServer:
@@ -124,8 +97,8 @@ def bind_unix_socket(path: Path) -> socket.socket:
     return sock
 
 
-async def serve(controller: ControllerSurface, socket_path: Path) -> ApiServer:
+async def serve(controller: ControllerSurface, socket_path: Path, changes: Any = None, ha: Any = None) -> ApiServer:
     """Start uvicorn on the Unix socket inside the running event loop; return once it listens."""
-    server = InLoopServer(create_app(controller), bind_unix_socket(socket_path), uds=str(socket_path))
+    server = InLoopServer(create_app(controller, changes, ha), bind_unix_socket(socket_path), uds=str(socket_path))
     await server.start()
     return ApiServer(server, socket_path)

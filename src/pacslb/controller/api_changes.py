@@ -17,7 +17,7 @@ A change answers 200 (applied, unchanged, dry-run), 422 (invalid: `problems` wit
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -26,8 +26,9 @@ from pydantic import BaseModel, Field, model_validator
 from ..model.config import RealServerState
 from ..store import RevisionStore, StoreError
 from ..store.history import revision_diff
+from ..change.result import ChangeResult
+from ..change.service import Origin, default_author
 from . import API_PREFIX
-from .changes import ChangeResult, default_author
 
 
 class ChangeSurface(Protocol):
@@ -83,47 +84,44 @@ def _not_found(message: str) -> JSONResponse:
     return JSONResponse({"outcome": "not-found", "message": message}, status_code=404)
 
 
-# Records one change made through this API (the CLI) in the appliance's audit log, beside those made
-# through the management API and the WebUI: (author, action, target, result).
-AuditChange = Callable[[str, str, str, ChangeResult], Awaitable[None]]
+def _origin(author: str | None) -> Origin:
+    """Changes through this API come from the CLI (its socket is the state directory owner's only)."""
+    return Origin(author or default_author(), "cli")
 
 
-def changes_router(changes: ChangeSurface, audit: AuditChange | None = None) -> APIRouter:
+def changes_router(changes: ChangeSurface) -> APIRouter:
+    """The change routes over the change front door (change/service.py), which records each one in the audit log."""
     router = APIRouter(prefix=API_PREFIX)
-
-    async def _audited(result: ChangeResult, author: str | None, action: str, target: str, dry_run: bool = False):
-        if audit is not None and not dry_run:
-            await audit(author or default_author(), action, target, result)
-        return _answer(result)
 
     @router.post("/apply")
     async def apply(request: ApplyRequest) -> JSONResponse:
         source = {"data": request.config, "yaml_text": request.yaml} if request.config is not None else {"text": request.yaml}
         result = await changes.apply(
-            **source, base_dir=request.base_dir, author=request.author, message=request.message,
-            dry_run=request.dry_run,
+            **source, base_dir=request.base_dir, origin=_origin(request.author), message=request.message,
+            dry_run=request.dry_run, action="config.replace",
         )  # fmt: skip
-        return await _audited(result, request.author, "config.replace", "config", request.dry_run)
+        return _answer(result)
 
     @router.post("/virtual-services/{service}/real-servers/{real_server}/state")
     async def set_state(service: str, real_server: str, request: StateRequest) -> JSONResponse:
         result = await changes.set_real_server(
-            service, real_server, state=request.state, every_service=request.all, author=request.author,
+            service, real_server, state=request.state, every_service=request.all, origin=_origin(request.author),
             message=request.message,
         )  # fmt: skip
-        return await _audited(result, request.author, f"real-server.{request.state.value}", f"{service}/{real_server}")
+        return _answer(result)
 
     @router.post("/virtual-services/{service}/real-servers/{real_server}/weight")
     async def set_weight(service: str, real_server: str, request: WeightRequest) -> JSONResponse:
         result = await changes.set_real_server(
-            service, real_server, weight=request.weight, author=request.author, message=request.message
+            service, real_server, weight=request.weight, origin=_origin(request.author), message=request.message
         )
-        return await _audited(result, request.author, "real-server.weight", f"{service}/{real_server}")
+        return _answer(result)
 
     @router.post("/revisions/{rev_id}/rollback")
     async def rollback(rev_id: int, request: RollbackRequest) -> JSONResponse:
-        result = await changes.rollback(rev_id, author=request.author, message=request.message, dry_run=request.dry_run)
-        return await _audited(result, request.author, "revision.rollback", str(rev_id), request.dry_run)
+        result = await changes.rollback(rev_id, origin=_origin(request.author), message=request.message,
+                                        dry_run=request.dry_run)  # fmt: skip
+        return _answer(result)
 
     @router.get("/revisions")
     async def revisions(limit: int = Query(50, ge=1, le=10_000), before: int | None = None) -> dict:

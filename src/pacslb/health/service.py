@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from ..engines.haproxy.runtime import RuntimeAPI, RuntimeAPIError
 from ..model.config import APPLIANCE_CHECK_TYPES, Config, Mode, VirtualService
@@ -36,9 +36,6 @@ from .agent_server import AgentServer
 from .base import CheckContext, Target
 from .probes import probe_for
 from .runner import Checker, Watch
-
-if TYPE_CHECKING:
-    from ..controller.appliance import Controller
 
 log = logging.getLogger("pacslb.health")
 
@@ -100,13 +97,13 @@ def agent_reply(watch: Watch | None) -> str:
 
 
 class HealthService:
-    """The subsystem (controller/subsystems.py): watches, the agent port, and results for `pacslb status`."""
+    """A subsystem of the appliance: watches, the agent port, and results for `pacslb status`. `admin_socket` is
+    HAProxy's stats socket, where state changes are pushed at once (None: only through the agent port)."""
 
     name = "health checks"
 
-    def __init__(self, controller: "Controller | None", admin_socket: str | None = None) -> None:
-        self.controller = controller
-        self.admin_socket = admin_socket or (str(controller.paths.haproxy_admin_socket) if controller else None)
+    def __init__(self, admin_socket: Path | str | None) -> None:
+        self.admin_socket = str(admin_socket) if admin_socket is not None else None
         self.checker = Checker(self._changed)
         self.agent: AgentServer | None = None
         self.config: Config | None = None
@@ -141,7 +138,7 @@ class HealthService:
         self.checker.replace(watches(config))
 
     async def start(self, config: Config) -> None:
-        from ..controller.subsystems import SubsystemError
+        from ..serving import SubsystemError
 
         try:
             await self._take(config)
@@ -198,7 +195,3 @@ class HealthService:
             }
         return results
 
-
-def factory(controller: "Controller") -> HealthService:
-    """The health-check service of a controller (always built: it listens only while a service needs it)."""
-    return HealthService(controller)

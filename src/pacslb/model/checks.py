@@ -14,7 +14,7 @@ from cryptography import x509
 from typing import Iterator
 
 from .config import Config, Mode, Protocol, VirtualService
-from .ha import ha_problems
+from .ha_checks import ha_problems
 from .problems import Problem
 
 

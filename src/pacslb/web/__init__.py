@@ -1,7 +1,7 @@
 """The WebUI: server-rendered pages (Jinja2) over the management API's authentication.
 
-`web_router` is included by the management app (pacslb.api.app), which also mounts STATIC_DIR at
-/static. Pages:
+`mount_web(app)` adds `web_router` and STATIC_DIR (at /static) to the management app (pacslb.api.app);
+the composition root (pacslb.appliance) does it, so the API knows nothing of the WebUI. Pages:
 
   /login, /logout              the login form (throttled by the AuthService), the end of a session
   /                            dashboard: every virtual service and real server, live (a fragment every 2 s),
@@ -13,7 +13,7 @@
   /graphs                      requests, sessions and errors per virtual service (metrics history)
   /log                         the end of HAProxy's log, live
 
-The metrics sampler that feeds /graphs is the subsystem pacslb.web.history:factory.
+The metrics sampler that feeds /graphs is pacslb.web.history.Sampler.
 """
 
 from fastapi import APIRouter
@@ -33,4 +33,13 @@ def _include() -> None:
 
 _include()
 
-__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "web_router"]
+
+def mount_web(app) -> None:
+    """The WebUI's pages and static files on the management app."""
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(web_router)
+
+
+__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "mount_web", "web_router"]

@@ -1,4 +1,4 @@
-"""The metrics sampler: a controller subsystem (controller/subsystems.py) that feeds the WebUI's graphs.
+"""The metrics sampler: a subsystem of the appliance (pacslb.appliance) that feeds the WebUI's graphs.
 
 Every SAMPLE_INTERVAL seconds it reads HAProxy's `show stat` on the admin socket and writes one Sample
 per virtual service into <state>/metrics.sqlite (pacslb.store.metrics), which keeps 24 hours. It never
@@ -14,14 +14,11 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ..engines.haproxy.runtime import RuntimeAPI, RuntimeAPIError
 from ..model import Config
 from ..store.metrics import SAMPLE_INTERVAL, Counters, MetricsStore, counters_from_rows, rates
-
-if TYPE_CHECKING:
-    from ..controller.appliance import Controller
 
 log = logging.getLogger("pacslb.web")
 
@@ -38,8 +35,8 @@ class Sampler:
 
     name = "metrics history"
 
-    def __init__(self, controller: "Controller", interval: float = SAMPLE_INTERVAL, clock=time.time) -> None:
-        self.controller = controller
+    def __init__(self, appliance: Any, interval: float = SAMPLE_INTERVAL, clock=time.time) -> None:
+        self.appliance = appliance  # the facade (pacslb.appliance.Facade): paths and the running model
         self.interval = interval
         self.clock = clock
         self.store: MetricsStore | None = None
@@ -49,7 +46,7 @@ class Sampler:
         self._stop = asyncio.Event()
 
     async def start(self, config: Config) -> None:
-        path = metrics_path(self.controller.paths.root)
+        path = metrics_path(self.appliance.paths.root)
         try:
             self.store = await asyncio.to_thread(MetricsStore, path)
         except (sqlite3.Error, OSError) as exc:  # graphs are not worth stopping the appliance for
@@ -81,13 +78,13 @@ class Sampler:
         """Read the counters and store one sample per virtual service; returns how many (0 when HAProxy does not answer)."""
         assert self.store is not None
         try:
-            rows = RuntimeAPI(self.controller.paths.haproxy_admin_socket, timeout=3.0).show_stat()
+            rows = RuntimeAPI(self.appliance.paths.haproxy_admin_socket, timeout=3.0).show_stat()
         except RuntimeAPIError as exc:
             log.debug("no metrics sample: %s", exc)
             self._previous = None
             return 0
         now, mono = self.clock(), time.monotonic()
-        current = counters_from_rows(self.controller.config, rows)
+        current = counters_from_rows(self.appliance.config, rows)
         seconds = mono - self._previous_at if self._previous_at is not None else 0.0
         samples = rates(self._previous, current, seconds, now)
         self._previous, self._previous_at = current, mono
@@ -108,6 +105,3 @@ def _trim() -> None:
     except (OSError, AttributeError):
         pass
 
-
-def factory(controller: "Controller") -> Sampler:
-    return Sampler(controller)

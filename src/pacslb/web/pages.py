@@ -17,7 +17,8 @@ from ..api.auth import (
     optional_principal,
     set_session_cookie,
 )
-from ..controller.changes import Outcome
+from ..api.writes import origin_of
+from ..change.result import Outcome
 from ..model.config import RealServerState
 from ..store.metrics import MetricsStore
 from . import charts
@@ -104,7 +105,7 @@ async def set_state(
     every_service: bool = Form(False),
     principal: Principal = Depends(page_role("operator")),
 ) -> Response:
-    """The drain / halt / online buttons: runtime control through the ChangeManager, author = the user."""
+    """The drain / halt / online buttons: runtime control through the change front door, author = the user."""
     try:
         wanted = RealServerState(state)
     except ValueError:
@@ -112,12 +113,8 @@ async def set_state(
         return RedirectResponse("/", status_code=303)
     changes = controller_of(request).changes
     result = await changes.set_real_server(
-        service, real_server, state=wanted, every_service=every_service, author=principal.username,
+        service, real_server, state=wanted, every_service=every_service, origin=origin_of(request, principal),
         message=f"{wanted.value} {service}/{real_server} (WebUI)",
-    )  # fmt: skip
-    await request.app.state.auth.audit_async(
-        principal.username, f"real-server.{wanted.value}", target=f"{service}/{real_server}",
-        outcome=result.outcome.value, client_ip=client_ip(request), via=principal.via, detail={"message": result.message},
     )  # fmt: skip
     ok = result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED)
     detail = "; ".join(result.messages)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..api.auth import Principal, client_ip
-from ..controller.changes import Outcome
+from ..api.writes import origin_of
+from ..change.result import Outcome
 from ..store import StoreError
 from ..store.history import revision_diff
 from .context import controller_of, flash, page_principal, page_role, render
@@ -54,20 +55,14 @@ async def rollback(
     request: Request, rev_id: int, base_revision: str = Form(""), principal: Principal = Depends(page_role("admin"))
 ) -> Response:
     changes = controller_of(request).changes
-    writer = request.app.state.writer
-    async with writer._lock:  # the management API's one-write-at-a-time lock: the stale check holds until applied
+    result = await changes.rollback(rev_id, origin=origin_of(request, principal), message="WebUI",
+                                    base_revision=int(base_revision) if base_revision.isdigit() else -1)  # fmt: skip
+    if result.outcome is Outcome.CONFLICT:
         current = await asyncio.to_thread(changes.store.current_id)
-        if str(current or "") != base_revision:
-            rev = await asyncio.to_thread(changes.store.get, current, False) if current else None
-            writer.auth.audit(principal.username, "revision.rollback", target=f"revision {rev_id}", outcome="conflict",
-                              client_ip=client_ip(request), via=principal.via)  # fmt: skip
-            flash(request, principal, f"Not rolled back: the configuration was changed meanwhile by "
-                  f"{rev.author if rev else 'someone'} in revision {current}. Check the diff again.", "error")  # fmt: skip
-            return RedirectResponse(f"/revisions/{rev_id}", status_code=303)
-        result = await changes.rollback(rev_id, author=principal.username, message="WebUI")
-    await writer.auth.audit_async(principal.username, "revision.rollback", target=f"revision {rev_id}",
-                                  outcome=result.outcome.value, client_ip=client_ip(request), via=principal.via,
-                                  detail={"message": result.message})  # fmt: skip
+        rev = await asyncio.to_thread(changes.store.get, current, False) if current else None
+        flash(request, principal, f"Not rolled back: the configuration was changed meanwhile by "
+              f"{rev.author if rev else 'someone'} in revision {current}. Check the diff again.", "error")  # fmt: skip
+        return RedirectResponse(f"/revisions/{rev_id}", status_code=303)
     ok = result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED)
     detail = "; ".join([*result.messages, *(str(p) for p in result.problems)])
     flash(request, principal, result.message + (f" ({detail})" if detail else ""), "ok" if ok else "error")

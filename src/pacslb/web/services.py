@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..api.auth import CSRF_FIELD, Principal
 from ..api.writes import find
-from ..controller.changes import Outcome
+from ..change.result import Outcome
 from ..model import Config, Mode, Problem
 from . import forms
 from .context import controller_of, flash, page_principal, page_role, render

@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from pacslb.cli import app
-from pacslb.controller.ha_sync import colon_fingerprint, fingerprint
+from pacslb.ha.peer_link import colon_fingerprint, fingerprint
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "keepalived" / "001_unicast_defaults"
 runner = CliRunner()

@@ -138,7 +138,7 @@ async def test_feedback_style_server_answers_without_a_request() -> None:
 
 
 async def test_service_listens_only_while_a_service_needs_it_and_reports_a_busy_port() -> None:
-    from pacslb.controller.subsystems import SubsystemError
+    from pacslb.serving import SubsystemError
 
     service = HealthService(None)
     c = config()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import socket
 from dataclasses import dataclass, field
 from enum import Enum
@@ -29,20 +30,26 @@ class RuntimeAPIError(Exception):
 # --- transport -----------------------------------------------------------------------------------
 
 
-def send_command(socket_path: Path | str, command: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+def send_command(socket_path: Path | str, command: str, timeout: float = DEFAULT_TIMEOUT, payload: str | None = None) -> str:
     """Send one command to a HAProxy CLI socket (stats socket or master CLI) and return the whole reply.
 
     The connection is closed on our side after the command (non-interactive mode): HAProxy then
-    answers and closes. Raises RuntimeAPIError when the socket cannot be reached or times out.
+    answers and closes. A `payload` (a certificate, say) follows the command as HAProxy's `<<` block,
+    ended by an empty line. Raises RuntimeAPIError when the socket cannot be reached or times out.
     """
     if "\n" in command or "\r" in command:
         raise ValueError("a runtime API command is one line")
+    wire = command.encode() + b"\n"
+    if payload is not None:
+        if "\n\n" in payload.strip("\n"):
+            raise ValueError("a runtime API payload has no empty line (it would end the payload early)")
+        wire = command.encode() + b" <<\n" + payload.strip("\n").encode() + b"\n\n"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
         try:
             sock.connect(str(socket_path))
-            sock.sendall(command.encode() + b"\n")
+            sock.sendall(wire)
             sock.shutdown(socket.SHUT_WR)
             chunks: list[bytes] = []
             size = 0
@@ -300,8 +307,24 @@ class RuntimeAPI:
         self.socket_path = Path(socket_path)
         self.timeout = timeout
 
-    def command(self, command: str) -> str:
-        return send_command(self.socket_path, command, self.timeout)
+    def command(self, command: str, payload: str | None = None) -> str:
+        return send_command(self.socket_path, command, self.timeout, payload)
+
+    def set_ssl_cert(self, loaded_as: str, bundle: bytes) -> str:
+        """Replace, in memory, the certificate HAProxy loaded from `loaded_as` (the path in its configuration):
+        `set ssl cert` then `commit ssl cert`; an aborted transaction leaves the old certificate serving."""
+        if any(c.isspace() for c in loaded_as):
+            raise RuntimeAPIError(f"{loaded_as!r} has white space: HAProxy's runtime API cannot name it")
+        payload = re.sub(r"\n\s*\n", "\n", bundle.decode().strip("\n"))  # an empty line would end the payload early
+        reply = self.command(f"set ssl cert {loaded_as}", payload)
+        if "Transaction created" not in reply and "Transaction updated" not in reply:
+            self.command(f"abort ssl cert {loaded_as}")
+            raise RuntimeAPIError(f"HAProxy refused 'set ssl cert {loaded_as}': {reply.strip() or 'no answer'}")
+        committed = self.command(f"commit ssl cert {loaded_as}")
+        if "Success" not in committed:
+            self.command(f"abort ssl cert {loaded_as}")
+            raise RuntimeAPIError(f"HAProxy refused 'commit ssl cert {loaded_as}': {committed.strip() or 'no answer'}")
+        return (reply + committed).strip()
 
     def show_stat(self) -> list[StatRow]:
         return parse_stat(self.command("show stat"))

@@ -23,7 +23,7 @@ from pathlib import Path
 import jinja2
 
 from ...model.config import Config
-from ...model.ha import floating_ips
+from ...model.ha_checks import floating_ips
 
 TEMPLATES = Path(__file__).parent / "templates"
 

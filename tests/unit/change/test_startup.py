@@ -1,16 +1,17 @@
-"""The change manager's startup: what runs, and how revisions left pending by a killed controller are settled.
+"""The change front door's startup: what runs, and how revisions left pending by a killed controller are settled.
 
-A stand-in controller (no HAProxy): the engine steps are covered by tests/e2e/test_revisions.py.
+A stand-in engine that only reports HAProxy's applied digest: the engine steps are covered by
+tests/unit/change/ (fake engines) and tests/e2e/test_revisions.py (the real ones).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
 
 import pytest
 
-from pacslb.controller import changes as changes_module
-from pacslb.controller.changes import ChangeManager, _with_real_servers
+from pacslb import files
+from pacslb.change.service import Changes, Running, config_yaml, with_real_servers
 from pacslb.model import load_text
 from pacslb.model.config import RealServerState
 from pacslb.paths import StatePaths
@@ -26,18 +27,20 @@ virtual_services:
 """
 
 
-class StandIn:
-    def __init__(self, root: Path, config_file: Path) -> None:
-        self.paths = StatePaths(root)
-        self.config_file = config_file
-        self.base_dir = config_file.parent
-        self.config = load_text(config_file.read_text()).config
-        self.master = None
+class DigestEngine:
+    """Only what startup asks of an engine: the digest of what it runs."""
+
+    name = "haproxy"
+
+    def __init__(self, paths: StatePaths) -> None:
+        self.paths = paths
+
+    def applied_digest(self) -> str | None:
+        return (files.read_text(self.paths.haproxy_applied) or "").strip() or None
 
 
 @pytest.fixture
-def setup(tmp_path, monkeypatch):
-    monkeypatch.setattr(changes_module.process, "masters_of", lambda paths: running)
+def setup(tmp_path):
     running: list[int] = []
     config_file = tmp_path / "pacslb.yaml"
     config_file.write_text(TEXT)
@@ -45,10 +48,11 @@ def setup(tmp_path, monkeypatch):
     def start(text: str | None = None):
         if text is not None:
             config_file.write_text(text)
-        controller = StandIn(tmp_path / "state", config_file)
-        manager = ChangeManager(controller)
-        copy = manager.startup(config_file.read_text())
-        return controller, manager, copy
+        paths = StatePaths(tmp_path / "state")
+        config = load_text(config_file.read_text()).config
+        changes = Changes(paths, Running(config, config_file.parent, config_file), [DigestEngine(paths)], asyncio.Lock())
+        copy = changes.startup(config_file.read_text(), engines_running=bool(running))
+        return changes, changes, copy
 
     return start, running
 
@@ -58,11 +62,11 @@ def test_first_start_records_the_file_then_reruns_the_current_revision(setup):
     controller, manager, _ = start()
     (rev,) = manager.store.list()
     assert rev.kind == "file" and rev.status.value == "pending" and "first start" in rev.message
-    manager.started()
+    manager.started(None)
     assert manager.store.current().id == rev.id
 
     # a change made at runtime (here: recorded directly), then a restart with the same file
-    changed = _with_real_servers(controller.config, {("web", "rs1"): {"state": RealServerState.DRAIN}})
+    changed = with_real_servers(controller.config, {("web", "rs1"): {"state": RealServerState.DRAIN}})
     later = manager.store.add(changed.model_dump(mode="json"), "x", author="a", message="drain", kind="server", parent=rev.id)
     manager.store.mark_applied(later.id)
     controller, manager, copy = start()
@@ -73,28 +77,28 @@ def test_first_start_records_the_file_then_reruns_the_current_revision(setup):
 def test_an_edited_file_wins_as_a_new_revision(setup):
     start, _ = setup
     _, manager, _ = start()
-    manager.started()
+    manager.started(None)
     controller, manager, _ = start(TEXT.replace("port: 8080", "port: 8081"))
     latest = manager.store.list()[0]
     assert latest.id == 2 and "changed since revision 1" in latest.message
     assert str(controller.config.virtual_services[0].listen[0].port) == "8081"
-    manager.started()
+    manager.started(None)
     assert manager.store.current().id == 2
 
 
 def test_the_same_model_in_a_new_file_adds_no_revision(setup):
     start, _ = setup
     _, manager, _ = start()
-    manager.started()
+    manager.started(None)
     _, manager, _ = start(TEXT + "# a comment\n")
-    manager.started()
+    manager.started(None)
     assert len(manager.store.list()) == 1
 
 
 def test_pending_revisions_are_settled_by_what_haproxy_runs(setup):
     start, running = setup
     controller, manager, _ = start()
-    manager.started()
+    manager.started(None)
     store = manager.store
     confirmed = store.add({"version": 1}, "", author="a", message="m", kind="apply", parent=1, engine_digest="abc")
     controller.paths.haproxy_dir.mkdir(parents=True, exist_ok=True)
@@ -125,14 +129,13 @@ def test_startup_failure_marks_the_revision_failed(setup):
 
 def test_with_real_servers_shares_what_it_does_not_change():
     config = load_text(TEXT).config
-    changed = _with_real_servers(config, {("web", "rs2"): {"weight": 7}})
+    changed = with_real_servers(config, {("web", "rs2"): {"weight": 7}})
     assert changed.service("web").real_servers[1].weight == 7
     assert config.service("web").real_servers[1].weight == 100
     assert changed.service("web").real_servers[0] is config.service("web").real_servers[0]
 
 
 def test_config_yaml_is_dump_yaml_faster():
-    from pacslb.controller.changes import config_yaml
     from pacslb.model import dump_yaml
     from pacslb.templates import TruePacsParams, render_true_pacs
 

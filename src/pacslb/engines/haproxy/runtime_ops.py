@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 import time
 
-from ..engines.haproxy import server_state
-from ..engines.haproxy.runtime import RuntimeAPI, RuntimeAPIError, check_reply
-from ..model.config import Config, RealServerState
-from ..paths import StatePaths
-from . import files
+from . import server_state
+from .runtime import RuntimeAPI, RuntimeAPIError, check_reply
+from ...model.config import Config, RealServerState
+from ...paths import StatePaths
+from ... import files
 from .plan import Operation, OpKind
 
 log = logging.getLogger("pacslb.controller")

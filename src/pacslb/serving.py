@@ -1,4 +1,4 @@
-"""uvicorn inside the controller's running event loop, on a socket the caller has bound.
+"""Serving inside the controller: uvicorn in the running event loop, and the error a part that cannot start raises.
 
 The controller serves three HTTP endpoints this way (its API on a Unix socket, the management API
 over HTTPS, the HA peer link with mutual TLS). All of them share what matters: the controller owns
@@ -57,3 +57,7 @@ class InLoopServer:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self.task
         self.sock.close()
+
+
+class SubsystemError(Exception):
+    """A part of the appliance (health checks, HA pair, management API) cannot start; the message says what to fix."""

@@ -1,16 +1,19 @@
-"""The HA pair's controller parts without processes: the secondary's refusal, what sync copies, split-brain overlap, pins."""
+"""The HA pair without processes: the secondary's refusal, what sync copies, split-brain overlap, pins."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from pacslb.controller import ha_sync
-from pacslb.controller.changes import ChangeManager, Outcome
-from pacslb.controller.ha import SYNC_KIND, HASubsystem, master_intervals
+from pacslb.change.result import Outcome
+from pacslb.change.service import Changes, Running
+from pacslb.engines.keepalived.engine import KeepalivedEngine
+from pacslb.ha import peer_link as ha_sync
+from pacslb.ha.pair import HAPair
+from pacslb.ha.roles import SYNC_KIND, Roles
+from pacslb.ha.split_brain import master_intervals
 from pacslb.model import validate_data
 from pacslb.paths import StatePaths
 
@@ -30,13 +33,22 @@ def _config(role: str = "secondary", **extra):
     return loaded.config
 
 
-def _subsystem(tmp_path: Path, role: str = "secondary") -> HASubsystem:
-    controller = SimpleNamespace(paths=StatePaths(tmp_path), config=_config(role), base_dir=tmp_path)
-    return HASubsystem(controller)  # type: ignore[arg-type]
+def _changes(tmp_path: Path, config, roles: Roles | None = None) -> Changes:
+    paths = StatePaths(tmp_path)
+    running = Running(config, tmp_path, tmp_path / "pacslb.yaml")
+    return Changes(paths, running, [], asyncio.Lock(), guard=roles.guard if roles else (lambda kind: None))
+
+
+def _subsystem(tmp_path: Path, role: str = "secondary") -> HAPair:
+    paths = StatePaths(tmp_path)
+    changes = _changes(tmp_path, _config(role))
+    roles = Roles(paths.root, lambda: changes.config.ha)
+    changes.guard = roles.guard
+    return HAPair(changes, KeepalivedEngine(paths, asyncio.Lock()), roles)
 
 
 def test_the_secondary_refuses_direct_changes_until_promoted(tmp_path: Path):
-    ha = _subsystem(tmp_path)
+    ha = _subsystem(tmp_path).roles
     refusal = ha.guard("apply")
     assert refusal == ("this node is the secondary of an HA pair: make changes on the primary 10.0.0.2, "
                        "or promote this node with `pacslb ha promote`")  # fmt: skip
@@ -50,14 +62,13 @@ def test_the_secondary_refuses_direct_changes_until_promoted(tmp_path: Path):
 
 
 def test_the_primary_takes_changes(tmp_path: Path):
-    ha = _subsystem(tmp_path, "primary")
+    ha = _subsystem(tmp_path, "primary").roles
     assert ha.guard("apply") is None and ha.pushes and not ha.takes_pushes
 
 
-async def test_change_manager_asks_the_guard_before_anything(tmp_path: Path):
-    ha = _subsystem(tmp_path)
-    stand_in = SimpleNamespace(paths=StatePaths(tmp_path), change_guard=ha.guard)
-    changes = ChangeManager(stand_in)  # type: ignore[arg-type]
+async def test_the_change_front_door_asks_the_guard_before_anything(tmp_path: Path):
+    changes = _subsystem(tmp_path).changes
+    changes.audit = None
     result = await changes.apply(text="version: 1\n")
     assert result.outcome is Outcome.REFUSED and "secondary of an HA pair" in result.message
     result = await changes.set_real_server("web", "rs1", weight=3)
@@ -122,8 +133,7 @@ def test_adding_removing_or_moving_the_ha_section_needs_a_restart():
 
 async def test_a_file_without_the_nodes_ha_section_is_refused_and_nothing_recorded(tmp_path: Path):
     primary = _config("primary")
-    stand_in = SimpleNamespace(paths=StatePaths(tmp_path), config=primary, base_dir=tmp_path, _engine_lock=asyncio.Lock())
-    changes = ChangeManager(stand_in)  # type: ignore[arg-type]
+    changes = _changes(tmp_path, primary)
     lone = primary.model_copy(update={"ha": None})
     result = await changes.apply(data=lone.model_dump(mode="json", exclude_none=True))
     assert result.outcome is Outcome.REFUSED and "no `ha` section" in result.message, result.message
@@ -135,7 +145,7 @@ def test_a_short_split_brain_is_recorded_once_and_a_handover_not_at_all(tmp_path
     ha = _subsystem(tmp_path, "primary")  # advert_interval 0.1 s: at least 0.2 s of overlap counts
     ha.vrrp_state = "MASTER"
     t = 1000.0
-    ha._event("MASTER", "start", at=t)
+    ha.event("MASTER", "start", at=t)
     handover = {"vrrp_state": "BACKUP", "transitions": [[t - 10, "MASTER"], [t + 0.005, "BACKUP"]]}
     ha._split_brain_during(t - 1, handover)
     assert ha.split_brain is None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pacslb.controller.plan import Method, OpKind, make_plan
+from pacslb.engines.haproxy.plan import Method, OpKind, make_plan
 from pacslb.engines.haproxy.render import HAProxyEnv
 from pacslb.model import load_text
 from pacslb.model.config import RealServerState

@@ -1,19 +1,23 @@
-"""The controller copies HAProxy's notices, warnings and alerts from haproxy.log to its own log, and rotates it."""
+"""The HAProxy engine copies HAProxy's notices, warnings and alerts from haproxy.log to the controller's log, and rotates it."""
 
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
-from pacslb.controller import appliance as appliance_module
-from pacslb.controller.appliance import Controller
-from pacslb.model import Config
+from pacslb.engines.haproxy import logcopy
 from pacslb.paths import StatePaths
 
 
-def controller(tmp_path) -> Controller:
+def controller(tmp_path):
     paths = StatePaths(tmp_path)
     paths.haproxy_dir.mkdir(parents=True)
-    return Controller(paths, tmp_path / "pacslb.yaml", Config(version=1))
+    log = paths.haproxy_log
+    return SimpleNamespace(
+        paths=paths,
+        _log_size=lambda: logcopy.log_size(log),
+        _copy_new_log_lines=lambda position, pending: logcopy.copy_new_lines(log, position, pending),
+    )
 
 
 def test_copies_haproxy_messages_at_their_level(tmp_path, caplog):
@@ -38,7 +42,7 @@ def test_copies_haproxy_messages_at_their_level(tmp_path, caplog):
 
 
 def test_rotates_a_large_log(tmp_path, monkeypatch):
-    monkeypatch.setattr(appliance_module, "LOG_ROTATE_BYTES", 100)
+    monkeypatch.setattr(logcopy, "LOG_ROTATE_BYTES", 100)
     c = controller(tmp_path)
     c.paths.haproxy_log.write_bytes(b"x" * 150 + b"\n")
     position, _ = c._copy_new_log_lines(0, b"")

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable
 
-from ..engines.haproxy.dynamic import NotDynamic, add_server_words
-from ..engines.haproxy.render import HAProxyEnv, backend_view
-from ..model.checks import resolve
-from ..model.config import Config, CookiePersistence, RealServer, RealServerState, VirtualService
-from ..model.diff import Change, diff
+from .dynamic import NotDynamic, add_server_words
+from .render import HAProxyEnv, backend_view
+from ...model.checks import resolve
+from ...model.config import Config, CookiePersistence, RealServer, RealServerState, VirtualService
+from ...model.diff import Change, diff
 
 
 class Method(str, Enum):

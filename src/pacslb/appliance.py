@@ -1,0 +1,285 @@
+"""The composition root: the one place that builds the appliance and wires its parts by narrow interfaces.
+
+    engines      nftables -> HAProxy -> keepalived (the commit order of every change; the stop order is the
+                 reverse: keepalived hands the floating IPs over first)
+    changes      the change front door (change/service.py) over those engines, under one change gate
+    subsystems   health checks, Layer 4 checks, the HA pair, the metrics sampler, the management API and
+                 the WebUI, side by side; each gets only what it uses
+    controller   its API on a Unix socket (controller/api.py), SIGHUP (apply the file again), SIGTERM/SIGINT
+
+Adding an engine: a package under engines/ with the contract of engines/contract.py, and one line in
+`Appliance.__init__` below. Startup, in one direction:
+
+    settle pending revisions -> choose what to run -> start (or adopt) every engine it needs
+    -> record it -> subsystems -> controller API -> supervise every engine until asked to stop
+
+A controller killed with SIGKILL leaves the engines serving (each runs in a session of its own); the next
+controller adopts them instead of starting second copies (fail static).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from .change.audit import ChangeAudit
+from .change.runner import Checkpoint, no_checkpoint
+from .change.service import Changes, Running
+from .controller.api import ApiServer, serve
+from .controller.observe import observe
+from .controller.status import ApplianceStatus, ControllerStatus, EngineStatus
+from .engines.contract import Engine, EngineError
+from .engines.haproxy import process as haproxy_process
+from .engines.haproxy.engine import HAProxyEngine, Renderer, render_haproxy
+from .engines.keepalived.engine import KeepalivedEngine
+from .engines.nftables.engine import NftablesEngine
+from .ha.roles import Roles
+from .health.layer4 import Layer4Checks
+from .health.service import HealthService
+from .model import Config
+from .paths import StatePaths
+from .serving import SubsystemError
+from .store import StoreError
+
+log = logging.getLogger("pacslb.controller")
+
+MAX_CONTROLLER_SOCKET_PATH = 107  # sun_path holds 108 bytes with the final NUL
+
+
+class Subsystem(Protocol):
+    """A part that runs beside the engines: started after them, told of every applied configuration,
+    stopped before them. One that cannot start raises SubsystemError; `applied` failures are logged."""
+
+    name: str
+
+    async def start(self, config: Config) -> None: ...
+
+    async def applied(self, config: Config) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Facade:
+    """What the management API, the WebUI and the metrics sampler see of the appliance: the change front
+    door, the state directory, the running model, its live status and health. Nothing else."""
+
+    def __init__(self, appliance: "Appliance") -> None:
+        self._appliance = appliance
+        self.paths = appliance.paths
+        self.changes = appliance.changes
+
+    @property
+    def config(self) -> Config:
+        return self.changes.config
+
+    @property
+    def base_dir(self) -> Path:
+        return self.changes.base_dir
+
+    def status(self) -> ApplianceStatus:
+        return self._appliance.status()
+
+    def healthy(self) -> tuple[bool, str]:
+        return self._appliance.healthy()
+
+
+class Appliance:
+    def __init__(
+        self,
+        paths: StatePaths,
+        config_file: Path,
+        config: Config,
+        haproxy_binary: str = haproxy_process.DEFAULT_BINARY,
+        renderer: Renderer = render_haproxy,
+        supervise_interval: float = 0.5,
+        checkpoint: Checkpoint = no_checkpoint,
+    ) -> None:
+        self.paths = paths
+        self.started_at = time.time()
+        self.gate = asyncio.Lock()  # one change, engine restart or certificate swap at a time
+        config_file = config_file.resolve()
+        self.running = Running(config, config_file.parent, config_file)
+        self.haproxy = HAProxyEngine(paths, self.gate, haproxy_binary, renderer, supervise_interval)
+        self.nftables = NftablesEngine(paths)
+        self.keepalived = KeepalivedEngine(paths, self.gate, on_event=self._keepalived_event)
+        # the engines, in commit order: one line each
+        self.engines: list[Engine] = [self.nftables, self.haproxy, self.keepalived]
+        self.roles = Roles(paths.root, lambda: self.running.config.ha)
+        self.changes = Changes(paths, self.running, self.engines, self.gate, guard=self.roles.guard,
+                               notify=self._notify, audit=ChangeAudit(paths.audit_log), checkpoint=checkpoint,
+                               certificates=self.haproxy)  # fmt: skip
+        self.health = HealthService(paths.haproxy_admin_socket)
+        self.layer4_checks = Layer4Checks(self.nftables.health_changed)
+        self.facade = Facade(self)
+        self.ha: Any = None  # the HA pair, when the running configuration has an `ha` section (built in run)
+        self.management: Any = None
+        self.subsystems: list[Subsystem] = []
+        self._stop = asyncio.Event()
+        self._stop_reason = ""
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def config(self) -> Config:
+        return self.running.config
+
+    # --- the subsystems ----------------------------------------------------------------------------
+
+    def _build_subsystems(self, config: Config) -> list[Subsystem]:
+        """In start order: health checks first (others report their results), then the HA pair, the metrics
+        sampler, and last the management API and WebUI (it serves what the others report)."""
+        from .web.history import Sampler
+
+        built: list[Subsystem] = [self.health]
+        if config.ha is not None:
+            from .ha.pair import HAPair
+
+            self.ha = HAPair(self.changes, self.keepalived, self.roles)
+            built.append(self.ha)
+        built.append(Sampler(self.facade))
+        if config.settings.management.enabled:
+            from .api.server import ManagementServer
+            from .web import mount_web
+
+            self.management = ManagementServer(self.facade, extend=mount_web)
+            built.append(self.management)
+        else:
+            log.info("the management API is disabled (settings.management.enabled: false)")
+        return built
+
+    def _keepalived_event(self, state: str, reason: str) -> None:
+        if self.ha is not None:
+            self.ha.event(state, reason)
+
+    async def _notify(self, config: Config) -> None:
+        """Every part hears of a configuration once it is applied (after an apply, a runtime change, a rollback)."""
+        self.layer4_checks.replace(config)
+        for subsystem in self.subsystems:
+            try:
+                await subsystem.applied(config)
+            except Exception:  # noqa: BLE001 - the change stands; the subsystem says what went wrong
+                log.exception("%s could not take the new configuration", subsystem.name)
+
+    # --- observing -----------------------------------------------------------------------------------
+
+    def engine_status(self) -> EngineStatus:
+        state = self.haproxy.observe()
+        return EngineStatus(running=state.running, master_pid=state.pid, workers=state.detail.get("workers", []),
+                            adopted=bool(state.detail.get("adopted")), restarts=state.restarts,
+                            reloads=state.detail.get("reloads", 0), error=state.error)  # fmt: skip
+
+    def status(self) -> ApplianceStatus:
+        """The live state (blocking: it asks HAProxy)."""
+        controller = ControllerStatus(pid=os.getpid(), state_dir=str(self.paths.root),
+                                      config_file=str(self.running.config_file), started_at=self.started_at)  # fmt: skip
+        return observe(self.paths, self.config, self.engine_status(), controller, self.check_results())
+
+    def check_results(self) -> dict[tuple[str, str], dict]:
+        """Results of the checks the appliance runs itself (Layer 7 agent checks and Layer 4), by (service, real server)."""
+        results: dict[tuple[str, str], dict] = {}
+        for source in (self.layer4_checks, self.health):
+            try:
+                results.update(source.check_results())
+            except RuntimeError:  # the watches changed while being read (another thread): next time
+                pass
+        return results
+
+    def healthy(self) -> tuple[bool, str]:
+        if self._stop.is_set():
+            return False, f"stopping ({self._stop_reason})"
+        return self.haproxy.serves()
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            log.info("stopping (%s)", reason)
+            self._stop.set()
+
+    # --- running -------------------------------------------------------------------------------------
+
+    async def run(self, config_text: str | None = None) -> int:
+        """Run until asked to stop; return the exit status (0 after a requested stop)."""
+        problems = haproxy_process.socket_path_problems(self.paths)
+        if len(str(self.paths.controller_socket)) > MAX_CONTROLLER_SOCKET_PATH:
+            problems.append(f"{self.paths.controller_socket} is too long for a Unix socket: choose a shorter state directory")
+        if problems:
+            log.error("cannot run on %s:\n  %s", self.paths.root, "\n  ".join(problems))
+            return 2
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        self.paths.haproxy_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # revisions: settle what a killed controller left pending; run the current revision, or the
+            # configuration file when it changed since it was last read (change/service.py)
+            config_text = await asyncio.to_thread(self.changes.startup, config_text, self.haproxy.serves_state_dir())
+        except StoreError as exc:
+            log.error("the revision store cannot be used: %s", exc)
+            return 1
+        config, base_dir = self.running.config, self.running.base_dir
+        for engine in self.engines:
+            try:
+                await engine.start(config, base_dir)
+            except EngineError as exc:
+                log.error("%s", exc)
+                await asyncio.to_thread(self.changes.startup_failed, str(exc))
+                await self._shutdown(None)
+                return 2 if exc.refused else 1
+        await asyncio.to_thread(self.haproxy.converge)  # runtime states and weights as the model says
+        try:
+            await asyncio.to_thread(self.changes.started, config_text)
+        except (StoreError, OSError) as exc:
+            log.error("the revision store cannot be written: %s", exc)
+        self.layer4_checks.replace(config)
+        try:
+            await self._start_subsystems(config)
+        except SubsystemError as exc:
+            log.error("%s", exc)
+            await self._shutdown(None)
+            return 2
+        try:
+            api = await serve(self, self.paths.controller_socket, self.changes,
+                              ha=self.ha)  # fmt: skip
+        except (Exception, SystemExit) as exc:  # uvicorn exits on some startup failures
+            log.error("the API cannot listen on %s: %s", self.paths.controller_socket, exc)
+            await self._shutdown(None)
+            return 1
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(loop.create_task(self.changes.apply_file())))
+        self._tasks += [loop.create_task(engine.supervise()) for engine in self.engines]
+        log.info("controller ready (PID %d): API on %s", os.getpid(), self.paths.controller_socket)
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown(api)
+        return 0
+
+    async def _start_subsystems(self, config: Config) -> None:
+        self.subsystems = []
+        for subsystem in self._build_subsystems(config):
+            await subsystem.start(config)
+            self.subsystems.append(subsystem)  # only started ones are stopped
+            log.info("%s started", subsystem.name)
+
+    async def _shutdown(self, api: ApiServer | None) -> None:
+        for subsystem in reversed(self.subsystems):
+            try:
+                await subsystem.stop()
+            except Exception:  # noqa: BLE001 - stopping goes on
+                log.exception("%s did not stop cleanly", subsystem.name)
+        self.subsystems = []
+        await self.layer4_checks.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for engine in reversed(self.engines):
+            try:
+                await engine.stop()
+            except Exception:  # noqa: BLE001 - stopping goes on
+                log.exception("%s did not stop cleanly", engine.name)
+        if api is not None:
+            await api.close()
+        log.info("controller stopped")

@@ -1,0 +1,576 @@
+"""The one front door of every change: apply, runtime control of real servers, rollback, SIGHUP, HA sync,
+certificate hot swap. The REST API, the WebUI, the CLI (through the controller API) and the HA peer link
+all call `Changes`; none of them talks to an engine.
+
+A change, under the appliance's change gate (one at a time):
+  refuse on an HA secondary (guard) -> refuse a stale base revision -> validate (field-pathed problems)
+  -> refuse what needs a restart -> every engine plans -> nothing changed: answer `unchanged`
+  -> revision written `pending` -> the transaction (change/transaction.py, run by change/runner.py):
+     check every artefact, record the engines' digests, commit engine by engine in order, undo on failure
+  -> revision `applied` (or `failed` with the reason) -> the subsystems hear of it -> answer.
+Every answer is also written to the audit log, whichever door it came through.
+
+At startup `startup` settles the revisions a killed controller left pending (change/transaction.py
+`settle`) and chooses what to run: the current revision, or the configuration file when it changed
+since it was last read; `started` records it once the engines run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import getpass
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Sequence
+
+from .. import files
+from ..engines.contract import Engine, Prepared
+from ..engines.haproxy.plan import Method, Plan
+from ..model import Config, dump_yaml, load_text, validate_data
+from ..model.config import RealServerState
+from ..model.diff import diff
+from ..model.ha import restart_needed
+from ..paths import StatePaths
+from ..store import Revision, RevisionStore, StoreError
+from ..store.revisions import config_digest
+from . import runner
+from .result import ChangeResult, Outcome
+from .transaction import settle, stale
+
+log = logging.getLogger("pacslb.controller")
+
+META_CONFIG_FILE = "config_file"  # {"path", "sha256"} of the configuration file as it was last read
+SYNC_KIND = "sync"  # a configuration the HA peer pushed: the only change a secondary takes
+
+Guard = Callable[[str], "str | None"]
+Notify = Callable[[Config], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who asks for a change, and through which door: recorded in the revision and the audit log."""
+
+    author: str
+    via: str = "cli"  # cli | api | web | ha | signal | startup
+    client_ip: str | None = None
+
+
+AuditRecorder = Callable[[Origin, str, str, ChangeResult], None]
+
+
+@dataclass
+class Running:
+    """The model that runs, and the folder its relative paths (certificates, pages) are read from."""
+
+    config: Config
+    base_dir: Path
+    config_file: Path
+
+
+class EditError(Exception):
+    """An edit of the configuration's data could not be made (a missing item, a bad request): nothing changed."""
+
+    def __init__(self, outcome: Outcome, message: str, **extra: Any) -> None:
+        self.outcome = outcome
+        self.message = message
+        self.extra = extra
+        super().__init__(message)
+
+
+def release_memory() -> None:
+    """Give the memory of a change's transient objects (two models, their dumps, the rendered text) back to
+    the system: a full collection, then glibc's malloc_trim. Without it the controller's resident size
+    stays at the peak of its largest change."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def default_author() -> str:
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is no reason to fail
+        return f"uid {os.getuid()}"
+
+
+def config_yaml(config: Config) -> str:
+    """The configuration as YAML, as `dump_yaml` writes it, with libyaml's emitter when PyYAML has it: the
+    same text several times faster, which matters on the fast path of large configurations."""
+    import yaml
+
+    if not hasattr(yaml, "CSafeDumper"):
+        return dump_yaml(config)
+    data = {"version": config.version, **config.model_dump(mode="json", exclude_defaults=True)}
+    return yaml.dump(data, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True, width=120)
+
+
+def with_real_servers(config: Config, updates: dict[tuple[str, str], dict[str, Any]]) -> Config:
+    """A copy of `config` with some real servers' fields replaced; everything else is shared, not copied
+    (configurations are never changed in place)."""
+    services = []
+    for vs in config.virtual_services:
+        if any(key[0] == vs.name for key in updates):
+            servers = [
+                rs.model_copy(update=updates[(vs.name, rs.name)]) if (vs.name, rs.name) in updates else rs
+                for rs in vs.real_servers
+            ]
+            vs = vs.model_copy(update={"real_servers": servers})
+        services.append(vs)
+    return config.model_copy(update={"virtual_services": services})
+
+
+def recorded_digests(engine_digest: str | None) -> dict[str, str]:
+    """The per-engine digests a revision recorded at Begin (older stores recorded HAProxy's alone)."""
+    if not engine_digest:
+        return {}
+    if engine_digest.startswith("{"):
+        try:
+            found = json.loads(engine_digest)
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    return {"haproxy": engine_digest}
+
+
+class _Clock:
+    """Durations of the steps of one change, for the result (and the benchmark)."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+        self.times: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.times[name] = self.times.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def done(self) -> dict[str, float]:
+        self.times["total"] = time.monotonic() - self.start
+        return self.times
+
+
+_HOW = {"reload": "HAProxy reloaded", "runtime": "runtime operations, no reload", "none": "no HAProxy change"}
+
+
+@dataclass
+class Changes:
+    paths: StatePaths
+    running: Running
+    engines: Sequence[Engine]  # in commit order
+    gate: asyncio.Lock  # the appliance's change gate: one change (or engine restart) at a time
+    guard: Guard = lambda kind: None  # why this node refuses a change of `kind` (the HA secondary), or None
+    notify: Notify | None = None  # the subsystems hear of every applied configuration
+    audit: AuditRecorder | None = None
+    checkpoint: runner.Checkpoint = runner.no_checkpoint
+    certificates: Any = None  # the engine that hot-swaps certificates (HAProxy): plan_certificate(path, bundle, loaded_as)
+    _store: RevisionStore | None = field(default=None, init=False)
+    _startup_revision: Revision | None = field(default=None, init=False)
+    _file_seen: dict[str, str] | None = field(default=None, init=False)
+
+    @property
+    def store(self) -> RevisionStore:
+        if self._store is None:
+            self._store = RevisionStore(self.paths.revisions_db)
+        return self._store
+
+    @property
+    def config(self) -> Config:
+        return self.running.config
+
+    @property
+    def base_dir(self) -> Path:
+        return self.running.base_dir
+
+    def current_revision(self) -> int | None:
+        return self.store.current_id()
+
+    async def _record_audit(self, origin: Origin, action: str, target: str, result: ChangeResult) -> ChangeResult:
+        if self.audit is not None:
+            try:
+                await asyncio.to_thread(self.audit, origin, action, target, result)
+            except Exception:  # noqa: BLE001 - the change stands; the log says the audit failed
+                log.exception("the audit log could not record %s %s", action, target)
+        return result
+
+    # --- startup ---------------------------------------------------------------------------------
+
+    def startup(self, config_text: str | None, engines_running: bool) -> str | None:
+        """Before the engines start (blocking): settle pending revisions, choose the configuration to run.
+
+        `engines_running`: an HAProxy of this state directory runs (its digest can settle revisions).
+        Returns the text to keep as the copy of what runs (StatePaths.config).
+        """
+        store = self.store
+        running = {e.name: e.applied_digest() for e in self.engines} if engines_running else {}
+        pending = {rev.id: recorded_digests(rev.engine_digest) for rev in store.pending()}
+        for verdict in settle(pending, running):
+            if verdict.applied:
+                store.mark_applied(verdict.revision)
+                log.warning("revision %d was left pending by a controller that stopped; %s: marked applied",
+                            verdict.revision, verdict.reason)  # fmt: skip
+            else:
+                store.mark_failed(verdict.revision, verdict.reason)
+                log.warning("revision %d was left pending by a controller that stopped (%s): marked failed",
+                            verdict.revision, verdict.reason)  # fmt: skip
+        current = store.current()
+        config_file = self.running.config_file
+        seen = {"path": str(config_file), "sha256": files.sha256(config_text or "")}
+        self._file_seen = seen
+        if current is not None and store.meta(META_CONFIG_FILE) == seen:
+            loaded = validate_data(current.config_data)
+            if loaded.ok and loaded.config is not None:
+                self.running.config = loaded.config
+                self.running.base_dir = Path(current.base_dir) if current.base_dir else config_file.parent
+                log.info("running revision %d (%s has not changed since it was last read)", current.id, config_file)
+                return current.config_text
+            log.error("revision %d no longer validates (%s): running %s instead", current.id,
+                      "; ".join(map(str, loaded.problems)), config_file)  # fmt: skip
+        data = self.running.config.model_dump_json()
+        if current is not None and current.digest == config_digest(data):
+            log.info("%s holds revision %d, the one that ran last", config_file, current.id)
+            return config_text
+        why = f"it changed since revision {current.id}" if current else "first start"
+        self._startup_revision = store.add(
+            data,
+            config_text or config_yaml(self.running.config),
+            author=default_author(),
+            message=f"{config_file} read at startup ({why})",
+            kind="file",
+            parent=current.id if current else None,
+            base_dir=str(config_file.parent),
+        )
+        log.info("revision %d: %s (%s)", self._startup_revision.id, config_file, why)
+        return config_text
+
+    def started(self, config_text: str | None) -> None:
+        """After the engines started or were adopted (blocking): record what runs."""
+        if config_text is not None:
+            files.atomic_write(self.paths.config, config_text)
+        if self._startup_revision is not None:
+            digests = {e.name: d for e in self.engines if (d := e.applied_digest())}
+            self.store.set_engine_digest(self._startup_revision.id, json.dumps(digests, sort_keys=True))
+            self.store.mark_applied(self._startup_revision.id)
+            self._startup_revision = None
+        if self._file_seen is not None:
+            self.store.set_meta(META_CONFIG_FILE, self._file_seen)
+        release_memory()
+
+    def startup_failed(self, reason: str) -> None:
+        if self._startup_revision is not None:
+            self.store.mark_failed(self._startup_revision.id, reason)
+            self._startup_revision = None
+
+    # --- the transaction -------------------------------------------------------------------------
+
+    def _plan(self, old: Config, new: Config, base_dir: Path) -> list[tuple[Engine, Prepared]]:
+        """Every engine's plan (blocking: engines render), those with nothing to do included."""
+        return [(e, e.plan(old, new, base_dir)) for e in self.engines if e.wanted(old) or e.wanted(new)]
+
+    @staticmethod
+    def _shown_plan(old: Config, new: Config, planned: list[tuple[Engine, Prepared]]) -> Plan:
+        """The change's plan as the CLI, API and WebUI show it: the model diff with HAProxy's method (HAProxy
+        always runs; its plan also names the Layer 4 services that changed)."""
+        for _, prepared in planned:
+            if isinstance(prepared.shown_plan, Plan):
+                return prepared.shown_plan
+        return Plan(diff(old, new))
+
+    async def _transact(
+        self, old: Config, new: Config, stored_text: str, base_dir: Path, origin: Origin, message: str, kind: str,
+        dry_run: bool, clock: _Clock, unchanged_message: str = "the appliance already runs this configuration: nothing to do",
+    ) -> ChangeResult:  # fmt: skip
+        """Plan, check, commit and record one change (the gate held)."""
+        planned = await asyncio.to_thread(self._plan, old, new, base_dir)
+        plan = self._shown_plan(old, new, planned)
+        parts = [(e, p) for e, p in planned if p.changed]
+        steps = {p.engine: p.steps for _, p in parts}
+        clock.lap("plan")
+        parent = await asyncio.to_thread(self.store.current_id)
+        if plan.empty and base_dir == self.running.base_dir:
+            for engine, prepared in parts:
+                engine.discard(prepared)
+            current = await asyncio.to_thread(self.store.get, parent, False) if parent else None
+            return ChangeResult(Outcome.UNCHANGED, unchanged_message, plan=plan, revision=current, parent=parent,
+                                timings=clock.done())  # fmt: skip
+        if dry_run:
+            return await self._dry_run(parts, plan, parent, clock)
+        try:
+            rev = await asyncio.to_thread(
+                self.store.add, new.model_dump_json(), stored_text, author=origin.author, message=message, kind=kind,
+                parent=parent, base_dir=str(base_dir), plan=plan.as_dict(),
+            )  # fmt: skip
+        except StoreError as exc:
+            for engine, prepared in parts:
+                engine.discard(prepared)
+            return ChangeResult(Outcome.REFUSED, f"the revision cannot be recorded ({exc}): nothing was changed",
+                                plan=plan, parent=parent, timings=clock.done())  # fmt: skip
+        clock.lap("record")
+
+        async def begin(digests) -> None:
+            clock.lap("check")
+            await asyncio.to_thread(self.store.set_engine_digest, rev.id, json.dumps(dict(digests), sort_keys=True))
+
+        record = await runner.run(parts, begin=begin, checkpoint=self.checkpoint)
+        clock.lap("engine")
+        for _, prepared in parts:
+            for name, seconds in prepared.timings.items():
+                clock.times[name] = clock.times.get(name, 0.0) + seconds
+        warnings = [w for _, p in parts for w in p.warnings]
+        if not record.applied:
+            await asyncio.to_thread(self.store.mark_failed, rev.id, "\n  ".join([record.summary, *record.messages]))
+            log.error("revision %d failed (%s); the previous configuration keeps serving", rev.id, record.summary)
+            return ChangeResult(Outcome.REFUSED, f"{record.summary}; the previous configuration keeps serving",
+                                plan=plan, revision=self.store.get(rev.id, False), parent=parent,
+                                messages=list(record.messages), timings=clock.done(), engines=steps)  # fmt: skip
+        self.running.config, self.running.base_dir = new, base_dir
+        try:
+            if stored_text:
+                await asyncio.to_thread(files.atomic_write, self.paths.config, stored_text)
+            await asyncio.to_thread(self.store.mark_applied, rev.id)
+        except (OSError, StoreError) as exc:  # the engines run it: the next start settles it by its digests
+            log.error("revision %d runs but cannot be marked applied: %s", rev.id, exc)
+            warnings.append(f"the revision could not be marked applied ({exc}); the next start will")
+        if self.notify is not None:
+            await self.notify(new)  # after mark_applied: subsystems (HA sync) read the current revision
+        clock.lap("record")
+        shown = next((p for _, p in parts if isinstance(p.shown_plan, Plan)), None)  # the engine whose plan is shown
+        engine = dict(shown.result) if shown is not None else {"method": Method.NONE.value, "reloaded": False}
+        how = _HOW[engine.get("method", plan.method.value)]
+        if kind == "server" and not engine.get("reloaded"):
+            how = _HOW["runtime"]
+        log.info("revision %d applied (%s) by %s: %s", rev.id, how, origin.author, message or kind)
+        return ChangeResult(Outcome.APPLIED, f"revision {rev.id} applied: {how}", plan=plan,
+                            revision=self.store.get(rev.id, False), parent=parent, warnings=warnings,
+                            timings=clock.done(), engine=engine, engines=steps)  # fmt: skip
+
+    async def _dry_run(self, parts: list[tuple[Engine, Prepared]], plan: Plan, parent: int | None, clock: _Clock) -> ChangeResult:
+        from ..engines.contract import EngineError
+
+        try:
+            for engine, prepared in parts:
+                await engine.check(prepared)
+        except EngineError as exc:
+            return ChangeResult(Outcome.REFUSED, f"dry run: {exc.summary}", plan=plan, parent=parent,
+                                messages=exc.messages, timings=clock.done())  # fmt: skip
+        finally:
+            for engine, prepared in parts:
+                engine.discard(prepared)
+        clock.lap("render_check")
+        names = [e.name for e, _ in parts]
+        said = ("HAProxy accepts the new file" if names == ["haproxy"] else
+                f"{', '.join(names)} accept the new configuration" if names else "no engine has anything to change")  # fmt: skip
+        return ChangeResult(Outcome.DRY_RUN, f"dry run: {said}; nothing was changed",
+                            plan=plan, parent=parent, warnings=[w for _, p in parts for w in p.warnings],
+                            timings=clock.done(), engines={p.engine: p.steps for _, p in parts})  # fmt: skip
+
+    # --- apply -----------------------------------------------------------------------------------
+
+    async def apply(
+        self,
+        *,
+        text: str | None = None,
+        data: dict[str, Any] | None = None,
+        edit: Callable[[dict[str, Any]], Any] | None = None,
+        yaml_text: str | None = None,
+        base_dir: Path | None = None,
+        author: str | None = None,
+        origin: Origin | None = None,
+        base_revision: int | None = None,
+        message: str | None = None,
+        kind: str = "apply",
+        dry_run: bool = False,
+        action: str = "config.apply",
+        target: str = "config",
+    ) -> ChangeResult:
+        """Apply a whole configuration (YAML `text`, plain `data`, or an `edit` of the running one's data, made
+        under the gate) as a new revision. With `base_revision`, refused when another change landed since."""
+        origin = origin or Origin(author or default_author())
+        if not dry_run and (refusal := self.guard(kind)):
+            return await self._record_audit(origin, action, target, ChangeResult(Outcome.REFUSED, refusal))
+        clock = _Clock()
+        base_dir = Path(base_dir) if base_dir else None
+        loaded = None
+        if edit is None:
+            loaded = await self._load(text, data, base_dir or self.running.base_dir)
+            clock.lap("validate")
+            if not loaded.ok or loaded.config is None:
+                return await self._record_audit(origin, action, target, _invalid(loaded.problems, clock))
+        async with self.gate:
+            current = await asyncio.to_thread(self.store.current_id)
+            if reason := stale(base_revision, current):
+                return await self._record_audit(origin, action, target, ChangeResult(
+                    Outcome.CONFLICT, reason, parent=current,
+                    extra={"current_revision": current, "base_revision": base_revision}))  # fmt: skip
+            base_dir = base_dir or self.running.base_dir
+            if edit is not None:
+                edited = json.loads(self.running.config.model_dump_json())
+                try:
+                    edit(edited)
+                except EditError as exc:
+                    return await self._record_audit(origin, action, target, ChangeResult(exc.outcome, exc.message, extra=exc.extra))
+                loaded = await asyncio.to_thread(validate_data, edited, base_dir)
+                clock.lap("validate")
+                if not loaded.ok or loaded.config is None:
+                    return await self._record_audit(origin, action, target, _invalid(loaded.problems, clock))
+            assert loaded is not None and loaded.config is not None
+            new = loaded.config
+            old = self.running.config
+            if reason := restart_needed(old.ha, new.ha):
+                result = ChangeResult(Outcome.REFUSED, reason, parent=current, timings=clock.done())
+            else:
+                stored = yaml_text if yaml_text is not None else (text if text is not None else config_yaml(new))
+                result = await self._transact(old, new, stored, base_dir, origin, message or "", kind, dry_run, clock)
+        result.warnings = [str(p) for p in loaded.problems if p.severity == "warning"] + result.warnings
+        del loaded
+        self._release_later()
+        return await self._record_audit(origin, action, target, result)
+
+    async def _load(self, text: str | None, data: dict[str, Any] | None, base_dir: Path):
+        if text is not None:
+            return await asyncio.to_thread(load_text, text, base_dir)
+        return await asyncio.to_thread(validate_data, data, base_dir)
+
+    def _release_later(self) -> None:
+        """release_memory in a thread, after the answer (it takes tens of milliseconds on large models)."""
+        try:
+            asyncio.get_running_loop().run_in_executor(None, release_memory)
+        except RuntimeError:
+            release_memory()
+
+    # --- runtime control of real servers -----------------------------------------------------------
+
+    async def set_real_server(
+        self,
+        service: str,
+        real_server: str,
+        *,
+        state: RealServerState | None = None,
+        weight: int | None = None,
+        every_service: bool = False,
+        author: str | None = None,
+        origin: Origin | None = None,
+        message: str | None = None,
+        base_revision: int | None = None,
+        action: str | None = None,
+    ) -> ChangeResult:
+        """drain / halt / online (`state`) or `weight` of one real server (of every service it serves, with
+        `every_service`): a revision like any other, carried out by runtime operations and element updates."""
+        origin = origin or Origin(author or default_author())
+        what = state.value if state is not None else f"weight {weight}"
+        action = action or (f"real-server.{state.value}" if state is not None else "real-server.weight")
+        target = f"{service}/{real_server}"
+        if refusal := self.guard("server"):
+            return await self._record_audit(origin, action, target, ChangeResult(Outcome.REFUSED, refusal))
+        clock = _Clock()
+        async with self.gate:
+            current = await asyncio.to_thread(self.store.current_id)
+            if reason := stale(base_revision, current):
+                return await self._record_audit(origin, action, target, ChangeResult(
+                    Outcome.CONFLICT, reason, parent=current,
+                    extra={"current_revision": current, "base_revision": base_revision}))  # fmt: skip
+            old = self.running.config
+            vs = old.service(service)
+            if vs is None:
+                return await self._record_audit(origin, action, target, ChangeResult(
+                    Outcome.NOT_FOUND, f"there is no virtual service {service}"))  # fmt: skip
+            found = next((rs for rs in vs.real_servers if rs.name == real_server), None)
+            if found is None:
+                return await self._record_audit(origin, action, target, ChangeResult(
+                    Outcome.NOT_FOUND, f"virtual service {service} has no real server {real_server}"))  # fmt: skip
+            targets = [(vs, found)]
+            if every_service:
+                targets = [(other, rs) for other in old.virtual_services for rs in other.real_servers
+                           if rs.address == found.address and rs.port == found.port]  # fmt: skip
+            updates: dict[tuple[str, str], dict[str, Any]] = {}
+            for owner, rs in targets:
+                update: dict[str, Any] = {}
+                if state is not None and rs.state is not state:
+                    update["state"] = state
+                if weight is not None and rs.weight != weight:
+                    update["weight"] = weight
+                if update:
+                    updates[(owner.name, rs.name)] = update
+            new = with_real_servers(old, updates)
+            if not message:
+                message = f"{what} {service}/{real_server}" + (" on every service it serves" if every_service else "")
+            # no YAML for a runtime change (it came from no text): its JSON is YAML too, and far quicker to make
+            result = await self._transact(old, new, "", self.running.base_dir, origin, message, "server", False, clock,
+                                          unchanged_message=f"{service}/{real_server} is already {what}: nothing to do")  # fmt: skip
+        self._release_later()
+        return await self._record_audit(origin, action, target, result)
+
+    # --- rollback and SIGHUP -----------------------------------------------------------------------
+
+    async def rollback(
+        self, rev_id: int, *, author: str | None = None, origin: Origin | None = None, message: str | None = None,
+        dry_run: bool = False, base_revision: int | None = None,
+    ) -> ChangeResult:  # fmt: skip
+        origin = origin or Origin(author or default_author())
+        rev = await asyncio.to_thread(self.store.get, rev_id)
+        if rev is None:  # never was, or pruned (the store says which, and what it keeps)
+            return ChangeResult(Outcome.NOT_FOUND, await asyncio.to_thread(self.store.missing, rev_id))
+        note = f"rollback to revision {rev_id}" + (f": {message}" if message else "")
+        return await self.apply(
+            data=rev.config_data, yaml_text=rev.config_yaml or None, base_dir=Path(rev.base_dir) if rev.base_dir else None,
+            origin=origin, message=note, kind="rollback", dry_run=dry_run, base_revision=base_revision,
+            action="revision.rollback", target=f"revision {rev_id}",
+        )  # fmt: skip
+
+    async def apply_file(self) -> ChangeResult:
+        """SIGHUP: read the configuration file again and apply it as a revision."""
+        path = self.running.config_file
+        try:
+            text = await asyncio.to_thread(path.read_text)
+        except OSError as exc:
+            log.error("cannot read %s: %s; nothing was changed", path, exc)
+            return ChangeResult(Outcome.INVALID, f"cannot read {path}: {exc}")
+        result = await self.apply(text=text, base_dir=path.parent, origin=Origin(default_author(), "signal"),
+                                  message=f"{path} read again (SIGHUP)", kind="file")  # fmt: skip
+        for problem in result.problems:
+            log.warning("%s: %s", path, problem)
+        if result.outcome is Outcome.INVALID:
+            log.error("%s is not valid: nothing was changed", path)
+        elif result.outcome is Outcome.REFUSED:
+            log.error("%s: %s", path, result.message)
+        else:
+            await asyncio.to_thread(self.store.set_meta, META_CONFIG_FILE, {"path": str(path), "sha256": files.sha256(text)})
+            if result.outcome is Outcome.UNCHANGED:
+                log.info("%s: HAProxy already runs this configuration", path)
+        return result
+
+    # --- certificates ------------------------------------------------------------------------------
+
+    async def swap_certificate(self, path: Path, bundle: bytes, loaded_as: list[str], origin: Origin, action: str,
+                               target: str) -> ChangeResult:  # fmt: skip
+        """Store a certificate file and hot-swap it in HAProxy wherever HAProxy loaded it (no reload): one
+        transaction, so a refusal puts the previous file and certificates back."""
+        haproxy = self.certificates
+        if haproxy is None:
+            return ChangeResult(Outcome.REFUSED, "no engine of this appliance serves certificates")
+        async with self.gate:
+            prepared = haproxy.plan_certificate(path, bundle, loaded_as)
+            record = await runner.run([(haproxy, prepared)], checkpoint=runner.no_checkpoint)
+        if not record.applied:
+            result = ChangeResult(Outcome.REFUSED, f"{record.summary}; the previous certificate keeps serving",
+                                  messages=list(record.messages))  # fmt: skip
+        else:
+            result = ChangeResult(Outcome.APPLIED, f"certificate {target} stored", engines={"haproxy": prepared.steps})
+        return await self._record_audit(origin, action, target, result)
+
+
+def _invalid(problems, clock: _Clock) -> ChangeResult:
+    errors = [p for p in problems if p.severity == "error"]
+    return ChangeResult(
+        Outcome.INVALID,
+        f"the configuration has {len(errors)} problem{'s' if len(errors) != 1 else ''}: nothing was changed",
+        problems=problems,
+        timings=clock.done(),
+    )
