@@ -685,7 +685,7 @@ def run_bench(opts: Options) -> dict[str, Any]:
                                 "(tests/netns/conftest.py); VIP 10.99.0.10",
                 },
                 "machine": {**machine_info(), "loadavg_at_start": load_at_start},
-                "versions": versions(),
+                "versions": versions(("haproxy", "nginx", "nft", "wrk")),
                 "cases": {c: {"description": CASES[c].description, "target": "%s:%d" % target(c), "route": routes[c]}
                           for c in cases},  # fmt: skip
                 "configs": {"nat": bed.rulesets.get("nat"), "dr": bed.rulesets.get("dr"), "haproxy": bed.haproxy_cfg or None},
