@@ -22,8 +22,7 @@ req/s. Writes bench/results/<timestamp>-ablate.json.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
+import os
 import re
 import statistics
 import subprocess
@@ -33,7 +32,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as bench  # noqa: E402  (bench/run.py)
+import run as bench  # noqa: E402  (bench/run.py: its real servers, targets and measurement)
+from lib.engines import haproxy_check  # noqa: E402
+from lib.machine import machine_info, versions  # noqa: E402
+from lib.procs import Child  # noqa: E402
+from lib.report import stamp, utc_now, write_results  # noqa: E402
+from lib.rounds import rotated  # noqa: E402
 from pacslb.demo import DemoProcess, demo_spec_for  # noqa: E402
 
 
@@ -144,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.duration <= 60 or not 1 <= args.rounds <= 30:
         raise SystemExit("bounds: 1 <= duration <= 60, 1 <= rounds <= 30")
     workloads = [bench.WORKLOADS[w] for w in args.workloads.split(",") if w]
-    threads = args.threads or bench.os.cpu_count() or 1
-    started = datetime.datetime.now(datetime.timezone.utc)
+    threads = args.threads or os.cpu_count() or 1
+    started = utc_now()
     runs: list[dict[str, Any]] = []
-    children: list[bench.Child] = []
+    children: list[Child] = []
     spec = demo_spec_for([(bench.DEMO_SERVICE, 0, "http")], replicas=2, second_octet=bench.DEMO_SECOND_OCTET)
     with tempfile.TemporaryDirectory(prefix="pacslb-ablate-") as tmpname:
         tmp = Path(tmpname)
@@ -177,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                 text = text.replace(f"{state}/", f"{own}/")
                 path = tmp / f"v{i}.cfg"
                 path.write_text(text)
-                bench.haproxy_check(path)
-                child = bench.Child(f"v{i}{name}", ["haproxy", "-db", "-f", str(path)], tmp / f"v{i}.log").start()
+                haproxy_check(path)
+                child = Child(f"v{i}{name}", ["haproxy", "-db", "-f", str(path)], tmp / f"v{i}.log").start()
                 children.append(child)
                 bench.wait_http(bench.VIP_ADDRESS, p, child=child)
                 targets[name] = bench.Target(name, bench.VIP_ADDRESS, p, pids=child.pids, child=child, config=text)
@@ -188,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in names:
                     bench.measure(targets[name], w, 1, demo.pid)
                 for rnd in range(args.rounds):
-                    k = rnd % len(names)
-                    for name in names[k:] + names[:k]:
+                    for name in rotated(names, rnd):
                         d = bench.measure(targets[name], w, args.duration, demo.pid)
                         runs.append({"workload": w.name, "variant": name, "round": rnd, **d})
                         print(f"{w.name:16} {rnd} {name:20} {d['rps']:9.0f} req/s  proxy "
@@ -230,15 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "ablate",
         "started": started.isoformat(timespec="seconds"),
         "parameters": {"duration_s": args.duration, "rounds": args.rounds, "nbthread": threads},
-        "versions": bench.versions(),
-        "machine": bench.machine_info(),
+        "versions": versions(),
+        "machine": machine_info(),
         "configs": configs,
         "runs": runs,
         "summary": summary,
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    out = args.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}-ablate.json"
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    out = write_results(args.results_dir, f"{stamp(started)}-ablate.json", doc)
     for wname, rows in summary.items():
         print(f"\n{wname}\n| variant | takes out | req/s | vs minimal | proxy CPU µs/req | vs minimal | p99 ms |")
         print("|---|---|---:|---:|---:|---:|---:|")

@@ -29,12 +29,10 @@ addresses that exist only inside them; namespaces and processes are removed at t
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,7 +40,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "netns"))
-from readme_section import replace_section  # noqa: E402
+from lib.machine import first_line  # noqa: E402
+from lib.report import replace_section, stamp, utc_now, write_results  # noqa: E402
 from ha_support import build_pair, gaps, sigterm_as_interrupt, wait_until  # noqa: E402
 
 RESULTS_DIR = HERE / "results"
@@ -50,7 +49,7 @@ README = HERE / "README.md"
 
 
 def run(failovers: int) -> dict:
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = utc_now()
     pair = build_pair(tag="bench")
     try:
         stop_file = pair.workdir / "stop"  # removed with the bed
@@ -81,7 +80,7 @@ def run(failovers: int) -> dict:
     return {
         "started": started.isoformat(),
         "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
-                    "keepalived": subprocess.run(["keepalived", "--version"], capture_output=True, text=True).stderr.split("\n")[0]},  # fmt: skip
+                    "keepalived": first_line(["keepalived", "--version"])},
         "settings": {"advert_interval_ms": 100, "transport": "unicast", "preempt": False, "client_connect_timeout_ms": 100},
         "failovers": [{"how": how, "from": node, "gap_ms": round(g * 1000, 1)} for (_, _, how, node), g in zip(triggers, found)],
         "requests": len(records),
@@ -131,10 +130,7 @@ def main() -> int:
         return 2
     with sigterm_as_interrupt():
         doc = run(2 if args.quick else args.failovers)
-    stamp = datetime.datetime.fromisoformat(doc["started"]).strftime("%Y%m%dT%H%M%SZ")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    out = args.results_dir / f"{stamp}-ha.json"
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    out = write_results(args.results_dir, f"{stamp(doc['started'])}-ha.json", doc)
     text = section(doc)
     print(text)
     print(f"results: {out}", file=sys.stderr)

@@ -53,7 +53,11 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests" / "health"))
 
-from readme_section import fmt, replace_section, split_choices  # noqa: E402
+from lib.cli import split_choices  # noqa: E402
+from lib.procfs import cpu_seconds, descendants, threads_of_self  # noqa: E402
+from lib.procs import bounded, kill_group  # noqa: E402
+from lib.report import fmt, replace_section, stamp, utc_now, write_results  # noqa: E402
+from lib.stats import nearest_rank as pct  # noqa: E402
 
 CASES = {
     "connect": "TCP connect (asyncio)",
@@ -121,9 +125,9 @@ def start_peers(case: str, dicom_peers: int) -> Peers:
         port = free_port()
         kind = {"connect": "tcp", "http": "http", "hl7": "mllp"}[case]
         process = subprocess.Popen(
-            ["timeout", "-s", "KILL", "3600", sys.executable, "-c", PEER_CODE, kind, str(port)], start_new_session=True
+            bounded([sys.executable, "-c", PEER_CODE, kind, str(port)], 3600), start_new_session=True
         )
-        peers = Peers([("127.0.0.1", port)], stoppers=[lambda: _kill_group(process)])
+        peers = Peers([("127.0.0.1", port)], stoppers=[lambda: kill_group(process)])
         wait_until(lambda: accepts(port), what=f"the {kind} peer")
         peers.pids = [process.pid]
         return peers
@@ -147,30 +151,9 @@ def start_peers(case: str, dicom_peers: int) -> Peers:
     raise SystemExit(f"unknown case {case}")
 
 
-def _kill_group(process: subprocess.Popen) -> None:
-    import signal
-
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(10)
-
-
 def tree_cpu(pids: list[int]) -> float:
     """CPU seconds (user + system) of these processes and their descendants so far."""
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            for p in [root, *root.children(recursive=True)]:
-                t = p.cpu_times()
-                total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
+    return sum(cpu_seconds([pid, *descendants(pid)]) for pid in pids)
 
 
 # --- the checker process -----------------------------------------------------------------------
@@ -229,13 +212,6 @@ class Stats:
             self.reasons[result.reason] = self.reasons.get(result.reason, 0) + 1
 
 
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def worker(case: str, targets: list[tuple[str, int]], rate: float, duration: float, warmup: float, timeout: float) -> dict:
     from pacslb.health import Checker, Target, Watch
 
@@ -284,19 +260,12 @@ async def worker(case: str, targets: list[tuple[str, int]], rate: float, duratio
         "latency_p50_ms": _ms(pct(stats.latency, 0.50)),
         "latency_p99_ms": _ms(pct(stats.latency, 0.99)),
         "cpu": ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / wall,
-        "threads": _threads(),
+        "threads": threads_of_self(),
     }
 
 
 def _ms(x: float | None) -> float | None:
     return None if x is None else round(x * 1000, 2)
-
-
-def _threads() -> int:
-    try:
-        return int(next(ln.split()[1] for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("Threads:")))
-    except (OSError, StopIteration):
-        return 0
 
 
 def run_worker_process(case: str, targets, rate: float, duration: float, warmup: float, timeout: float,
@@ -458,11 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             peers.stop()
     doc["machine"]["loadavg_at_end"] = os.getloadavg()
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = args.results_dir / f"{stamp}-health.json"
-    doc["file"] = out.name
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    doc["file"] = f"{stamp(utc_now())}-health.json"
+    out = write_results(args.results_dir, doc["file"], doc)
     print(f"results: {out}")
     if not args.no_readme:
         replace_section(args.readme, MARK, section(doc))

@@ -39,15 +39,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import datetime
 import json
 import os
-import platform
 import resource
-import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,23 +61,27 @@ except ImportError:  # run from a checkout without an installed package
 sys.path.insert(0, str(REPO / "tests" / "netns"))
 from netns_support import Lab  # noqa: E402  (the test bed's namespace helper, reused as is)
 
-from pacslb import __version__ as PACSLB_VERSION  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
-from readme_section import fmt, haproxy_nbthread, replace_section, split_choices, stat_fields  # noqa: E402
-
-
+sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
+from lib import wrk  # noqa: E402
+from lib.cli import measurement_counts, split_choices  # noqa: E402
+from lib.engines import haproxy_nbthread, render_haproxy, validated  # noqa: E402
+from lib.machine import machine_info, require_tools, versions  # noqa: E402
+from lib.procfs import children_of, cpu_delta, cpu_times, interrupts, net_rx_softirqs, process_times  # noqa: E402
+from lib.procs import log_tail as tail, pinned, stop_process, wait_until  # noqa: E402
+from lib.report import fmt, markers, replace_section, stamp, utc_now, write_results  # noqa: E402
+from lib.rounds import schedule  # noqa: E402
+from lib.stats import median, per_request_us  # noqa: E402
+from lib.wrk import errors, medians, report_of, totals  # noqa: E402
 
 README = HERE / "README.md"
 RESULTS_DIR = HERE / "results"
-MARK_START = "<!-- results:layer4 start -->"
-MARK_END = "<!-- results:layer4 end -->"
+MARK_START, MARK_END = markers("layer4")
+
 
 def update_readme(path: Path, section: str) -> None:
     """This benchmark's section of bench/README.md, between its markers; the rest of the file is kept."""
     replace_section(path, "layer4", section)
 
-LUA_REPORT = HERE / "wrk-report.lua"
 
 # The addresses of tests/netns/conftest.py; they exist only inside the namespaces.
 VIP = "10.99.0.10"
@@ -118,12 +117,7 @@ CASES: dict[str, Case] = {
 
 
 @dataclass(frozen=True)
-class Workload:
-    name: str
-    path: str
-    connections: int
-    close: bool
-    description: str
+class Workload(wrk.Workload):
     gso_max_size: int = 65536  # of every veth of the bed; 1500: one packet per MTU, as on a wire
 
 
@@ -142,41 +136,7 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 
-# --- small helpers (the same as bench/run.py's, kept here so that the two benches evolve apart) ------
-
-
-def parse_wrk(stdout: str) -> dict[str, Any]:
-    """The WRK_JSON line that bench/wrk-report.lua prints, with req/s, MiB/s and socket errors added."""
-    for line in stdout.splitlines():
-        if line.startswith("WRK_JSON "):
-            data = json.loads(line[len("WRK_JSON ") :])
-            seconds = data["duration_us"] / 1e6 or 1e-9
-            data["rps"] = data["requests"] / seconds
-            data["mib_per_s"] = data["bytes"] / seconds / (1 << 20)
-            data["socket_errors"] = sum(data["errors"][k] for k in ("connect", "read", "write", "timeout"))
-            return data
-    raise ValueError(f"no WRK_JSON line in wrk output:\n{stdout}")
-
-
-def process_times(pids: list[int]) -> tuple[float, float]:
-    """(utime, stime) of these processes, every thread, in seconds."""
-    user = system = 0
-    for pid in pids:
-        f = stat_fields(pid)
-        if f:
-            user, system = user + int(f[11]), system + int(f[12])
-    return user / _USER_HZ, system / _USER_HZ
-
-
-def children_of(pids: list[int]) -> list[int]:
-    """Direct children (nginx's workers)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            f = stat_fields(int(entry))
-            if f and int(f[1]) in pids:
-                found.append(int(entry))
-    return found
+# --- the configurations ------------------------------------------------------------------------
 
 
 def max_connections_for_fd_limit() -> int | None:
@@ -186,81 +146,7 @@ def max_connections_for_fd_limit() -> int | None:
     return None if 2 * 100_000 + 100 <= limit else max(1000, (limit - 100) // 2 // 1000 * 1000)
 
 
-def _first_line(cmd: list[str]) -> str:
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    lines = (r.stdout or r.stderr).strip().splitlines()
-    return lines[0] if lines else "unknown"
-
-
-def versions() -> dict[str, Any]:
-    wrk = _first_line(["wrk", "--version"])
-    dirty = _first_line(["sh", "-c", f"git -C {REPO} status --porcelain | head -1"])
-    return {
-        "haproxy": " ".join(_first_line(["haproxy", "-v"]).split()[:3]),
-        "nginx": _first_line(["nginx", "-v"]).split("/", 1)[-1],
-        "nft": _first_line(["nft", "--version"]),
-        "wrk": wrk.split()[1] if wrk.startswith("wrk ") else wrk,
-        "pacslb": PACSLB_VERSION,
-        "python": platform.python_version(),
-        "git_commit": _first_line(["git", "-C", str(REPO), "rev-parse", "HEAD"]),
-        "git_dirty": dirty not in ("", "unknown"),
-    }
-
-
-def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "cpu_model": model,
-            "kernel": platform.release(), "loadavg_at_end": os.getloadavg()}  # fmt: skip
-
-
-# --- CPU accounting -------------------------------------------------------------------------------
-
-_USER_HZ = os.sysconf("SC_CLK_TCK")
-_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-BUSY = ("user", "nice", "system", "irq", "softirq")  # guest time is already inside user
-
-
-def cpu_times() -> dict[str, dict[str, float]]:
-    """/proc/stat per CPU ("cpu" is the sum): seconds of each kind."""
-    out: dict[str, dict[str, float]] = {}
-    for line in Path("/proc/stat").read_text().splitlines():
-        if not line.startswith("cpu"):
-            continue
-        parts = line.split()
-        out[parts[0]] = {k: int(v) / _USER_HZ for k, v in zip(_FIELDS, parts[1:])}
-    return out
-
-
-def net_rx_softirqs() -> list[int]:
-    """/proc/softirqs: NET_RX softirqs handled so far, per CPU (a check that RPS steers where it should)."""
-    for line in Path("/proc/softirqs").read_text().splitlines():
-        if line.strip().startswith("NET_RX:"):
-            return [int(x) for x in line.split()[1:]]
-    return []
-
-
-def interrupts() -> dict[str, list[int]]:
-    """/proc/interrupts: function-call (CAL: RPS hands packets to another CPU with these) and rescheduling IPIs per CPU."""
-    out = {}
-    for line in Path("/proc/interrupts").read_text().splitlines():
-        name, _, rest = line.strip().partition(":")
-        if name in ("CAL", "RES"):
-            out[name] = [int(x) for x in rest.split() if x.isdigit()][: os.cpu_count() or 1]
-    return out
-
-
-def cpu_delta(before: dict, after: dict, cpu: str) -> dict[str, float]:
-    d = {k: after[cpu][k] - before[cpu][k] for k in _FIELDS}
-    d["busy"] = sum(d[k] for k in BUSY)
-    return d
+# --- the load balancer's CPU -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -300,16 +186,6 @@ class CpuPlan:
 
     def rest_mask(self) -> str:
         return format(1 << self.rest, "x") if self.rest is not None else "0"
-
-
-def _pinned(cpu: int | None) -> Callable[[], None]:
-    def preexec() -> None:
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-    return preexec
 
 
 # --- the test bed ---------------------------------------------------------------------------------
@@ -455,7 +331,7 @@ def start_real_servers(bed: Bed) -> None:
             raise RuntimeError(f"nginx -t failed for {name}:\n{r.stdout}{r.stderr}")
         bed.nginx[name] = bed.lab.popen(ns, [*cmd, "-g", "daemon off;"], stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        preexec_fn=_pinned(bed.plan.rest))  # fmt: skip
+                                        preexec_fn=pinned(bed.plan.rest))  # fmt: skip
 
 
 def service(name: str, mode: str, port: int) -> dict[str, Any]:
@@ -476,15 +352,6 @@ def config_data(svc: dict[str, Any], max_connections: int | None = None) -> dict
     }
 
 
-def _validated(data: dict[str, Any]):
-    from pacslb.model import validate_data
-
-    loaded = validate_data(data)
-    if not loaded.ok:
-        raise RuntimeError("bench configuration is invalid: " + "; ".join(str(p) for p in loaded.problems))
-    return loaded.config
-
-
 def prepare_engines(bed: Bed, cases: tuple[str, ...]) -> None:
     """Render the nftables rulesets (checked with nft -c), render and start HAProxy."""
     from pacslb.engines.nftables.render import Layer4Env, removal, render
@@ -496,8 +363,8 @@ def prepare_engines(bed: Bed, cases: tuple[str, ...]) -> None:
         neighbours={address: bed.lab.mac(bed.rs[name], "r0") for name, address in RS.items()},
     )
     bed.rulesets = {
-        "nat": render(_validated(config_data(service("bench_nat", "layer4-nat", CASES["nat"].port))), Layer4Env()),
-        "dr": render(_validated(config_data(service("bench_dr", "layer4-dr", CASES["dr"].port))), dr_env),
+        "nat": render(validated(config_data(service("bench_nat", "layer4-nat", CASES["nat"].port))), Layer4Env()),
+        "dr": render(validated(config_data(service("bench_dr", "layer4-dr", CASES["dr"].port))), dr_env),
         "haproxy": removal(),
         "routed": removal(),
         "direct": removal(),
@@ -519,29 +386,21 @@ def prepare_engines(bed: Bed, cases: tuple[str, ...]) -> None:
         bed.haproxy_log = bed.tmp / "haproxy.log"
         with open(bed.haproxy_log, "ab") as log:
             bed.haproxy = bed.lab.popen(bed.lb, ["haproxy", "-db", "-f", str(path)], stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT, preexec_fn=_pinned(bed.plan.lb))  # fmt: skip
+                                        stdout=log, stderr=subprocess.STDOUT, preexec_fn=pinned(bed.plan.lb))  # fmt: skip
         _wait_listening(bed, CASES["haproxy"].port)
 
 
 def _wait_listening(bed: Bed, port: int, timeout: float = 15.0) -> None:
     """Measure only once HAProxy listens: a run that starts before it would count nothing."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
         if bed.haproxy is not None and bed.haproxy.poll() is not None:
             raise RuntimeError(f"haproxy exited with status {bed.haproxy.returncode}:\n{tail(bed.haproxy_log)}")
         r = bed.lab.run(bed.lb, ["ss", "-Hltn", f"sport = :{port}"], check=False)
-        if r.returncode == 0 and r.stdout.strip():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"haproxy is not listening on port {port} after {timeout:.0f} s:\n{tail(bed.haproxy_log)}")
+        return r.returncode == 0 and bool(r.stdout.strip())
 
-
-def render_haproxy(data: dict[str, Any], state_dir: Path, threads: int) -> str:
-    """pacslb's HAProxy renderer, as the appliance calls it."""
-    from pacslb.engines.haproxy.render import HAProxyEnv, render
-
-    (state_dir / "haproxy").mkdir(parents=True, exist_ok=True)
-    return render(_validated(data), HAProxyEnv(state_dir=state_dir, base_dir=state_dir, cpu_count=threads))
+    if not wait_until(listening, timeout):
+        raise RuntimeError(f"haproxy is not listening on port {port} after {timeout:.0f} s:\n{tail(bed.haproxy_log)}")
 
 
 def activate(bed: Bed, case: str) -> None:
@@ -594,11 +453,8 @@ EXPECTED_PEER = {"nat": CLIENT, "dr": CLIENT, "haproxy": LB_SERVER_SIDE, "routed
 
 
 def wrk_command(host: str, port: int, workload: Workload, duration: int) -> list[str]:
-    cmd = ["wrk", "-t", "1", "-c", str(workload.connections), "-d", f"{int(duration)}s", "--timeout", "10s",
-           "-s", str(LUA_REPORT)]  # fmt: skip
-    if workload.close:
-        cmd += ["-H", "Connection: close"]
-    return cmd + [f"http://{host}:{port}{workload.path}"]
+    """wrk -t1 from the client to host:port (run in the client's namespace)."""
+    return wrk.wrk_command(f"http://{host}:{port}{workload.path}", workload, duration)
 
 
 def idle_baseline(seconds: float) -> dict[str, Any]:
@@ -630,15 +486,13 @@ def measure(bed: Bed, case: str, workload: Workload, duration: int, baseline_s: 
     hap1 = process_times(hap)
     rx1, irq1 = net_rx_softirqs(), interrupts()
     l0_after = bed.l0_bytes()
-    if r.returncode != 0:
-        raise RuntimeError(f"wrk failed ({r.returncode}) for {case}:\n{r.stdout}{r.stderr}")
+    data = report_of(r, f"for {case}")
     if base is not None:  # the idle rate: the mean of an idle stretch before the run and one after it
         time.sleep(0.2)  # connections finishing
         later = idle_baseline(baseline_s)
         base = {"wall": base["wall"] + later["wall"],
                 "cpus": {k: {kind: base["cpus"][k][kind] + later["cpus"][k][kind] for kind in base["cpus"][k]}
                          for k in base["cpus"]}}  # fmt: skip
-    data = parse_wrk(r.stdout)
     cpus = {k: cpu_delta(before, after, k) for k in after}
     lb, rest = cpus[bed.plan.lb_key], cpus[bed.plan.rest_key]
 
@@ -708,14 +562,6 @@ def lb_cpu(cpu: dict[str, Any]) -> dict[str, Any]:
     return {"lb_cpu_s": round(min(max(estimate, low), high), 3), "lb_cpu_low_s": round(low, 3), "lb_cpu_high_s": round(high, 3)}
 
 
-def tail(path: Path | None, n: int = 20) -> str:
-    if path is None:
-        return ""
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    return ""
-
-
 @dataclass
 class Options:
     duration: int = 10
@@ -749,22 +595,11 @@ def start_soaker(cpu: int, lifetime: float) -> subprocess.Popen:
     """
 
     def preexec() -> None:
-        _pinned(cpu)()
+        pinned(cpu)()
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     return subprocess.Popen([sys.executable, "-c", SOAK, str(lifetime)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=preexec)  # fmt: skip
-
-
-def stop_process(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 @contextlib.contextmanager
@@ -795,10 +630,9 @@ def running_bed(opts: Options, tmp: Path) -> Iterator[Bed]:
 def run_bench(opts: Options) -> dict[str, Any]:
     if os.geteuid() != 0:
         raise RuntimeError("bench/layer4.py needs root (network namespaces, nftables)")
-    for tool in ("wrk", "nginx", "nft", "ip", *(["haproxy"] if "haproxy" in opts.cases else [])):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not installed (apt-get install -y wrk nginx-light nftables haproxy iproute2)")
-    started = datetime.datetime.now(datetime.timezone.utc)
+    require_tools(("wrk", "nginx", "nft", "ip", *(["haproxy"] if "haproxy" in opts.cases else [])),
+                  "apt-get install -y wrk nginx-light nftables haproxy iproute2")
+    started = utc_now()
     load_at_start = os.getloadavg()
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pacslb-bench-l4-") as tmpname:
@@ -818,25 +652,22 @@ def run_bench(opts: Options) -> dict[str, Any]:
                 if opts.warmup > 0:
                     for c in cases:
                         measure(bed, c, workload, opts.warmup, 0)
-                for rnd in range(opts.rounds):
-                    k = rnd % len(cases)
-                    order = cases[k:] + cases[:k]
-                    for pos, c in enumerate(order):
-                        data = measure(bed, c, workload, opts.duration, opts.baseline)
-                        runs.append({"workload": wname, "case": c, "round": rnd, "position": pos, **data})
-                        cpu = data["cpu"]
-                        opts.log(
-                            f"{wname:16} round {rnd} {c:8} {data['rps']:9.1f} req/s {data['mib_per_s']:8.1f} MiB/s"
-                            f"  LB CPU {cpu['lb_cpu_s'] / cpu['wall_s']:5.2f} cores"
-                            f" ({cpu['lb_cpu_s'] / max(data['requests'], 1) * 1e6:8.1f} us/req)"
-                            f"  rest {cpu['rest_busy_s'] / cpu['wall_s']:4.2f}"
-                            f"  errors {data['socket_errors']}/{data['errors']['status']}"
-                        )
+                for rnd, pos, c in schedule(cases, opts.rounds):
+                    data = measure(bed, c, workload, opts.duration, opts.baseline)
+                    runs.append({"workload": wname, "case": c, "round": rnd, "position": pos, **data})
+                    cpu = data["cpu"]
+                    opts.log(
+                        f"{wname:16} round {rnd} {c:8} {data['rps']:9.1f} req/s {data['mib_per_s']:8.1f} MiB/s"
+                        f"  LB CPU {cpu['lb_cpu_s'] / cpu['wall_s']:5.2f} cores"
+                        f" ({cpu['lb_cpu_s'] / max(data['requests'], 1) * 1e6:8.1f} us/req)"
+                        f"  rest {cpu['rest_busy_s'] / cpu['wall_s']:4.2f}"
+                        f"  errors {data['socket_errors']}/{data['errors']['status']}"
+                    )
             haproxy_log_bytes = bed.haproxy_log.stat().st_size if bed.haproxy_log and bed.haproxy_log.exists() else None
             doc = {
                 "benchmark": "layer4",
                 "started": started.isoformat(timespec="seconds"),
-                "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "finished": utc_now().isoformat(timespec="seconds"),
                 "quick": opts.quick,
                 "parameters": {
                     "duration_s": opts.duration,
@@ -844,10 +675,7 @@ def run_bench(opts: Options) -> dict[str, Any]:
                     "warmup_s": opts.warmup,
                     "baseline_s": opts.baseline,
                     "wrk_threads": 1,
-                    "workloads": {w: {"path": WORKLOADS[w].path, "connections": WORKLOADS[w].connections,
-                                      "close": WORKLOADS[w].close, "description": WORKLOADS[w].description,
-                                      "gso_max_size": WORKLOADS[w].gso_max_size}
-                                  for w in opts.workloads},  # fmt: skip
+                    "workloads": {w: WORKLOADS[w].parameters() for w in opts.workloads},
                     "order": "per workload: every round runs every case, order rotated by one each round",
                     "cpu_plan": {"lb_cpu": bed.plan.lb, "rest_cpu": bed.plan.rest, "method": bed.plan.method,
                                  "soaker": opts.soak and bed.plan.lb is not None},
@@ -857,7 +685,7 @@ def run_bench(opts: Options) -> dict[str, Any]:
                                 "(tests/netns/conftest.py); VIP 10.99.0.10",
                 },
                 "machine": {**machine_info(), "loadavg_at_start": load_at_start},
-                "versions": versions(),
+                "versions": versions(("haproxy", "nginx", "nft", "wrk")),
                 "cases": {c: {"description": CASES[c].description, "target": "%s:%d" % target(c), "route": routes[c]}
                           for c in cases},  # fmt: skip
                 "configs": {"nat": bed.rulesets.get("nat"), "dr": bed.rulesets.get("dr"), "haproxy": bed.haproxy_cfg or None},
@@ -871,15 +699,6 @@ def run_bench(opts: Options) -> dict[str, Any]:
 # --- summary and report ---------------------------------------------------------------------------
 
 
-def _median(xs: list[float]) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def _per_req_us(seconds: float | None, r: dict[str, Any]) -> float | None:
-    return None if seconds is None or not r["requests"] else seconds / r["requests"] * 1e6
-
-
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for w in dict.fromkeys(r["workload"] for r in runs):
@@ -890,33 +709,26 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 if "haproxy_user_s" in r["cpu"]:  # results of the current format: recompute from the raw numbers
                     r["cpu"].update(lb_cpu(r["cpu"]))
             per_case[c] = {
-                "samples": len(rs),
-                "rps": _median([r["rps"] for r in rs]),
-                "rps_all": [round(r["rps"], 1) for r in rs],
-                "mib_per_s": _median([r["mib_per_s"] for r in rs]),
-                "p50_ms": _median([r["latency_us"]["p50"] / 1000 for r in rs]),
-                "p99_ms": _median([r["latency_us"]["p99"] / 1000 for r in rs]),
-                "lb_cpu_us_per_req": _median([_per_req_us(r["cpu"]["lb_cpu_s"], r) for r in rs]),
-                "lb_cpu_low_us_per_req": _median([_per_req_us(r["cpu"].get("lb_cpu_low_s"), r) for r in rs]),
-                "lb_cpu_high_us_per_req": _median([_per_req_us(r["cpu"].get("lb_cpu_high_s"), r) for r in rs]),
-                "lb_cores": _median([r["cpu"]["lb_cpu_s"] / r["cpu"]["wall_s"] for r in rs]),
-                "lb_softirq_us_per_req": _median(
-                    [_per_req_us(r["cpu"]["lb_softirq_net_s"] if r["cpu"]["lb_softirq_net_s"] is not None
-                                 else r["cpu"]["lb_softirq_s"], r) for r in rs]),
-                "lb_softirq_cores": _median(
+                **medians(rs),
+                "lb_cpu_us_per_req": median([per_request_us(r["cpu"]["lb_cpu_s"], r["requests"]) for r in rs]),
+                "lb_cpu_low_us_per_req": median([per_request_us(r["cpu"].get("lb_cpu_low_s"), r["requests"]) for r in rs]),
+                "lb_cpu_high_us_per_req": median([per_request_us(r["cpu"].get("lb_cpu_high_s"), r["requests"]) for r in rs]),
+                "lb_cores": median([r["cpu"]["lb_cpu_s"] / r["cpu"]["wall_s"] for r in rs]),
+                "lb_softirq_us_per_req": median(
+                    [per_request_us(r["cpu"]["lb_softirq_net_s"] if r["cpu"]["lb_softirq_net_s"] is not None
+                                 else r["cpu"]["lb_softirq_s"], r["requests"]) for r in rs]),
+                "lb_softirq_cores": median(
                     [(r["cpu"]["lb_softirq_net_s"] if r["cpu"]["lb_softirq_net_s"] is not None
                       else r["cpu"]["lb_softirq_s"]) / r["cpu"]["wall_s"] for r in rs]),
-                "haproxy_process_us_per_req": _median([_per_req_us(r["cpu"]["haproxy_process_s"], r) for r in rs]),
-                "lb_busy_net_cores": _median(
+                "haproxy_process_us_per_req": median([per_request_us(r["cpu"]["haproxy_process_s"], r["requests"]) for r in rs]),
+                "lb_busy_net_cores": median(
                     [r["cpu"]["lb_net_s"] / r["cpu"]["wall_s"] for r in rs if r["cpu"]["lb_net_s"] is not None]),
-                "rest_busy": _median([r["cpu"]["rest_busy_s"] / r["cpu"]["wall_s"] for r in rs]),
-                "lb_packets_per_req": _median(
+                "rest_busy": median([r["cpu"]["rest_busy_s"] / r["cpu"]["wall_s"] for r in rs]),
+                "lb_packets_per_req": median(
                     [(r["lb_l0_bytes"].get("rx_packets", 0) + r["lb_l0_bytes"].get("tx_packets", 0)) / r["requests"]
                      for r in rs if r["requests"] and "rx_packets" in r["lb_l0_bytes"]]),
-                "lb_tx_per_byte_served": _median([r["lb_l0_bytes"]["tx"] / r["bytes"] for r in rs if r["bytes"]]),
-                "requests": sum(r["requests"] for r in rs),
-                "socket_errors": sum(r["socket_errors"] for r in rs),
-                "non_2xx_3xx": sum(r["errors"]["status"] for r in rs),
+                "lb_tx_per_byte_served": median([r["lb_l0_bytes"]["tx"] / r["bytes"] for r in rs if r["bytes"]]),
+                **totals(rs),
             }  # fmt: skip
         ratios: dict[str, Any] = {}
         for num in ("nat", "dr"):
@@ -1028,9 +840,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def options_from(args: argparse.Namespace) -> Options:
     cases = split_choices(args.cases, CASES, "case")
     workloads = split_choices(args.workloads, WORKLOADS, "workload")
-    duration = args.duration if args.duration is not None else (3 if args.quick else 10)
-    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
-    warmup = args.warmup if args.warmup is not None else 1
+    duration, rounds, warmup = measurement_counts(args)
     baseline = args.baseline if args.baseline is not None else 1.0
     if not 0 < duration <= 120 or not 1 <= rounds <= 20 or not 0 <= warmup <= 30 or not 0 <= baseline <= 10:
         raise SystemExit("bounds: 0 < duration <= 120, 1 <= rounds <= 20, 0 <= warmup <= 30, 0 <= baseline <= 10")
@@ -1059,10 +869,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = run_bench(opts)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    stamp = datetime.datetime.fromisoformat(doc["started"]).strftime("%Y%m%dT%H%M%SZ")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    results = args.results_dir / f"{stamp}-layer4.json"
-    results.write_text(json.dumps(doc, indent=2) + "\n")
+    results = write_results(args.results_dir, f"{stamp(doc['started'])}-layer4.json", doc)
     table = markdown_table(doc, results.name)
     print()
     print(table)
@@ -1071,10 +878,10 @@ def main(argv: list[str] | None = None) -> int:
     if readme is not None and not args.no_readme:
         update_readme(readme, table)
         print(f"table written to {readme}")
-    errors = sum(r["socket_errors"] + r["errors"]["status"] for r in doc["runs"])
-    if errors:
-        print(f"warning: {errors} socket errors or error statuses during the runs", file=sys.stderr)
-    return 1 if errors else 0
+    failed = errors(doc["runs"])
+    if failed:
+        print(f"warning: {failed} socket errors or error statuses during the runs", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

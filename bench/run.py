@@ -29,18 +29,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import datetime
 import http.client
 import json
 import os
-import platform
-import re
 import resource
-import shutil
-import signal
 import socket
-import statistics
 import string
 import subprocess
 import sys
@@ -57,20 +50,26 @@ try:
 except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(REPO / "src"))
 
-from pacslb import __version__ as PACSLB_VERSION  # noqa: E402
 from pacslb.demo import DemoProcess, demo_spec_for  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
-from readme_section import fmt, haproxy_nbthread, replace_section, split_choices, stat_fields  # noqa: E402
+sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
+from lib.cli import measurement_counts, split_choices  # noqa: E402
+from lib.engines import haproxy_check, haproxy_global_maxconn, haproxy_nbthread, render_haproxy  # noqa: E402,F401
+from lib.machine import machine_info, require_tools, versions  # noqa: E402
+from lib.procfs import cpu_seconds, machine_busy_seconds  # noqa: E402
+from lib.procs import Child, wait_until  # noqa: E402
+from lib.report import fmt, markers, replace_section, stamp, utc_now, write_results  # noqa: E402
+from lib.rounds import schedule  # noqa: E402
+from lib.stats import median, per_request_us, ratio  # noqa: E402
+from lib.wrk import Workload, errors, medians, parse_wrk, report_of, totals, wrk_command  # noqa: E402,F401
 
 
-LUA_REPORT = HERE / "wrk-report.lua"
 MINIMAL_HAPROXY_TEMPLATE = HERE / "minimal-haproxy.cfg.tmpl"
 MINIMAL_NGINX_TEMPLATE = HERE / "minimal-nginx.conf.tmpl"
 README = HERE / "README.md"
 RESULTS_DIR = HERE / "results"
-MARK_START = "<!-- results:l7 start -->"
-MARK_END = "<!-- results:l7 end -->"
+MARK_START, MARK_END = markers("l7")
+
 
 def update_readme(path: Path, section: str) -> None:
     """This benchmark's section of bench/README.md, between its markers; the rest of the file is kept."""
@@ -82,15 +81,6 @@ DEMO_SECOND_OCTET = 232
 DEMO_SERVICE = "bench_http"
 VIP_ADDRESS = "127.0.0.1"
 BIG_BYTES = 10 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    path: str
-    connections: int
-    close: bool  # a new connection per request (wrk -H 'Connection: close')
-    description: str
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -113,100 +103,7 @@ CASES: dict[str, tuple[str, str]] = {
 RATIO_TARGET = 0.95  # the issue: b/c >= 0.95
 
 
-# --- processes ---------------------------------------------------------------------------------
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: the kernel sends SIGTERM to the child if this process dies (PR_SET_PDEATHSIG)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-class Child:
-    """One engine process in the foreground, its output in a log file; stopped by PID."""
-
-    def __init__(self, name: str, cmd: list[str], log: Path):
-        self.name = name
-        self.cmd = cmd
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Child":
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                self.cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def pids(self) -> list[int]:
-        """This process and its descendants (nginx workers), for CPU accounting."""
-        return [self.pid, *descendants(self.pid)] if self.alive() else []
-
-    def log_tail(self, n: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-
-
-def descendants(pid: int) -> list[int]:
-    parents = {pid}
-    found: list[int] = []
-    changed = True
-    while changed:
-        changed = False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) in parents:
-                continue
-            f = stat_fields(int(entry))
-            if f and int(f[1]) in parents:
-                parents.add(int(entry))
-                found.append(int(entry))
-                changed = True
-    return found
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (all their threads), in seconds."""
-    total = 0
-    for pid in pids:
-        f = stat_fields(pid)
-        if f:
-            total += int(f[11]) + int(f[12])  # utime, stime
-    return total / _TICK
-
-
-def machine_busy_seconds() -> float:
-    """CPU time the whole machine spent in processes (every CPU, /proc/stat; interrupts left out), in seconds."""
-    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, idle, iowait, irq, softirq, steal = f
-    return (user + nice + system + steal) / _TICK
+# --- targets -----------------------------------------------------------------------------------
 
 
 def free_port(address: str = VIP_ADDRESS) -> int:
@@ -228,20 +125,22 @@ def http_get(host: str, port: int, path: str = "/", timeout: float = 2.0) -> tup
 
 def wait_http(host: str, port: int, timeout: float = 15.0, child: Child | None = None) -> None:
     """Until GET / answers 200 (the proxy is up and its servers are usable)."""
-    deadline = time.monotonic() + timeout
     last: object = None
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
+        nonlocal last
         if child is not None and not child.alive():
             raise RuntimeError(f"{child.name} exited ({child.proc.returncode}):\n{child.log_tail()}")
         try:
             status, _, _ = http_get(host, port)
-            if status == 200:
-                return
-            last = status
         except OSError as e:
             last = e
-        time.sleep(0.1)
-    raise RuntimeError(f"{host}:{port} did not answer 200 within {timeout}s (last: {last})")
+            return False
+        last = status
+        return status == 200
+
+    if not wait_until(answers, timeout):
+        raise RuntimeError(f"{host}:{port} did not answer 200 within {timeout}s (last: {last})")
 
 
 def route_check(host: str, port: int, n: int = 8) -> dict[str, Any]:
@@ -286,61 +185,15 @@ def bench_config_data(listen_port: int, servers: list[tuple[str, int]]) -> dict[
 
 def render_rendered(data: dict[str, Any], state_dir: Path, threads: int) -> str:
     """Case (b): validate the model and render it with pacslb's real HAProxy renderer."""
-    from pacslb.model import validate_data
-
     try:
-        from pacslb.engines.haproxy.render import HAProxyEnv, render
+        import pacslb.engines.haproxy.render  # noqa: F401
     except ImportError as e:
         raise RuntimeError(f"the HAProxy renderer is not available ({e}); run with --cases a,c,d") from None
-    loaded = validate_data(data)
-    if not loaded.ok:
-        raise RuntimeError("bench configuration is invalid: " + "; ".join(str(p) for p in loaded.problems))
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / "haproxy").mkdir(exist_ok=True)
-    return render(loaded.config, HAProxyEnv(state_dir=state_dir, base_dir=state_dir, cpu_count=threads))
+    return render_haproxy(data, state_dir, threads)
 
 
 def render_template(path: Path, **values: Any) -> str:
     return string.Template(path.read_text()).substitute({k: str(v) for k, v in values.items()})
-
-
-def haproxy_global_maxconn(cfg: str) -> int | None:
-    """`maxconn` of the global section (None: HAProxy derives it from the open-files limit)."""
-    m = re.search(r"^global\b(.*?)(?=^\S)", cfg + "\nend", re.M | re.S)
-    g = re.search(r"^\s+maxconn\s+(\d+)\s*$", m.group(1), re.M) if m else None
-    return int(g.group(1)) if g else None
-
-
-def haproxy_check(cfg_path: Path) -> None:
-    r = subprocess.run(["haproxy", "-c", "-q", "-f", str(cfg_path)], capture_output=True, text=True, timeout=30)
-    if r.returncode != 0:
-        raise RuntimeError(f"haproxy -c -f {cfg_path} failed:\n{r.stdout}{r.stderr}")
-
-
-# --- wrk ---------------------------------------------------------------------------------------
-
-
-def parse_wrk(stdout: str) -> dict[str, Any]:
-    """The WRK_JSON line that bench/wrk-report.lua prints, with req/s and MiB/s added."""
-    for line in stdout.splitlines():
-        if line.startswith("WRK_JSON "):
-            data = json.loads(line[len("WRK_JSON ") :])
-            seconds = data["duration_us"] / 1e6 or 1e-9
-            data["rps"] = data["requests"] / seconds
-            data["mib_per_s"] = data["bytes"] / seconds / (1 << 20)
-            data["socket_errors"] = sum(data["errors"][k] for k in ("connect", "read", "write", "timeout"))
-            return data
-    raise ValueError(f"no WRK_JSON line in wrk output:\n{stdout}")
-
-
-def wrk_command(url: str, workload: Workload, duration: int, threads: int = 1) -> list[str]:
-    cmd = [
-        "wrk", "-t", str(threads), "-c", str(workload.connections), "-d", f"{int(duration)}s",
-        "--timeout", "10s", "-s", str(LUA_REPORT),
-    ]  # fmt: skip
-    if workload.close:
-        cmd += ["-H", "Connection: close"]
-    return cmd + [url]
 
 
 def _children_cpu() -> float:
@@ -462,10 +315,8 @@ def measure(target: Target, workload: Workload, duration: int, demo_pid: int, wr
         wrk_command(url, workload, duration, wrk_threads), capture_output=True, text=True, timeout=duration + 60
     )
     wall = time.monotonic() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"wrk failed ({r.returncode}) against {url}:\n{r.stdout}{r.stderr}")
     busy = machine_busy_seconds() - busy0
-    data = parse_wrk(r.stdout)
+    data = report_of(r, f"against {url}")
     cpu = {
         "proxy": cpu_seconds(proxy_pids) - proxy0,
         "backend": cpu_seconds([demo_pid]) - backend0,
@@ -482,10 +333,8 @@ def measure(target: Target, workload: Workload, duration: int, demo_pid: int, wr
 
 def run_bench(opts: Options) -> dict[str, Any]:
     """Start everything, run every (workload, round, case), stop everything; the results document."""
-    for tool in ("wrk", "haproxy", "nginx"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is not installed (apt-get install -y wrk haproxy nginx-light)")
-    started = datetime.datetime.now(datetime.timezone.utc)
+    require_tools(("wrk", "haproxy", "nginx"), "apt-get install -y wrk haproxy nginx-light")
+    started = utc_now()
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pacslb-bench-") as tmpname:
         tmp = Path(tmpname)
@@ -497,23 +346,20 @@ def run_bench(opts: Options) -> dict[str, Any]:
                 if opts.warmup > 0:
                     for c in cases:
                         measure(targets[c], workload, opts.warmup, demo.pid, opts.wrk_threads)
-                for rnd in range(opts.rounds):
-                    k = rnd % len(cases)
-                    order = cases[k:] + cases[:k]
-                    for pos, c in enumerate(order):
-                        data = measure(targets[c], workload, opts.duration, demo.pid, opts.wrk_threads)
-                        runs.append({"workload": wname, "case": c, "round": rnd, "position": pos, **data})
-                        opts.log(
-                            f"{wname:16} round {rnd} {c} {CASES[c][0]:17} {data['rps']:10.1f} req/s"
-                            f"  p50 {data['latency_us']['p50'] / 1000:7.2f} ms  p99 {data['latency_us']['p99'] / 1000:7.2f} ms"
-                            f"  errors {data['socket_errors']}/{data['errors']['status']}  other load {data['other_load']:.0%}"
-                        )
+                for rnd, pos, c in schedule(cases, opts.rounds):
+                    data = measure(targets[c], workload, opts.duration, demo.pid, opts.wrk_threads)
+                    runs.append({"workload": wname, "case": c, "round": rnd, "position": pos, **data})
+                    opts.log(
+                        f"{wname:16} round {rnd} {c} {CASES[c][0]:17} {data['rps']:10.1f} req/s"
+                        f"  p50 {data['latency_us']['p50'] / 1000:7.2f} ms  p99 {data['latency_us']['p99'] / 1000:7.2f} ms"
+                        f"  errors {data['socket_errors']}/{data['errors']['status']}  other load {data['other_load']:.0%}"
+                    )
             logs = {t.child.name: t.child.log_tail(40) for t in targets.values() if t.child is not None}
             log_bytes = {t.child.name: t.child.log.stat().st_size for t in targets.values() if t.child is not None}
             doc = {
                 "benchmark": "l7",
                 "started": started.isoformat(timespec="seconds"),
-                "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "finished": utc_now().isoformat(timespec="seconds"),
                 "quick": opts.quick,
                 "parameters": {
                     "duration_s": opts.duration,
@@ -525,11 +371,7 @@ def run_bench(opts: Options) -> dict[str, Any]:
                     "nginx_workers": opts.effective_threads(),
                     "rendered_maxconn": haproxy_global_maxconn(targets["b"].config) if "b" in targets else None,
                     "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE),
-                    "workloads": {
-                        w: {"path": WORKLOADS[w].path, "connections": WORKLOADS[w].connections, "close": WORKLOADS[w].close,
-                            "description": WORKLOADS[w].description}
-                        for w in opts.workloads
-                    },  # fmt: skip
+                    "workloads": {w: WORKLOADS[w].parameters() for w in opts.workloads},
                     "order": "per workload: every round runs every case, order rotated by one each round",
                 },
                 "machine": machine_info(),
@@ -551,10 +393,6 @@ def run_bench(opts: Options) -> dict[str, Any]:
 # --- summary and report ------------------------------------------------------------------------
 
 
-def _median(xs: list[float]) -> float | None:
-    return statistics.median(xs) if xs else None
-
-
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for w in dict.fromkeys(r["workload"] for r in runs):
@@ -562,23 +400,15 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for c in sorted({r["case"] for r in runs if r["workload"] == w}):
             rs = [r for r in runs if r["workload"] == w and r["case"] == c]
             per_case[c] = {
-                "samples": len(rs),
-                "rps": _median([r["rps"] for r in rs]),
-                "rps_all": [round(r["rps"], 1) for r in rs],
-                "mib_per_s": _median([r["mib_per_s"] for r in rs]),
-                "p50_ms": _median([r["latency_us"]["p50"] / 1000 for r in rs]),
-                "p90_ms": _median([r["latency_us"]["p90"] / 1000 for r in rs]),
-                "p99_ms": _median([r["latency_us"]["p99"] / 1000 for r in rs]),
-                "proxy_cpu_us_per_req": _median([r["cpu_s"]["proxy"] / r["requests"] * 1e6 for r in rs if r["requests"]]),
-                "backend_cpu_us_per_req": _median([r["cpu_s"]["backend"] / r["requests"] * 1e6 for r in rs if r["requests"]]),
-                "requests": sum(r["requests"] for r in rs),
-                "socket_errors": sum(r["socket_errors"] for r in rs),
-                "non_2xx_3xx": sum(r["errors"]["status"] for r in rs),
+                **medians(rs, ("p50", "p90", "p99")),
+                "proxy_cpu_us_per_req": median(per_request_us(r["cpu_s"]["proxy"], r["requests"]) for r in rs),
+                "backend_cpu_us_per_req": median(per_request_us(r["cpu_s"]["backend"], r["requests"]) for r in rs),
+                **totals(rs),
             }
         ratios: dict[str, Any] = {}
         for num, den in (("b", "c"), ("b", "d"), ("b", "a"), ("c", "d")):
             if num in per_case and den in per_case and per_case[den]["rps"]:
-                ratios[f"{num}/{den}"] = per_case[num]["rps"] / per_case[den]["rps"]
+                ratios[f"{num}/{den}"] = ratio(per_case[num]["rps"], per_case[den]["rps"])
         # b/c per round: the two runs of a round are minutes apart at most, so drift cancels better
         rounds = sorted({r["round"] for r in runs if r["workload"] == w})
         paired = []
@@ -597,7 +427,7 @@ def _other_load(doc: dict[str, Any]) -> str:
     xs = [r["other_load"] for r in doc["runs"] if "other_load" in r]
     if not xs:
         return "not recorded."
-    return f"median {statistics.median(xs):.0%} of its CPU (more than a few percent makes the numbers noisy)."
+    return f"median {median(xs):.0%} of its CPU (more than a few percent makes the numbers noisy)."
 
 
 def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
@@ -649,55 +479,6 @@ def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- facts about the machine -------------------------------------------------------------------
-
-
-def _first_line(cmd: list[str]) -> str:
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    out = (r.stdout or r.stderr).strip().splitlines()
-    return out[0] if out else "unknown"
-
-
-def versions() -> dict[str, Any]:
-    nginx = _first_line(["nginx", "-v"]).split("/", 1)[-1]
-    wrk = _first_line(["wrk", "--version"])
-    wrk = wrk.split()[1] if wrk.startswith("wrk ") else wrk
-    commit = _first_line(["git", "-C", str(REPO), "rev-parse", "HEAD"])
-    try:
-        dirty = bool(subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True,
-                                    text=True, timeout=10).stdout.strip())  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        dirty = None
-    return {
-        "haproxy": " ".join(_first_line(["haproxy", "-v"]).split()[:3]),
-        "nginx": nginx,
-        "wrk": wrk,
-        "pacslb": PACSLB_VERSION,
-        "python": platform.python_version(),
-        "git_commit": commit,
-        "git_dirty": dirty,
-    }
-
-
-def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "kernel": platform.release(),
-        "loadavg_at_end": os.getloadavg(),
-    }
-
-
 # --- command line ------------------------------------------------------------------------------
 
 
@@ -721,9 +502,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def options_from(args: argparse.Namespace) -> Options:
     cases = split_choices(args.cases, CASES, "case")
     workloads = split_choices(args.workloads, WORKLOADS, "workload")
-    duration = args.duration if args.duration is not None else (3 if args.quick else 10)
-    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
-    warmup = args.warmup if args.warmup is not None else 1
+    duration, rounds, warmup = measurement_counts(args)
     if not 0 < duration <= 120 or not 1 <= rounds <= 20 or not 0 <= warmup <= 30:
         raise SystemExit("bounds: 0 < duration <= 120, 1 <= rounds <= 20, 0 <= warmup <= 30")
     return Options(duration=duration, rounds=rounds, warmup=warmup, threads=args.threads, cases=cases,
@@ -743,10 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     opts = options_from(args)
     doc = run_bench(opts)
-    stamp = datetime.datetime.fromisoformat(doc["started"]).strftime("%Y%m%dT%H%M%SZ")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    results = args.results_dir / f"{stamp}-l7.json"
-    results.write_text(json.dumps(doc, indent=2) + "\n")
+    results = write_results(args.results_dir, f"{stamp(doc['started'])}-l7.json", doc)
     table = markdown_table(doc, results.name)
     print()
     print(table)
@@ -756,12 +532,12 @@ def main(argv: list[str] | None = None) -> int:
         update_readme(readme, table)
         print(f"table written to {readme}")
     bad = {w: s["ratios"]["b/c"] for w, s in doc["summary"].items() if s["ratios"].get("b/c", 1) < RATIO_TARGET}
-    errors = sum(r["socket_errors"] + r["errors"]["status"] for r in doc["runs"])
-    if errors:
-        print(f"warning: {errors} socket errors or error statuses during the runs", file=sys.stderr)
+    failed = errors(doc["runs"])
+    if failed:
+        print(f"warning: {failed} socket errors or error statuses during the runs", file=sys.stderr)
     if bad:
         print(f"note: b/c below {RATIO_TARGET}: " + ", ".join(f"{w} {x:.3f}" for w, x in bad.items()), file=sys.stderr)
-    return 1 if errors else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

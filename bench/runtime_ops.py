@@ -31,14 +31,12 @@ process is stopped by its PID in a finally block.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
 import json
 import os
 import platform
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -60,12 +58,15 @@ from pacslb.model.load import parse_yaml  # noqa: E402
 from pacslb.paths import StatePaths  # noqa: E402
 from pacslb.templates.true_pacs import PLACEHOLDER_CERTIFICATE, SERVICES, TruePacsParams, render_true_pacs  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is not a package
-from readme_section import replace_section  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/lib, the benchmarks' shared helpers
+from lib.machine import haproxy_version  # noqa: E402
+from lib.procfs import ppid, rss_kb  # noqa: E402
+from lib.procs import die_with_parent  # noqa: E402
+from lib.report import markers, replace_section, write_results  # noqa: E402
+from lib.stats import ms_summary as summary, percentile  # noqa: E402,F401  (percentile: tests/bench)
 
+MARK_START, MARK_END = markers("runtime")
 
-MARK_START = "<!-- results:runtime start -->"
-MARK_END = "<!-- results:runtime end -->"
 
 def update_readme(path: Path, section: str) -> None:
     """This benchmark's section of bench/README.md, between its markers; the rest of the file is kept."""
@@ -73,32 +74,6 @@ def update_readme(path: Path, section: str) -> None:
 
 RSS_GOAL_MB = 150
 PYTHON = sys.executable
-
-
-# --- numbers -------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    low, high = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
-
-
-def summary(seconds: list[float]) -> dict[str, float]:
-    ms = [s * 1000 for s in seconds]
-    if not ms:
-        return {"count": 0}
-    return {
-        "count": len(ms),
-        "median_ms": round(statistics.median(ms), 3),
-        "p99_ms": round(percentile(ms, 99), 3),
-        "min_ms": round(min(ms), 3),
-        "max_ms": round(max(ms), 3),
-    }
 
 
 # --- configurations ------------------------------------------------------------------------------
@@ -144,25 +119,6 @@ def generated_config(workdir: Path, vip: str, server_net: tuple[int, int], servi
 # --- the appliance -------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def rss_kb(pid: int) -> dict[str, int]:
-    found = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(value.split()[0])
-    except OSError:
-        pass
-    return found
-
-
 class Appliance:
     def __init__(self, config: Path, state_dir: Path, log: Path) -> None:
         self.config, self.paths, self.log = config, StatePaths(state_dir), log
@@ -172,7 +128,7 @@ class Appliance:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [PYTHON, "-m", "pacslb", "up", "-c", str(self.config), "--state-dir", str(self.paths.root)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
                 cwd=REPO,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
@@ -204,7 +160,7 @@ class Appliance:
             master = int(self.paths.haproxy_pid.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return 0
-        pids = [master] + [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == master]
+        pids = [master] + [int(p) for p in os.listdir("/proc") if p.isdigit() and ppid(int(p)) == master]
         return sum(rss_kb(p).get("VmRSS", 0) for p in pids)
 
     def stop(self) -> None:
@@ -217,14 +173,6 @@ class Appliance:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rfind(")") + 2 :].split()[1])
 
 
 # --- runtime operations --------------------------------------------------------------------------
@@ -541,14 +489,6 @@ def section(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def haproxy_version() -> str:
-    try:
-        out = subprocess.run(["haproxy", "-v"], capture_output=True, text=True, timeout=10).stdout
-    except OSError:
-        return "unknown"
-    return out.split()[2] if out.startswith("HAProxy version") else "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer operations; 100 x 10 instead of 1,000 x 10")
@@ -599,9 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "runs": runs,
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    out = args.results_dir / doc["file"]
-    out.write_text(json.dumps(doc, indent=2) + "\n")
+    out = write_results(args.results_dir, doc["file"], doc)
     print(f"results: {out}")
     text = section(doc)
     print(text)

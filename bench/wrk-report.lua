@@ -1,4 +1,4 @@
--- wrk reporter for bench/run.py: after the run, print one line "WRK_JSON {...}" with the
+-- wrk reporter of the benchmarks (bench/lib/wrk.py): after the run, print one line "WRK_JSON {...}" with the
 -- request count, bytes, errors and latency percentiles (microseconds), for the harness to parse.
 done = function(summary, latency, requests)
   local e = summary.errors
