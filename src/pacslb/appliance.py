@@ -1,7 +1,7 @@
 """The composition root: the one place that builds the appliance and wires its parts by narrow interfaces.
 
-    engines      nftables -> HAProxy -> keepalived (the commit order of every change; the stop order is the
-                 reverse: keepalived hands the floating IPs over first)
+    engines      HAProxy -> nftables -> keepalived (the start and commit order of every change; the stop order
+                 is the reverse: keepalived hands the floating IPs over first)
     changes      the change front door (change/service.py) over those engines, under one change gate
     subsystems   health checks, Layer 4 checks, the HA pair, the metrics sampler, the management API and
                  the WebUI, side by side; each gets only what it uses
@@ -107,8 +107,9 @@ class Appliance:
         self.haproxy = HAProxyEngine(paths, self.gate, haproxy_binary, renderer, supervise_interval)
         self.nftables = NftablesEngine(paths)
         self.keepalived = KeepalivedEngine(paths, self.gate, on_event=self._keepalived_event)
-        # the engines, in commit order: one line each
-        self.engines: list[Engine] = [self.nftables, self.haproxy, self.keepalived]
+        # the engines, one line each, in the order they start and commit (HAProxy first: it checks the most, and a
+        # configuration it refuses at startup then touches nothing); keepalived last: floating IPs follow services
+        self.engines: list[Engine] = [self.haproxy, self.nftables, self.keepalived]
         self.roles = Roles(paths.root, lambda: self.running.config.ha)
         self.changes = Changes(paths, self.running, self.engines, self.gate, guard=self.roles.guard,
                                notify=self._notify, audit=ChangeAudit(paths.audit_log), checkpoint=checkpoint,

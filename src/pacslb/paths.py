@@ -1,4 +1,6 @@
-"""Where things live in the state directory. One place, so the controller, CLI and tests agree."""
+"""Where things live in the state directory. One place, so the controller, engines, CLI and tests agree: every
+file and folder the appliance writes under the state directory is named here (keepalived's folder holds files
+that engines/keepalived/render.py `KeepalivedPaths` names, because its renderer writes them into the config)."""
 
 from __future__ import annotations
 
@@ -82,3 +84,84 @@ class StatePaths:
     def audit_log(self) -> Path:
         """Every change (CLI, API, WebUI) and every login attempt (SQLite, mode 0600; store/audit.py)."""
         return self.root / "audit.sqlite"
+
+    @property
+    def haproxy_prometheus_socket(self) -> Path:
+        """HAProxy's Prometheus exporter frontend (for the management API's /metrics)."""
+        return self.haproxy_dir / "prom.sock"
+
+    @property
+    def nftables_dir(self) -> Path:
+        return self.root / "nftables"
+
+    @property
+    def nftables_ruleset(self) -> Path:
+        """The Layer 4 ruleset that runs (pacslb's nftables tables), as applied."""
+        return self.nftables_dir / "ruleset.nft"
+
+    @property
+    def nftables_applied(self) -> Path:
+        """SHA-256 of the ruleset that runs: a restarted controller adopts tables that run exactly it."""
+        return self.nftables_dir / "ruleset.sha256"
+
+    @property
+    def keepalived_dir(self) -> Path:
+        """keepalived.conf, its PID files, log, notify and check scripts, VRRP events, split-brain bonus."""
+        return self.root / "keepalived"
+
+    @property
+    def ha_dir(self) -> Path:
+        return self.root / "ha"
+
+    @property
+    def ha_promoted(self) -> Path:
+        """Present while this secondary is promoted (`pacslb ha promote`)."""
+        return self.ha_dir / "promoted"
+
+    @property
+    def ha_synced(self) -> Path:
+        """The last configuration taken from the primary: its revision there and here (JSON)."""
+        return self.ha_dir / "synced.json"
+
+    @property
+    def ha_node_certificate(self) -> Path:
+        """This node's peer-link certificate (self-signed; the peer pins it)."""
+        return self.ha_dir / "node.pem"
+
+    @property
+    def ha_node_key(self) -> Path:
+        return self.ha_dir / "node.key"
+
+    @property
+    def users_db(self) -> Path:
+        """Users, sessions and API keys of the management API (SQLite, mode 0600)."""
+        return self.root / "users.sqlite"
+
+    @property
+    def metrics_db(self) -> Path:
+        """24 hours of metrics samples for the WebUI's graphs (SQLite)."""
+        return self.root / "metrics.sqlite"
+
+    @property
+    def initial_admin_password(self) -> Path:
+        """The first admin's one-time password (mode 0600), until it is changed."""
+        return self.root / "initial-admin-password"
+
+    @property
+    def management_dir(self) -> Path:
+        return self.root / "management"
+
+    @property
+    def management_certificate(self) -> Path:
+        """The management API's self-signed certificate, made at first start unless one is configured."""
+        return self.management_dir / "server.pem"
+
+    @property
+    def management_url(self) -> Path:
+        """The address the management API listens on (for `pacslb demo` and scripts)."""
+        return self.root / "management-url"
+
+    @property
+    def controller_log(self) -> Path:
+        """The controller's log (rotated at 10 MB, 5 kept); the management API serves its tail."""
+        return self.root / "controller.log"

@@ -1,7 +1,7 @@
 """`pacslb server drain|halt|online|weight` on a Layer 4 (NAT) service, through the CLI, in namespaces.
 
 The appliance runs in the load balancer's namespace (conftest.py has the drawing); each command goes
-through the controller's API to Layer4.set_server (nftables map updates), is recorded as a revision,
+through the controller's API to the change front door, whose transaction gives the nftables engine map updates, is recorded as a revision,
 and shows in `pacslb status`. The client sees new flows follow it.
 """
 

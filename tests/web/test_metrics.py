@@ -4,7 +4,8 @@ from pathlib import Path
 
 from pacslb.engines.haproxy.runtime import parse_stat
 from pacslb.model import load_text
-from pacslb.store.metrics import Counters, MetricsStore, Sample, counters_from_rows, rates
+from pacslb.store.metrics import Counters, MetricsStore, Sample, rates
+from pacslb.web.counters import counters_from_rows
 from pacslb.web.logtail import tail
 
 SHOW_STAT = Path(__file__).parents[1] / "unit" / "engines" / "haproxy" / "data" / "show_stat.csv"

@@ -108,7 +108,7 @@ def test_drain_needs_the_operator_role_and_the_csrf_token(web, web_app):
     assert no_token.status_code == 403
     answer = operator.form_post("/services/web/real-servers/rs1/state", {"state": "drain"})
     assert answer.status_code == 303
-    # HAProxy does not run here: the ChangeManager refuses, the page says so, nothing changed
+    # HAProxy does not run here: the change front door refuses, the page says so, nothing changed
     page = operator.get(answer.headers["location"]).text
     assert "flash-error" in page and "HAProxy is not running" in page
     assert web_app.controller.config.service("web").real_servers[0].state.value == "online"
@@ -143,7 +143,7 @@ def test_a_form_level_problem_goes_above_the_form(web):
 
 
 def test_a_valid_change_goes_to_the_change_manager(web, web_app):
-    """Valid: the ChangeManager plans it, and refuses here because HAProxy does not run; the form says why."""
+    """Valid: the change front door plans it, and refuses here because HAProxy does not run; the form says why."""
     admin = web("admin")
     base = re.search(r'name="base_revision" value="(\d+)"', admin.get("/services/web").text)[1]
     answer = admin.form_post("/services/web/health-check", {"base_revision": base, "type": "http", "interval": "2s",

@@ -41,7 +41,7 @@ SECURITY_HEADERS = {
 
 def metrics_socket(controller: Any) -> Path:
     """HAProxy's Prometheus exporter frontend (rendered on a Unix socket beside its admin socket)."""
-    return controller.paths.haproxy_dir / "prom.sock"
+    return controller.paths.haproxy_prometheus_socket
 
 
 def create_management_app(

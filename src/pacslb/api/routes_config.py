@@ -2,7 +2,7 @@
 
 Reads answer any role. Writes of the configuration need the admin role and name their base revision
 (writes.py). Runtime control of a real server (state drain / halt / online, weight) needs the operator
-role (or admin) and goes through the ChangeManager's fast path (runtime API, no reload).
+role (or admin) and goes through the change front door's fast path (runtime API, no reload).
 """
 
 from __future__ import annotations

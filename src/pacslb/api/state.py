@@ -1,4 +1,4 @@
-"""Files of the management API in the state directory (beside StatePaths' own)."""
+"""The management API's first admin and its files in the state directory (named by StatePaths)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..paths import StatePaths
 from ..store.users import UserStore, new_password
 
 log = logging.getLogger("pacslb.api")
@@ -16,36 +17,36 @@ FIRST_ADMIN = "admin"
 
 def users_db(root: Path) -> Path:
     """Users and API keys (SQLite, mode 0600)."""
-    return root / "users.sqlite"
+    return StatePaths(root).users_db
 
 
 def audit_db(root: Path) -> Path:
     """The audit log (SQLite, mode 0600)."""
-    return root / "audit.sqlite"
+    return StatePaths(root).audit_log
 
 
 def initial_password_file(root: Path) -> Path:
     """The first admin's one-time password (mode 0600), removed once that password is changed."""
-    return root / "initial-admin-password"
+    return StatePaths(root).initial_admin_password
 
 
 def management_dir(root: Path) -> Path:
-    return root / "management"
+    return StatePaths(root).management_dir
 
 
 def self_signed_certificate(root: Path) -> Path:
     """The management API's own certificate and key, made at first start when none is configured."""
-    return management_dir(root) / "server.pem"
+    return StatePaths(root).management_certificate
 
 
 def url_file(root: Path) -> Path:
     """The address the management API listens on (https://ADDRESS:PORT/), written once it listens."""
-    return root / "management-url"
+    return StatePaths(root).management_url
 
 
 def controller_log(root: Path) -> Path:
     """The controller's log file (rotated), beside its stderr."""
-    return root / "controller.log"
+    return StatePaths(root).controller_log
 
 
 def ensure_first_admin(users: UserStore, root: Path) -> str | None:

@@ -366,7 +366,8 @@ class Changes:
         clock.lap("render_check")
         names = [e.name for e, _ in parts]
         said = ("HAProxy accepts the new file" if names == ["haproxy"] else
-                f"{', '.join(names)} accept the new configuration" if names else "no engine has anything to change")  # fmt: skip
+                f"{' and '.join(names)} accept{'s' if len(names) == 1 else ''} the new configuration" if names
+                else "no engine has anything to change")  # fmt: skip
         return ChangeResult(Outcome.DRY_RUN, f"dry run: {said}; nothing was changed",
                             plan=plan, parent=parent, warnings=[w for _, p in parts for w in p.warnings],
                             timings=clock.done(), engines={p.engine: p.steps for _, p in parts})  # fmt: skip

@@ -42,7 +42,7 @@ def _log_to_file(paths: StatePaths) -> None:
     """Also log to <state>/controller.log (rotated at 10 MB, 5 kept): the management API serves its tail."""
     from logging.handlers import RotatingFileHandler
 
-    path = paths.root / "controller.log"
+    path = paths.controller_log
     root = logging.getLogger()
     if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
         return
@@ -175,7 +175,7 @@ def _remove_orphan_tables(paths: StatePaths) -> bool:
     """pacslb's nftables tables left by a controller that died (its Layer 4 services keep serving until now)."""
     from ..engines.nftables import process as nft
 
-    if not (paths.root / "nftables" / "ruleset.sha256").exists():
+    if not paths.nftables_applied.exists():
         return False  # this state directory never ran Layer 4: the tables (if any) are another appliance's
     try:
         if not any(name == "pacslb" for _, name in nft.tables()):
@@ -184,7 +184,7 @@ def _remove_orphan_tables(paths: StatePaths) -> bool:
     except (nft.NftError, OSError) as exc:
         print(f"error: cannot remove pacslb's nftables tables: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
-    (paths.root / "nftables" / "ruleset.sha256").unlink(missing_ok=True)
+    paths.nftables_applied.unlink(missing_ok=True)
     print("removed pacslb's nftables tables, which served without a controller", file=sys.stderr)
     return True
 

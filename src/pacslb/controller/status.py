@@ -159,7 +159,7 @@ ApplianceChecks = Mapping[tuple[str, str], Mapping]
 def layer4_server_state(rs, check: Mapping | None) -> tuple[ServerState, str | None]:
     """A Layer 4 real server's state: what the controller put in the nftables maps (pure).
 
-    Layer4 (controller/layer4.py) schedules a real server when it is online, of weight above 0, and
+    Layer4 (engines/nftables/engine.py) schedules a real server when it is online, of weight above 0, and
     not found down by the appliance's check; drain keeps its established flows, halt drops them.
     """
     if rs.state.value == "halt":

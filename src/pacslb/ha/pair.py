@@ -99,11 +99,11 @@ class HAPair:
         return self.roles.takes_pushes
 
     def synced(self) -> dict[str, Any] | None:
-        text = files.read_text(self.roles.dir / "synced.json")
+        text = files.read_text(self.changes.paths.ha_synced)
         return json.loads(text) if text else None
 
     def _record_synced(self, record: dict[str, Any]) -> None:
-        files.atomic_write(self.roles.dir / "synced.json", json.dumps(record) + "\n")
+        files.atomic_write(self.changes.paths.ha_synced, json.dumps(record) + "\n")
 
     # --- VRRP state ---------------------------------------------------------------------------------------
 

@@ -29,14 +29,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..model.config import Config
 from ..model.ha import NODE_LOCAL
+from ..paths import StatePaths
 
 CERT_DAYS = 3650
 
 
 def node_files(state_dir: Path) -> tuple[Path, Path]:
     """(certificate, key) of this node's peer-link identity."""
-    ha_dir = state_dir / "ha"
-    return ha_dir / "node.pem", ha_dir / "node.key"
+    paths = StatePaths(state_dir)
+    return paths.ha_node_certificate, paths.ha_node_key
 
 
 def ensure_node_certificate(state_dir: Path, name: str = "pacslb HA node", addresses: list[str] | None = None) -> Path:

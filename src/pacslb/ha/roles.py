@@ -13,13 +13,15 @@ from typing import Callable
 
 from .. import files
 from ..model.ha import HA
+from ..paths import StatePaths
 
 SYNC_KIND = "sync"
 
 
 class Roles:
     def __init__(self, state_root: Path, ha: Callable[[], HA | None]) -> None:
-        self.dir = state_root / "ha"
+        self.paths = StatePaths(state_root)
+        self.dir = self.paths.ha_dir
         self._ha = ha  # the running configuration's `ha` section
 
     @property
@@ -28,11 +30,11 @@ class Roles:
 
     @property
     def promoted(self) -> bool:
-        return (self.dir / "promoted").exists()
+        return self.paths.ha_promoted.exists()
 
     def set_promoted(self, value: bool) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        marker = self.dir / "promoted"
+        marker = self.paths.ha_promoted
         if value:
             files.atomic_write(marker, f"{time.time()}\n")
         else:

@@ -1,7 +1,7 @@
 """Metrics history: requests, sessions and errors per virtual service, sampled from HAProxy, in SQLite.
 
 Every SAMPLE_INTERVAL seconds the sampler (pacslb.web.history) reads HAProxy's `show stat` and hands the
-rows to `counters_from_rows` (pure); `rates` (pure) turns two readings into one Sample per virtual
+rows to `counters_from_rows` (web/counters.py, pure); `rates` (pure) turns two readings into one Sample per virtual
 service:
 
     requests   requests per second over the interval (HTTP requests; connections for TCP services)
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..engines.haproxy.runtime import ProxyKind, StatRow
 from ..model import Config, Mode
 
 SAMPLE_INTERVAL = 10.0
@@ -59,49 +58,6 @@ class Sample:
     requests: float  # per second
     sessions: int
     errors: float  # per second
-
-
-def _field(row: StatRow, name: str) -> int:
-    value = row.fields.get(name, "")
-    try:
-        return int(value)
-    except ValueError:
-        return 0
-
-
-def _row_counters(row: StatRow, http: bool) -> tuple[int, int]:
-    """(requests, errors) of one frontend or backend row."""
-    requests = _field(row, "req_tot") if http else 0
-    if not requests:
-        requests = row.sessions_total  # TCP services: a connection is a request
-    errors = _field(row, "hrsp_5xx") + _field(row, "econ")
-    return requests, errors
-
-
-def counters_from_rows(config: Config, rows: Iterable[StatRow]) -> dict[str, Counters]:
-    """Counters of every virtual service HAProxy reports (pure). Layer 4 services (nftables') are left out.
-
-    A service with a frontend is counted there (what its clients see; HAProxy's own 503s count too),
-    plus its backend's connection errors; a backend-only service is counted on its backend.
-    """
-    by_proxy: dict[str, dict[ProxyKind, StatRow]] = {}
-    for row in rows:
-        if row.kind in (ProxyKind.FRONTEND, ProxyKind.BACKEND):
-            by_proxy.setdefault(row.proxy, {})[row.kind] = row
-    found: dict[str, Counters] = {}
-    for vs in config.virtual_services:
-        if vs.mode.is_layer4:
-            continue
-        proxies = by_proxy.get(vs.name, {})
-        frontend, backend = proxies.get(ProxyKind.FRONTEND), proxies.get(ProxyKind.BACKEND)
-        counted = frontend if frontend is not None and vs.mode is not Mode.BACKEND_ONLY else backend
-        if counted is None:
-            continue
-        requests, errors = _row_counters(counted, http=counted.mode == "http")
-        if counted is frontend and backend is not None:
-            errors += _field(backend, "econ")
-        found[vs.name] = Counters(requests, errors, counted.sessions_current)
-    return found
 
 
 def _delta(now: int, before: int) -> int:

@@ -18,16 +18,15 @@ from typing import Any
 
 from ..engines.haproxy.runtime import RuntimeAPI, RuntimeAPIError
 from ..model import Config
-from ..store.metrics import SAMPLE_INTERVAL, Counters, MetricsStore, counters_from_rows, rates
+from ..paths import StatePaths
+from ..store.metrics import SAMPLE_INTERVAL, Counters, MetricsStore, rates
+from .counters import counters_from_rows
 
 log = logging.getLogger("pacslb.web")
 
-METRICS_FILE = "metrics.sqlite"
-
-
 def metrics_path(state_dir: Path) -> Path:
     """<state>/metrics.sqlite"""
-    return Path(state_dir) / METRICS_FILE
+    return StatePaths(Path(state_dir)).metrics_db
 
 
 class Sampler:

@@ -3,7 +3,7 @@
 Every form carries the revision it was based on (`base_revision`). A submit is an edit of the
 configuration's JSON handed to the management API's Writer (pacslb.api.writes), the one path of every
 configuration write: under its lock it compares the base revision with the current one, applies the
-edited configuration through the controller's ChangeManager (author = the logged-in user) and audits the
+edited configuration through the change front door (change/service.py) (author = the logged-in user) and audits the
 outcome. Then:
   - stale (another change was applied since): the form comes back with the user's values and
     "changed meanwhile by X in revision N"; nothing is overwritten;
@@ -94,7 +94,7 @@ async def submit(
     message: str, prefixes: list[str], fields: tuple[forms.Field, ...], action: str, target: str,
 ) -> Submitted:  # fmt: skip
     """Apply `edit` (a change of the configuration's JSON, in place) through the management API's Writer: it
-    checks the base revision and applies under one lock, through ChangeManager.apply, and audits the outcome."""
+    checks the base revision and applies under one lock, through the change front door (change/service.py), and audits the outcome."""
     base = form.get("base_revision", "").strip()
     if not base.isdigit():
         return Submitted(outcome="conflict", stale=await stale_notice(request, base) or "This form names no revision.",

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import jinja2
 
+from ...paths import StatePaths
 from ...model.config import Config, VirtualService
 from ...paths import StatePaths
 from .backend import transform_backend
@@ -81,7 +82,7 @@ def render(config: Config, env: HAProxyEnv) -> str:
     """The whole haproxy.cfg for `config`: the same input always gives the same bytes."""
     view = build(config, env)
     template = _environment().get_template("haproxy.cfg.j2")
-    prometheus = word(str(env.state_dir / "haproxy" / "prom.sock")) if env.prometheus else None
+    prometheus = word(str(StatePaths(env.state_dir).haproxy_prometheus_socket)) if env.prometheus else None
     return template.render(config=view, prometheus_socket=prometheus).rstrip("\n") + "\n"
 
 

@@ -51,7 +51,7 @@ class KeepalivedEngine:
 
     def __init__(self, paths: StatePaths, gate: asyncio.Lock, on_event: Callable[[str, str], None] | None = None,
                  binary: str = process.DEFAULT_BINARY) -> None:  # fmt: skip
-        self.paths = KeepalivedPaths(paths.root)
+        self.paths = KeepalivedPaths(paths.root)  # the files of StatePaths.keepalived_dir
         self.gate = gate
         self.on_event = on_event or (lambda state, reason: None)
         self.binary = binary

@@ -7,7 +7,7 @@ is alive): a master whose HAProxy is gone enters FAULT and hands the floating IP
 go to a notify script that appends them, with the time, to a file the controller reads.
 
 With `split_brain: keep-current` a tracked file adds a bonus to the priority; the controller writes
-it (controller/ha.py) on the node that holds the floating IPs while the peer is seen as backup, so
+it (ha/pair.py) on the node that holds the floating IPs while the peer is seen as backup, so
 that after a cut peer link the node that was master before the cut wins.
 
 Process-name tracking (`vrrp_track_process`) is not used: it matches HAProxy processes of any node in

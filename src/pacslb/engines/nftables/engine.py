@@ -36,15 +36,14 @@ log = logging.getLogger("pacslb.layer4")
 NFT_ERRORS = (process.NftError, OSError, RenderError)
 
 
-def _structure(config: Config) -> Config:
-    """The configuration with every Layer 4 real server online at weight 1: what needs a whole new table when it changes."""
+def _structure(config: Config) -> tuple:
+    """The Layer 4 services with every real server online at weight 1, and the settings: what needs a whole new
+    table when it changes (Layer 7 services are HAProxy's and change nothing here)."""
     services = []
-    for vs in config.virtual_services:
-        if vs.mode.is_layer4:
-            servers = [rs.model_copy(update={"state": RealServerState.ONLINE, "weight": 1}) for rs in vs.real_servers]
-            vs = vs.model_copy(update={"real_servers": servers})
-        services.append(vs)
-    return config.model_copy(update={"virtual_services": services})
+    for vs in layer4_services(config):
+        servers = [rs.model_copy(update={"state": RealServerState.ONLINE, "weight": 1}) for rs in vs.real_servers]
+        services.append(vs.model_copy(update={"real_servers": servers}))
+    return tuple(services), config.settings
 
 
 def _set_forwarding(config: Config) -> None:
@@ -74,9 +73,9 @@ class NftablesEngine:
     name = "nftables"
 
     def __init__(self, paths: StatePaths) -> None:
-        self.dir = paths.root / "nftables"
-        self.ruleset = self.dir / "ruleset.nft"
-        self.digest_file = self.dir / "ruleset.sha256"
+        self.dir = paths.nftables_dir
+        self.ruleset = paths.nftables_ruleset
+        self.digest_file = paths.nftables_applied
         self.config: Config | None = None
         self.env = Layer4Env()
         self.down: frozenset[tuple[str, str]] = frozenset()  # real servers the Layer 4 checks found down
