@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ..model.config import RealServerState
+from ..change.requests import ChangeRequest, ConfigChange, StateChange, WeightChange
 from .auth import Principal, client_ip, require_role
 from .writes import ApiError, Writer, base_revision_of, current_revision, find, origin_of
 
@@ -23,14 +23,8 @@ OPERATE = require_role("operator")
 ADMIN = require_role("admin")
 
 
-class Write(BaseModel):
-    base_revision: int | None = Field(default=None, description="the revision this change is based on (or If-Match)")
-    message: str | None = Field(default=None, max_length=2000, description="why (recorded in the revision)")
-
-
-class ConfigWrite(Write):
-    config: dict[str, Any] = Field(description="the whole configuration, as GET /api/v1/config answers it")
-    dry_run: bool = Field(default=False, description="validate, plan and let HAProxy check it; change nothing")
+Write = ChangeRequest  # the one request schema of a change (change/requests.py); base_revision may also be If-Match
+ConfigWrite = ConfigChange
 
 
 class VirtualServiceWrite(Write):
@@ -49,13 +43,8 @@ class HealthCheckWrite(Write):
     health_check: dict[str, Any] = Field(description="a health check (docs/configuration.md, Health checks)")
 
 
-class StateWrite(Write):
-    state: RealServerState
-    all: bool = Field(default=False, description="every virtual service this real server (address and port) serves")
-
-
-class WeightWrite(Write):
-    weight: int = Field(ge=0, le=256)
+StateWrite = StateChange
+WeightWrite = WeightChange
 
 
 def _services(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from ..store import StoreError
 from ..store.history import revision_diff
 from .auth import Principal, current_principal, require_role
 from .metrics import ControllerMetrics
+from ..change.requests import RollbackChange
 from .writes import origin_of, ApiError, Writer, base_revision_of, current_revision
 
 READ = require_role("viewer", "operator")
@@ -28,10 +29,7 @@ RevId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a revision id")]
 OptionalRevId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
-class RollbackWrite(BaseModel):
-    base_revision: int | None = Field(default=None, description="optional: the revision you saw as current (409 if stale)")
-    message: str | None = Field(default=None, max_length=2000)
-    dry_run: bool = False
+RollbackWrite = RollbackChange  # the one request schema of a change (change/requests.py)
 
 
 def tail(path: Path, lines: int, max_bytes: int = 4 * 1024 * 1024) -> list[str]:

@@ -23,9 +23,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
-from ..model.config import RealServerState
 from ..store import RevisionStore, StoreError
 from ..store.history import revision_diff
+from ..change.requests import ChangeRequest, RollbackChange, StateChange, WeightChange
 from ..change.result import ChangeResult
 from ..change.service import Origin, default_author
 from . import API_PREFIX
@@ -42,11 +42,12 @@ class ChangeSurface(Protocol):
 
 
 class Authored(BaseModel):
+    """What only the CLI's door says: who asks (the controller socket is the state directory owner's alone)."""
+
     author: str | None = Field(default=None, max_length=200, description="who asks (recorded in the revision)")
-    message: str | None = Field(default=None, max_length=2000, description="why (recorded in the revision)")
 
 
-class ApplyRequest(Authored):
+class ApplyRequest(Authored, ChangeRequest):
     yaml: str | None = Field(default=None, description="the configuration as YAML text (stored as given)")
     config: dict[str, Any] | None = Field(
         default=None,
@@ -54,7 +55,7 @@ class ApplyRequest(Authored):
         "was read from (the CLI parses the file itself: large files cost the controller far less memory as JSON)",
     )
     base_dir: str | None = Field(default=None, description="folder that relative certificate paths are read from")
-    dry_run: bool = Field(default=False, description="validate, check with HAProxy and plan; change nothing")
+    dry_run: bool = Field(default=False, description="validate, check with every engine and plan; change nothing")
 
     @model_validator(mode="after")
     def _a_source(self) -> "ApplyRequest":
@@ -63,17 +64,16 @@ class ApplyRequest(Authored):
         return self
 
 
-class StateRequest(Authored):
-    state: RealServerState
-    all: bool = Field(default=False, description="every virtual service the real server (address and port) belongs to")
+class StateRequest(Authored, StateChange):
+    pass
 
 
-class WeightRequest(Authored):
-    weight: int = Field(ge=0, le=256)
+class WeightRequest(Authored, WeightChange):
+    pass
 
 
-class RollbackRequest(Authored):
-    dry_run: bool = False
+class RollbackRequest(Authored, RollbackChange):
+    pass
 
 
 def _answer(result: ChangeResult) -> JSONResponse:
@@ -98,7 +98,7 @@ def changes_router(changes: ChangeSurface) -> APIRouter:
         source = {"data": request.config, "yaml_text": request.yaml} if request.config is not None else {"text": request.yaml}
         result = await changes.apply(
             **source, base_dir=request.base_dir, origin=_origin(request.author), message=request.message,
-            dry_run=request.dry_run, action="config.replace",
+            dry_run=request.dry_run, action="config.replace", base_revision=request.base_revision,
         )  # fmt: skip
         return _answer(result)
 
@@ -106,21 +106,22 @@ def changes_router(changes: ChangeSurface) -> APIRouter:
     async def set_state(service: str, real_server: str, request: StateRequest) -> JSONResponse:
         result = await changes.set_real_server(
             service, real_server, state=request.state, every_service=request.all, origin=_origin(request.author),
-            message=request.message,
+            message=request.message, base_revision=request.base_revision,
         )  # fmt: skip
         return _answer(result)
 
     @router.post("/virtual-services/{service}/real-servers/{real_server}/weight")
     async def set_weight(service: str, real_server: str, request: WeightRequest) -> JSONResponse:
         result = await changes.set_real_server(
-            service, real_server, weight=request.weight, origin=_origin(request.author), message=request.message
+            service, real_server, weight=request.weight, origin=_origin(request.author), message=request.message,
+            base_revision=request.base_revision,
         )
         return _answer(result)
 
     @router.post("/revisions/{rev_id}/rollback")
     async def rollback(rev_id: int, request: RollbackRequest) -> JSONResponse:
         result = await changes.rollback(rev_id, origin=_origin(request.author), message=request.message,
-                                        dry_run=request.dry_run)  # fmt: skip
+                                        dry_run=request.dry_run, base_revision=request.base_revision)  # fmt: skip
         return _answer(result)
 
     @router.get("/revisions")

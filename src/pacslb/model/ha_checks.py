@@ -23,7 +23,7 @@ def vip_addresses(config: Config) -> list[str]:
 
 def floating_ips(config: Config) -> list[FloatingIP]:
     """The floating IPs of the pair: the configured ones, else one per VIP address (/32 or /128)."""
-    ha = config.ha  # type: ignore[attr-defined]
+    ha = config.ha
     if ha is None:
         return []
     if ha.floating_ips is not None:
@@ -33,7 +33,7 @@ def floating_ips(config: Config) -> list[FloatingIP]:
 
 def ha_problems(config: Config) -> Iterator[Problem]:
     """Cross-object rules of the `ha` section."""
-    ha = getattr(config, "ha", None)
+    ha = config.ha
     if ha is None:
         return
     if ha.address == ha.peer_address:

@@ -35,9 +35,12 @@ _include()
 
 
 def mount_web(app) -> None:
-    """The WebUI's pages and static files on the management app."""
+    """The WebUI's pages and static files on the management app, and its flash messages' store."""
+    from collections import OrderedDict
+
     from fastapi.staticfiles import StaticFiles
 
+    app.state.web_flash = OrderedDict()
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(web_router)
 

@@ -84,10 +84,7 @@ _FLASH_TTL = 300.0
 
 
 def _flashes(request: Request) -> "OrderedDict[str, tuple[float, str, str]]":
-    store = getattr(request.app.state, "web_flash", None)
-    if store is None:
-        store = request.app.state.web_flash = OrderedDict()
-    return store
+    return request.app.state.web_flash  # made by mount_web
 
 
 def flash(request: Request, principal: Principal, message: str, kind: str = "ok") -> None:
