@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import Appliance, TinyHTTPServer, loopback_host
+from support.appliance import Appliance
+from support.net import loopback_host
+from support.realservers import TinyHTTPServer
 
 
 @pytest.fixture

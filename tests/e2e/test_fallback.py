@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from e2e_support import free_port, http_get, loopback_host, wait_until
+from support.net import free_port, http_get, loopback_host
+from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -44,17 +45,17 @@ def test_fallback_server_takes_traffic_when_every_real_server_is_down(start_appl
     assert _body(vip, port) == (200, "rs1\n")
 
     rs1.stop()
-    wait_until(lambda: _body(vip, port) == (200, "standby\n"), 30, "the backup serves while rs1 is down")
+    wait_until(lambda: _body(vip, port) == (200, "standby\n"), 30, what="the backup serves while rs1 is down")
     assert fallback.requests == 0
     standby.stop()
-    wait_until(lambda: _body(vip, port) == (200, "fallback-server\n"), 30, "the fallback serves once the backup is down too")
+    wait_until(lambda: _body(vip, port) == (200, "fallback-server\n"), 30, what="the fallback serves once the backup is down too")
     status = appliance.status()
     web = next(v for v in status["virtual_services"] if v["name"] == "web")
     assert web["fallback"]["name"] == "fallback"
     assert [r["state"] for r in web["real_servers"]] == ["DOWN", "DOWN"]
 
     rs1.start()
-    wait_until(lambda: _body(vip, port) == (200, "rs1\n"), 30, "rs1 serves again when it is back")
+    wait_until(lambda: _body(vip, port) == (200, "rs1\n"), 30, what="rs1 serves again when it is back")
 
 
 def test_maintenance_page_when_every_real_server_is_down(start_appliance, http_server, tmp_path):
@@ -88,20 +89,20 @@ def test_maintenance_page_when_every_real_server_is_down(start_appliance, http_s
     # (a request that arrives before the check has seen rs1 fail gets HAProxy's own 503)
     status, body = wait_until(
         lambda: (a := _body(vip, port))[0] == 503 and "Service temporarily unavailable" in a[1] and a,
-        30, "the maintenance page while rs1 is down",
+        30, what="the maintenance page while rs1 is down",
     )
     assert "imaging service is temporarily unavailable" in body
     assert _body(vip, port2) == (200, "rs2\n")  # the other service is untouched
     rs2.stop()
     status, body = wait_until(
-        lambda: (a := _body(vip, port2))[0] == 503 and "Radiology" in a[1] and a, 30, "the custom page while rs2 is down"
+        lambda: (a := _body(vip, port2))[0] == 503 and "Radiology" in a[1] and a, 30, what="the custom page while rs2 is down"
     )
     assert "Radiology PACS maintenance until 22:00" in body
     viewer = next(v for v in appliance.status()["virtual_services"] if v["name"] == "viewer")
     assert viewer["fallback"]["address"].startswith("maintenance page")
 
     rs1.start()
-    wait_until(lambda: _body(vip, port) == (200, "rs1\n"), 30, "rs1 serves again when it is back")
+    wait_until(lambda: _body(vip, port) == (200, "rs1\n"), 30, what="rs1 serves again when it is back")
 
 
 def test_a_maintenance_page_on_a_tcp_service_is_refused(start_appliance, tmp_path):
