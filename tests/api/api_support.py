@@ -18,7 +18,9 @@ from pathlib import Path
 
 import httpx
 
+from support import configs
 from support.appliance import Appliance, new_state_dir
+from support.configs import real_server, service
 from support.net import free_port, loopback_host
 from support.realservers import TinyHTTPServer
 from support.wait import wait_until
@@ -67,27 +69,16 @@ class ApiAccess:
         self.clients.clear()
 
 
-def config_text(vip: str, port: int, tls_port: int, servers: list[TinyHTTPServer], cert: Path) -> str:
-    rs = "\n".join(f"      - {{name: {s.name}, address: {s.host}, port: {s.port}}}" for s in servers)
-    return f"""version: 1
-settings:
-  max_connections: 2000
-  management: {{address: 127.0.0.1, port: 0}}
-virtual_services:
-  - name: web
-    mode: layer7-http
-    listen: [{{address: {vip}, port: {port}}}]
-    health_check: {{type: http, path: /, interval: 500ms, timeout: 500ms, rise: 1, fall: 2}}
-    real_servers:
-{rs}
-  - name: secure
-    mode: layer7-http
-    listen: [{{address: {vip}, port: {tls_port}}}]
-    tls: {{certificates: [{cert}]}}
-    health_check: {{type: none}}
-    real_servers:
-{rs}
-"""
+def config_text(vip: str, port: int, tls_port: int, servers: list[TinyHTTPServer], cert: Path, extra_settings: str = "") -> str:
+    """`web` (HTTP check) and `secure` (TLS with `cert`, no check) in front of the same servers; the management
+    API on a free port of 127.0.0.1 (`extra_settings` continue its settings: ", metrics: ...")."""
+    rs = [real_server(s) for s in servers]
+    return configs.config_text(
+        service("web", "layer7-http", vip, port, rs,
+                health_check="{type: http, path: /, interval: 500ms, timeout: 500ms, rise: 1, fall: 2}"),
+        service("secure", "layer7-http", vip, tls_port, rs, health_check="{type: none}", tls=f"{{certificates: [{cert}]}}"),
+        settings=f"{{max_connections: 2000, management: {{address: 127.0.0.1, port: 0{extra_settings}}}}}",
+    )  # fmt: skip
 
 
 def start_management_appliance(tmp: Path, servers: list[TinyHTTPServer], extra_settings: str = "") -> tuple[Appliance, dict]:
@@ -97,7 +88,7 @@ def start_management_appliance(tmp: Path, servers: list[TinyHTTPServer], extra_s
     cert = state_dir / "certs" / "site.pem"
     pki.write_pem(cert, pki.self_signed("first site certificate", [vip, "localhost"]).bundle())
     config = tmp / "pacslb.yaml"
-    config.write_text(config_text(vip, port, tls_port, servers, cert).replace("port: 0}", f"port: 0{extra_settings}}}"))
+    config.write_text(config_text(vip, port, tls_port, servers, cert, extra_settings))
     appliance = Appliance(state_dir=state_dir, config=config, log=tmp / "pacslb-up.log")
     appliance.up(wait=True)
     url_file = state_dir / "management-url"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from support.configs import config_text, real_server, service
 from support.net import free_port, http_get, loopback_host
 from support.wait import wait_until
 
@@ -27,21 +28,10 @@ def _body(vip: str, port: int) -> tuple[int, str]:
 def test_fallback_server_takes_traffic_when_every_real_server_is_down(start_appliance, http_server):
     rs1, standby, fallback = http_server("rs1"), http_server("standby"), http_server("fallback-server")
     vip, port = loopback_host(210), free_port()
-    appliance = start_appliance(
-        "\n".join([
-            "version: 1",
-            "settings: {max_connections: 2000}",
-            "virtual_services:",
-            "  - name: web",
-            "    mode: layer7-http",
-            f"    listen: [{{address: {vip}, port: {port}}}]",
-            f"    health_check: {CHECK}",
-            "    real_servers:",
-            f"      - {{name: rs1, address: {rs1.host}, port: {rs1.port}}}",
-            f"      - {{name: standby, address: {standby.host}, port: {standby.port}, backup: true}}",
-            f"    fallback: {{address: {fallback.host}, port: {fallback.port}}}",
-        ]) + "\n"
-    )
+    appliance = start_appliance(config_text(
+        service("web", "layer7-http", vip, port, [real_server(rs1), real_server(standby, backup=True)],
+                health_check=CHECK, fallback=f"{{address: {fallback.host}, port: {fallback.port}}}")  # fmt: skip
+    ))
     assert _body(vip, port) == (200, "rs1\n")
 
     rs1.stop()

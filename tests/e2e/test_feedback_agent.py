@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from support.appliance import PACSLB
+from support.configs import config_text, http_check, real_server, service
 from support.net import free_port, http_get, loopback_host
 from support.wait import wait_until
 
@@ -58,21 +59,10 @@ def test_weights_follow_the_feedback_agent_then_drain_down_and_ready(start_appli
             "--drain-file", str(tmp_path / f"{rs.name}.drain"), log=tmp_path / f"agent-{rs.name}.log",
         )
     vip, port = loopback_host(220), free_port()
-    appliance = start_appliance(
-        "\n".join([
-            "version: 1",
-            "settings: {max_connections: 2000}",
-            "virtual_services:",
-            "  - name: web",
-            "    mode: layer7-http",
-            f"    listen: [{{address: {vip}, port: {port}}}]",
-            "    health_check: {type: http, path: /, interval: 300ms, timeout: 300ms, rise: 1, fall: 2}",
-            f"    feedback_agent: {{port: {agent_port}, interval: 300ms}}",
-            "    real_servers:",
-            f"      - {{name: rs1, address: {rs1.host}, port: {rs1.port}}}",
-            f"      - {{name: rs2, address: {rs2.host}, port: {rs2.port}}}",
-        ]) + "\n"
-    )
+    appliance = start_appliance(config_text(
+        service("web", "layer7-http", vip, port, [real_server(rs1), real_server(rs2)],
+                health_check=http_check(300), feedback_agent=f"{{port: {agent_port}, interval: 300ms}}")  # fmt: skip
+    ))
     rs = lambda name: appliance.server(appliance.status(), "web", name)  # noqa: E731
 
     values["rs1"].write_text("40\n")

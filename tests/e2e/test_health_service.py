@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from support.appliance import PACSLB
+from support.configs import tcp_service_config
 from support.net import free_port, http_get, loopback_host
 from support.realservers import TinyHTTPServer
 from support.wait import wait_until
@@ -46,19 +47,10 @@ def _flag_script(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _tcp_config(port: int, agent_port: int, servers: list[TinyHTTPServer], script: Path, vip: str) -> str:
-    lines = [
-        "version: 1",
-        f"settings: {{max_connections: 2000, health: {{agent_port: {agent_port}}}}}",
-        "virtual_services:",
-        "  - name: pacs",
-        "    mode: layer7-tcp",
-        f"    listen: [{{address: {vip}, port: {port}}}]",
-        f"    health_check: {{type: external, script: {script}, interval: 300ms, timeout: 300ms, rise: 2, fall: 2}}",
-        "    real_servers:",
-    ]
-    for s in servers:
-        lines.append(f"      - {{name: {s.name}, address: {s.host}, port: {s.port}}}")
-    return "\n".join(lines) + "\n"
+    return tcp_service_config(
+        port, servers, vip=vip, settings=f"{{max_connections: 2000, health: {{agent_port: {agent_port}}}}}",
+        health_check=f"{{type: external, script: {script}, interval: 300ms, timeout: 300ms, rise: 2, fall: 2}}",
+    )
 
 
 def _haproxy_status(appliance, server: str) -> str:
@@ -276,18 +268,12 @@ def test_dicom_failover_every_image_arrives(start_appliance, tmp_path):
         for scp in scps:
             scp.start()
         vip, port = loopback_host(202), free_port()
-        config = "\n".join([
-            "version: 1",
-            f"settings: {{max_connections: 2000, health: {{agent_port: {free_port()}}}}}",
-            "virtual_services:",
-            "  - name: dicom",
-            "    mode: layer7-tcp",
-            f"    listen: [{{address: {vip}, port: {port}}}]",
+        config = tcp_service_config(
+            port, [(s.name, "127.0.0.1", s.port) for s in scps], name="dicom", vip=vip,
+            settings=f"{{max_connections: 2000, health: {{agent_port: {free_port()}}}}}",
             # fall 3 at 1s: a window of seconds where pacs1 refuses associations but still takes connections
-            "    health_check: {type: dicom-echo, called_ae: STORESCP, interval: 1s, timeout: 1s, rise: 2, fall: 3}",
-            "    real_servers:",
-            *[f"      - {{name: {s.name}, address: 127.0.0.1, port: {s.port}}}" for s in scps],
-        ]) + "\n"
+            health_check="{type: dicom-echo, called_ae: STORESCP, interval: 1s, timeout: 1s, rise: 2, fall: 3}",
+        )
         appliance = start_appliance(config)
         wait_until(
             lambda: all(appliance.server(appliance.status(), "dicom", s.name)["check"]["outcome"] == "passed" for s in scps),
