@@ -58,8 +58,8 @@ try:
 except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(REPO / "src"))
 
-sys.path.insert(0, str(REPO / "tests" / "netns"))
-from netns_support import Lab  # noqa: E402  (the test bed's namespace helper, reused as is)
+sys.path.insert(0, str(REPO / "tests"))
+from support.netns import Lab  # noqa: E402  (the tests' one namespace bed: tests/support/netns.py)
 
 sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
 from lib import wrk  # noqa: E402

@@ -4,7 +4,8 @@
   start_management_appliance(tmp, servers) -> (Appliance, info)
                                      `pacslb up` with a layer7-http service in front of two TinyHTTPServers and a
                                      TLS service whose certificate lives in the state directory (for the hot swap)
-  stop_appliance(appliance)          `pacslb stop`, then SIGKILL by PID for anything left; removes the state dir
+  (teardown: Appliance.shut_down() of support/appliance.py: `pacslb stop`, then SIGKILL by PID for anything
+  left; removes the state dir)
 
 Logins for the tests come from 127.0.0.1; a test that makes logins fail on purpose sends them from an
 address of its own (ApiAccess.client(source=...)), so the per-address throttle never blocks the others.
@@ -12,15 +13,17 @@ address of its own (ApiAccess.client(source=...)), so the per-address throttle n
 
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from e2e_support import Appliance, TinyHTTPServer, free_port, loopback_host, wait_until
+from support import configs
+from support.appliance import Appliance, new_state_dir
+from support.configs import real_server, service
+from support.net import free_port, loopback_host
+from support.realservers import TinyHTTPServer
+from support.wait import wait_until
 from pacslb import pki
 
 ROLE_PASSWORDS = {"admin": None, "operator": "operator-pass-1", "viewer": "viewer-pass-12"}
@@ -66,58 +69,30 @@ class ApiAccess:
         self.clients.clear()
 
 
-def config_text(vip: str, port: int, tls_port: int, servers: list[TinyHTTPServer], cert: Path) -> str:
-    rs = "\n".join(f"      - {{name: {s.name}, address: {s.host}, port: {s.port}}}" for s in servers)
-    return f"""version: 1
-settings:
-  max_connections: 2000
-  management: {{address: 127.0.0.1, port: 0}}
-virtual_services:
-  - name: web
-    mode: layer7-http
-    listen: [{{address: {vip}, port: {port}}}]
-    health_check: {{type: http, path: /, interval: 500ms, timeout: 500ms, rise: 1, fall: 2}}
-    real_servers:
-{rs}
-  - name: secure
-    mode: layer7-http
-    listen: [{{address: {vip}, port: {tls_port}}}]
-    tls: {{certificates: [{cert}]}}
-    health_check: {{type: none}}
-    real_servers:
-{rs}
-"""
+def config_text(vip: str, port: int, tls_port: int, servers: list[TinyHTTPServer], cert: Path, extra_settings: str = "") -> str:
+    """`web` (HTTP check) and `secure` (TLS with `cert`, no check) in front of the same servers; the management
+    API on a free port of 127.0.0.1 (`extra_settings` continue its settings: ", metrics: ...")."""
+    rs = [real_server(s) for s in servers]
+    return configs.config_text(
+        service("web", "layer7-http", vip, port, rs,
+                health_check="{type: http, path: /, interval: 500ms, timeout: 500ms, rise: 1, fall: 2}"),
+        service("secure", "layer7-http", vip, tls_port, rs, health_check="{type: none}", tls=f"{{certificates: [{cert}]}}"),
+        settings=f"{{max_connections: 2000, management: {{address: 127.0.0.1, port: 0{extra_settings}}}}}",
+    )  # fmt: skip
 
 
 def start_management_appliance(tmp: Path, servers: list[TinyHTTPServer], extra_settings: str = "") -> tuple[Appliance, dict]:
     vip = loopback_host(240 + (hash(str(tmp)) % 10))
     port, tls_port = free_port(vip), free_port(vip)
-    state_dir = Path(tempfile.mkdtemp(prefix="pacslb-api-", dir="/tmp")) / "state"
+    state_dir = new_state_dir("pacslb-api-")
     cert = state_dir / "certs" / "site.pem"
     pki.write_pem(cert, pki.self_signed("first site certificate", [vip, "localhost"]).bundle())
     config = tmp / "pacslb.yaml"
-    config.write_text(config_text(vip, port, tls_port, servers, cert).replace("port: 0}", f"port: 0{extra_settings}}}"))
+    config.write_text(config_text(vip, port, tls_port, servers, cert, extra_settings))
     appliance = Appliance(state_dir=state_dir, config=config, log=tmp / "pacslb-up.log")
     appliance.up(wait=True)
     url_file = state_dir / "management-url"
-    wait_until(url_file.exists, 30, "the management API to listen")
+    wait_until(url_file.exists, 30, what="the management API to listen")
     password = (state_dir / "initial-admin-password").read_text().strip()
     return appliance, {"url": url_file.read_text().strip().rstrip("/"), "password": password, "vip": vip, "port": port,
                        "tls_port": tls_port, "cert": cert}
-
-
-def stop_appliance(appliance: Appliance) -> None:
-    try:
-        appliance.remember_pids()
-        appliance.stop(timeout=15)
-    except Exception:  # noqa: BLE001 - teardown goes on to the kill
-        pass
-    finally:
-        left = appliance.kill_leftovers()
-        if left:
-            print(f"teardown killed leftover processes {left} of {appliance.state_dir}", file=sys.stderr)
-        if appliance.paths.haproxy_log.exists():
-            shutil.copy(appliance.paths.haproxy_log, appliance.log.with_name("haproxy.log"))
-        shutil.rmtree(appliance.state_dir.parent, ignore_errors=True)
-
-

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from api_support import ROLE_PASSWORDS, ApiAccess, start_management_appliance, stop_appliance
-from e2e_support import TinyHTTPServer, loopback_host
+from api_support import ROLE_PASSWORDS, ApiAccess, start_management_appliance
+from support.net import loopback_host
+from support.realservers import TinyHTTPServer
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def appliance_access(tmp_path_factory):
         access.close()
     finally:
         if appliance is not None:
-            stop_appliance(appliance)
+            appliance.shut_down()
         for server in servers:
             server.stop()
 

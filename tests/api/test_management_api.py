@@ -12,7 +12,8 @@ import httpx
 import pytest
 from cryptography import x509
 
-from e2e_support import free_port, http_get, loopback_host, wait_until
+from support.net import free_port, http_get, loopback_host
+from support.wait import wait_until
 from pacslb import pki
 
 pytestmark = pytest.mark.e2e
@@ -127,7 +128,7 @@ def test_repeated_bad_logins_are_throttled_and_audited(api):
     assert re.search(r"^pacslb_logins_failed_total [1-9]", metrics, re.M)
     assert api.login("operator").get("/api/v1/me").status_code == 200
     wait_until(lambda: api.client().post("/api/v1/login", json={"username": "viewer", "password": "viewer-pass-12"})
-               .status_code == 200, 30, "the back-off to end")  # fmt: skip
+               .status_code == 200, 30, what="the back-off to end")  # fmt: skip
 
 
 # --- roles --------------------------------------------------------------------------------------------
@@ -152,11 +153,11 @@ def test_operator_drains_but_cannot_change_the_configuration(api):
     drained = operator.put("/api/v1/virtual-services/web/real-servers/rs1/state", json={"state": "drain"})
     assert drained.status_code == 200, drained.text
     assert drained.json()["engine"]["reloaded"] is False
-    wait_until(lambda: server_state(operator, "web", "rs1") == "DRAIN", 30, "rs1 drained")
+    wait_until(lambda: server_state(operator, "web", "rs1") == "DRAIN", 30, what="rs1 drained")
     assert operator.put("/api/v1/virtual-services/web/real-servers/rs1/weight", json={"weight": 50}).status_code == 200
     online = operator.put("/api/v1/virtual-services/web/real-servers/rs1/state", json={"state": "online"})
     assert online.status_code == 200
-    wait_until(lambda: server_state(operator, "web", "rs1") == "UP", 30, "rs1 online again")
+    wait_until(lambda: server_state(operator, "web", "rs1") == "UP", 30, what="rs1 online again")
     refused = operator.put("/api/v1/virtual-services/web/health-check",
                            json={"health_check": {"type": "connect"}, "base_revision": base["revision"] + 3})  # fmt: skip
     assert refused.status_code == 403 and "admin" in refused.json()["detail"]
@@ -252,7 +253,7 @@ def test_virtual_services_real_servers_rules_and_health_checks(api):
                "health_check": {"type": "none"}, "real_servers": [{"name": "a", "address": rs.host, "port": rs.port}]}  # fmt: skip
     created = admin.post("/api/v1/virtual-services", json={"virtual_service": service, "base_revision": rev()})
     assert created.status_code == 200, created.text
-    wait_until(lambda: http_get(vip, port)[1] == "rs2\n", 30, "the new virtual service to answer")
+    wait_until(lambda: http_get(vip, port)[1] == "rs2\n", 30, what="the new virtual service to answer")
     assert admin.post("/api/v1/virtual-services", json={"virtual_service": service, "base_revision": rev()}).status_code == 409
     assert admin.get("/api/v1/virtual-services/extra").json()["virtual_service"]["listen"][0]["port"] == port
     assert "extra" in [v["name"] for v in admin.get("/api/v1/virtual-services").json()["virtual_services"]]
@@ -280,7 +281,7 @@ def test_virtual_services_real_servers_rules_and_health_checks(api):
     assert alone.status_code == 422 and "nothing reaches" in alone.json()["problems"][0]["message"]
     added = admin.put("/api/v1/config", json={"config": whole["config"], "base_revision": whole["revision"]})
     assert added.status_code == 200, added.text
-    wait_until(lambda: http_get(vip, port, "/")[1] == "rs1\n", 30, "the default service to take the requests")
+    wait_until(lambda: http_get(vip, port, "/")[1] == "rs1\n", 30, what="the default service to take the requests")
     rule = {"name": "images", "match": {"path_begins": ["/images"]}, "use_service": "extra_images"}
     assert admin.post("/api/v1/virtual-services/extra/rules", json={"rule": rule, "base_revision": rev()}).status_code == 200
     assert admin.get("/api/v1/virtual-services/extra/rules/images").json()["rule"]["use_service"] == "extra_images"
@@ -514,8 +515,8 @@ def test_first_admin_password_file_and_management_files(api):
 
 
 def test_configured_certificate_and_unauthenticated_metrics_address(tmp_path):
-    from api_support import start_management_appliance, stop_appliance
-    from e2e_support import TinyHTTPServer
+    from api_support import start_management_appliance
+    from support.realservers import TinyHTTPServer
 
     ca = pki.make_ca("management CA")
     own = pki.issue(ca, "pacslb management test", ["127.0.0.1"])
@@ -539,7 +540,7 @@ def test_configured_certificate_and_unauthenticated_metrics_address(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{metrics_port}/api/v1/config", timeout=30).status_code == 404
     finally:
         if appliance is not None:
-            stop_appliance(appliance)
+            appliance.shut_down()
         for server in servers:
             server.stop()
 
@@ -549,8 +550,8 @@ def test_a_taken_management_port_does_not_stop_the_appliance(tmp_path):
     import tempfile
     from pathlib import Path
 
-    from api_support import stop_appliance
-    from e2e_support import Appliance, TinyHTTPServer
+    from support.appliance import Appliance
+    from support.realservers import TinyHTTPServer
 
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
@@ -575,15 +576,15 @@ virtual_services:
         appliance = Appliance(state_dir=state_dir, config=config, log=tmp_path / "taken.log")
         appliance.up(wait=True)  # healthy: HAProxy serves although the management port is taken
         assert http_get(vip, vip_port) == (200, "rs1\n")
-        wait_until(lambda: "cannot listen on 127.0.0.1 port" in appliance.read_log(), 30, "the error to be logged")
+        wait_until(lambda: "cannot listen on 127.0.0.1 port" in appliance.read_log(), 30, what="the error to be logged")
         assert not (state_dir / "management-url").exists()
         blocker.close()
-        wait_until((state_dir / "management-url").exists, 30, "the management API to listen once the port is free")
+        wait_until((state_dir / "management-url").exists, 30, what="the management API to listen once the port is free")
         url = (state_dir / "management-url").read_text().strip()
         assert url == f"https://127.0.0.1:{port}/"
         assert httpx.get(url + "api/v1/health", verify=False, timeout=30).status_code == 200
     finally:
         blocker.close()
         if appliance is not None:
-            stop_appliance(appliance)
+            appliance.shut_down()
         server.stop()

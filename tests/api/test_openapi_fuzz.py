@@ -25,8 +25,9 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from api_support import start_management_appliance, stop_appliance
-from e2e_support import TinyHTTPServer, loopback_host
+from api_support import start_management_appliance
+from support.net import loopback_host
+from support.realservers import TinyHTTPServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -65,7 +66,7 @@ def target(tmp_path_factory):
         yield info["url"], token, document, appliance
     finally:
         if appliance is not None:
-            stop_appliance(appliance)
+            appliance.shut_down()
         for server in servers:
             server.stop()
 

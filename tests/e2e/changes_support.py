@@ -21,24 +21,14 @@ import time
 from dataclasses import dataclass, field
 
 from pacslb.engines.haproxy import process
+from support.net import http_get
 from pacslb.store import RevisionStore
-
-
-def get(host: str, port: int, path: str = "/", source: str | None = None, timeout: float = 5.0) -> tuple[int, str]:
-    """One request on a new connection (from `source`, an address on lo, when given)."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=(source, 0) if source else None)
-    try:
-        conn.request("GET", path, headers={"Connection": "close"})
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
 
 
 def answers(host: str, port: int, count: int = 10, path: str = "/", source: str | None = None) -> list[str]:
     names = []
     for _ in range(count):
-        status, body = get(host, port, path, source)
+        status, body = http_get(host, port, path, source=source)
         assert status == 200, (status, body)
         names.append(body.strip())
     return names

@@ -7,7 +7,7 @@
       teardown (also after a failure): `pacslb stop`, then SIGKILL by PID for anything left
 
 The helpers they use (free_port, loopback_host, wait_until, pid_gone, haproxy_masters, processes_of,
-http_get, http_service_config, TinyHTTPServer, Appliance) live in e2e_support.py.
+http_get, http_service_config, TinyHTTPServer, Appliance) live in tests/support.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import Appliance, TinyHTTPServer, loopback_host
+from support.appliance import Appliance
+from support.net import loopback_host
+from support.realservers import TinyHTTPServer
 
 
 @pytest.fixture

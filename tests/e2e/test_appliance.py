@@ -17,16 +17,11 @@ import time
 
 import pytest
 
-from e2e_support import (
-    PACSLB,
-    free_port,
-    haproxy_masters,
-    http_get,
-    http_service_config,
-    pid_gone,
-    processes_of,
-    wait_until,
-)
+from support.appliance import PACSLB
+from support.configs import http_service_config
+from support.net import free_port, http_get
+from support.processes import haproxy_masters, pid_gone, processes_of
+from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +43,7 @@ def appliance(two_servers, start_appliance):  # real servers stop after the appl
     wait_until(
         lambda: all(rs["state"] == "UP" for rs in appliance.api_status()["virtual_services"][0]["real_servers"]),
         10,
-        "both real servers UP",
+        what="both real servers UP",
     )
     return appliance
 
@@ -63,7 +58,7 @@ def answers(appliance, count: int = 10) -> list[str]:
 
 
 def assert_nothing_left(appliance, pids) -> None:
-    wait_until(lambda: all(pid_gone(p) for p in pids), 15, f"processes {sorted(pids)} to end")
+    wait_until(lambda: all(pid_gone(p) for p in pids), 15, what=f"processes {sorted(pids)} to end")
     assert processes_of(appliance.state_dir) == []
     assert haproxy_masters(appliance.state_dir) == []
 
@@ -102,7 +97,7 @@ def test_stopped_real_server_is_down_within_interval_times_fall(appliance, two_s
     def rs2_down():
         return appliance.server(appliance.api_status(), "web", "rs2")["state"] == "DOWN"
 
-    wait_until(rs2_down, 10, "rs2 DOWN", interval=0.02)
+    wait_until(rs2_down, 10, what="rs2 DOWN", interval=0.02)
     took = time.monotonic() - stopped
     print(f"rs2 DOWN {took:.2f}s after it stopped (interval {INTERVAL_MS}ms x fall {FALL})")
     # interval x fall, plus a margin for polling the API on a busy machine
@@ -114,7 +109,7 @@ def test_stopped_real_server_is_down_within_interval_times_fall(appliance, two_s
     assert set(answers(appliance, 6)) == {"rs1"}  # traffic goes on to the other one
 
     rs2.start()
-    wait_until(lambda: appliance.server(appliance.api_status(), "web", "rs2")["state"] == "UP", 10, "rs2 UP again")
+    wait_until(lambda: appliance.server(appliance.api_status(), "web", "rs2")["state"] == "UP", 10, what="rs2 UP again")
     assert "Server web/rs2 is DOWN" in appliance.read_log()  # HAProxy's warning reached the controller's log
 
 
@@ -190,7 +185,7 @@ def test_sighup_applies_the_changed_configuration(appliance, two_servers):
         http_service_config(appliance.vip_port, two_servers, interval_ms=INTERVAL_MS + 100, fall=FALL, weights={"rs2": 30})
     )
     appliance.process.send_signal(signal.SIGHUP)
-    wait_until(lambda: appliance.server(appliance.api_status(), "web", "rs2")["weight"] == 30, 15, "weight 30 applied")
+    wait_until(lambda: appliance.server(appliance.api_status(), "web", "rs2")["weight"] == 30, 15, what="weight 30 applied")
     status = appliance.status()
     assert status["engine"]["master_pid"] == master and status["engine"]["reloads"] == 1
     assert "HAProxy reloaded" in appliance.read_log()
@@ -199,7 +194,7 @@ def test_sighup_applies_the_changed_configuration(appliance, two_servers):
 
     appliance.config.write_text("version: 1\nvirtual_services: [{name: web, mode: fastest}]\n")
     appliance.process.send_signal(signal.SIGHUP)
-    wait_until(lambda: "is not valid: nothing was changed" in appliance.read_log(), 10, "the refusal in the log")
+    wait_until(lambda: "is not valid: nothing was changed" in appliance.read_log(), 10, what="the refusal in the log")
     assert appliance.status()["engine"]["reloads"] == 1
     assert sorted(set(answers(appliance, 10))) == ["rs1", "rs2"]
 
@@ -207,7 +202,7 @@ def test_sighup_applies_the_changed_configuration(appliance, two_servers):
 def test_dead_haproxy_is_restarted_and_logged(appliance):
     old = appliance.haproxy_pid()
     os.kill(old, signal.SIGKILL)
-    wait_until(lambda: (pid := appliance.haproxy_pid()) and pid != old and not pid_gone(pid), 15, "a new HAProxy master")
+    wait_until(lambda: (pid := appliance.haproxy_pid()) and pid != old and not pid_gone(pid), 15, what="a new HAProxy master")
     appliance.wait_healthy()
     new = appliance.haproxy_pid()
     assert haproxy_masters(appliance.state_dir) == [new]
@@ -215,7 +210,7 @@ def test_dead_haproxy_is_restarted_and_logged(appliance):
     assert status["engine"]["restarts"] == 1 and status["engine"]["master_pid"] == new
     log = appliance.read_log()
     assert f"HAProxy master (PID {old}) died" in log and "HAProxy runs again" in log
-    wait_until(lambda: len(set(answers(appliance, 6))) == 2, 10, "traffic to both real servers again")
+    wait_until(lambda: len(set(answers(appliance, 6))) == 2, 10, what="traffic to both real servers again")
 
 
 def test_stop_leaves_no_process(appliance):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from changes_support import LoadGenerator, store
-from e2e_support import free_port, wait_until
+from support.net import free_port
+from support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -73,7 +74,7 @@ def test_twenty_structural_applies_under_load(http_server, start_appliance):
     steps = states(APPLIES)
     appliance = start_appliance(config(port, extra_port, web, api, steps[0]))
     wait_until(lambda: all(rs["state"] == "UP" for vs in appliance.api_status()["virtual_services"]
-                           for rs in vs["real_servers"]), 10, "every real server UP")  # fmt: skip
+                           for rs in vs["real_servers"]), 10, what="every real server UP")  # fmt: skip
 
     methods = []
     with LoadGenerator("127.0.0.1", port, keepalive=2, close=2, path="/", max_seconds=600) as root, \

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import PACSLB, haproxy_masters, pid_gone, processes_of, wait_until
+from support.appliance import PACSLB
+from support.processes import haproxy_masters, pid_gone, processes_of
+from support.wait import wait_until
 from pacslb.paths import StatePaths
 from pacslb.templates.true_pacs import SERVICES
 
@@ -220,7 +222,7 @@ def assert_answers(run: DemoRun) -> None:
 
 
 def assert_nothing_left(run: DemoRun, pids: set[int]) -> None:
-    wait_until(lambda: all(pid_gone(p) for p in pids), 15, f"processes {sorted(pids)} to end")
+    wait_until(lambda: all(pid_gone(p) for p in pids), 15, what=f"processes {sorted(pids)} to end")
     assert processes_of(run.state_dir) == []
     assert haproxy_masters(run.state_dir) == []
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from e2e_support import free_port, http_get, loopback_host, wait_until
+from support.configs import config_text, real_server, service
+from support.net import free_port, http_get, loopback_host
+from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -26,35 +28,24 @@ def _body(vip: str, port: int) -> tuple[int, str]:
 def test_fallback_server_takes_traffic_when_every_real_server_is_down(start_appliance, http_server):
     rs1, standby, fallback = http_server("rs1"), http_server("standby"), http_server("fallback-server")
     vip, port = loopback_host(210), free_port()
-    appliance = start_appliance(
-        "\n".join([
-            "version: 1",
-            "settings: {max_connections: 2000}",
-            "virtual_services:",
-            "  - name: web",
-            "    mode: layer7-http",
-            f"    listen: [{{address: {vip}, port: {port}}}]",
-            f"    health_check: {CHECK}",
-            "    real_servers:",
-            f"      - {{name: rs1, address: {rs1.host}, port: {rs1.port}}}",
-            f"      - {{name: standby, address: {standby.host}, port: {standby.port}, backup: true}}",
-            f"    fallback: {{address: {fallback.host}, port: {fallback.port}}}",
-        ]) + "\n"
-    )
+    appliance = start_appliance(config_text(
+        service("web", "layer7-http", vip, port, [real_server(rs1), real_server(standby, backup=True)],
+                health_check=CHECK, fallback=f"{{address: {fallback.host}, port: {fallback.port}}}")  # fmt: skip
+    ))
     assert _body(vip, port) == (200, "rs1\n")
 
     rs1.stop()
-    wait_until(lambda: _body(vip, port) == (200, "standby\n"), 30, "the backup serves while rs1 is down")
+    wait_until(lambda: _body(vip, port) == (200, "standby\n"), 30, what="the backup serves while rs1 is down")
     assert fallback.requests == 0
     standby.stop()
-    wait_until(lambda: _body(vip, port) == (200, "fallback-server\n"), 30, "the fallback serves once the backup is down too")
+    wait_until(lambda: _body(vip, port) == (200, "fallback-server\n"), 30, what="the fallback serves once the backup is down too")
     status = appliance.status()
     web = next(v for v in status["virtual_services"] if v["name"] == "web")
     assert web["fallback"]["name"] == "fallback"
     assert [r["state"] for r in web["real_servers"]] == ["DOWN", "DOWN"]
 
     rs1.start()
-    wait_until(lambda: _body(vip, port) == (200, "rs1\n"), 30, "rs1 serves again when it is back")
+    wait_until(lambda: _body(vip, port) == (200, "rs1\n"), 30, what="rs1 serves again when it is back")
 
 
 def test_maintenance_page_when_every_real_server_is_down(start_appliance, http_server, tmp_path):
@@ -88,20 +79,20 @@ def test_maintenance_page_when_every_real_server_is_down(start_appliance, http_s
     # (a request that arrives before the check has seen rs1 fail gets HAProxy's own 503)
     status, body = wait_until(
         lambda: (a := _body(vip, port))[0] == 503 and "Service temporarily unavailable" in a[1] and a,
-        30, "the maintenance page while rs1 is down",
+        30, what="the maintenance page while rs1 is down",
     )
     assert "imaging service is temporarily unavailable" in body
     assert _body(vip, port2) == (200, "rs2\n")  # the other service is untouched
     rs2.stop()
     status, body = wait_until(
-        lambda: (a := _body(vip, port2))[0] == 503 and "Radiology" in a[1] and a, 30, "the custom page while rs2 is down"
+        lambda: (a := _body(vip, port2))[0] == 503 and "Radiology" in a[1] and a, 30, what="the custom page while rs2 is down"
     )
     assert "Radiology PACS maintenance until 22:00" in body
     viewer = next(v for v in appliance.status()["virtual_services"] if v["name"] == "viewer")
     assert viewer["fallback"]["address"].startswith("maintenance page")
 
     rs1.start()
-    wait_until(lambda: _body(vip, port) == (200, "rs1\n"), 30, "rs1 serves again when it is back")
+    wait_until(lambda: _body(vip, port) == (200, "rs1\n"), 30, what="rs1 serves again when it is back")
 
 
 def test_a_maintenance_page_on_a_tcp_service_is_refused(start_appliance, tmp_path):

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import PACSLB, free_port, http_get, loopback_host, wait_until
+from support.appliance import PACSLB
+from support.configs import config_text, http_check, real_server, service
+from support.net import free_port, http_get, loopback_host
+from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -56,43 +59,32 @@ def test_weights_follow_the_feedback_agent_then_drain_down_and_ready(start_appli
             "--drain-file", str(tmp_path / f"{rs.name}.drain"), log=tmp_path / f"agent-{rs.name}.log",
         )
     vip, port = loopback_host(220), free_port()
-    appliance = start_appliance(
-        "\n".join([
-            "version: 1",
-            "settings: {max_connections: 2000}",
-            "virtual_services:",
-            "  - name: web",
-            "    mode: layer7-http",
-            f"    listen: [{{address: {vip}, port: {port}}}]",
-            "    health_check: {type: http, path: /, interval: 300ms, timeout: 300ms, rise: 1, fall: 2}",
-            f"    feedback_agent: {{port: {agent_port}, interval: 300ms}}",
-            "    real_servers:",
-            f"      - {{name: rs1, address: {rs1.host}, port: {rs1.port}}}",
-            f"      - {{name: rs2, address: {rs2.host}, port: {rs2.port}}}",
-        ]) + "\n"
-    )
+    appliance = start_appliance(config_text(
+        service("web", "layer7-http", vip, port, [real_server(rs1), real_server(rs2)],
+                health_check=http_check(300), feedback_agent=f"{{port: {agent_port}, interval: 300ms}}")  # fmt: skip
+    ))
     rs = lambda name: appliance.server(appliance.status(), "web", name)  # noqa: E731
 
     values["rs1"].write_text("40\n")
-    wait_until(lambda: rs("rs1")["weight"] == 40, 30, "rs1's weight follows its agent to 40")
+    wait_until(lambda: rs("rs1")["weight"] == 40, 30, what="rs1's weight follows its agent to 40")
     assert rs("rs2")["weight"] == 100
     served = Counter(http_get(vip, port)[1].strip() for _ in range(140))
     # weighted round robin: 40 of every 140 new connections to rs1
     assert abs(served["rs1"] - 40) <= 6, served
 
     (tmp_path / "rs1.drain").touch()
-    wait_until(lambda: rs("rs1")["state"] == "DRAIN", 30, "rs1 DRAIN while its drain file exists")
+    wait_until(lambda: rs("rs1")["state"] == "DRAIN", 30, what="rs1 DRAIN while its drain file exists")
     assert Counter(http_get(vip, port)[1].strip() for _ in range(20)) == {"rs2": 20}
 
     (tmp_path / "rs1.drain").unlink()
     values["rs1"].write_text("down maintenance window\n")
-    down = wait_until(lambda: (r := rs("rs1"))["state"] == "DOWN" and r, 30, "rs1 DOWN when its agent says down")
+    down = wait_until(lambda: (r := rs("rs1"))["state"] == "DOWN" and r, 30, what="rs1 DOWN when its agent says down")
     assert down["transition"] == "set by the agent"
     table = appliance.cli("status")
     assert "DOWN" in table.stdout
 
     values["rs1"].write_text("ready\n")
-    wait_until(lambda: (r := rs("rs1"))["state"] == "UP" and r["weight"] == 100, 30, "rs1 UP at full weight on 'ready'")
+    wait_until(lambda: (r := rs("rs1"))["state"] == "UP" and r["weight"] == 100, 30, what="rs1 UP at full weight on 'ready'")
     assert "rs1" in {http_get(vip, port)[1].strip() for _ in range(10)}
     assert "answering 'up 40%'" in (tmp_path / "agent-rs1.log").read_text()
 

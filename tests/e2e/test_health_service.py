@@ -23,7 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import PACSLB, TinyHTTPServer, free_port, http_get, loopback_host, wait_until
+from support.appliance import PACSLB
+from support.configs import tcp_service_config
+from support.net import free_port, http_get, loopback_host
+from support.realservers import TinyHTTPServer
+from support.wait import wait_until
 from pacslb.engines.haproxy.runtime import RuntimeAPI
 
 pytestmark = pytest.mark.e2e
@@ -43,19 +47,10 @@ def _flag_script(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _tcp_config(port: int, agent_port: int, servers: list[TinyHTTPServer], script: Path, vip: str) -> str:
-    lines = [
-        "version: 1",
-        f"settings: {{max_connections: 2000, health: {{agent_port: {agent_port}}}}}",
-        "virtual_services:",
-        "  - name: pacs",
-        "    mode: layer7-tcp",
-        f"    listen: [{{address: {vip}, port: {port}}}]",
-        f"    health_check: {{type: external, script: {script}, interval: 300ms, timeout: 300ms, rise: 2, fall: 2}}",
-        "    real_servers:",
-    ]
-    for s in servers:
-        lines.append(f"      - {{name: {s.name}, address: {s.host}, port: {s.port}}}")
-    return "\n".join(lines) + "\n"
+    return tcp_service_config(
+        port, servers, vip=vip, settings=f"{{max_connections: 2000, health: {{agent_port: {agent_port}}}}}",
+        health_check=f"{{type: external, script: {script}, interval: 300ms, timeout: 300ms, rise: 2, fall: 2}}",
+    )
 
 
 def _haproxy_status(appliance, server: str) -> str:
@@ -74,10 +69,10 @@ def test_failed_check_takes_the_server_out_and_rise_brings_it_back(start_applian
     vip, port = loopback_host(200), free_port()
     appliance = start_appliance(_tcp_config(port, free_port(), [rs1, rs2], script, vip))
 
-    wait_until(lambda: set(_answers(vip, port, 6)) == {"rs1", "rs2"}, 30, "both real servers take connections")
+    wait_until(lambda: set(_answers(vip, port, 6)) == {"rs1", "rs2"}, 30, what="both real servers take connections")
     wait_until(
         lambda: all(appliance.server(appliance.status(), "pacs", n)["check"]["outcome"] == "passed" for n in ("rs1", "rs2")),
-        30, "the appliance's checks pass for both",
+        30, what="the appliance's checks pass for both",
     )
     status = appliance.status()
     check = appliance.server(status, "pacs", "rs1")["check"]
@@ -86,7 +81,7 @@ def test_failed_check_takes_the_server_out_and_rise_brings_it_back(start_applian
     (flags / f"{rs1.host}_{rs1.port}").touch()
     down = wait_until(
         lambda: (rs := appliance.server(appliance.status(), "pacs", "rs1"))["state"] == "DOWN" and rs,
-        30, "rs1 DOWN after its check fails `fall` times",
+        30, what="rs1 DOWN after its check fails `fall` times",
     )
     assert down["check"]["outcome"] == "failed"
     assert "script exited 1: flag file says down" in down["check"]["description"]
@@ -114,8 +109,8 @@ def test_failed_check_takes_the_server_out_and_rise_brings_it_back(start_applian
     assert "real server pacs/rs1 is DOWN: script exited 1: flag file says down" in appliance.read_log()
 
     (flags / f"{rs1.host}_{rs1.port}").unlink()
-    wait_until(lambda: appliance.server(appliance.status(), "pacs", "rs1")["state"] == "UP", 30, "rs1 UP after rise passes")
-    wait_until(lambda: "rs1" in _answers(vip, port, 6), 30, "rs1 takes connections again")
+    wait_until(lambda: appliance.server(appliance.status(), "pacs", "rs1")["state"] == "UP", 30, what="rs1 UP after rise passes")
+    wait_until(lambda: "rs1" in _answers(vip, port, 6), 30, what="rs1 takes connections again")
     assert "real server pacs/rs1 is UP" in appliance.read_log()
 
 
@@ -125,8 +120,8 @@ def test_a_controller_restart_takes_no_server_down_nor_brings_one_up(start_appli
     vip, port = loopback_host(201), free_port()
     appliance = start_appliance(_tcp_config(port, free_port(), [rs1, rs2], script, vip))
     (flags / f"{rs2.host}_{rs2.port}").touch()
-    wait_until(lambda: _haproxy_status(appliance, "rs2").startswith("DOWN"), 30, "rs2 DOWN by the appliance's check")
-    wait_until(lambda: _haproxy_status(appliance, "rs1") == "UP", 30, "rs1 UP")
+    wait_until(lambda: _haproxy_status(appliance, "rs2").startswith("DOWN"), 30, what="rs2 DOWN by the appliance's check")
+    wait_until(lambda: _haproxy_status(appliance, "rs1") == "UP", 30, what="rs1 UP")
 
     appliance.kill9()  # HAProxy keeps serving; nobody answers on the agent port now
     seen: set[tuple[str, str]] = set()
@@ -169,7 +164,7 @@ def test_a_controller_restart_takes_no_server_down_nor_brings_one_up(start_appli
     assert seen == {("UP", "DOWN")}, f"a reload changed server states: {seen}"
 
     (flags / f"{rs2.host}_{rs2.port}").unlink()
-    wait_until(lambda: _haproxy_status(appliance, "rs2") == "UP", 30, "rs2 UP after its check passes again")
+    wait_until(lambda: _haproxy_status(appliance, "rs2") == "UP", 30, what="rs2 UP after its check passes again")
 
 
 # --- DICOM failover with dcmtk ----------------------------------------------------------------------------
@@ -236,7 +231,7 @@ class StoreSCP:
                 ["timeout", "300", STORESCP, "-aet", "STORESCP", "-od", str(self.out), "-ta", "10", "-td", "10", *extra, str(self.port)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
-        wait_until(self._listening, 30, f"storescp {self.name} listening on {self.port}")
+        wait_until(self._listening, 30, what=f"storescp {self.name} listening on {self.port}")
         return self
 
     def _listening(self) -> bool:
@@ -273,22 +268,16 @@ def test_dicom_failover_every_image_arrives(start_appliance, tmp_path):
         for scp in scps:
             scp.start()
         vip, port = loopback_host(202), free_port()
-        config = "\n".join([
-            "version: 1",
-            f"settings: {{max_connections: 2000, health: {{agent_port: {free_port()}}}}}",
-            "virtual_services:",
-            "  - name: dicom",
-            "    mode: layer7-tcp",
-            f"    listen: [{{address: {vip}, port: {port}}}]",
+        config = tcp_service_config(
+            port, [(s.name, "127.0.0.1", s.port) for s in scps], name="dicom", vip=vip,
+            settings=f"{{max_connections: 2000, health: {{agent_port: {free_port()}}}}}",
             # fall 3 at 1s: a window of seconds where pacs1 refuses associations but still takes connections
-            "    health_check: {type: dicom-echo, called_ae: STORESCP, interval: 1s, timeout: 1s, rise: 2, fall: 3}",
-            "    real_servers:",
-            *[f"      - {{name: {s.name}, address: 127.0.0.1, port: {s.port}}}" for s in scps],
-        ]) + "\n"
+            health_check="{type: dicom-echo, called_ae: STORESCP, interval: 1s, timeout: 1s, rise: 2, fall: 3}",
+        )
         appliance = start_appliance(config)
         wait_until(
             lambda: all(appliance.server(appliance.status(), "dicom", s.name)["check"]["outcome"] == "passed" for s in scps),
-            30, "both storescp pass their C-ECHO",
+            30, what="both storescp pass their C-ECHO",
         )
 
         files = sorted(study.iterdir())
@@ -340,7 +329,7 @@ def test_a_real_server_added_at_runtime_is_checked_by_the_appliance(start_applia
     script, flags = _flag_script(tmp_path)
     vip, port, agent_port = loopback_host(203), free_port(), free_port()
     appliance = start_appliance(_tcp_config(port, agent_port, [rs1, rs2], script, vip))
-    wait_until(lambda: set(_answers(vip, port, 6)) == {"rs1", "rs2"}, 30, "both real servers take connections")
+    wait_until(lambda: set(_answers(vip, port, 6)) == {"rs1", "rs2"}, 30, what="both real servers take connections")
 
     (flags / f"{rs3.host}_{rs3.port}").touch()  # rs3 joins failing its check
     appliance.config.write_text(_tcp_config(port, agent_port, [rs1, rs2, rs3], script, vip))
@@ -350,9 +339,9 @@ def test_a_real_server_added_at_runtime_is_checked_by_the_appliance(start_applia
     assert appliance.api_status()["engine"]["reloads"] == reloads, f"adding a real server needs no reload:\n{done.stdout}"
     down = wait_until(
         lambda: (r := appliance.server(appliance.status(), "pacs", "rs3"))["state"] == "DOWN" and r,
-        30, "rs3 (added at runtime) DOWN by the appliance's check",
+        30, what="rs3 (added at runtime) DOWN by the appliance's check",
     )
     assert "flag file says down" in down["check"]["description"]
     assert rs3.requests == 0 and set(_answers(vip, port, 10)) == {"rs1", "rs2"}
     (flags / f"{rs3.host}_{rs3.port}").unlink()
-    wait_until(lambda: "rs3" in _answers(vip, port, 9), 30, "rs3 takes connections once its check passes")
+    wait_until(lambda: "rs3" in _answers(vip, port, 9), 30, what="rs3 takes connections once its check passes")

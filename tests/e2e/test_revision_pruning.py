@@ -8,7 +8,9 @@ import json
 import pytest
 
 from changes_support import store
-from e2e_support import free_port, http_service_config, wait_until
+from support.configs import http_service_config
+from support.net import free_port
+from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +26,7 @@ def appliance(http_server, start_appliance):
     port = free_port()
     appliance = start_appliance(config_text(port, servers, keep=12))
     appliance.servers, appliance.vip_port = servers, port
-    wait_until(lambda: len(appliance.api_status()["virtual_services"]) == 1, 10, "the service")
+    wait_until(lambda: len(appliance.api_status()["virtual_services"]) == 1, 10, what="the service")
     return appliance
 
 

@@ -15,7 +15,10 @@ import subprocess
 import pytest
 
 from changes_support import answers, reloads, running_with, server_line, store, workers
-from e2e_support import PACSLB, free_port, http_service_config, wait_until
+from support.appliance import PACSLB
+from support.configs import http_service_config
+from support.net import free_port
+from support.wait import wait_until
 from pacslb import pki
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +43,7 @@ def appliance(servers, start_appliance):
     port = free_port()
     appliance = start_appliance(config_text(port, servers[:2]))
     appliance.vip_port = port
-    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 10, "rs1 and rs2 UP")
+    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 10, what="rs1 and rs2 UP")
     return appliance
 
 
@@ -78,8 +81,8 @@ def test_real_servers_added_and_removed_without_reload(appliance, servers):
     done = apply(appliance, config_text(appliance.vip_port, servers), "-m", "more capacity")
     assert done.returncode == 0, done.stderr
     assert "runtime operations, no reload" in done.stdout and "(unchanged)" in done.stdout
-    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2", "rs3"}, 10, "rs3 UP")
-    wait_until(lambda: traffic(appliance) == {"rs1", "rs2", "rs3"}, 10, "traffic to rs3")
+    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2", "rs3"}, 10, what="rs3 UP")
+    wait_until(lambda: traffic(appliance) == {"rs1", "rs2", "rs3"}, 10, what="traffic to rs3")
     assert server_line(appliance, "rs3").startswith(f"server rs3 {servers[2].host}:{servers[2].port} check")
 
     done = apply(appliance, config_text(appliance.vip_port, [servers[0], servers[2]]))
@@ -98,14 +101,14 @@ def test_cookie_persistence_adds_a_real_server_with_a_hitless_reload(servers, st
     port = free_port()
     appliance = start_appliance(config_text(port, servers[:2], persistence="{type: http-cookie}"))
     appliance.vip_port = port
-    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 10, "rs1 and rs2 UP")
+    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 10, what="rs1 and rs2 UP")
     before = workers(appliance)
     done = apply(appliance, config_text(port, servers, persistence="{type: http-cookie}"))
     assert done.returncode == 0, done.stderr
     assert "hitless reload" in done.stdout
     assert "HAProxy refuses the cookie keyword (cookie persistence) for servers added at runtime" in done.stdout
     assert workers(appliance) != before and reloads(appliance) == 1
-    wait_until(lambda: traffic(appliance) == {"rs1", "rs2", "rs3"}, 10, "traffic to rs3")
+    wait_until(lambda: traffic(appliance) == {"rs1", "rs2", "rs3"}, 10, what="traffic to rs3")
 
 
 def test_rollback_restores_the_exact_model_and_traffic_follows(appliance, servers):
@@ -116,7 +119,7 @@ def test_rollback_restores_the_exact_model_and_traffic_follows(appliance, server
     assert appliance.cli("server", "drain", "web", "rs2").returncode == 0
     slower = running_with(appliance, lambda d: d["virtual_services"][0]["health_check"].update(interval="500ms"))
     assert apply(appliance, slower).returncode == 0
-    wait_until(lambda: traffic(appliance) == {"rs1", "rs3"}, 10, "traffic to rs1 and rs3")
+    wait_until(lambda: traffic(appliance) == {"rs1", "rs3"}, 10, what="traffic to rs1 and rs3")
 
     since = appliance.cli("diff", str(first.id))
     assert since.returncode == 0
@@ -133,7 +136,7 @@ def test_rollback_restores_the_exact_model_and_traffic_follows(appliance, server
     assert current.kind == "rollback" and current.message == f"rollback to revision {first.id}"
     assert current.config_json == first.config_json and current.digest == first.digest  # the exact model
     assert appliance.cli("diff", str(first.id)).stdout.splitlines()[1:] == ["  no change"]
-    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 10, "rs1 and rs2 UP")
+    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 10, what="rs1 and rs2 UP")
     assert traffic(appliance, 10) == {"rs1", "rs2"}
     names = [rs["name"] for rs in appliance.api_status()["virtual_services"][0]["real_servers"]]
     assert names == ["rs1", "rs2"]
@@ -203,7 +206,7 @@ def test_kill9_in_the_middle_of_an_apply(servers, start_appliance, stage, applie
     # the checkpoint injected into the change transaction (change/runner.py) pauses there, so the test can kill
     appliance = start_appliance(config_text(port, servers[:2]), up_args=("--pause-at", f"{stage}:120"))
     appliance.vip_port = port
-    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 10, "rs1 and rs2 UP")
+    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 10, what="rs1 and rs2 UP")
     first = store(appliance).current()
     path = appliance.config.with_name("structural.yaml")
     path.write_text(config_text(port, servers[:2], interval_ms=450))
@@ -212,7 +215,7 @@ def test_kill9_in_the_middle_of_an_apply(servers, start_appliance, stage, applie
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: f"at stage {stage}" in appliance.read_log(), 60, f"the controller to pause at {stage}")
+        wait_until(lambda: f"at stage {stage}" in appliance.read_log(), 60, what=f"the controller to pause at {stage}")
         appliance.kill9()
         cli.wait(timeout=60)
     finally:

@@ -12,7 +12,9 @@ import json
 import pytest
 
 from changes_support import answers, reloads, running_with, server_line, store, workers
-from e2e_support import free_port, http_service_config, loopback_host, wait_until
+from support.configs import http_service_config
+from support.net import free_port, loopback_host
+from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +31,7 @@ def appliance(servers, start_appliance):
     port = free_port()
     appliance = start_appliance(http_service_config(port, servers, interval_ms=INTERVAL_MS, fall=2))
     appliance.vip_port = port
-    wait_until(lambda: states(appliance) == {"rs1": "UP", "rs2": "UP"}, 10, "both real servers UP")
+    wait_until(lambda: states(appliance) == {"rs1": "UP", "rs2": "UP"}, 10, what="both real servers UP")
     return appliance
 
 
@@ -74,9 +76,9 @@ def test_drain_halt_online_weight_without_reload(appliance):
     assert traffic(appliance) == {"rs1"}
 
     server(appliance, "online", "web", "rs2")
-    wait_until(lambda: states(appliance)["rs2"] == "UP", 10, "rs2 UP again after its check")
+    wait_until(lambda: states(appliance)["rs2"] == "UP", 10, what="rs2 UP again after its check")
     assert weights(appliance)["rs2"] == 30  # online restores the configured weight, 30 since the weight command
-    wait_until(lambda: traffic(appliance) == {"rs1", "rs2"}, 10, "traffic to both again")
+    wait_until(lambda: traffic(appliance) == {"rs1", "rs2"}, 10, what="traffic to both again")
 
     assert workers(appliance) == before and reloads(appliance) == 0
 
@@ -143,7 +145,7 @@ def test_drain_keeps_persistent_clients_halt_does_not(servers, start_appliance):
     text = http_service_config(port, servers, interval_ms=INTERVAL_MS, fall=2)
     text = text.replace("    mode: layer7-http\n", "    mode: layer7-http\n    persistence: {type: source-ip}\n")
     appliance = start_appliance(text)
-    wait_until(lambda: set(states(appliance).values()) == {"UP"}, 10, "both real servers UP")
+    wait_until(lambda: set(states(appliance).values()) == {"UP"}, 10, what="both real servers UP")
     # clients from many loopback addresses: each sticks to the server it got first
     clients = [loopback_host(200 + i) for i in range(12)]
     stuck = {c: answers("127.0.0.1", port, 1, source=c)[0] for c in clients}
@@ -175,7 +177,7 @@ def test_all_acts_on_every_service_of_the_real_server(servers, start_appliance):
         f"      - {{name: rs2, address: {rs2.host}, port: {rs2.port}}}\n"
     )
     appliance = start_appliance(text)
-    wait_until(lambda: set(states(appliance, "web2").values()) == {"UP"}, 10, "web2 UP")
+    wait_until(lambda: set(states(appliance, "web2").values()) == {"UP"}, 10, what="web2 UP")
     done = server(appliance, "drain", "web", "rs1", "--all")
     assert "drain web/rs1" in done.stdout and "drain web2/same-box" in done.stdout
     assert states(appliance)["rs1"] == "DRAIN" and states(appliance, "web2")["same-box"] == "DRAIN"

@@ -20,18 +20,18 @@ import shutil
 import socket
 import ssl
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from true_pacs_support import start_services
-from e2e_support import Appliance, haproxy_masters, pid_gone, wait_until
+from support.appliance import Appliance, new_state_dir
+from support.processes import haproxy_masters, pid_gone
+from support.wait import wait_until
 from pacslb.demo import DemoProcess, amqp
 from pacslb.demo.truepacs import TruePacsDemo
 from pacslb.model import load_file
@@ -75,7 +75,7 @@ class TruePacs:
 @pytest.fixture(scope="module")
 def pacs(tmp_path_factory):
     logs = tmp_path_factory.mktemp("true-pacs")
-    state_dir = Path(tempfile.mkdtemp(prefix="pacslb-tp-", dir="/tmp")) / "s"
+    state_dir = new_state_dir("pacslb-tp-", "s")
     services: DemoProcess | None = None
     appliance: Appliance | None = None
     services_log = open(logs / "services.log", "ab")
@@ -87,24 +87,15 @@ def pacs(tmp_path_factory):
     finally:
         # pacslb stop, then the simulated services (their command line names the state directory too),
         # then SIGKILL by PID for anything of the state directory still alive
-        if appliance is not None:
-            try:
-                appliance.remember_pids()
-                done = appliance.stop(timeout=15)
-                if done.returncode != 0:
-                    print(f"pacslb stop exited {done.returncode}: {done.stderr}", file=sys.stderr)
-            except Exception as exc:  # noqa: BLE001 - teardown goes on to the kill
-                print(f"pacslb stop failed: {exc!r}", file=sys.stderr)
-        if services is not None:
-            services.stop()
-        if appliance is not None:
-            left = appliance.kill_leftovers()
-            if left:
-                print(f"teardown killed leftover processes {left}", file=sys.stderr)
-            if appliance.paths.haproxy_log.exists():
-                shutil.copy(appliance.paths.haproxy_log, logs / "haproxy.log")
-        services_log.close()
-        shutil.rmtree(state_dir.parent, ignore_errors=True)
+        try:
+            if appliance is not None:
+                appliance.shut_down(before_kill=services.stop if services is not None else None,
+                                    haproxy_log_to=logs / "haproxy.log", remove_state=False)  # fmt: skip
+            elif services is not None:
+                services.stop()
+        finally:
+            services_log.close()
+            shutil.rmtree(state_dir.parent, ignore_errors=True)
 
 
 # --- clients -------------------------------------------------------------------------------------
@@ -178,7 +169,7 @@ def test_every_real_server_passes_its_health_check(pacs):
                 for vs in s["virtual_services"] for rs in vs["real_servers"])
         and s,
         30,
-        "every real server UP with a passed check",
+        what="every real server UP with a passed check",
     )  # fmt: skip
     servers = [rs for vs in status["virtual_services"] for rs in vs["real_servers"]]
     assert len(servers) == 64
@@ -372,7 +363,7 @@ def test_a_stopped_replica_goes_down_in_time_and_no_get_fails(pacs):
             pacs.plan.stop_server(pacs.control, service, "r1")
             stop_returned = time.monotonic()
             wait_until(
-                lambda: server_state(pacs, service, real_server) == "DOWN", bound + 5, f"{service}/{real_server} DOWN"
+                lambda: server_state(pacs, service, real_server) == "DOWN", bound + 5, what=f"{service}/{real_server} DOWN"
             )
             down_after = time.monotonic() - stopped_at
             time.sleep(2.0)  # traffic after the switch
@@ -397,7 +388,7 @@ def test_a_stopped_replica_goes_down_in_time_and_no_get_fails(pacs):
     wait_until(
         lambda: server_state(pacs, service, real_server) == "UP",
         interval * (rise + 1) + 5,
-        f"{service}/{real_server} UP again",
+        what=f"{service}/{real_server} UP again",
     )
     assert {http_get(pacs, vip, "/inference")[2]["replica"] for _ in range(6)} == {"r1", "r2"}
     judge_failures(pacs, service, failures, len(results), in_flight)

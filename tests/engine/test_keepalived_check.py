@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netns"))
-from netns_support import Lab  # noqa: E402
+from support.netns import Lab
 
 from pacslb.engines.keepalived import process  # noqa: E402
 from pacslb.engines.keepalived.render import KeepalivedPaths, render, render_scripts  # noqa: E402

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "netns"))
-from netns_support import Lab  # noqa: E402
+from support.netns import Lab
 
 from pacslb.engines.nftables import process  # noqa: E402
 from pacslb.engines.nftables.render import Layer4Env, removal, render  # noqa: E402

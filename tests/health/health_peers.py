@@ -11,69 +11,26 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import hl7
 
-LOOPBACK = "127.0.0.1"
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # bench/ puts only tests/health on sys.path
+    sys.path.append(str(Path(__file__).resolve().parents[1]))
+from support.net import LOOPBACK, accepts, free_port  # noqa: E402
+from support.processes import pid_gone, stop_group  # noqa: E402
+from support.wait import wait_until  # noqa: E402
+
+__all__ = ["DicomSCP", "RabbitMQ", "MLLPResponder", "RABBITMQ_BIN", "LOOPBACK", "accepts", "free_port", "pid_gone",
+           "wait_until"]  # fmt: skip
+
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_until(condition, timeout: float = 30.0, step: float = 0.05, what: str = "condition"):
-    """Poll `condition()` until it returns something true; its value, or AssertionError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(step)
-
-
-def accepts(port: int, host: str = LOOPBACK) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def pid_gone(pid: int) -> bool:
-    """True once /proc/PID is gone or a zombie (PID 1 reaps late on this machine)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return raw[raw.rindex(")") + 2] in "ZX"
-
-
-def _stop_group(process: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the process group of `process` (started with start_new_session), SIGKILL after `grace`."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(10)
 
 
 # --- DICOM -------------------------------------------------------------------------------------
@@ -118,7 +75,7 @@ class DicomSCP:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop_group(self.process)
+            stop_group(self.process)
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -176,7 +133,7 @@ class RabbitMQ:
                 )  # fmt: skip
             wait_until(
                 lambda: self.server.poll() is not None or self._greets(),
-                timeout=ready_within, step=0.25, what="RabbitMQ to send Connection.Start",
+                timeout=ready_within, interval=0.25, what="RabbitMQ to send Connection.Start",
             )  # fmt: skip
             if self.server.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited with status {self.server.returncode}: {self.log_tail()}")
@@ -208,7 +165,7 @@ class RabbitMQ:
                 )  # fmt: skip
         for process in (self.server, self.epmd):
             if process is not None:
-                _stop_group(process)
+                stop_group(process)
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 

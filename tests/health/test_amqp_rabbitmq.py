@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from health_peers import LOOPBACK, free_port
+from support.net import LOOPBACK, free_port
 from pacslb.health import AMQPProbe, Target, probe_for
 from pacslb.model.config import AMQPCheck
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from health_peers import pid_gone
+from support.processes import pid_gone
 from pacslb.health import CheckContext, ExternalProbe, Target, probe_for
 from pacslb.model.config import ExternalCheck
 

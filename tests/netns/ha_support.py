@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -29,8 +28,12 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from netns_support import Lab, wait_until  # noqa: E402
+if str(HERE.parent) not in sys.path:  # bench/ha.py puts only tests/netns on sys.path
+    sys.path.append(str(HERE.parent))
+from support.appliance import PACSLB, controller_api, pacslb  # noqa: E402
+from support.netns import Lab  # noqa: E402
+from support.processes import kill_pids  # noqa: E402
+from support.wait import wait_until  # noqa: E402
 
 from pacslb.ha.peer_link import ensure_node_certificate  # noqa: E402
 from pacslb.engines.haproxy.process import children, is_running, read_pidfile  # noqa: E402
@@ -38,7 +41,6 @@ from pacslb.engines.keepalived.render import KeepalivedPaths  # noqa: E402
 from pacslb.paths import StatePaths  # noqa: E402
 
 PY = sys.executable
-PACSLB = [PY, "-m", "pacslb"]
 VIP = "10.77.0.10"
 PORT = 8080
 NODES = {"lb1": ("primary", "10.77.0.2"), "lb2": ("secondary", "10.77.0.3")}
@@ -89,9 +91,7 @@ class Node:
         return StatePaths(self.state)
 
     def api(self, method: str, path: str, timeout: float = 10.0, **kw) -> httpx.Response:
-        transport = httpx.HTTPTransport(uds=str(self.paths.controller_socket))
-        with httpx.Client(transport=transport, base_url="http://pacslb", timeout=timeout) as c:
-            return c.request(method, f"/api/v1{path}", **kw)
+        return controller_api(self.state, method, path, timeout, **kw)
 
     def ha_status(self) -> dict | None:
         try:
@@ -129,7 +129,7 @@ class Pair:
     def start(self, name: str, timeout: float = 60.0) -> Node:
         node = self.nodes[name]
         log = open(node.log, "ab")
-        node.proc = self.lab.popen(node.ns, [*PACSLB, "up", "-c", str(node.config), "--state-dir", str(node.state)],
+        node.proc = self.lab.popen(node.ns, pacslb("up", "-c", str(node.config), state_dir=node.state),
                                    stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         log.close()
 
@@ -144,7 +144,7 @@ class Pair:
     def stop(self, name: str, timeout: float = 60.0) -> None:
         """`pacslb stop` (graceful: keepalived sends priority 0 first)."""
         node = self.nodes[name]
-        done = subprocess.run([*PACSLB, "stop", "--state-dir", str(node.state)], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(pacslb("stop", state_dir=node.state), capture_output=True, text=True, timeout=timeout)
         assert done.returncode == 0, done.stdout + done.stderr
         if node.proc is not None:
             node.proc.wait(timeout)
@@ -153,11 +153,7 @@ class Pair:
         """The node dies: kill -9 its controller, HAProxy and keepalived, and take its link down."""
         node = self.nodes[name]
         self.lab.sh(node.ns, "ip link set l0 down")
-        for pid in node.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_pids(node.pids())
         if node.proc is not None:
             node.proc.wait(30)
         wait_until(lambda: not any(is_running(p) for p in node.pids()), 30, 0.05, f"{name}'s processes to end")
@@ -211,12 +207,8 @@ class Pair:
     def close(self) -> None:
         for node in self.nodes.values():
             if node.proc is not None and node.proc.poll() is None:
-                subprocess.run([*PACSLB, "stop", "--state-dir", str(node.state)], capture_output=True, timeout=60)
-            for pid in node.pids():  # whatever survived (a failed start, a killed controller's engines)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                subprocess.run(pacslb("stop", state_dir=node.state), capture_output=True, timeout=60)
+            kill_pids(node.pids())  # whatever survived (a failed start, a killed controller's engines)
         self.lab.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -321,4 +313,4 @@ def describe(records: list, windows: list[tuple[float, float]], failures: list[l
     return "; ".join(lines)
 
 
-__all__ = ["Pair", "build_pair", "gaps", "describe", "wait_until", "VIP", "PORT", "CLIENTS"]
+__all__ = ["Pair", "build_pair", "gaps", "describe", "sigterm_as_interrupt", "wait_until", "PACSLB", "VIP", "PORT", "CLIENTS"]

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CLIENT, LB_SERVER_SIDE, PORT, RS, VIP, Bed, wait_until  # type: ignore[import-not-found]
+from support.netns import CLIENT, LB_SERVER_SIDE, PORT, RS, VIP, Bed
+from support.wait import wait_until
 
 from pacslb.engines.nftables.render import Layer4Env, render
 from pacslb.model import validate_data

@@ -1,6 +1,6 @@
 """Layer 4 NAT and SNAT over IPv6 through the real kernel, in network namespaces.
 
-The same drawing as conftest.py, with ULA addresses that exist only inside the namespaces (`nodad`:
+The same drawing as the IPv4 bed (support/netns.py, layer4_bed6 there), with ULA addresses that exist only inside the namespaces (`nodad`:
 usable at once, no duplicate-address detection to wait for):
 
     client  c0 fd00:99::2/64                          (route to the VIP: on-link)
@@ -12,14 +12,12 @@ usable at once, no duplicate-address detection to wait for):
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 
 import pytest
 
-from conftest import HERE, PY, Bed, wait_until  # type: ignore[import-not-found]
-from netns_support import Lab  # type: ignore[import-not-found]
+from support.netns import CLIENT6, LB_SERVER_SIDE6, PORT, RS6, VIP6, BACKEND_PORT6, Bed6, layer4_bed6
+from support.wait import wait_until
 from test_layer4 import PACSLB, Appliance, tally  # type: ignore[import-not-found]
 
 from pacslb.engines.nftables.render import Layer4Env, render
@@ -27,62 +25,14 @@ from pacslb.model import validate_data
 
 pytestmark = [pytest.mark.netns, pytest.mark.root]
 
-VIP6 = "fd00:99::10"
-CLIENT6 = "fd00:99::2"
-LB_SERVER_SIDE6 = "fd00:99:1::1"
-RS6 = {"rs1": "fd00:99:1::11", "rs2": "fd00:99:1::12"}
-PORT = 7000
-BACKEND_PORT = 7443  # NAT translates the port too
-
-
-class Bed6(Bed):
-    def start_server(self, name: str, port: int = BACKEND_PORT) -> None:
-        proc = self.lab.popen(self.rs[name], [PY, str(HERE / "l4_server.py"), name, "::", str(port)],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        self.servers[name] = proc
-
-    def client_run(self, mode: str, count: int, port: int = PORT) -> list[str]:
-        out = self.lab.run(self.client, [PY, str(HERE / "l4_client.py"), mode, VIP6, str(port), str(count)], timeout=120)
-        return json.loads(out.stdout)["answers"]
+BACKEND_PORT = BACKEND_PORT6  # NAT translates the port too
 
 
 @pytest.fixture
 def bed6():
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
-    with Lab() as lab:
-        sw = lab.ns("sw")
-        lab.sh(sw, "ip link add br0 type bridge mcast_snooping 0")
-        lab.sh(sw, "ip link set br0 up")
-        client, lb = lab.ns("client"), lab.ns("lb")
-        rs = {name: lab.ns(name) for name in RS6}
-        for port, (ns, dev) in enumerate([(client, "c0"), (lb, "l0"), (rs["rs1"], "r0"), (rs["rs2"], "r0")]):
-            lab.veth(sw, f"p{port}", ns, dev)
-            lab.sh(sw, f"ip link set p{port} master br0")
-        lab.sh(client, f"ip -6 addr add {CLIENT6}/64 dev c0 nodad")
-        lab.sh(lb, "sysctl -qw net.ipv6.conf.all.forwarding=1")
-        lab.sh(lb, "ip -6 addr add fd00:99::1/64 dev l0 nodad")
-        lab.sh(lb, f"ip -6 addr add {LB_SERVER_SIDE6}/64 dev l0 nodad")
-        lab.sh(lb, f"ip -6 addr add {VIP6}/128 dev l0 nodad")
-        for name, address in RS6.items():
-            lab.sh(rs[name], f"ip -6 addr add {address}/64 dev r0 nodad")
-            lab.sh(rs[name], f"ip -6 route add default via {LB_SERVER_SIDE6}")
-        bed = Bed6(lab, client, lb, rs, {})
-        for name in RS6:
-            bed.start_server(name)
-        # New IPv6 links settle for a moment (link-local DAD, first neighbour discovery): until the load
-        # balancer reaches every real server, an appliance's first checks could fail and take one out.
-        reach = ("import socket, sys, time\n"
-                 "end = time.monotonic() + 20\n"
-                 "for address in sys.argv[2:]:\n"
-                 "    while True:\n"
-                 "        try:\n"
-                 "            socket.create_connection((address, int(sys.argv[1])), timeout=0.5).close(); break\n"
-                 "        except OSError:\n"
-                 "            if time.monotonic() > end: sys.exit(f'{address} unreachable')\n"
-                 "            time.sleep(0.05)\n")  # fmt: skip
-        lab.run(lb, [PY, "-c", reach, str(BACKEND_PORT), *RS6.values()], timeout=30)
+    with layer4_bed6() as bed:
         yield bed
 
 

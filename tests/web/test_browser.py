@@ -14,8 +14,6 @@ rolls back a revision. A screenshot of every page goes to test-artifacts/webui/ 
 from __future__ import annotations
 
 import shutil
-import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -25,7 +23,8 @@ import pytest
 import yaml
 
 from true_pacs_support import start_services
-from e2e_support import Appliance, wait_until
+from support.appliance import Appliance, new_state_dir
+from support.wait import wait_until
 from pacslb.demo import DemoProcess
 from pacslb.demo.truepacs import TruePacsDemo
 from pacslb.store.metrics import MetricsStore
@@ -59,7 +58,7 @@ def with_management_on_a_free_port(config_file: Path) -> None:
 def appliance(tmp_path_factory):
     """The True PACS appliance with its WebUI: (plan, appliance, WebUI URL, admin password)."""
     logs = tmp_path_factory.mktemp("webui")
-    state_dir = Path(tempfile.mkdtemp(prefix="pacslb-ui-", dir="/tmp")) / "s"
+    state_dir = new_state_dir("pacslb-ui-", "s")
     services: DemoProcess | None = None
     running: Appliance | None = None
     services_log = open(logs / "services.log", "ab")
@@ -69,25 +68,18 @@ def appliance(tmp_path_factory):
         running = Appliance(state_dir=state_dir, config=plan.config_file, log=logs / "pacslb-up.log")
         running.up()
         url_file, password_file = state_dir / "management-url", state_dir / "initial-admin-password"
-        wait_until(lambda: url_file.exists() and password_file.exists(), 30, "the WebUI's address and admin password")
+        wait_until(lambda: url_file.exists() and password_file.exists(), 30, what="the WebUI's address and admin password")
         yield plan, running, url_file.read_text().strip().rstrip("/"), password_file.read_text().strip()
     finally:
-        if running is not None:
-            try:
-                running.remember_pids()
-                running.stop(timeout=15)
-            except Exception as exc:  # noqa: BLE001 - teardown goes on to the kill
-                print(f"pacslb stop failed: {exc!r}", file=sys.stderr)
-        if services is not None:
-            services.stop()
-        if running is not None:
-            left = running.kill_leftovers()
-            if left:
-                print(f"teardown killed leftover processes {left}", file=sys.stderr)
-            if running.paths.haproxy_log.exists():
-                shutil.copy(running.paths.haproxy_log, logs / "haproxy.log")
-        services_log.close()
-        shutil.rmtree(state_dir.parent, ignore_errors=True)
+        try:
+            if running is not None:
+                running.shut_down(before_kill=services.stop if services is not None else None,
+                                  haproxy_log_to=logs / "haproxy.log", remove_state=False)  # fmt: skip
+            elif services is not None:
+                services.stop()
+        finally:
+            services_log.close()
+            shutil.rmtree(state_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +225,7 @@ def test_webui_in_chromium(appliance, browser):
         expect(page.locator("table.list")).to_contain_text("vip.pem")
         shoot(page, "09-certificates")
         store = MetricsStore(metrics_path(running.state_dir))
-        wait_until(lambda: store.series(time.time() - 3600).get("WFC_http"), 60, "metrics samples of WFC_http",
+        wait_until(lambda: store.series(time.time() - 3600).get("WFC_http"), 60, what="metrics samples of WFC_http",
                    interval=1.0)  # fmt: skip
         page.goto(f"{url}/graphs?service=WFC_http")
         expect(page.locator('section.graph[data-service="WFC_http"] svg.chart')).to_have_count(3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,11 @@ from pacslb.templates import TEMPLATES, TemplateOptions
 from pacslb.templates.true_pacs import DEFAULT_SERVICES, SERVICES, TruePacsParams, render_true_pacs
 
 
-def _csv_path() -> Path | None:
-    candidates = []
-    if os.environ.get("PACSLB_SHARED_DIR"):
-        candidates.append(Path(os.environ["PACSLB_SHARED_DIR"]) / "true-pacs-vips.csv")
-    candidates.append(Path(__file__).resolve().parents[3] / ".." / "shared" / "true-pacs-vips.csv")
-    return next((c for c in candidates if c.is_file()), None)
+GUIDE_TABLE = Path(__file__).resolve().parents[2] / "data" / "true-pacs-vips.csv"  # see tests/data/README.md
 
 
 def _rows() -> list[dict[str, str]]:
-    path = _csv_path()
-    if path is None:
-        pytest.skip("true-pacs-vips.csv not found beside the repository (../shared/) nor in $PACSLB_SHARED_DIR")
-    with path.open(newline="") as handle:
+    with GUIDE_TABLE.open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 

@@ -1,0 +1,13 @@
+"""What the tests share (importable as `support` with tests/ on sys.path: pyproject's pythonpath does it).
+
+  support.wait         wait_until(predicate, timeout, interval, what): the one polling helper
+  support.net          free_port, loopback_host, accepts, http_get (loopback only)
+  support.processes    pid_gone, processes_of, haproxy_masters, kill_pids, stop_group (by PID, never by name)
+  support.realservers  TinyHTTPServer: a real HTTP server on loopback answering its name
+  support.configs      configuration builders (real_server, service, config_text, http_service_config, ...)
+  support.appliance    the appliance harness: `pacslb up` on a state directory, its API, its end by PID
+  support.netns        network-namespace beds (Lab; the layer 4 bed), without pytest: bench/ can import it
+
+Directory-specific helpers stay beside their tests (e2e/changes_support.py, e2e/true_pacs_support.py,
+api/api_support.py, netns/ha_support.py, health/health_peers.py) and build on this package.
+"""
