@@ -8,13 +8,18 @@ PY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium
 
-.PHONY: demo test deps venv debs clean
+.PHONY: demo test lint deps venv debs clean
 
 demo: deps
 	$(VENV)/bin/pacslb demo $(DEMO_ARGS)
 
-test: deps
+test: deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff: the formatter owns the layout; the checker finds unused imports, likely bugs and noqa without a use
+lint: venv
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench
 
 deps: debs venv
 

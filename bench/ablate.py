@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as bench  # noqa: E402  (bench/run.py: its real servers, targets and measurement)
-from lib.engines import haproxy_check  # noqa: E402
-from lib.machine import machine_info, versions  # noqa: E402
-from lib.procs import Child  # noqa: E402
-from lib.report import stamp, utc_now, write_results  # noqa: E402
-from lib.rounds import rotated  # noqa: E402
-from pacslb.demo import DemoProcess, demo_spec_for  # noqa: E402
+import run as bench
+from lib.engines import haproxy_check
+from lib.machine import machine_info, versions
+from lib.procs import Child
+from lib.report import stamp, utc_now, write_results
+from lib.rounds import rotated
+
+from pacslb.demo import DemoProcess, demo_spec_for
 
 
 def _drop_lines(pattern: str) -> Callable[[str], str]:
@@ -74,20 +75,45 @@ def _compose(*edits: Callable[[str], str]) -> Callable[[str], str]:
 
 # (name, what it takes out, edit). A variant runs only if its edit changes the rendered text.
 FEATURES: list[tuple[str, str, Callable[[str], str]]] = [
-    ("-httplog", "option httplog / log-format / option dontlognull", _drop_lines(r"^\s*(option\s+(httplog|tcplog|dontlognull)|log-format|error-log-format)\b")),
+    (
+        "-httplog",
+        "option httplog / log-format / option dontlognull",
+        _drop_lines(r"^\s*(option\s+(httplog|tcplog|dontlognull)|log-format|error-log-format)\b"),
+    ),
     ("-log", "every `log` line (and the HTTP log format)", _drop_lines(r"^\s*(log\s|option\s+(httplog|tcplog)|log-format)")),
     ("-forwardfor", "option forwardfor", _drop_lines(r"^\s*option\s+forwardfor\b")),
-    ("-checks", "health checks (check on servers, option httpchk, http-check)",
-     _compose(_drop_lines(r"^\s*(option\s+httpchk|http-check)\b"), _drop_server_words("check", "inter+", "fall+", "rise+", "port+"))),
+    (
+        "-checks",
+        "health checks (check on servers, option httpchk, http-check)",
+        _compose(
+            _drop_lines(r"^\s*(option\s+httpchk|http-check)\b"), _drop_server_words("check", "inter+", "fall+", "rise+", "port+")
+        ),
+    ),
     ("-http-reuse", "http-reuse", _drop_lines(r"^\s*http-reuse\b")),
     ("-stick", "stick tables and stick rules", _drop_lines(r"^\s*(stick-table|stick\s|stick\s+on|stick\s+match|stick\s+store)")),
-    ("-http-rules", "http-request / http-response / http-after-response rules", _drop_lines(r"^\s*(http-request|http-response|http-after-response)\b")),
+    (
+        "-http-rules",
+        "http-request / http-response / http-after-response rules",
+        _drop_lines(r"^\s*(http-request|http-response|http-after-response)\b"),
+    ),
     ("-maxconn", "maxconn lines", _drop_lines(r"^\s*maxconn\b")),
-    ("-redispatch-retries", "option redispatch / retries / retry-on", _drop_lines(r"^\s*(option\s+redispatch|retries|retry-on)\b")),
-    ("-server-state", "server-state-file / load-server-state-from-file", _drop_lines(r"^\s*(server-state-file|load-server-state-from-file)\b")),
+    (
+        "-redispatch-retries",
+        "option redispatch / retries / retry-on",
+        _drop_lines(r"^\s*(option\s+redispatch|retries|retry-on)\b"),
+    ),
+    (
+        "-server-state",
+        "server-state-file / load-server-state-from-file",
+        _drop_lines(r"^\s*(server-state-file|load-server-state-from-file)\b"),
+    ),
     ("-stats", "stats socket / stats lines / prometheus", _drop_lines(r"^\s*(stats\s|.*prometheus-exporter)")),
     ("-tune", "tune.* lines", _drop_lines(r"^\s*tune\.")),
-    ("-http-server-close", "option http-server-close / httpclose / forceclose", _drop_lines(r"^\s*option\s+(http-server-close|httpclose|forceclose)\b")),
+    (
+        "-http-server-close",
+        "option http-server-close / httpclose / forceclose",
+        _drop_lines(r"^\s*option\s+(http-server-close|httpclose|forceclose)\b"),
+    ),
     ("-abortonclose", "option abortonclose", _drop_lines(r"^\s*option\s+abortonclose\b")),
     ("-unique-id", "unique-id-format / unique-id-header", _drop_lines(r"^\s*unique-id-(format|header)\b")),
     ("-capture", "capture / declare capture lines", _drop_lines(r"^\s*(capture|declare\s+capture)\b")),
@@ -112,9 +138,17 @@ def _log_to_ring(cfg: str) -> str:
 
 # Alternatives ("~name"): the rendered file with one thing changed rather than taken out; not part of -all.
 ALTERNATIVES: list[tuple[str, str, Callable[[str], str]]] = [
-    ("~dontlog-normal", "adds option dontlog-normal: log only errors, timeouts, retries and 5xx", _add_to_defaults("option dontlog-normal")),
+    (
+        "~dontlog-normal",
+        "adds option dontlog-normal: log only errors, timeouts, retries and 5xx",
+        _add_to_defaults("option dontlog-normal"),
+    ),
     ("~log-ring", "log to an in-memory ring instead of stdout", _log_to_ring),
-    ("~reuse-always", "http-reuse always instead of safe", lambda cfg: re.sub(r"^(\s*)http-reuse\s+\w+", r"\1http-reuse always", cfg, flags=re.M)),
+    (
+        "~reuse-always",
+        "http-reuse always instead of safe",
+        lambda cfg: re.sub(r"^(\s*)http-reuse\s+\w+", r"\1http-reuse always", cfg, flags=re.M),
+    ),
 ]
 
 

@@ -40,9 +40,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "netns"))
+from ha_support import build_pair, gaps, sigterm_as_interrupt, wait_until  # noqa: E402
 from lib.machine import first_line  # noqa: E402
 from lib.report import replace_section, stamp, utc_now, write_results  # noqa: E402
-from ha_support import build_pair, gaps, sigterm_as_interrupt, wait_until  # noqa: E402
 
 RESULTS_DIR = HERE / "results"
 README = HERE / "README.md"
@@ -60,11 +60,11 @@ def run(failovers: int) -> dict:
             for i in range(failovers):
                 master = pair.wait_one_master()
                 backup = pair.other(master)
-                wait_until(lambda: pair.nodes[backup].vrrp() == "BACKUP", 60, 0.1, "a backup")
+                wait_until(lambda backup=backup: pair.nodes[backup].vrrp() == "BACKUP", 60, 0.1, "a backup")
                 how = "stop" if i % 2 == 0 else "kill"
                 trigger = time.time()
                 pair.stop(master) if how == "stop" else pair.kill(master)
-                wait_until(lambda: pair.nodes[backup].vrrp() == "MASTER", 60, 0.05, f"{backup} to take over")
+                wait_until(lambda backup=backup: pair.nodes[backup].vrrp() == "MASTER", 60, 0.05, f"{backup} to take over")
                 triggers.append((trigger, time.time() + 1.0, how, master))
                 time.sleep(1.0)
                 pair.start(master) if how == "stop" else pair.revive(master)
@@ -79,10 +79,12 @@ def run(failovers: int) -> dict:
     found, outside = gaps(records, [(start, end) for start, end, _, _ in triggers])
     return {
         "started": started.isoformat(),
-        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
-                    "keepalived": first_line(["keepalived", "--version"])},
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "keepalived": first_line(["keepalived", "--version"])},
         "settings": {"advert_interval_ms": 100, "transport": "unicast", "preempt": False, "client_connect_timeout_ms": 100},
-        "failovers": [{"how": how, "from": node, "gap_ms": round(g * 1000, 1)} for (_, _, how, node), g in zip(triggers, found)],
+        "failovers": [
+            {"how": how, "from": node, "gap_ms": round(g * 1000, 1)}
+            for (_, _, how, node), g in zip(triggers, found, strict=False)
+        ],
         "requests": len(records),
         "failed": sum(1 for r in records if not r[2]),
         "failed_outside_failovers": len(outside),

@@ -124,9 +124,7 @@ def start_peers(case: str, dicom_peers: int) -> Peers:
     if case in ("connect", "http", "hl7"):
         port = free_port()
         kind = {"connect": "tcp", "http": "http", "hl7": "mllp"}[case]
-        process = subprocess.Popen(
-            bounded([sys.executable, "-c", PEER_CODE, kind, str(port)], 3600), start_new_session=True
-        )
+        process = subprocess.Popen(bounded([sys.executable, "-c", PEER_CODE, kind, str(port)], 3600), start_new_session=True)
         peers = Peers([("127.0.0.1", port)], stoppers=[lambda: kill_group(process)])
         wait_until(lambda: accepts(port), what=f"the {kind} peer")
         peers.pids = [process.pid]
@@ -268,8 +266,9 @@ def _ms(x: float | None) -> float | None:
     return None if x is None else round(x * 1000, 2)
 
 
-def run_worker_process(case: str, targets, rate: float, duration: float, warmup: float, timeout: float,
-                       profile: Path | None, nice: int = 0) -> dict:
+def run_worker_process(
+    case: str, targets, rate: float, duration: float, warmup: float, timeout: float, profile: Path | None, nice: int = 0
+) -> dict:
     command = (["nice", "-n", str(nice)] if nice else []) + [sys.executable, str(Path(__file__).resolve()), "--worker", case, "--rate", str(rate),
                "--duration", str(duration), "--warmup", str(warmup), "--timeout", str(timeout),
                "--targets", json.dumps(targets)]  # fmt: skip
@@ -343,14 +342,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--timeout", type=float, default=2.0, help="the checks' timeout, seconds")
     parser.add_argument("--dicom-peers", type=int, default=8, help="storescp processes for dicom-echo")
-    parser.add_argument("--checker-nice", type=int, default=0,
-                        help="niceness of the checker process (negative needs root): keeps a busy shared machine from starving it")
+    parser.add_argument(
+        "--checker-nice",
+        type=int,
+        default=0,
+        help="niceness of the checker process (negative needs root): keeps a busy shared machine from starving it",
+    )
     parser.add_argument("--quick", action="store_true", help="2 s runs at 200/s, no README update")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results")
     parser.add_argument("--readme", type=Path, default=HERE / "README.md")
     parser.add_argument("--no-readme", action="store_true")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="write the top functions by CPU (every thread; needs `pip install yappi`) of each checker process into this dir")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write the top functions by CPU (every thread; needs `pip install yappi`) of each checker process into this dir",
+    )
     # the checker process
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=None, help=argparse.SUPPRESS)
@@ -373,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
             lines = [f"{'self ms/check':>13} {'total ms/check':>14} {'calls/check':>11}  function"]
             for f in list(stats)[:40]:
                 where = f.module.split("site-packages/")[-1]
-                lines.append(f"{f.tsub * 1000 / checks:13.3f} {f.ttot * 1000 / checks:14.3f} {f.ncall / checks:11.1f}  {where}:{f.name}")
+                lines.append(
+                    f"{f.tsub * 1000 / checks:13.3f} {f.ttot * 1000 / checks:14.3f} {f.ncall / checks:11.1f}  {where}:{f.name}"
+                )
             args.profile.mkdir(parents=True, exist_ok=True)
             (args.profile / f"{args.worker}-{args.rate:g}.txt").write_text("\n".join(lines) + "\n")
         else:
@@ -389,8 +398,12 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "health",
         "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": " ".join(["bench/health_checks.py", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release(),
-                    "loadavg_at_start": os.getloadavg()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+            "loadavg_at_start": os.getloadavg(),
+        },
         "note": "the machine is shared: see loadavg_at_start/loadavg_at_end for the load of other processes",
         "checker_nice": args.checker_nice,
         "duration_s": args.duration,
@@ -409,8 +422,9 @@ def main(argv: list[str] | None = None) -> int:
             best = None
             for rate in rates:
                 cpu0, t0 = tree_cpu(peers.pids), time.monotonic()
-                run = run_worker_process(case, peers.targets, rate, args.duration, args.warmup, args.timeout, args.profile,
-                                         args.checker_nice)
+                run = run_worker_process(
+                    case, peers.targets, rate, args.duration, args.warmup, args.timeout, args.profile, args.checker_nice
+                )
                 # The peers' CPU over the whole worker life (start-up included): an upper bound for the window.
                 run["peers_cpu"] = (tree_cpu(peers.pids) - cpu0) / (time.monotonic() - t0)
                 run["sustained"] = sustained(run)

@@ -67,7 +67,8 @@ from lib.cli import measurement_counts, split_choices  # noqa: E402
 from lib.engines import haproxy_nbthread, render_haproxy, validated  # noqa: E402
 from lib.machine import machine_info, require_tools, versions  # noqa: E402
 from lib.procfs import children_of, cpu_delta, cpu_times, interrupts, net_rx_softirqs, process_times  # noqa: E402
-from lib.procs import log_tail as tail, pinned, stop_process, wait_until  # noqa: E402
+from lib.procs import log_tail as tail  # noqa: E402
+from lib.procs import pinned, stop_process, wait_until  # noqa: E402
 from lib.report import fmt, markers, replace_section, stamp, utc_now, write_results  # noqa: E402
 from lib.rounds import schedule  # noqa: E402
 from lib.stats import median, per_request_us  # noqa: E402
@@ -109,8 +110,12 @@ CASES: dict[str, Case] = {
         Case("nat", 8001, "nftables NAT (layer4-nat rendered by pacslb): conntrack DNAT, replies back through the LB"),
         Case("dr", 8002, "nftables DR (layer4-dr rendered by pacslb): ingress MAC rewrite + fwd, replies bypass the LB"),
         Case("haproxy", 8003, "HAProxy, the layer7-tcp configuration pacslb renders, haproxy -db -f, nbthread = LB CPUs"),
-        Case("routed", 8001, "no nftables, no proxy: the load balancer routes client <-> real server 1 (10.99.1.11) both ways: "
-             "the floor of any path through its kernel, packet steering included"),
+        Case(
+            "routed",
+            8001,
+            "no nftables, no proxy: the load balancer routes client <-> real server 1 (10.99.1.11) both ways: "
+            "the floor of any path through its kernel, packet steering included",
+        ),
         Case("direct", 8004, "no load balancer: client to real server 1 (the ceiling of client and servers)"),
     )
 }
@@ -130,8 +135,14 @@ WORKLOADS: dict[str, Workload] = {
         Workload("small-keepalive", "/small", 50, False, f"GET /small ({SMALL_BYTES}-byte file), keep-alive"),
         Workload("small-close", "/small", 50, True, "GET /small, Connection: close (a new connection per request)"),
         Workload("10mb-keepalive", "/10mb", 8, False, "GET /10mb (10 MiB file), keep-alive"),
-        Workload("10mb-keepalive-mtu", "/10mb", 8, False,
-                 f"GET /10mb, keep-alive, gso_max_size {WIRE} on every veth: MTU-sized packets, as on a wire", WIRE),
+        Workload(
+            "10mb-keepalive-mtu",
+            "/10mb",
+            8,
+            False,
+            f"GET /10mb, keep-alive, gso_max_size {WIRE} on every veth: MTU-sized packets, as on a wire",
+            WIRE,
+        ),
     )
 }
 
@@ -174,12 +185,16 @@ class CpuPlan:
     @property
     def method(self) -> str:
         if self.lb is None:
-            return ("no CPU split (fewer than 2 CPUs or --no-pin): system + irq + softirq time of the whole machine in "
-                    "/proc/stat minus its idle rate, plus HAProxy's utime (client and servers' kernel work included)")
-        return (f"the load balancer owns CPU {self.lb} (HAProxy pinned there, RPS steers the packets arriving on its "
-                f"interface there, a SCHED_IDLE busy loop keeps the tick running), everything else runs on CPU {self.rest}: "
-                f"LB CPU = system + irq + softirq time of CPU {self.lb} in /proc/stat minus its idle rate (idle seconds "
-                "before and after each run), plus HAProxy's utime from /proc/PID/stat")
+            return (
+                "no CPU split (fewer than 2 CPUs or --no-pin): system + irq + softirq time of the whole machine in "
+                "/proc/stat minus its idle rate, plus HAProxy's utime (client and servers' kernel work included)"
+            )
+        return (
+            f"the load balancer owns CPU {self.lb} (HAProxy pinned there, RPS steers the packets arriving on its "
+            f"interface there, a SCHED_IDLE busy loop keeps the tick running), everything else runs on CPU {self.rest}: "
+            f"LB CPU = system + irq + softirq time of CPU {self.lb} in /proc/stat minus its idle rate (idle seconds "
+            "before and after each run), plus HAProxy's utime from /proc/PID/stat"
+        )
 
     def lb_mask(self) -> str:
         return format(1 << self.lb, "x") if self.lb is not None else "0"
@@ -257,7 +272,7 @@ class Bed:
     def l0_bytes(self) -> dict[str, int]:
         keys = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets")
         out = self.lab.sh(self.lb, "cat " + " ".join(f"/sys/class/net/l0/statistics/{k}" for k in keys))
-        values = dict(zip(keys, (int(x) for x in out.split())))
+        values = dict(zip(keys, (int(x) for x in out.split()), strict=False))
         return {"rx": values["rx_bytes"], "tx": values["tx_bytes"],
                 "rx_packets": values["rx_packets"], "tx_packets": values["tx_packets"]}  # fmt: skip
 
@@ -532,8 +547,8 @@ def measure(bed: Bed, case: str, workload: Workload, duration: int, baseline_s: 
         run_kernel -= sum(base["cpus"][bed.plan.lb_key][k] for k in kernel) / base["wall"] * wall
     cpu["lb_kernel_net_s"] = round(run_kernel, 3)
     cpu.update(lb_cpu(cpu))
-    data["net_rx_softirqs_per_cpu"] = [b - a for a, b in zip(rx0, rx1)]
-    data["ipis_per_cpu"] = {k: [b - a for a, b in zip(irq0[k], irq1[k])] for k in irq1 if k in irq0}
+    data["net_rx_softirqs_per_cpu"] = [b - a for a, b in zip(rx0, rx1, strict=False)]
+    data["ipis_per_cpu"] = {k: [b - a for a, b in zip(irq0[k], irq1[k], strict=False)] for k in irq1 if k in irq0}
     data["lb_l0_bytes"] = {k: l0_after[k] - l0_before[k] for k in l0_after}
     if bed.haproxy is not None and bed.haproxy.poll() is not None:
         raise RuntimeError(f"haproxy died during the run: {tail(bed.haproxy_log)}")
@@ -630,8 +645,10 @@ def running_bed(opts: Options, tmp: Path) -> Iterator[Bed]:
 def run_bench(opts: Options) -> dict[str, Any]:
     if os.geteuid() != 0:
         raise RuntimeError("bench/layer4.py needs root (network namespaces, nftables)")
-    require_tools(("wrk", "nginx", "nft", "ip", *(["haproxy"] if "haproxy" in opts.cases else [])),
-                  "apt-get install -y wrk nginx-light nftables haproxy iproute2")
+    require_tools(
+        ("wrk", "nginx", "nft", "ip", *(["haproxy"] if "haproxy" in opts.cases else [])),
+        "apt-get install -y wrk nginx-light nftables haproxy iproute2",
+    )
     started = utc_now()
     load_at_start = os.getloadavg()
     runs: list[dict[str, Any]] = []
@@ -677,17 +694,22 @@ def run_bench(opts: Options) -> dict[str, Any]:
                     "wrk_threads": 1,
                     "workloads": {w: WORKLOADS[w].parameters() for w in opts.workloads},
                     "order": "per workload: every round runs every case, order rotated by one each round",
-                    "cpu_plan": {"lb_cpu": bed.plan.lb, "rest_cpu": bed.plan.rest, "method": bed.plan.method,
-                                 "soaker": opts.soak and bed.plan.lb is not None},
+                    "cpu_plan": {
+                        "lb_cpu": bed.plan.lb,
+                        "rest_cpu": bed.plan.rest,
+                        "method": bed.plan.method,
+                        "soaker": opts.soak and bed.plan.lb is not None,
+                    },
                     "haproxy_nbthread": haproxy_nbthread(bed.haproxy_cfg) if bed.haproxy_cfg else None,
                     "nginx": "2 real servers, 1 worker each, sendfile on, access_log off",
                     "topology": "client, load balancer and 2 real servers in their own namespaces, veth pairs on one bridge "
-                                "(tests/netns/conftest.py); VIP 10.99.0.10",
+                    "(tests/netns/conftest.py); VIP 10.99.0.10",
                 },
                 "machine": {**machine_info(), "loadavg_at_start": load_at_start},
                 "versions": versions(("haproxy", "nginx", "nft", "wrk")),
-                "cases": {c: {"description": CASES[c].description, "target": "%s:%d" % target(c), "route": routes[c]}
-                          for c in cases},  # fmt: skip
+                "cases": {
+                    c: {"description": CASES[c].description, "target": "%s:%d" % target(c), "route": routes[c]} for c in cases
+                },  # fmt: skip
                 "configs": {"nat": bed.rulesets.get("nat"), "dr": bed.rulesets.get("dr"), "haproxy": bed.haproxy_cfg or None},
                 "haproxy_log_bytes": haproxy_log_bytes,
                 "runs": runs,
@@ -775,8 +797,10 @@ def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
                 lb = f"({fmt(r['lb_softirq_us_per_req'], ',.1f')}) | - | - | ({fmt(r['lb_cores'], '.2f')})"
                 sent = "- | -"
             else:
-                lb = (f"{fmt(r['lb_softirq_us_per_req'], ',.1f')} | {fmt(r['haproxy_process_us_per_req'], ',.1f')} | "
-                      f"{fmt(r['lb_cpu_us_per_req'], ',.1f')} | {fmt(r['lb_cores'], '.2f')}")
+                lb = (
+                    f"{fmt(r['lb_softirq_us_per_req'], ',.1f')} | {fmt(r['haproxy_process_us_per_req'], ',.1f')} | "
+                    f"{fmt(r['lb_cpu_us_per_req'], ',.1f')} | {fmt(r['lb_cores'], '.2f')}"
+                )
                 sent = f"{fmt(r.get('lb_packets_per_req'), ',.1f')} | {fmt(r['lb_tx_per_byte_served'], '.2f')}"
             lines.append(
                 f"| {label} | {c} | {fmt(r['rps'], ',.0f')} | {fmt(r['mib_per_s'], ',.1f')} | "
@@ -829,11 +853,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-pin", action="store_true", help="no CPU split: measure the whole machine's CPU instead")
     ap.add_argument("--no-soak", action="store_true", help="no SCHED_IDLE busy loop on the load balancer's CPU")
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where <timestamp>-layer4.json goes")
-    ap.add_argument("--readme", type=Path, help="regenerate the results section of this file (default bench/README.md, not with --quick)")
+    ap.add_argument(
+        "--readme", type=Path, help="regenerate the results section of this file (default bench/README.md, not with --quick)"
+    )
     ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
-    ap.add_argument("--report", type=Path, metavar="JSON",
-                    help="measure nothing: recompute the derived numbers of this results file, print its tables "
-                         "(and write them to --readme if given)")
+    ap.add_argument(
+        "--report",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: recompute the derived numbers of this results file, print its tables "
+        "(and write them to --readme if given)",
+    )
     return ap.parse_args(argv)
 
 

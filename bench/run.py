@@ -54,7 +54,7 @@ from pacslb.demo import DemoProcess, demo_spec_for  # noqa: E402
 
 sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
 from lib.cli import measurement_counts, split_choices  # noqa: E402
-from lib.engines import haproxy_check, haproxy_global_maxconn, haproxy_nbthread, render_haproxy  # noqa: E402,F401
+from lib.engines import haproxy_check, haproxy_global_maxconn, haproxy_nbthread, render_haproxy  # noqa: E402
 from lib.machine import machine_info, require_tools, versions  # noqa: E402
 from lib.procfs import cpu_seconds, machine_busy_seconds  # noqa: E402
 from lib.procs import Child, wait_until  # noqa: E402
@@ -62,7 +62,6 @@ from lib.report import fmt, markers, replace_section, stamp, utc_now, write_resu
 from lib.rounds import schedule  # noqa: E402
 from lib.stats import median, per_request_us, ratio  # noqa: E402
 from lib.wrk import Workload, errors, medians, parse_wrk, report_of, totals, wrk_command  # noqa: E402,F401
-
 
 MINIMAL_HAPROXY_TEMPLATE = HERE / "minimal-haproxy.cfg.tmpl"
 MINIMAL_NGINX_TEMPLATE = HERE / "minimal-nginx.conf.tmpl"
@@ -175,9 +174,7 @@ def bench_config_data(listen_port: int, servers: list[tuple[str, int]]) -> dict[
                 "mode": "layer7-http",
                 "listen": [{"address": VIP_ADDRESS, "port": listen_port}],
                 "health_check": {"type": "http", "path": "/health"},
-                "real_servers": [
-                    {"name": f"r{i + 1}", "address": addr, "port": port} for i, (addr, port) in enumerate(servers)
-                ],
+                "real_servers": [{"name": f"r{i + 1}", "address": addr, "port": port} for i, (addr, port) in enumerate(servers)],
             }
         ],
     }
@@ -311,9 +308,7 @@ def measure(target: Target, workload: Workload, duration: int, demo_pid: int, wr
     proxy0, backend0, wrk0 = cpu_seconds(proxy_pids), cpu_seconds([demo_pid]), _children_cpu()
     busy0 = machine_busy_seconds()
     t0 = time.monotonic()
-    r = subprocess.run(
-        wrk_command(url, workload, duration, wrk_threads), capture_output=True, text=True, timeout=duration + 60
-    )
+    r = subprocess.run(wrk_command(url, workload, duration, wrk_threads), capture_output=True, text=True, timeout=duration + 60)
     wall = time.monotonic() - t0
     busy = machine_busy_seconds() - busy0
     data = report_of(r, f"against {url}")
@@ -377,8 +372,12 @@ def run_bench(opts: Options) -> dict[str, Any]:
                 "machine": machine_info(),
                 "versions": versions(),
                 "cases": {
-                    c: {"name": CASES[c][0], "description": CASES[c][1], "address": f"{targets[c].host}:{targets[c].port}",
-                        "route": targets[c].route}
+                    c: {
+                        "name": CASES[c][0],
+                        "description": CASES[c][1],
+                        "address": f"{targets[c].host}:{targets[c].port}",
+                        "route": targets[c].route,
+                    }
                     for c in cases
                 },  # fmt: skip
                 "configs": {c: targets[c].config for c in cases if targets[c].config is not None},
@@ -473,9 +472,7 @@ def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
         bc = r.get("b/c")
         ok = "-" if bc is None else ("yes" if bc >= RATIO_TARGET else "**no**")
         per_round = ", ".join(f"{x:.3f}" for x in r.get("b/c_per_round", [])) or "-"
-        lines.append(
-            f"| {w} | {fmt(bc, '.3f')} | {per_round} | {fmt(r.get('b/d'), '.3f')} | {fmt(r.get('b/a'), '.3f')} | {ok} |"
-        )
+        lines.append(f"| {w} | {fmt(bc, '.3f')} | {per_round} | {fmt(r.get('b/d'), '.3f')} | {fmt(r.get('b/a'), '.3f')} | {ok} |")
     return "\n".join(lines) + "\n"
 
 
@@ -492,7 +489,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cases", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     ap.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated subset of " + ",".join(WORKLOADS))
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where <timestamp>-l7.json goes")
-    ap.add_argument("--readme", type=Path, help="regenerate the results section of this file (default bench/README.md, not with --quick)")
+    ap.add_argument(
+        "--readme", type=Path, help="regenerate the results section of this file (default bench/README.md, not with --quick)"
+    )
     ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
     ap.add_argument("--report", type=Path, metavar="RESULTS_JSON",
                     help="run nothing: print the table of an earlier results file and put it in the README")  # fmt: skip

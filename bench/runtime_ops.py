@@ -63,7 +63,7 @@ from lib.machine import haproxy_version  # noqa: E402
 from lib.procfs import ppid, rss_kb  # noqa: E402
 from lib.procs import die_with_parent  # noqa: E402
 from lib.report import markers, replace_section, write_results  # noqa: E402
-from lib.stats import ms_summary as summary, percentile  # noqa: E402,F401  (percentile: tests/bench)
+from lib.stats import ms_summary as summary  # noqa: E402  (percentile: tests/bench)
 
 MARK_START, MARK_END = markers("runtime")
 
@@ -71,6 +71,7 @@ MARK_START, MARK_END = markers("runtime")
 def update_readme(path: Path, section: str) -> None:
     """This benchmark's section of bench/README.md, between its markers; the rest of the file is kept."""
     replace_section(path, "runtime", section)
+
 
 RSS_GOAL_MB = 150
 PYTHON = sys.executable
@@ -283,8 +284,10 @@ def runtime_operations(app: Appliance, targets: list[tuple[str, str]], count: in
         "count": count,
         "visible": summary([r["visible_s"] for r in records]),
         "returned": summary([r["returned_s"] for r in records]),
-        "by_kind": {k: summary([r["visible_s"] for r in records if r["kind"].split(":")[0] == k])
-                    for k in ("drain", "online", "halt", "weight")},  # fmt: skip
+        "by_kind": {
+            k: summary([r["visible_s"] for r in records if r["kind"].split(":")[0] == k])
+            for k in ("drain", "online", "halt", "weight")
+        },  # fmt: skip
         "controller_steps_ms": {
             step: round(statistics.median(r["answer"].get(step, 0) for r in records) * 1000, 3)
             for step in ("runtime", "record", "render", "check", "total")
@@ -365,7 +368,8 @@ def targets_of(config: Path) -> list[tuple[str, str]]:
     return [
         (vs["name"], rs["name"])
         for vs in data["virtual_services"]
-        if not vs["mode"].startswith("layer4") for rs in vs.get("real_servers", [])
+        if not vs["mode"].startswith("layer4")
+        for rs in vs.get("real_servers", [])
     ]
 
 
@@ -478,6 +482,7 @@ def section(doc: dict) -> str:
     row("controller RSS after start", lambda r: _mb(r["controller_memory_kb"]["after_start"].get("VmRSS")))
     row("controller RSS after everything above", lambda r: _mb(r["controller_memory_kb"]["after_all"].get("VmRSS")))
     row("controller peak RSS (VmHWM: during the applies)", lambda r: _mb(r["controller_memory_kb"]["after_all"].get("VmHWM")))
+
     def goal(r: dict) -> str:
         memory = r["controller_memory_kb"]["after_all"]
         ok = [memory.get(k, 0) / 1024 < RSS_GOAL_MB for k in ("VmRSS", "VmHWM")]
@@ -533,9 +538,14 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp": stamp,
         "file": f"{stamp}-runtime.json",
         "quick": quick,
-        "machine": {"cpus": os.cpu_count(), "haproxy": haproxy_version(), "python": platform.python_version(),
-                    "kernel": platform.release(), "load_average_at_start": load_at_start,
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},  # fmt: skip
+        "machine": {
+            "cpus": os.cpu_count(),
+            "haproxy": haproxy_version(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },  # fmt: skip
         "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "runs": runs,
     }

@@ -89,7 +89,6 @@ def haproxy_version() -> str:
     return out.split()[2] if out.startswith("HAProxy version") else "unknown"
 
 
-
 def require_tools(tools: tuple[str, ...], install: str) -> None:
     """Stop the run, saying what to install, if one of these programs is not on PATH."""
     for tool in tools:

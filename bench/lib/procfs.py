@@ -101,7 +101,7 @@ def cpu_times() -> dict[str, dict[str, float]]:
         if not line.startswith("cpu"):
             continue
         parts = line.split()
-        out[parts[0]] = {k: int(v) / USER_HZ for k, v in zip(CPU_KINDS, parts[1:])}
+        out[parts[0]] = {k: int(v) / USER_HZ for k, v in zip(CPU_KINDS, parts[1:], strict=False)}
     return out
 
 

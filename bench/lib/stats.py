@@ -52,4 +52,3 @@ def per_request_us(seconds: float | None, requests: int) -> float | None:
 def ratio(num: float | None, den: float | None) -> float | None:
     """num / den, None when either is missing or den is 0."""
     return None if num is None or not den else num / den
-

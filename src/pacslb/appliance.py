@@ -162,7 +162,7 @@ class Appliance:
         for subsystem in self.subsystems:
             try:
                 await subsystem.applied(config)
-            except Exception:  # noqa: BLE001 - the change stands; the subsystem says what went wrong
+            except Exception:
                 log.exception("%s could not take the new configuration", subsystem.name)
 
     # --- observing -----------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ class Appliance:
         try:
             api = await serve(self, self.paths.controller_socket, self.changes,
                               ha=self.ha)  # fmt: skip
-        except (Exception, SystemExit) as exc:  # uvicorn exits on some startup failures
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - uvicorn exits (SystemExit) or raises anything on some startup failures
             log.error("the API cannot listen on %s: %s", self.paths.controller_socket, exc)
             await self._shutdown(None)
             return 1
@@ -269,7 +269,7 @@ class Appliance:
         for subsystem in reversed(self.subsystems):
             try:
                 await subsystem.stop()
-            except Exception:  # noqa: BLE001 - stopping goes on
+            except Exception:
                 log.exception("%s did not stop cleanly", subsystem.name)
         self.subsystems = []
         await self.layer4_checks.close()
@@ -279,7 +279,7 @@ class Appliance:
         for engine in reversed(self.engines):
             try:
                 await engine.stop()
-            except Exception:  # noqa: BLE001 - stopping goes on
+            except Exception:
                 log.exception("%s did not stop cleanly", engine.name)
         if api is not None:
             await api.close()

@@ -46,9 +46,7 @@ class Issued:
     @property
     def key_pem(self) -> bytes:
         """The private key, unencrypted PKCS#8 PEM (HAProxy reads it without a passphrase)."""
-        return self.key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
     def bundle(self, chain: Iterable["Issued"] = ()) -> bytes:
         """Certificate, then the chain's certificates, then the key: the single PEM file HAProxy's `crt` takes."""

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import httpx
 
+from pacslb import pki
 from support import configs
 from support.appliance import Appliance, new_state_dir
 from support.configs import real_server, service
 from support.net import free_port, loopback_host
 from support.realservers import TinyHTTPServer
 from support.wait import wait_until
-from pacslb import pki
 
 ROLE_PASSWORDS = {"admin": None, "operator": "operator-pass-1", "viewer": "viewer-pass-12"}
 
@@ -94,5 +94,11 @@ def start_management_appliance(tmp: Path, servers: list[TinyHTTPServer], extra_s
     url_file = state_dir / "management-url"
     wait_until(url_file.exists, 30, what="the management API to listen")
     password = (state_dir / "initial-admin-password").read_text().strip()
-    return appliance, {"url": url_file.read_text().strip().rstrip("/"), "password": password, "vip": vip, "port": port,
-                       "tls_port": tls_port, "cert": cert}
+    return appliance, {
+        "url": url_file.read_text().strip().rstrip("/"),
+        "password": password,
+        "vip": vip,
+        "port": port,
+        "tls_port": tls_port,
+        "cert": cert,
+    }

@@ -1,15 +1,15 @@
 """Fixtures of the management API tests: one real appliance (`pacslb up`, real HAProxy) per module.
 
-  appliance_access     module scope: the appliance (api_support.start_management_appliance) with users
-                       `operator` and `viewer` added; stopped, and its processes killed by PID, at teardown
-  api                  the same, closing the clients a test made after it
+appliance_access     module scope: the appliance (api_support.start_management_appliance) with users
+                     `operator` and `viewer` added; stopped, and its processes killed by PID, at teardown
+api                  the same, closing the clients a test made after it
 """
 
 from __future__ import annotations
 
 import pytest
-
 from api_support import ROLE_PASSWORDS, ApiAccess, start_management_appliance
+
 from support.net import loopback_host
 from support.realservers import TinyHTTPServer
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from cryptography import x509
 
+from pacslb import pki
 from support.net import free_port, http_get, loopback_host
 from support.wait import wait_until
-from pacslb import pki
 
 pytestmark = pytest.mark.e2e
 
@@ -294,13 +294,18 @@ def test_virtual_services_real_servers_rules_and_health_checks(api):
 
     # health check
     check = {"type": "connect", "interval": "2s", "timeout": "1s"}
-    assert admin.put("/api/v1/virtual-services/extra/health-check", json={"health_check": check, "base_revision": rev()}).status_code == 200
+    assert (
+        admin.put("/api/v1/virtual-services/extra/health-check", json={"health_check": check, "base_revision": rev()}).status_code
+        == 200
+    )
     assert admin.get("/api/v1/virtual-services/extra/health-check").json()["health_check"]["type"] == "connect"
 
     # replace and delete the services
     service["description"] = "replaced"
     service["default_service"] = "extra_images"
-    assert admin.put("/api/v1/virtual-services/extra", json={"virtual_service": service, "base_revision": rev()}).status_code == 200
+    assert (
+        admin.put("/api/v1/virtual-services/extra", json={"virtual_service": service, "base_revision": rev()}).status_code == 200
+    )
     assert admin.get("/api/v1/virtual-services/extra").json()["virtual_service"]["description"] == "replaced"
     assert admin.delete("/api/v1/virtual-services/extra_images", headers={"If-Match": str(rev())}).status_code == 422
     whole = admin.get("/api/v1/config").json()  # the two reach each other: remove both in one change
@@ -319,7 +324,9 @@ def test_revisions_diff_and_rollback(api):
     admin = api.login("admin")
     before = admin.get("/api/v1/config").json()
     check = {"type": "http", "path": "/", "interval": "900ms", "timeout": "500ms", "rise": 1, "fall": 2}
-    changed = admin.put("/api/v1/virtual-services/web/health-check", json={"health_check": check, "base_revision": before["revision"]})
+    changed = admin.put(
+        "/api/v1/virtual-services/web/health-check", json={"health_check": check, "base_revision": before["revision"]}
+    )
     assert changed.status_code == 200, changed.text
     new = changed.json()["revision"]["id"]
     listed = admin.get("/api/v1/revisions", params={"limit": 5}).json()
@@ -335,7 +342,10 @@ def test_revisions_diff_and_rollback(api):
     assert stale.status_code == 409
     rolled = admin.post(f"/api/v1/revisions/{before['revision']}/rollback", json={"base_revision": new})
     assert rolled.status_code == 200, rolled.text
-    assert admin.get("/api/v1/virtual-services/web/health-check").json()["health_check"] == before["config"]["virtual_services"][0]["health_check"]
+    assert (
+        admin.get("/api/v1/virtual-services/web/health-check").json()["health_check"]
+        == before["config"]["virtual_services"][0]["health_check"]
+    )
     assert any(e["action"] == "revision.rollback" and e["outcome"] == "applied" for e in audit_events(api))
 
 
@@ -365,7 +375,9 @@ def test_users_and_api_keys(api):
     admin = api.login("admin")
     created = admin.post("/api/v1/users", json={"username": "script", "password": "script-pass-1", "role": "operator"})
     assert created.status_code == 200
-    assert admin.post("/api/v1/users", json={"username": "script", "password": "script-pass-1", "role": "viewer"}).status_code == 409
+    assert (
+        admin.post("/api/v1/users", json={"username": "script", "password": "script-pass-1", "role": "viewer"}).status_code == 409
+    )
     assert admin.post("/api/v1/users", json={"username": "short", "password": "x", "role": "viewer"}).status_code == 422
     script = api.login("script", "script-pass-1")
     key = script.post("/api/v1/users/script/api-keys", json={"name": "ci"}).json()
@@ -437,7 +449,9 @@ def test_certificate_replaced_without_a_reload(api):
     import datetime as dt
 
     old = pki.self_signed("expired", ["127.0.0.1"], days=1, now=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
-    expired = admin.post("/api/v1/certificates", json={"name": "old", "certificate": old.cert_pem.decode(), "key": old.key_pem.decode()})
+    expired = admin.post(
+        "/api/v1/certificates", json={"name": "old", "certificate": old.cert_pem.decode(), "key": old.key_pem.decode()}
+    )
     assert expired.status_code == 422 and "expired" in expired.json()["problems"][0]["message"]
     wrong_order = admin.post("/api/v1/certificates", json={"name": "order", "certificate": new.cert_pem.decode(),
                                                           "key": new.key_pem.decode(), "chain": other.cert_pem.decode()})  # fmt: skip
@@ -516,6 +530,7 @@ def test_first_admin_password_file_and_management_files(api):
 
 def test_configured_certificate_and_unauthenticated_metrics_address(tmp_path):
     from api_support import start_management_appliance
+
     from support.realservers import TinyHTTPServer
 
     ca = pki.make_ca("management CA")
@@ -528,7 +543,8 @@ def test_configured_certificate_and_unauthenticated_metrics_address(tmp_path):
     appliance = None
     try:
         appliance, info = start_management_appliance(
-            tmp_path, servers, f', certificate: {cert}, metrics_address: "127.0.0.1:{metrics_port}"')
+            tmp_path, servers, f', certificate: {cert}, metrics_address: "127.0.0.1:{metrics_port}"'
+        )
         # the configured certificate, verified against its CA (no verify=False here)
         trust = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
         with httpx.Client(base_url=info["url"], verify=trust, timeout=30) as client:

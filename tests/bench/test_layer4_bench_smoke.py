@@ -73,9 +73,7 @@ def test_tiny_layer4_run_serves_every_case(tmp_path):
     files = list((tmp_path / "results").glob("*-layer4.json"))
     assert len(files) == 1
     doc = json.loads(files[0].read_text())
-    assert {(r["workload"], r["case"]) for r in doc["runs"]} == {
-        (w, c) for w in bench.WORKLOADS for c in bench.CASES
-    }
+    assert {(r["workload"], r["case"]) for r in doc["runs"]} == {(w, c) for w in bench.WORKLOADS for c in bench.CASES}
     for r in doc["runs"]:
         if r["workload"] == "10mb-keepalive-mtu":  # 10 MiB in MTU-sized packets can take more than the 1 s
             assert r["bytes"] > 0, r

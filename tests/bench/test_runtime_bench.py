@@ -37,7 +37,9 @@ def test_percentile_and_summary():
 
 def test_update_readme_touches_only_its_section(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"# B\n<!-- results:l7 start -->\nL7\n<!-- results:l7 end -->\n{bench.MARK_START}\nold\n{bench.MARK_END}\ntail\n")
+    readme.write_text(
+        f"# B\n<!-- results:l7 start -->\nL7\n<!-- results:l7 end -->\n{bench.MARK_START}\nold\n{bench.MARK_END}\ntail\n"
+    )
     bench.update_readme(readme, "new\n")
     assert readme.read_text() == (
         f"# B\n<!-- results:l7 start -->\nL7\n<!-- results:l7 end -->\n{bench.MARK_START}\nnew\n{bench.MARK_END}\ntail\n"

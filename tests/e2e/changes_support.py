@@ -1,14 +1,14 @@
 """Helpers of the e2e tests of changes (runtime control, apply, revisions, rollback).
 
-  answers(host, port, count, path, source) -> list[str]  real server names that answered `count` new connections
-  workers(appliance) -> list[int]                        HAProxy's worker PIDs (show proc)
-  reloads(appliance) -> int                              the master's reload counter
-  store(appliance) -> RevisionStore                      the appliance's revisions (read directly)
-  server_line(appliance, rs) -> str                      the `server` line of real server `rs` in haproxy.cfg
-  running_with(appliance, change) -> str                 the running configuration (JSON, which is YAML too)
-                                                         after change(data) edited its plain data
-  LoadGenerator(host, port, ...)                         bounded HTTP load (keep-alive and/or a new connection
-                                                         per request) counting every failed request
+answers(host, port, count, path, source) -> list[str]  real server names that answered `count` new connections
+workers(appliance) -> list[int]                        HAProxy's worker PIDs (show proc)
+reloads(appliance) -> int                              the master's reload counter
+store(appliance) -> RevisionStore                      the appliance's revisions (read directly)
+server_line(appliance, rs) -> str                      the `server` line of real server `rs` in haproxy.cfg
+running_with(appliance, change) -> str                 the running configuration (JSON, which is YAML too)
+                                                       after change(data) edited its plain data
+LoadGenerator(host, port, ...)                         bounded HTTP load (keep-alive and/or a new connection
+                                                       per request) counting every failed request
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 
 from pacslb.engines.haproxy import process
-from support.net import http_get
 from pacslb.store import RevisionStore
+from support.net import http_get
 
 
 def answers(host: str, port: int, count: int = 10, path: str = "/", source: str | None = None) -> list[str]:

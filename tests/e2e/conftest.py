@@ -40,7 +40,6 @@ def http_server():
         server.stop()
 
 
-
 @pytest.fixture
 def start_appliance(tmp_path):
     """Factory: `start_appliance(config_text)` runs `pacslb up` on a new state dir and waits until healthy.

@@ -117,7 +117,10 @@ def test_second_up_refuses_and_names_the_running_controller(appliance):
     master = appliance.haproxy_pid()
     done = subprocess.run(
         [*PACSLB, "up", "-c", str(appliance.config), "--state-dir", str(appliance.state_dir)],
-        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 1
     assert f"PID {appliance.process.pid}" in done.stderr
@@ -248,9 +251,7 @@ def test_nothing_runs(tmp_path):
         [*PACSLB, "status", "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, timeout=30
     )
     assert status.returncode == 1 and "no appliance runs" in status.stderr
-    stop = subprocess.run(
-        [*PACSLB, "stop", "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, timeout=30
-    )
+    stop = subprocess.run([*PACSLB, "stop", "--state-dir", str(tmp_path / "state")], capture_output=True, text=True, timeout=30)
     assert stop.returncode == 0 and "nothing to stop" in stop.stdout
 
 

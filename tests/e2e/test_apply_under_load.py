@@ -8,8 +8,8 @@ with a new connection per request; the load is bounded in time and count. Nothin
 from __future__ import annotations
 
 import pytest
-
 from changes_support import LoadGenerator, store
+
 from support.net import free_port
 from support.wait import wait_until
 

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
+from pacslb.paths import StatePaths
+from pacslb.templates.true_pacs import SERVICES
 from support.appliance import PACSLB
 from support.processes import haproxy_masters, pid_gone, processes_of
 from support.wait import wait_until
-from pacslb.paths import StatePaths
-from pacslb.templates.true_pacs import SERVICES
 
 pytestmark = pytest.mark.e2e
 
@@ -187,9 +187,7 @@ def demo_run(tmp_path):
 
 def run_printed(command: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
     """Run a command exactly as the demo printed it, in a shell."""
-    return subprocess.run(
-        ["bash", "-c", command], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def assert_answers(run: DemoRun) -> None:

@@ -28,10 +28,19 @@ def _body(vip: str, port: int) -> tuple[int, str]:
 def test_fallback_server_takes_traffic_when_every_real_server_is_down(start_appliance, http_server):
     rs1, standby, fallback = http_server("rs1"), http_server("standby"), http_server("fallback-server")
     vip, port = loopback_host(210), free_port()
-    appliance = start_appliance(config_text(
-        service("web", "layer7-http", vip, port, [real_server(rs1), real_server(standby, backup=True)],
-                health_check=CHECK, fallback=f"{{address: {fallback.host}, port: {fallback.port}}}")  # fmt: skip
-    ))
+    appliance = start_appliance(
+        config_text(
+            service(
+                "web",
+                "layer7-http",
+                vip,
+                port,
+                [real_server(rs1), real_server(standby, backup=True)],
+                health_check=CHECK,
+                fallback=f"{{address: {fallback.host}, port: {fallback.port}}}",
+            )  # fmt: skip
+        )
+    )
     assert _body(vip, port) == (200, "rs1\n")
 
     rs1.stop()
@@ -54,23 +63,26 @@ def test_maintenance_page_when_every_real_server_is_down(start_appliance, http_s
     page = tmp_path / "our-page.html"
     page.write_text("<html><body>Radiology PACS maintenance until 22:00</body></html>\n")
     appliance = start_appliance(
-        "\n".join([
-            "version: 1",
-            "settings: {max_connections: 2000}",
-            "virtual_services:",
-            "  - name: viewer",
-            "    mode: layer7-http",
-            f"    listen: [{{address: {vip}, port: {port}}}]",
-            f"    health_check: {CHECK}",
-            f"    real_servers: [{{name: rs1, address: {rs1.host}, port: {rs1.port}}}]",
-            "    fallback: {maintenance_page: true}",
-            "  - name: portal",
-            "    mode: layer7-http",
-            f"    listen: [{{address: {vip}, port: {port2}}}]",
-            f"    health_check: {CHECK}",
-            f"    real_servers: [{{name: rs2, address: {rs2.host}, port: {rs2.port}}}]",
-            f"    fallback: {{maintenance_page: true, page: {page}}}",
-        ]) + "\n"
+        "\n".join(
+            [
+                "version: 1",
+                "settings: {max_connections: 2000}",
+                "virtual_services:",
+                "  - name: viewer",
+                "    mode: layer7-http",
+                f"    listen: [{{address: {vip}, port: {port}}}]",
+                f"    health_check: {CHECK}",
+                f"    real_servers: [{{name: rs1, address: {rs1.host}, port: {rs1.port}}}]",
+                "    fallback: {maintenance_page: true}",
+                "  - name: portal",
+                "    mode: layer7-http",
+                f"    listen: [{{address: {vip}, port: {port2}}}]",
+                f"    health_check: {CHECK}",
+                f"    real_servers: [{{name: rs2, address: {rs2.host}, port: {rs2.port}}}]",
+                f"    fallback: {{maintenance_page: true, page: {page}}}",
+            ]
+        )
+        + "\n"
     )
     assert _body(vip, port) == (200, "rs1\n")
     assert _body(vip, port2) == (200, "rs2\n")
@@ -79,7 +91,8 @@ def test_maintenance_page_when_every_real_server_is_down(start_appliance, http_s
     # (a request that arrives before the check has seen rs1 fail gets HAProxy's own 503)
     status, body = wait_until(
         lambda: (a := _body(vip, port))[0] == 503 and "Service temporarily unavailable" in a[1] and a,
-        30, what="the maintenance page while rs1 is down",
+        30,
+        what="the maintenance page while rs1 is down",
     )
     assert "imaging service is temporarily unavailable" in body
     assert _body(vip, port2) == (200, "rs2\n")  # the other service is untouched

@@ -55,14 +55,28 @@ def test_weights_follow_the_feedback_agent_then_drain_down_and_ready(start_appli
         values[rs.name] = tmp_path / f"{rs.name}.value"
         values[rs.name].write_text("100\n")
         agents(
-            "--listen", f"{rs.host}:{agent_port}", "--command", f"cat {values[rs.name]}",
-            "--drain-file", str(tmp_path / f"{rs.name}.drain"), log=tmp_path / f"agent-{rs.name}.log",
+            "--listen",
+            f"{rs.host}:{agent_port}",
+            "--command",
+            f"cat {values[rs.name]}",
+            "--drain-file",
+            str(tmp_path / f"{rs.name}.drain"),
+            log=tmp_path / f"agent-{rs.name}.log",
         )
     vip, port = loopback_host(220), free_port()
-    appliance = start_appliance(config_text(
-        service("web", "layer7-http", vip, port, [real_server(rs1), real_server(rs2)],
-                health_check=http_check(300), feedback_agent=f"{{port: {agent_port}, interval: 300ms}}")  # fmt: skip
-    ))
+    appliance = start_appliance(
+        config_text(
+            service(
+                "web",
+                "layer7-http",
+                vip,
+                port,
+                [real_server(rs1), real_server(rs2)],
+                health_check=http_check(300),
+                feedback_agent=f"{{port: {agent_port}, interval: 300ms}}",
+            )  # fmt: skip
+        )
+    )
     rs = lambda name: appliance.server(appliance.status(), "web", name)  # noqa: E731
 
     values["rs1"].write_text("40\n")

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
+from pacslb.engines.haproxy.runtime import RuntimeAPI
 from support.appliance import PACSLB
 from support.configs import tcp_service_config
 from support.net import free_port, http_get, loopback_host
 from support.realservers import TinyHTTPServer
 from support.wait import wait_until
-from pacslb.engines.haproxy.runtime import RuntimeAPI
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +48,10 @@ def _flag_script(tmp_path: Path) -> tuple[Path, Path]:
 
 def _tcp_config(port: int, agent_port: int, servers: list[TinyHTTPServer], script: Path, vip: str) -> str:
     return tcp_service_config(
-        port, servers, vip=vip, settings=f"{{max_connections: 2000, health: {{agent_port: {agent_port}}}}}",
+        port,
+        servers,
+        vip=vip,
+        settings=f"{{max_connections: 2000, health: {{agent_port: {agent_port}}}}}",
         health_check=f"{{type: external, script: {script}, interval: 300ms, timeout: 300ms, rise: 2, fall: 2}}",
     )
 
@@ -72,7 +75,8 @@ def test_failed_check_takes_the_server_out_and_rise_brings_it_back(start_applian
     wait_until(lambda: set(_answers(vip, port, 6)) == {"rs1", "rs2"}, 30, what="both real servers take connections")
     wait_until(
         lambda: all(appliance.server(appliance.status(), "pacs", n)["check"]["outcome"] == "passed" for n in ("rs1", "rs2")),
-        30, what="the appliance's checks pass for both",
+        30,
+        what="the appliance's checks pass for both",
     )
     status = appliance.status()
     check = appliance.server(status, "pacs", "rs1")["check"]
@@ -81,18 +85,23 @@ def test_failed_check_takes_the_server_out_and_rise_brings_it_back(start_applian
     (flags / f"{rs1.host}_{rs1.port}").touch()
     down = wait_until(
         lambda: (rs := appliance.server(appliance.status(), "pacs", "rs1"))["state"] == "DOWN" and rs,
-        30, what="rs1 DOWN after its check fails `fall` times",
+        30,
+        what="rs1 DOWN after its check fails `fall` times",
     )
     assert down["check"]["outcome"] == "failed"
     assert "script exited 1: flag file says down" in down["check"]["description"]
     assert "appliance" in (down["transition"] or "")
     table = subprocess.run(  # the table as a person reads it (wide: rich wraps cells at 80 columns otherwise)
         [*PACSLB, "status", "--state-dir", str(appliance.state_dir)],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env={**os.environ, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "250"},
     )
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    first = next(i for i, l in enumerate(lines) if " rs1 " in l)
+    first = next(i for i, lis in enumerate(lines) if " rs1 " in lis)
     row = [lines[first].split("│")]
     for line in lines[first + 1 :]:  # a cell wrapped by the table goes on in the next lines, name column empty
         cols = line.split("│")
@@ -228,8 +237,25 @@ class StoreSCP:
     def start(self, *extra: str) -> "StoreSCP":
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                ["timeout", "300", STORESCP, "-aet", "STORESCP", "-od", str(self.out), "-ta", "10", "-td", "10", *extra, str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                [
+                    "timeout",
+                    "300",
+                    STORESCP,
+                    "-aet",
+                    "STORESCP",
+                    "-od",
+                    str(self.out),
+                    "-ta",
+                    "10",
+                    "-td",
+                    "10",
+                    *extra,
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         wait_until(self._listening, 30, what=f"storescp {self.name} listening on {self.port}")
         return self
@@ -269,7 +295,10 @@ def test_dicom_failover_every_image_arrives(start_appliance, tmp_path):
             scp.start()
         vip, port = loopback_host(202), free_port()
         config = tcp_service_config(
-            port, [(s.name, "127.0.0.1", s.port) for s in scps], name="dicom", vip=vip,
+            port,
+            [(s.name, "127.0.0.1", s.port) for s in scps],
+            name="dicom",
+            vip=vip,
             settings=f"{{max_connections: 2000, health: {{agent_port: {free_port()}}}}}",
             # fall 3 at 1s: a window of seconds where pacs1 refuses associations but still takes connections
             health_check="{type: dicom-echo, called_ae: STORESCP, interval: 1s, timeout: 1s, rise: 2, fall: 3}",
@@ -277,7 +306,8 @@ def test_dicom_failover_every_image_arrives(start_appliance, tmp_path):
         appliance = start_appliance(config)
         wait_until(
             lambda: all(appliance.server(appliance.status(), "dicom", s.name)["check"]["outcome"] == "passed" for s in scps),
-            30, what="both storescp pass their C-ECHO",
+            30,
+            what="both storescp pass their C-ECHO",
         )
 
         files = sorted(study.iterdir())
@@ -290,11 +320,28 @@ def test_dicom_failover_every_image_arrives(start_appliance, tmp_path):
                 scps[0].stop()
                 scps[0].start("--refuse")
                 switched = True
-            for attempt in range(40):  # a modality retries a failed association
+            for _attempt in range(40):  # a modality retries a failed association
                 done = subprocess.run(
-                    [STORESCU, "-aec", "STORESCP", "-aet", "MODALITY", "-to", "10", "-ta", "10", "-td", "10",
-                     vip, str(port), *map(str, batch)],
-                    capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                    [
+                        STORESCU,
+                        "-aec",
+                        "STORESCP",
+                        "-aet",
+                        "MODALITY",
+                        "-to",
+                        "10",
+                        "-ta",
+                        "10",
+                        "-td",
+                        "10",
+                        vip,
+                        str(port),
+                        *map(str, batch),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    stdin=subprocess.DEVNULL,
                 )
                 if done.returncode == 0 and "Store Failed" not in done.stderr and "Association Rejected" not in done.stderr:
                     break
@@ -312,13 +359,17 @@ def test_dicom_failover_every_image_arrives(start_appliance, tmp_path):
         received = _received(outs)
         missing = uids - set(received)
         assert not missing, f"{len(missing)} of {IMAGES} images never arrived"
-        assert len(list(outs[0].iterdir())) > 0 and len(list(outs[1].iterdir())) > 0, "both archives took images before the switch"
+        assert len(list(outs[0].iterdir())) > 0 and len(list(outs[1].iterdir())) > 0, (
+            "both archives took images before the switch"
+        )
         rs = appliance.server(appliance.status(), "dicom", "pacs1")
         assert rs["state"] == "DOWN" and rs["check"]["outcome"] == "failed", json.dumps(rs)
         # no new connection (association) went to pacs1 once it was DOWN
         assert rs["sessions"]["total"] == pacs1_sessions_when_down
-        print(f"DICOM failover: {IMAGES} images all arrived, {failed_associations} associations retried, "
-              f"{len(received)} distinct images in pacs1 {len(list(outs[0].iterdir()))} + pacs2 {len(list(outs[1].iterdir()))} files")
+        print(
+            f"DICOM failover: {IMAGES} images all arrived, {failed_associations} associations retried, "
+            f"{len(received)} distinct images in pacs1 {len(list(outs[0].iterdir()))} + pacs2 {len(list(outs[1].iterdir()))} files"
+        )
     finally:
         for scp in scps:
             scp.stop()
@@ -339,7 +390,8 @@ def test_a_real_server_added_at_runtime_is_checked_by_the_appliance(start_applia
     assert appliance.api_status()["engine"]["reloads"] == reloads, f"adding a real server needs no reload:\n{done.stdout}"
     down = wait_until(
         lambda: (r := appliance.server(appliance.status(), "pacs", "rs3"))["state"] == "DOWN" and r,
-        30, what="rs3 (added at runtime) DOWN by the appliance's check",
+        30,
+        what="rs3 (added at runtime) DOWN by the appliance's check",
     )
     assert "flag file says down" in down["check"]["description"]
     assert rs3.requests == 0 and set(_answers(vip, port, 10)) == {"rs1", "rs2"}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from changes_support import store
+
 from support.configs import http_service_config
 from support.net import free_port
 from support.wait import wait_until

@@ -13,13 +13,13 @@ import socket
 import subprocess
 
 import pytest
-
 from changes_support import answers, reloads, running_with, server_line, store, workers
+
+from pacslb import pki
 from support.appliance import PACSLB
 from support.configs import http_service_config
 from support.net import free_port
 from support.wait import wait_until
-from pacslb import pki
 
 pytestmark = pytest.mark.e2e
 
@@ -162,16 +162,36 @@ def test_bad_applies_change_nothing_that_runs(appliance, servers, tmp_path):
         # (what, file text, exit status, words in the output)
         ("broken YAML", "version: 1\nvirtual_services: [\n", 2, "not valid YAML"),
         ("unknown mode", good.replace("mode: layer7-http", "mode: fastest"), 2, "virtual_services[web].mode:"),
-        ("unknown field", good.replace("    mode: layer7-http\n", "    mode: layer7-http\n    colour: blue\n"), 2,
-         "virtual_services[web].colour: unknown field"),
-        ("duplicate real server", good.replace("      - {name: rs2", "      - {name: rs1"), 2,
-         "virtual_services[web].real_servers[rs1]: two real servers are called 'rs1'"),
-        ("weight out of range", good.replace("port: %d}" % servers[0].port, "port: %d, weight: 999}" % servers[0].port), 2,
-         "virtual_services[web].real_servers[rs1].weight:"),
-        ("missing certificate", good.replace("    mode: layer7-http\n", "    mode: layer7-http\n    tls: {certificates: [nope.pem]}\n"),
-         2, "virtual_services[web].tls.certificates[0]: file"),
-        ("haproxy -c rejects", good.replace("    mode: layer7-http\n", "    mode: layer7-http\n    tls: {certificates: [bad.pem]}\n"),
-         1, "HAProxy refuses the rendered configuration"),
+        (
+            "unknown field",
+            good.replace("    mode: layer7-http\n", "    mode: layer7-http\n    colour: blue\n"),
+            2,
+            "virtual_services[web].colour: unknown field",
+        ),
+        (
+            "duplicate real server",
+            good.replace("      - {name: rs2", "      - {name: rs1"),
+            2,
+            "virtual_services[web].real_servers[rs1]: two real servers are called 'rs1'",
+        ),
+        (
+            "weight out of range",
+            good.replace("port: %d}" % servers[0].port, "port: %d, weight: 999}" % servers[0].port),
+            2,
+            "virtual_services[web].real_servers[rs1].weight:",
+        ),
+        (
+            "missing certificate",
+            good.replace("    mode: layer7-http\n", "    mode: layer7-http\n    tls: {certificates: [nope.pem]}\n"),
+            2,
+            "virtual_services[web].tls.certificates[0]: file",
+        ),
+        (
+            "haproxy -c rejects",
+            good.replace("    mode: layer7-http\n", "    mode: layer7-http\n    tls: {certificates: [bad.pem]}\n"),
+            1,
+            "HAProxy refuses the rendered configuration",
+        ),
         ("the reload fails", good + new_vip.replace("PORT", str(busy.getsockname()[1])), 1, "the reload failed"),
     ]
     try:
@@ -212,7 +232,10 @@ def test_kill9_in_the_middle_of_an_apply(servers, start_appliance, stage, applie
     path.write_text(config_text(port, servers[:2], interval_ms=450))
     cli = subprocess.Popen(
         [*PACSLB, "apply", "-c", str(path), "--state-dir", str(appliance.state_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     try:
         wait_until(lambda: f"at stage {stage}" in appliance.read_log(), 60, what=f"the controller to pause at {stage}")

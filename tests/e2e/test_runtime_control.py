@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from changes_support import answers, reloads, running_with, server_line, store, workers
+
 from support.configs import http_service_config
 from support.net import free_port, loopback_host
 from support.wait import wait_until

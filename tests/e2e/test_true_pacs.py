@@ -27,15 +27,15 @@ from dataclasses import dataclass, field
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-
 from true_pacs_support import start_services
-from support.appliance import Appliance, new_state_dir
-from support.processes import haproxy_masters, pid_gone
-from support.wait import wait_until
+
 from pacslb.demo import DemoProcess, amqp
 from pacslb.demo.truepacs import TruePacsDemo
 from pacslb.model import load_file
 from pacslb.templates.true_pacs import SERVICES
+from support.appliance import Appliance, new_state_dir
+from support.processes import haproxy_masters, pid_gone
+from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 

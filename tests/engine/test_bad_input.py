@@ -72,7 +72,7 @@ rules = st.lists(
         name=names,
         match=optional(
             path_begins=st.lists(st.sampled_from(["/inference", "/a", "x", "/%%"]), max_size=2),
-            host=st.lists(st.sampled_from(["pacs.example", "a\"b"]), max_size=2),
+            host=st.lists(st.sampled_from(["pacs.example", 'a"b']), max_size=2),
             sni=st.lists(st.sampled_from(["pacs.example"]), max_size=1),
             source=st.lists(st.sampled_from(["10.0.0.0/8", "192.0.2.7", "banana"]), max_size=2),
             header=st.lists(optional(name=st.sampled_from(["X-Site", "bad header"]), value=texts), max_size=1),
@@ -85,8 +85,13 @@ rules = st.lists(
 )
 headers = optional(
     forwarded_for=st.booleans(),
-    request=st.lists(optional(action=st.sampled_from(["set", "add", "delete", "nuke"]), name=st.sampled_from(["X-A", "X B"]), value=texts), max_size=2),
-    response=st.lists(optional(action=st.sampled_from(["set", "delete"]), name=st.just("X-Frame-Options"), value=texts), max_size=1),
+    request=st.lists(
+        optional(action=st.sampled_from(["set", "add", "delete", "nuke"]), name=st.sampled_from(["X-A", "X B"]), value=texts),
+        max_size=2,
+    ),
+    response=st.lists(
+        optional(action=st.sampled_from(["set", "delete"]), name=st.just("X-Frame-Options"), value=texts), max_size=1
+    ),
 )
 tls = optional(
     certificates=st.sampled_from([["site.pem"], ["missing.pem"], [], "site.pem"]),
@@ -122,7 +127,11 @@ services = st.lists(
 )
 configs = optional(
     version=st.sampled_from([1, 1, 1, 2, "1"]),
-    settings=optional(threads=st.integers(min_value=-1, max_value=70), max_connections=st.integers(min_value=0, max_value=10), hard_stop_after=durations),
+    settings=optional(
+        threads=st.integers(min_value=-1, max_value=70),
+        max_connections=st.integers(min_value=0, max_value=10),
+        hard_stop_after=durations,
+    ),
     virtual_services=services,
 )
 # Beside the plausible ones, shapeless data of any kind.
@@ -246,7 +255,9 @@ def valid_configs(draw):
         match = (
             {"path_begins": [f"/b{b}"], "host": ["pacs.example"]}
             if http
-            else {"source": ["10.0.0.0/8"]} if "tls" in vs or b % 2 else {"sni": [f"b{b}.example"]}
+            else {"source": ["10.0.0.0/8"]}
+            if "tls" in vs or b % 2
+            else {"sni": [f"b{b}.example"]}
         )
         rules.append({"name": f"to_{name}", "match": match, "use_service": name})
         services.append(
@@ -261,7 +272,9 @@ def valid_configs(draw):
             }
         )
     if http and draw(st.booleans()):
-        rules.append({"name": "old", "match": {"path_ends": [".php"]}, "redirect": {"location": "https://pacs.example/", "code": 301}})
+        rules.append(
+            {"name": "old", "match": {"path_ends": [".php"]}, "redirect": {"location": "https://pacs.example/", "code": 301}}
+        )
     rules.append({"name": "blocked", "match": {"source": ["203.0.113.0/24"]}, "deny": {"status": 403}})
     vs["rules"] = rules
     return {"version": 1, "settings": {"threads": draw(st.integers(min_value=0, max_value=4))}, "virtual_services": services}

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
+from pacslb.engines.keepalived import process
+from pacslb.engines.keepalived.render import KeepalivedPaths, render, render_scripts
+from pacslb.model import load_file
 from support.netns import Lab
-
-from pacslb.engines.keepalived import process  # noqa: E402
-from pacslb.engines.keepalived.render import KeepalivedPaths, render, render_scripts  # noqa: E402
-from pacslb.model import load_file  # noqa: E402
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "keepalived"
 CASES = sorted(p for p in GOLDEN_DIR.iterdir() if p.is_dir() and re.match(r"^\d{3}_", p.name))

@@ -7,17 +7,15 @@ devices named as in the case's env.yaml, since DR chains hook on and forward to 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pacslb.engines.nftables import process
+from pacslb.engines.nftables.render import Layer4Env, removal, render
+from pacslb.model import load_file
 from support.netns import Lab
-
-from pacslb.engines.nftables import process  # noqa: E402
-from pacslb.engines.nftables.render import Layer4Env, removal, render  # noqa: E402
-from pacslb.model import load_file  # noqa: E402
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "nftables"
 CASES = sorted(p for p in GOLDEN_DIR.iterdir() if p.is_dir() and re.match(r"^\d{3}_", p.name))

@@ -1,7 +1,7 @@
 """Real peers for the PACS-aware checks (see health_peers.py).
 
-  rabbitmq       session scope: one RabbitMQ node of its own on loopback (own epmd, ports, dirs)
-  dicom_scp      factory: dicom_scp(ae_title, kind="storescp"|"dcmqrscp") -> DicomSCP, stopped at teardown
+rabbitmq       session scope: one RabbitMQ node of its own on loopback (own epmd, ports, dirs)
+dicom_scp      factory: dicom_scp(ae_title, kind="storescp"|"dcmqrscp") -> DicomSCP, stopped at teardown
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from health_peers import RABBITMQ_BIN, DicomSCP, RabbitMQ
 
 

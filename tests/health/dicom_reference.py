@@ -139,4 +139,3 @@ def decode_echo_rsp(raw: bytes) -> C_ECHO:
     message = C_ECHO_RSP()
     assert message.decode_msg(decoded.to_primitive())
     return message.message_to_primitive()
-

@@ -23,9 +23,9 @@ import hl7
 
 if str(Path(__file__).resolve().parents[1]) not in sys.path:  # bench/ puts only tests/health on sys.path
     sys.path.append(str(Path(__file__).resolve().parents[1]))
-from support.net import LOOPBACK, accepts, free_port  # noqa: E402
-from support.processes import pid_gone, stop_group  # noqa: E402
-from support.wait import wait_until  # noqa: E402
+from support.net import LOOPBACK, accepts, free_port
+from support.processes import pid_gone, stop_group
+from support.wait import wait_until
 
 __all__ = ["DicomSCP", "RabbitMQ", "MLLPResponder", "RABBITMQ_BIN", "LOOPBACK", "accepts", "free_port", "pid_gone",
            "wait_until"]  # fmt: skip

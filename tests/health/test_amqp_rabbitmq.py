@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from support.net import LOOPBACK, free_port
 from pacslb.health import AMQPProbe, Target, probe_for
 from pacslb.model.config import AMQPCheck
+from support.net import LOOPBACK, free_port
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from support.processes import pid_gone
 from pacslb.health import CheckContext, ExternalProbe, Target, probe_for
 from pacslb.model.config import ExternalCheck
+from support.processes import pid_gone
 
 
 def _script(tmp_path: Path, body: str) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hl7
 import pytest
-
 from health_peers import MLLPResponder
-from support.net import LOOPBACK, free_port
+
 from pacslb.health import HL7Probe, Target, probe_for
 from pacslb.model.config import HL7Check
+from support.net import LOOPBACK, free_port
 
 
 @pytest.fixture

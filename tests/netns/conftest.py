@@ -1,8 +1,8 @@
 """Fixtures of the network-namespace tests (root).
 
-  bed     the layer 4 bed of support/netns.py (a client, the load balancer, two real servers, each in its
-          own namespace, on one bridge): namespaces named pacslb-<pid>-<n>-<role>, removed in teardown,
-          also on failure, with every process the bed started stopped by its PID
+bed     the layer 4 bed of support/netns.py (a client, the load balancer, two real servers, each in its
+        own namespace, on one bridge): namespaces named pacslb-<pid>-<n>-<role>, removed in teardown,
+        also on failure, with every process the bed started stopped by its PID
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A real server for the HA tests: HTTP/1.0, answers every GET with its own name (one connection per request).
 
-    python ha_http_server.py NAME ADDRESS PORT      # prints "ready" once it listens; ends on SIGTERM
+python ha_http_server.py NAME ADDRESS PORT      # prints "ready" once it listens; ends on SIGTERM
 """
 
 import signal
@@ -11,7 +11,7 @@ NAME, ADDRESS, PORT = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         body = NAME.encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

@@ -30,15 +30,14 @@ import httpx
 HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # bench/ha.py puts only tests/netns on sys.path
     sys.path.append(str(HERE.parent))
+from pacslb.engines.haproxy.process import children, is_running, read_pidfile  # noqa: E402
+from pacslb.engines.keepalived.render import KeepalivedPaths  # noqa: E402
+from pacslb.ha.peer_link import ensure_node_certificate  # noqa: E402
+from pacslb.paths import StatePaths  # noqa: E402
 from support.appliance import PACSLB, controller_api, pacslb  # noqa: E402
 from support.netns import Lab  # noqa: E402
 from support.processes import kill_pids  # noqa: E402
 from support.wait import wait_until  # noqa: E402
-
-from pacslb.ha.peer_link import ensure_node_certificate  # noqa: E402
-from pacslb.engines.haproxy.process import children, is_running, read_pidfile  # noqa: E402
-from pacslb.engines.keepalived.render import KeepalivedPaths  # noqa: E402
-from pacslb.paths import StatePaths  # noqa: E402
 
 PY = sys.executable
 VIP = "10.77.0.10"
@@ -61,8 +60,8 @@ virtual_services:
     persistence: {{type: source-ip}}
     health_check: {{type: connect, interval: 1s, timeout: 500ms}}
     real_servers:
-      - {{name: rs1, address: {REAL_SERVERS['rs1']}, port: {RS_PORT}}}
-      - {{name: rs2, address: {REAL_SERVERS['rs2']}, port: {RS_PORT}}}
+      - {{name: rs1, address: {REAL_SERVERS["rs1"]}, port: {RS_PORT}}}
+      - {{name: rs2, address: {REAL_SERVERS["rs2"]}, port: {RS_PORT}}}
 ha:
   role: {role}
   address: {address}
@@ -261,7 +260,7 @@ def build_pair(tag: str = "") -> Pair:
             shutil.copy(peer.state / "ha" / "node.pem", peer_cert)
             node.config.write_text(config_text(node.role, node.address, peer.address, peer_cert))
         pair = Pair(lab, nodes, spaces["client"], workdir=workdir)
-        for name, address in REAL_SERVERS.items():
+        for name, _address in REAL_SERVERS.items():
             proc = lab.popen(spaces[name], [PY, str(HERE / "ha_http_server.py"), name, "0.0.0.0", str(RS_PORT)],
                              stdout=subprocess.PIPE, text=True)  # fmt: skip
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -300,7 +299,7 @@ def gaps(records: list, windows: list[tuple[float, float]]) -> tuple[list[float]
             last = after[0] if after else failed[-1][1]
             found.append(last - first)
         else:
-            found.append(max((b - a for a, b in zip(ok_ends, ok_ends[1:])), default=0.0))
+            found.append(max((b - a for a, b in zip(ok_ends, ok_ends[1:], strict=False)), default=0.0))
     return found, outside
 
 

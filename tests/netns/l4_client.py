@@ -1,9 +1,9 @@
 """The client of the Layer 4 tests, run inside the client namespace. Prints JSON.
 
-  l4_client.py tcp VIP PORT COUNT    COUNT new connections, one after the other: {"answers": ["rs1 10.99.0.2", ...]}
-  l4_client.py udp VIP PORT COUNT    COUNT datagrams, each from a new socket (a new flow)
-  l4_client.py hold VIP PORT         one connection kept open: prints the greeting, then for each line read
-                                     on stdin sends it and prints the answer (or "ERROR ...")
+l4_client.py tcp VIP PORT COUNT    COUNT new connections, one after the other: {"answers": ["rs1 10.99.0.2", ...]}
+l4_client.py udp VIP PORT COUNT    COUNT datagrams, each from a new socket (a new flow)
+l4_client.py hold VIP PORT         one connection kept open: prints the greeting, then for each line read
+                                   on stdin sends it and prints the answer (or "ERROR ...")
 """
 
 import json

@@ -12,10 +12,10 @@ import subprocess
 
 import pytest
 import yaml
+from test_layer4 import PACSLB, Appliance, config_data, tally  # type: ignore[import-not-found]
 
 from support.netns import Bed
 from support.wait import wait_until
-from test_layer4 import PACSLB, Appliance, config_data, tally  # type: ignore[import-not-found]
 
 pytestmark = [pytest.mark.netns, pytest.mark.root]
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ha_support import CLIENTS, PACSLB, Pair, build_pair, describe, gaps, sigterm_as_interrupt, wait_until  # noqa: E402
+from ha_support import CLIENTS, PACSLB, Pair, build_pair, describe, gaps, sigterm_as_interrupt, wait_until
 
-from pacslb.engines.haproxy.process import children, read_pidfile  # noqa: E402
-from pacslb.engines.haproxy.runtime import RuntimeAPI  # noqa: E402
+from pacslb.engines.haproxy.process import children, read_pidfile
+from pacslb.engines.haproxy.runtime import RuntimeAPI
 
 pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.engine, pytest.mark.slow]
 
@@ -213,13 +213,13 @@ def test_ten_failovers_under_load(pair: Pair, tmp_path: Path):
         for i in range(10):
             master = pair.wait_one_master()
             backup = pair.other(master)
-            wait_until(lambda: pair.nodes[backup].vrrp() == "BACKUP", 30, 0.1, "a backup")
+            wait_until(lambda backup=backup: pair.nodes[backup].vrrp() == "BACKUP", 30, 0.1, "a backup")
             trigger = time.time()
             if i % 2 == 0:
                 pair.stop(master)
             else:
                 pair.kill(master)
-            wait_until(lambda: pair.nodes[backup].vrrp() == "MASTER", 30, 0.05, f"{backup} to take over")
+            wait_until(lambda backup=backup: pair.nodes[backup].vrrp() == "MASTER", 30, 0.05, f"{backup} to take over")
             windows.append((trigger, time.time() + WINDOW_AFTER))
             time.sleep(1.0)
             if i % 2 == 0:
@@ -251,7 +251,7 @@ def test_a_new_floating_ip_reloads_keepalived_on_both_nodes_without_moving_the_v
         assert done.returncode == 0, done.stdout + done.stderr
         for node in pair.nodes.values():
             conf = node.state / "keepalived" / "keepalived.conf"
-            wait_until(lambda: "10.77.0.20/32 dev l0" in conf.read_text(), 10, 0.05, f"{node.name}'s keepalived.conf")
+            wait_until(lambda conf=conf: "10.77.0.20/32 dev l0" in conf.read_text(), 10, 0.05, f"{node.name}'s keepalived.conf")
         wait_until(lambda: "10.77.0.20/32" in pair.lab.sh(pair.nodes[master].ns, "ip -4 addr show dev l0"), 10, 0.05,
                    "the new floating IP on the master")  # fmt: skip
         time.sleep(1.0)

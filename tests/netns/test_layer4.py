@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -15,11 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support.netns import CLIENT, LB_SERVER_SIDE, PORT, RS, VIP, Bed
-from support.wait import wait_until
-
 from pacslb.engines.nftables.render import Layer4Env, render
 from pacslb.model import validate_data
+from support.netns import CLIENT, LB_SERVER_SIDE, PORT, RS, VIP, Bed
+from support.wait import wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.root]
 
@@ -37,7 +35,7 @@ def config_data(mode: str, weights=(100, 100), protocol: str = "tcp", **fields) 
                 "listen": [{"address": VIP, "port": PORT}],
                 "real_servers": [
                     {"name": name, "address": address, "weight": weight}
-                    for (name, address), weight in zip(RS.items(), weights)
+                    for (name, address), weight in zip(RS.items(), weights, strict=False)
                 ],
                 **fields,
             }
@@ -101,13 +99,18 @@ def test_dr_carries_tcp_and_replies_come_straight_from_the_real_servers(bed: Bed
     rs_macs = {name: bed.mac(ns, "r0") for name, ns in bed.rs.items()}
     lb_mac = bed.mac(bed.lb, "l0")
     counters = "\n".join(
-        f"\t\tether saddr {mac} ip saddr {VIP} tcp sport {PORT} counter comment \"{who}\""
+        f'\t\tether saddr {mac} ip saddr {VIP} tcp sport {PORT} counter comment "{who}"'
         for who, mac in [*rs_macs.items(), ("lb", lb_mac)]
     )
-    result = bed.lab.run(bed.client, ["nft", "-f", "-"], input=(
-        "table netdev watch {\n\tchain in {\n\t\ttype filter hook ingress device \"c0\" priority 0; policy accept;\n"
-        f"{counters}\n\t}}\n}}\n"
-    ), check=False)
+    result = bed.lab.run(
+        bed.client,
+        ["nft", "-f", "-"],
+        input=(
+            'table netdev watch {\n\tchain in {\n\t\ttype filter hook ingress device "c0" priority 0; policy accept;\n'
+            f"{counters}\n\t}}\n}}\n"
+        ),
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     apply(bed, config_data("layer4-dr"), dr_env(bed))
     names, peers = tally(bed.client_run("tcp", 20))
@@ -135,8 +138,10 @@ class Appliance:
         self.config.write_text(yaml.safe_dump(data))
         self.log = open(self.dir / "up.log", "w")
         self.proc = bed.lab.popen(
-            bed.lb, [PACSLB, "up", "-c", str(self.config), "--state-dir", str(self.dir / "s")],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            bed.lb,
+            [PACSLB, "up", "-c", str(self.config), "--state-dir", str(self.dir / "s")],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.ruleset = self.dir / "s" / "nftables" / "ruleset.nft"
         try:

@@ -11,10 +11,10 @@ import json
 import subprocess
 
 import pytest
+from test_layer4 import PACSLB, Appliance, checked, tally  # type: ignore[import-not-found]
 
 from support.netns import Bed
 from support.wait import wait_until
-from test_layer4 import PACSLB, Appliance, checked, tally  # type: ignore[import-not-found]
 
 pytestmark = [pytest.mark.netns, pytest.mark.root]
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from support.netns import CLIENT6, LB_SERVER_SIDE6, PORT, RS6, VIP6, BACKEND_PORT6, Bed6, layer4_bed6
-from support.wait import wait_until
 from test_layer4 import PACSLB, Appliance, tally  # type: ignore[import-not-found]
 
 from pacslb.engines.nftables.render import Layer4Env, render
 from pacslb.model import validate_data
+from support.netns import BACKEND_PORT6, CLIENT6, LB_SERVER_SIDE6, PORT, RS6, VIP6, Bed6, layer4_bed6
+from support.wait import wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.root]
 

@@ -81,8 +81,14 @@ def http_service_config(
     """A one-service configuration: a layer7-http VIP with an HTTP health check, in front of `servers`."""
     weights = weights or {}
     return config_text(
-        service(name, "layer7-http", vip, port, [real_server(s, weight=weights.get(s.name)) for s in servers],
-                health_check=http_check(interval_ms, rise=rise, fall=fall)),  # fmt: skip
+        service(
+            name,
+            "layer7-http",
+            vip,
+            port,
+            [real_server(s, weight=weights.get(s.name)) for s in servers],
+            health_check=http_check(interval_ms, rise=rise, fall=fall),
+        ),  # fmt: skip
         settings=f"{{max_connections: {max_connections}}}",
     )
 

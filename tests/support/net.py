@@ -1,10 +1,10 @@
 """Addresses and ports on loopback (nothing here leaves the machine).
 
-  free_port(host) -> int                  a TCP port nobody listens on, on that address
-  loopback_host(last_octet) -> str        127.X.Y.last_octet, X.Y random per test session (away from
-                                          127.0.0.1 and from other sessions running at the same time)
-  accepts(port, host) -> bool             something accepts TCP connections there
-  http_get(host, port, path) -> (status, body)   one GET on a new connection
+free_port(host) -> int                  a TCP port nobody listens on, on that address
+loopback_host(last_octet) -> str        127.X.Y.last_octet, X.Y random per test session (away from
+                                        127.0.0.1 and from other sessions running at the same time)
+accepts(port, host) -> bool             something accepts TCP connections there
+http_get(host, port, path) -> (status, body)   one GET on a new connection
 """
 
 from __future__ import annotations

@@ -138,8 +138,9 @@ class Bed:
 
     def start_server(self, name: str, port: int = PORT) -> None:
         address = "0.0.0.0"
-        proc = self.lab.popen(self.rs[name], [PY, str(SCRIPTS / "l4_server.py"), name, address, str(port)],
-                              stdout=subprocess.PIPE, text=True)
+        proc = self.lab.popen(
+            self.rs[name], [PY, str(SCRIPTS / "l4_server.py"), name, address, str(port)], stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         self.servers[name] = proc
 
@@ -151,8 +152,14 @@ class Bed:
         return json.loads(out.stdout)["answers"]
 
     def hold(self, port: int = PORT) -> subprocess.Popen:
-        return self.lab.popen(self.client, [PY, str(SCRIPTS / "l4_client.py"), "hold", VIP, str(port)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        return self.lab.popen(
+            self.client,
+            [PY, str(SCRIPTS / "l4_client.py"), "hold", VIP, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
 
     def nft(self, text: str) -> None:
         result = self.lab.run(self.lb, ["nft", "-f", "-"], check=False, input=text)

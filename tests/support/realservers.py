@@ -1,6 +1,6 @@
 """Real servers on loopback for tests: threaded HTTP servers that answer every GET with their name.
 
-  TinyHTTPServer(name, host, port=0)   .start(), .stop() (its port then refuses connections), .requests
+TinyHTTPServer(name, host, port=0)   .start(), .stop() (its port then refuses connections), .requests
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from support.net import free_port
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = f"{self.server.name}\n".encode()  # type: ignore[attr-defined]
         self.server.requests += 1  # type: ignore[attr-defined]
         self.send_response(200)

@@ -57,7 +57,7 @@ def _sections(text: str) -> dict[str, str]:
     """Headings naming a class (## `Name`) -> the text up to the next heading."""
     parts = re.split(r"^(#{2,4} .*)$", text, flags=re.M)
     sections: dict[str, str] = {}
-    for heading, body in zip(parts[1::2], parts[2::2]):
+    for heading, body in zip(parts[1::2], parts[2::2], strict=False):
         named = re.fullmatch(r"#{2,4} `(\w+)`", heading.strip())
         if named:
             sections[named.group(1)] = body
@@ -83,7 +83,9 @@ def test_every_field_is_documented_in_its_class_section(cls: type[BaseModel]):
     missing = []
     for name in cls.model_fields:
         here = re.search(rf"^\| `{name}` \|", body, flags=re.M)
-        inherited = any(name in b.model_fields and re.search(rf"^\| `{name}` \|", sections.get(b.__name__, ""), flags=re.M) for b in bases)
+        inherited = any(
+            name in b.model_fields and re.search(rf"^\| `{name}` \|", sections.get(b.__name__, ""), flags=re.M) for b in bases
+        )
         if not (here or inherited):
             missing.append(name)
     assert not missing, f"fields of {cls.__name__} missing from its table in docs/configuration.md: {missing}"

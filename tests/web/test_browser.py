@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from true_pacs_support import start_services
-from support.appliance import Appliance, new_state_dir
-from support.wait import wait_until
+
 from pacslb.demo import DemoProcess
 from pacslb.demo.truepacs import TruePacsDemo
 from pacslb.store.metrics import MetricsStore
 from pacslb.templates.true_pacs import SERVICES
 from pacslb.web.history import metrics_path
+from support.appliance import Appliance, new_state_dir
+from support.wait import wait_until
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 

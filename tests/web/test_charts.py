@@ -12,7 +12,14 @@ def test_nice_ceiling():
 
 def test_format_number():
     assert [format_number(v) for v in (0, 2.5, 40, 36.841, 1200, 3_000_000, 0.25)] == [
-        "0", "2.5", "40", "36.8", "1.2k", "3M", "0.25"]
+        "0",
+        "2.5",
+        "40",
+        "36.8",
+        "1.2k",
+        "3M",
+        "0.25",
+    ]
 
 
 def test_path_maps_time_and_value_to_the_plot_and_breaks_at_gaps():
@@ -30,6 +37,8 @@ def test_line_chart_markup():
     svg = line_chart([(0, 1), (10, 3)], start=0, end=3600, title="requests/s", unit="/s", css_class="line-req")
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert ">requests/s<" in svg and ">3/s<" in svg and ">-60 min<" in svg and ">now<" in svg and ">5<" in svg
-    assert re.search(r'<path class="line-req" d="M[\d.]+,[\d.]+ L([\d.]+),([\d.]+)"/><circle class="line-req" cx="\1" cy="\2"', svg)
+    assert re.search(
+        r'<path class="line-req" d="M[\d.]+,[\d.]+ L([\d.]+),([\d.]+)"/><circle class="line-req" cx="\1" cy="\2"', svg
+    )
     empty = line_chart([], start=0, end=3600, title="a <b>")
     assert "no data" in empty and "a &lt;b&gt;" in empty and 'd=""' in empty and "<circle" not in empty

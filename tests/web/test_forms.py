@@ -10,8 +10,10 @@ def test_health_check_data_keeps_only_the_fields_of_its_type():
     assert forms.health_check_data(form) == {"type": "http", "interval": "2s", "rise": "3", "path": "/health",
                                              "expect_status": ["200", "204"]}  # fmt: skip
     assert forms.health_check_data({"type": "none", "interval": "5s"}) == {"type": "none"}
-    assert forms.health_check_data({"type": "dicom-echo", "called_ae": "ARCHIVE"}) == {"type": "dicom-echo",
-                                                                                       "called_ae": "ARCHIVE"}
+    assert forms.health_check_data({"type": "dicom-echo", "called_ae": "ARCHIVE"}) == {
+        "type": "dicom-echo",
+        "called_ae": "ARCHIVE",
+    }
 
 
 def test_addresses():

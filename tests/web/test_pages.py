@@ -123,8 +123,10 @@ def test_an_invalid_health_check_shows_the_problems_beside_the_fields(web, web_a
     admin = web("admin")
     page = admin.get("/services/web").text
     base = re.search(r'name="base_revision" value="(\d+)"', page)[1]
-    answer = admin.form_post("/services/web/health-check", {"base_revision": base, "type": "http", "interval": "abc",
-                                                             "timeout": "1s", "rise": "0", "fall": "3", "path": "/health"})
+    answer = admin.form_post(
+        "/services/web/health-check",
+        {"base_revision": base, "type": "http", "interval": "abc", "timeout": "1s", "rise": "0", "fall": "3", "path": "/health"},
+    )
     assert answer.status_code == 422
     interval, rise = field_html(answer.text, "interval"), field_html(answer.text, "rise")
     assert "field-error" in interval and 'value="abc"' in interval and "aria-invalid" in interval
@@ -158,7 +160,9 @@ def test_a_stale_form_says_who_changed_what_meanwhile(web, web_app):
     admin = web("admin")
     base = re.search(r'name="base_revision" value="(\d+)"', admin.get("/services/web/real-servers/new").text)[1]
     store = web_app.controller.changes.store
-    later = store.add(web_app.controller.config.model_dump_json(), "", author="alice", message="meanwhile", kind="apply", parent=None)
+    later = store.add(
+        web_app.controller.config.model_dump_json(), "", author="alice", message="meanwhile", kind="apply", parent=None
+    )
     store.mark_applied(later.id)
     answer = admin.form_post("/services/web/real-servers/new", {"base_revision": base, "name": "rs9",
                                                                  "address": "127.0.0.2", "port": "18389"})  # fmt: skip
@@ -171,13 +175,17 @@ def test_a_stale_form_says_who_changed_what_meanwhile(web, web_app):
 def test_real_server_and_rule_forms_place_model_problems(web):
     admin = web("admin")
     base = re.search(r'name="base_revision" value="(\d+)"', admin.get("/services/web").text)[1]
-    answer = admin.form_post("/services/web/real-servers/new", {"base_revision": base, "name": "rs9",
-                                                                 "address": "127.0.0.2", "port": "x", "weight": "999"})
+    answer = admin.form_post(
+        "/services/web/real-servers/new",
+        {"base_revision": base, "name": "rs9", "address": "127.0.0.2", "port": "x", "weight": "999"},
+    )
     assert answer.status_code == 422
     assert "field-error" in field_html(answer.text, "port")
     assert "less than or equal to 256" in field_html(answer.text, "weight")
-    answer = admin.form_post("/services/web/rules/new", {"base_revision": base, "name": "r1", "action": "use_service",
-                                                          "match.path_begins": "/x", "use_service": "nowhere"})
+    answer = admin.form_post(
+        "/services/web/rules/new",
+        {"base_revision": base, "name": "r1", "action": "use_service", "match.path_begins": "/x", "use_service": "nowhere"},
+    )
     assert answer.status_code == 422
     assert "field-error" in field_html(answer.text, "use_service")
 
@@ -185,8 +193,10 @@ def test_real_server_and_rule_forms_place_model_problems(web):
 def test_a_new_virtual_service_with_a_bad_listener(web):
     admin = web("admin")
     base = re.search(r'name="base_revision" value="(\d+)"', admin.get("/services/new").text)[1]
-    answer = admin.form_post("/services/new", {"base_revision": base, "name": "new1", "mode": "layer7-http",
-                                                "listen": "127.0.0.1:99999", "persistence.type": "none"})
+    answer = admin.form_post(
+        "/services/new",
+        {"base_revision": base, "name": "new1", "mode": "layer7-http", "listen": "127.0.0.1:99999", "persistence.type": "none"},
+    )
     assert answer.status_code == 422
     assert "field-error" in field_html(answer.text, "listen")
 
@@ -234,9 +244,9 @@ def test_graphs_page_draws_the_stored_samples(web, web_app):
     now = time.time()
     store.add([Sample(now - 600 + 10 * i, "web", float(i), i % 5, 0.0) for i in range(60)])
     html = web("viewer").get("/graphs").text
-    section = html[html.index('data-service="web"'):html.index('data-service="only"')]
+    section = html[html.index('data-service="web"') : html.index('data-service="only"')]
     assert section.count("<svg") == 3 and re.search(r'class="line-req" d="M[\d.]+,[\d.]+ L', section)
-    assert "no samples yet" in html[html.index('data-service="only"'):]
+    assert "no samples yet" in html[html.index('data-service="only"') :]
 
 
 def test_certificates_page_lists_expiry(web, web_app):

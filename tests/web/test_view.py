@@ -35,8 +35,14 @@ def test_service_overview_at_a_glance():
     from pacslb.web.view import service_overview
 
     def vs(state, *servers):
-        return VirtualServiceStatus(name="v", mode="layer7-http", state=state, real_servers=[
-            RealServerStatus(name=f"rs{i}", address="a:1", state=s, configured_state="online") for i, s in enumerate(servers)])
+        return VirtualServiceStatus(
+            name="v",
+            mode="layer7-http",
+            state=state,
+            real_servers=[
+                RealServerStatus(name=f"rs{i}", address="a:1", state=s, configured_state="online") for i, s in enumerate(servers)
+            ],
+        )
 
     assert service_overview(vs(ServiceState.UP, ServerState.UP, ServerState.NO_CHECK)) == ("st-up", "2/2")
     assert service_overview(vs(ServiceState.UP, ServerState.UP, ServerState.DRAIN)) == ("st-drain", "1/2")

@@ -96,4 +96,3 @@ def create_management_app(
     app.include_router(certificates_router(writer), prefix=API_V1)
     app.include_router(metrics_router(controller, metrics, metrics_socket(controller)))
     return app
-

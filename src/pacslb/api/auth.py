@@ -289,7 +289,7 @@ class AuthService:
         try:
             self.audit_log.record(username, action, target=target, outcome=outcome, client_ip=client_ip, via=via,
                                   detail=detail)  # fmt: skip
-        except Exception:  # noqa: BLE001 - the audit log must never turn a change into an error
+        except Exception:
             log.exception("could not write the audit log %s", self.audit_log.path)
 
     async def audit_async(self, username: str, action: str, **kwargs: Any) -> None:
@@ -391,7 +391,19 @@ def require_role(*roles: str) -> Callable[..., Any]:
 
 
 __all__ = [
-    "AuthService", "LoginThrottle", "LoginThrottled", "Principal", "Session", "SessionStore", "CSRF_FIELD", "CSRF_HEADER",
-    "SESSION_COOKIE", "clear_session_cookie", "client_ip", "current_principal", "optional_principal", "require_role",
+    "AuthService",
+    "LoginThrottle",
+    "LoginThrottled",
+    "Principal",
+    "Session",
+    "SessionStore",
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "clear_session_cookie",
+    "client_ip",
+    "current_principal",
+    "optional_principal",
+    "require_role",
     "set_session_cookie",
 ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -94,14 +93,18 @@ def validate_bundle(
             private = serialization.load_pem_private_key(key_blocks[0], password=None)
         except (ValueError, TypeError) as exc:
             problems.append(_problem("key", f"the key cannot be read ({exc}); HAProxy needs it without a passphrase"))
-        if private is not None and not isinstance(private, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+        if private is not None and not isinstance(
+            private, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)
+        ):
             problems.append(_problem("key", "only RSA, EC and Ed25519 keys are supported"))
         elif private is not None and _public(private.public_key()) != _public(leaf.public_key()):
             problems.append(_problem("key", "this key does not belong to the certificate (their public keys differ)"))
     if leaf.not_valid_after_utc <= now:
         problems.append(_problem("certificate", f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"))
     elif leaf.not_valid_before_utc > now:
-        problems.append(_problem("certificate", f"the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"))
+        problems.append(
+            _problem("certificate", f"the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+        )
     problems += _chain_problems(leaf, chain_certs, now)
     if problems:
         raise CertificateProblems(problems)
@@ -115,7 +118,7 @@ def _chain_problems(leaf: x509.Certificate, chain: list[x509.Certificate], now: 
     """Each certificate must be issued (and signed) by the next one; chain certificates must be valid now."""
     problems = []
     sequence = [leaf, *chain]
-    for i, (child, parent) in enumerate(zip(sequence, sequence[1:])):
+    for i, (child, parent) in enumerate(zip(sequence, sequence[1:], strict=False)):
         where = f"chain[{i}]"
         if child.issuer != parent.subject:
             problems.append(_problem(where, f"out of order: {_name(child.subject)} is issued by {_name(child.issuer)}, "
@@ -147,9 +150,7 @@ def describe(pem: bytes, *, now: dt.datetime | None = None) -> dict[str, Any]:
     cert = x509.load_pem_x509_certificate(blocks[0])
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        sans = [str(v) for v in san.get_values_for_type(x509.DNSName)] + [
-            str(v) for v in san.get_values_for_type(x509.IPAddress)
-        ]
+        sans = [str(v) for v in san.get_values_for_type(x509.DNSName)] + [str(v) for v in san.get_values_for_type(x509.IPAddress)]
     except x509.ExtensionNotFound:
         sans = []
     left = cert.not_valid_after_utc - now

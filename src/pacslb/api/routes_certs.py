@@ -143,7 +143,9 @@ def certificates_router(writer: Writer) -> APIRouter:
         try:
             name = check_name(body.name)
             if file_of(name).exists():
-                return ApiError(409, f"certificate {name} exists already: replace it with PUT /api/v1/certificates/{name}").response()
+                return ApiError(
+                    409, f"certificate {name} exists already: replace it with PUT /api/v1/certificates/{name}"
+                ).response()
             bundle, _ = validate_bundle(body.certificate, body.key, body.chain, key_file=pending_key(name))
         except CertificateProblems as exc:
             audit(request, principal, "certificate.create", body.name, "invalid", {"problems": exc.problems})
@@ -151,7 +153,9 @@ def certificates_router(writer: Writer) -> APIRouter:
         return await store(request, principal, name, bundle, "certificate.create")
 
     @router.put("/certificates/{name}", summary="Replace a certificate; a running service gets it without a reload (admin)")
-    async def replace(name: str, body: CertificateReplace, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
+    async def replace(
+        name: str, body: CertificateReplace, request: Request, principal: Principal = Depends(ADMIN)
+    ) -> JSONResponse:
         try:
             check_name(name)
             if not file_of(name).exists():
@@ -250,7 +254,11 @@ def certificates_router(writer: Writer) -> APIRouter:
             services = data.setdefault("virtual_services", [])
             vs = services[find(services, service, "virtual service")]
             tls = vs.get("tls") or {}
-            rest = [c for c in tls.get("certificates", []) if os.path.realpath(resolve(c, controller.base_dir)) != os.path.realpath(path)]
+            rest = [
+                c
+                for c in tls.get("certificates", [])
+                if os.path.realpath(resolve(c, controller.base_dir)) != os.path.realpath(path)
+            ]
             # the new certificate becomes the default (first); the others stay for SNI
             vs["tls"] = {**tls, "certificates": [str(path), *rest[1:]] if rest else [str(path)]}
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ..change.requests import ChangeRequest, ConfigChange, StateChange, WeightChange
-from .auth import Principal, client_ip, require_role
+from .auth import Principal, require_role
 from .writes import ApiError, Writer, base_revision_of, current_revision, find, origin_of
 
 READ = require_role("viewer", "operator")

@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
 
+from ..change.requests import RollbackChange
 from ..controller.status import ApplianceStatus
 from ..store import StoreError
 from ..store.history import revision_diff
 from .auth import Principal, current_principal, require_role
 from .metrics import ControllerMetrics
-from ..change.requests import RollbackChange
-from .writes import origin_of, ApiError, Writer, base_revision_of, current_revision
+from .writes import ApiError, Writer, base_revision_of, origin_of
 
 READ = require_role("viewer", "operator")
 ADMIN = require_role("admin")
@@ -100,7 +98,9 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
         return JSONResponse(found.as_dict())
 
     @router.post("/revisions/{rev_id}/rollback", tags=["revisions"], summary="Run an earlier revision again (admin)")
-    async def rollback(rev_id: RevId, body: RollbackWrite, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
+    async def rollback(
+        rev_id: RevId, body: RollbackWrite, request: Request, principal: Principal = Depends(ADMIN)
+    ) -> JSONResponse:
         try:
             base = base_revision_of(request, body.base_revision, required=False)
         except ApiError as exc:
@@ -182,9 +182,14 @@ def _live_gauges(controller: Any) -> dict:
     return {
         "pacslb_revision_current": ("id of the revision that runs", "gauge", [({}, current)]),
         "pacslb_haproxy_up": ("1 when HAProxy serves and its stats socket answers", "gauge", [({}, 1 if ok else 0)]),
-        "pacslb_real_server_up": ("1 when the real server takes new traffic (UP, or not checked); its state as a label",
-                                  "gauge", up),
-        "pacslb_health_check_passed": ("1 when the last health check of the real server passed, 0 when it failed",
-                                       "gauge", passed),
+        "pacslb_real_server_up": (
+            "1 when the real server takes new traffic (UP, or not checked); its state as a label",
+            "gauge",
+            up,
+        ),
+        "pacslb_health_check_passed": (
+            "1 when the last health check of the real server passed, 0 when it failed",
+            "gauge",
+            passed,
+        ),
     }
-

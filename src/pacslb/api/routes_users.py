@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ..store.users import UserError
-from .state import forget_initial_password
 from .auth import (
     AuthService,
     LoginThrottled,
@@ -24,6 +23,7 @@ from .auth import (
     require_role,
     set_session_cookie,
 )
+from .state import forget_initial_password
 
 ADMIN = require_role("admin")
 

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..model import Config
+from ..serving import InLoopServer, SubsystemError
 from ..store import StoreError
 from ..store.audit import AuditLog
 from ..store.users import UserStore
 from . import state
 from .auth import AuthService
-from ..serving import InLoopServer, SubsystemError
 from .metrics import ControllerMetrics
 
 log = logging.getLogger("pacslb.api")
@@ -118,7 +118,7 @@ class ManagementServer:
             audit = await asyncio.to_thread(AuditLog, state.audit_db(self.root))
             password = await asyncio.to_thread(state.ensure_first_admin, users, self.root)
         except (StoreError, OSError) as exc:
-            raise SubsystemError(f"the management API cannot open its users and audit stores in {self.root}: {exc}")
+            raise SubsystemError(f"the management API cannot open its users and audit stores in {self.root}: {exc}") from None
         if password is not None:
             self._announce_first_admin(password)
         self.auth = AuthService(users, audit, session_timeout=settings.session_timeout.milliseconds / 1000,
@@ -126,7 +126,7 @@ class ManagementServer:
         try:
             certfile = await asyncio.to_thread(self._certificate, config)
         except (OSError, ValueError, ssl.SSLError) as exc:
-            raise SubsystemError(f"the management API's certificate cannot be used: {exc}")
+            raise SubsystemError(f"the management API's certificate cannot be used: {exc}") from None
         log_file = state.controller_log(self.root)
         self.app = create_management_app(self.controller, self.auth, metrics=self.metrics,
                                          controller_log=log_file if log_file.exists() else None)  # fmt: skip

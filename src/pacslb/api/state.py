@@ -95,5 +95,8 @@ def access_lines(root: Path) -> list[str]:
         who = f"user {FIRST_ADMIN}, password {password}  (change it: pacslb user passwd {FIRST_ADMIN} --state-dir {root})"
     except FileNotFoundError:
         who = f"user {FIRST_ADMIN}, with the password set by 'pacslb user passwd {FIRST_ADMIN}'"
-    return [f"WebUI and API: {url}  (self-signed certificate: your browser warns once)", f"  log in as {who}",
-            f"  API docs: {url}api/docs   OpenAPI: {url}api/openapi.json"]
+    return [
+        f"WebUI and API: {url}  (self-signed certificate: your browser warns once)",
+        f"  log in as {who}",
+        f"  API docs: {url}api/docs   OpenAPI: {url}api/openapi.json",
+    ]

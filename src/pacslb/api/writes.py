@@ -45,7 +45,7 @@ def if_match_revision(request: Request) -> int | None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
     if not text.isdigit():
-        raise ApiError(400, f"If-Match must name a revision id (a number such as \"12\"), not {value!r}")
+        raise ApiError(400, f'If-Match must name a revision id (a number such as "12"), not {value!r}')
     return int(text)
 
 

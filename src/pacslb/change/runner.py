@@ -63,7 +63,7 @@ async def run(
                     log.warning("%s set back to the previous configuration", step.engine)
             except EngineError as exc:
                 error = Failure(exc.summary, tuple(exc.messages))
-            except Exception as exc:  # noqa: BLE001 - any surprise of a step is that step's failure
+            except Exception as exc:
                 log.exception("%s failed unexpectedly", step)
                 name = step.engine if isinstance(step, (Check, Commit, Undo)) else "the revision store"
                 error = Failure(f"{name} failed: {type(exc).__name__}: {exc}")

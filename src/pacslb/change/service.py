@@ -196,7 +196,7 @@ class Changes:
         if self.audit is not None:
             try:
                 await asyncio.to_thread(self.audit, origin, action, target, result)
-            except Exception:  # noqa: BLE001 - the change stands; the log says the audit failed
+            except Exception:
                 log.exception("the audit log could not record %s %s", action, target)
         return result
 
@@ -416,7 +416,9 @@ class Changes:
                 try:
                     edit(edited)
                 except EditError as exc:
-                    return await self._record_audit(origin, action, target, ChangeResult(exc.outcome, exc.message, extra=exc.extra))
+                    return await self._record_audit(
+                        origin, action, target, ChangeResult(exc.outcome, exc.message, extra=exc.extra)
+                    )
                 loaded = await asyncio.to_thread(validate_data, edited, base_dir)
                 clock.lap("validate")
                 if not loaded.ok or loaded.config is None:

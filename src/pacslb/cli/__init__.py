@@ -13,15 +13,17 @@ app = typer.Typer(
 )
 
 # Importing the command modules registers their commands on `app`.
-from . import config_commands  # noqa: E402,F401
-from . import run_commands  # noqa: E402,F401
-from . import init_command  # noqa: E402,F401
-from . import change_commands  # noqa: E402,F401
-from . import layer4_commands  # noqa: E402,F401
-from . import demo_command  # noqa: E402,F401
-from . import agent_command  # noqa: E402,F401
-from . import ha_commands  # noqa: E402,F401  (the HA pair, issue 7)
-from . import user_commands  # noqa: E402,F401
+from . import (  # noqa: E402 - the command modules register on `app`, which must exist first
+    agent_command,  # noqa: F401
+    change_commands,  # noqa: F401
+    config_commands,  # noqa: F401
+    demo_command,  # noqa: F401
+    ha_commands,  # noqa: F401  (the HA pair, issue 7)
+    init_command,  # noqa: F401
+    layer4_commands,  # noqa: F401
+    run_commands,  # noqa: F401
+    user_commands,  # noqa: F401
+)
 
 
 def main() -> None:

@@ -35,7 +35,8 @@ def agent(
     min_weight: Annotated[int, typer.Option("--min-weight", min=0, max=100, help="lowest weight reported (percent)")] = 1,
     max_weight: Annotated[int, typer.Option("--max-weight", min=1, max=100, help="highest weight reported (percent)")] = 100,
     command_timeout: Annotated[
-        float, typer.Option("--command-timeout", min=0.1, max=60, help="seconds --command may take; after that no answer is given")
+        float,
+        typer.Option("--command-timeout", min=0.1, max=60, help="seconds --command may take; after that no answer is given"),
     ] = 2.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:

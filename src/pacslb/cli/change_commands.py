@@ -92,8 +92,10 @@ def _report(result: dict[str, Any], as_json: bool, show_plan: bool = True) -> No
             print(f"note: a runtime operation failed ({engine['fallback']}); a hitless reload applied the change")
         if outcome == "applied" and "workers_before" in engine:
             same = engine["workers_before"] == engine.get("workers_after")
-            print(f"HAProxy workers: {', '.join(map(str, engine.get('workers_after') or [])) or '-'}"
-                  + (" (unchanged)" if same else f" (were {', '.join(map(str, engine['workers_before']))})"))
+            print(
+                f"HAProxy workers: {', '.join(map(str, engine.get('workers_after') or [])) or '-'}"
+                + (" (unchanged)" if same else f" (were {', '.join(map(str, engine['workers_before']))})")
+            )
     if outcome == "invalid":
         raise typer.Exit(EXIT_INVALID)
     if outcome not in ("applied", "unchanged", "dry-run"):
@@ -149,7 +151,9 @@ def weight(
 @app.command()
 def apply(
     config: Annotated[Path, typer.Option("--config", "-c", help="configuration file to apply")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate, check with HAProxy and print the plan; change nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="validate, check with HAProxy and print the plan; change nothing")
+    ] = False,
     message: MessageOption = None,
     author: AuthorOption = None,
     state_dir_option: StateDirOption = None,
@@ -284,8 +288,11 @@ def prune(
     keep: Annotated[int, typer.Option("--keep", help="revisions to keep, the latest ones (at least 10)")],
     vacuum: Annotated[
         bool,
-        typer.Option("--vacuum", help="give all free space back to the file system; a store made before pruning "
-                     "existed is rewritten once (VACUUM: needs free disk as large as the kept revisions)"),
+        typer.Option(
+            "--vacuum",
+            help="give all free space back to the file system; a store made before pruning "
+            "existed is rewritten once (VACUUM: needs free disk as large as the kept revisions)",
+        ),
     ] = False,
     state_dir_option: StateDirOption = None,
     as_json: JsonOption = False,

@@ -17,9 +17,7 @@ if TYPE_CHECKING:
 
 EXIT_INVALID = 2  # the command-line contract: invalid input exits 2
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="configuration file", show_default=True)
-]
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="configuration file", show_default=True)]
 DEFAULT_CONFIG = Path(DEFAULT_CONFIG_FILE)
 DEFAULT_STATE_DIR = Path("/var/lib/pacslb")
 

@@ -39,7 +39,8 @@ def render(
     ] = None,
 ) -> None:
     """Print the engine configuration that the model produces (nothing is written or started)."""
-    from ..engines.haproxy.render import HAProxyEnv, render as render_haproxy
+    from ..engines.haproxy.render import HAProxyEnv
+    from ..engines.haproxy.render import render as render_haproxy
 
     loaded = load_or_exit(config)
     if engine is Engine.nftables:  # Layer 4 (issue 8): cli/layer4_commands.py
@@ -48,7 +49,8 @@ def render(
         sys.stdout.write(render_nftables(loaded.config, l2))
         return
     if engine is Engine.keepalived:  # the HA pair (issue 7): engines/keepalived
-        from ..engines.keepalived.render import KeepalivedPaths, RenderError, render as render_keepalived
+        from ..engines.keepalived.render import KeepalivedPaths, RenderError
+        from ..engines.keepalived.render import render as render_keepalived
 
         try:
             sys.stdout.write(render_keepalived(loaded.config, KeepalivedPaths(state_dir(state_dir_option).absolute())))
@@ -56,9 +58,7 @@ def render(
             print(f"error: {exc}; add one (docs/high-availability.md)", file=sys.stderr)
             raise typer.Exit(EXIT_INVALID) from None
         return
-    env = HAProxyEnv(
-        state_dir=state_dir(state_dir_option), base_dir=config.resolve().parent, cpu_count=os.cpu_count() or 1
-    )
+    env = HAProxyEnv(state_dir=state_dir(state_dir_option), base_dir=config.resolve().parent, cpu_count=os.cpu_count() or 1)
     sys.stdout.write(render_haproxy(loaded.config, env))
 
 

@@ -81,9 +81,7 @@ def demo(
         int,
         typer.Option("--port-offset", help="add N to every VIP port (80 -> 80+N ...) when the guide's ports are taken"),
     ] = 0,
-    vip_address: Annotated[
-        str, typer.Option("--vip-address", help="address the virtual services listen on")
-    ] = "127.0.0.1",
+    vip_address: Annotated[str, typer.Option("--vip-address", help="address the virtual services listen on")] = "127.0.0.1",
     server_octet: Annotated[
         int,
         typer.Option(
@@ -199,9 +197,7 @@ def demo(
             assert services is not None and services.proc is not None
             while services.proc.poll() is None:
                 await asyncio.sleep(1.0)
-            log.error(
-                "the simulated services (PID %d) exited (%s): stopping the demo", services.pid, services.proc.returncode
-            )
+            log.error("the simulated services (PID %d) exited (%s): stopping the demo", services.pid, services.proc.returncode)
             controller.request_stop("the simulated services exited")
 
         async def main() -> int:

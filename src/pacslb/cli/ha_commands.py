@@ -119,7 +119,9 @@ def status(
         table.add_row("peer", peer["role"], peer["address"], "[red]unreachable[/]", _when(peer.get("last_seen")), "-",
                       escape(peer.get("error") or ""))  # fmt: skip
     console.print(table)
-    masters = [n for n, s in (("this node", node), ("peer", peer_state if peer["reachable"] else {})) if s.get("vrrp_state") == "MASTER"]
+    masters = [
+        n for n, s in (("this node", node), ("peer", peer_state if peer["reachable"] else {})) if s.get("vrrp_state") == "MASTER"
+    ]
     console.print(f"master: {', '.join(masters) or 'none seen'}; in step: "
                   f"{'yes' if peer['reachable'] and peer_state.get('synced_digest') == node['synced_digest'] else 'no'}")  # fmt: skip
     if data.get("split_brain"):

@@ -62,8 +62,12 @@ def up(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug messages too")] = False,
     pause_at: Annotated[
         str | None,
-        typer.Option("--pause-at", hidden=True, help="STAGE:SECONDS: pause every change at that stage of its "
-                     "transaction (before-engine, engine-confirmed), for crash tests that kill the controller there"),
+        typer.Option(
+            "--pause-at",
+            hidden=True,
+            help="STAGE:SECONDS: pause every change at that stage of its "
+            "transaction (before-engine, engine-confirmed), for crash tests that kill the controller there",
+        ),
     ] = None,
 ) -> None:
     """Run the appliance in the foreground: controller, engines, health checks, API and WebUI. Logs go to stderr.
@@ -82,9 +86,7 @@ def up(
     lock = lock_state_dir_or_exit(paths)
     _log_to_file(paths)
     try:
-        logging.getLogger("pacslb.controller").info(
-            "pacslb controller (PID %d) on %s with %s", os.getpid(), paths.root, config
-        )
+        logging.getLogger("pacslb.controller").info("pacslb controller (PID %d) on %s with %s", os.getpid(), paths.root, config)
         appliance = Appliance(paths, config, loaded.config, checkpoint=checkpoint)
         del loaded  # the appliance may run another revision (change/service.py): keep one model, not two
         code = asyncio.run(appliance.run(config.read_text()))

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from . import API_PREFIX
 from ..serving import InLoopServer
+from . import API_PREFIX
 from .status import ApplianceStatus
 
 

@@ -23,11 +23,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
-from ..store import RevisionStore, StoreError
-from ..store.history import revision_diff
 from ..change.requests import ChangeRequest, RollbackChange, StateChange, WeightChange
 from ..change.result import ChangeResult
 from ..change.service import Origin, default_author
+from ..store import RevisionStore, StoreError
+from ..store.history import revision_diff
 from . import API_PREFIX
 
 
@@ -113,7 +113,11 @@ def changes_router(changes: ChangeSurface) -> APIRouter:
     @router.post("/virtual-services/{service}/real-servers/{real_server}/weight")
     async def set_weight(service: str, real_server: str, request: WeightRequest) -> JSONResponse:
         result = await changes.set_real_server(
-            service, real_server, weight=request.weight, origin=_origin(request.author), message=request.message,
+            service,
+            real_server,
+            weight=request.weight,
+            origin=_origin(request.author),
+            message=request.message,
             base_revision=request.base_revision,
         )
         return _answer(result)
@@ -138,9 +142,7 @@ def changes_router(changes: ChangeSurface) -> APIRouter:
         return JSONResponse(found.as_dict())
 
     @router.get("/diff")
-    async def diff(
-        from_id: int | None = Query(None, alias="from"), to_id: int | None = Query(None, alias="to")
-    ) -> JSONResponse:
+    async def diff(from_id: int | None = Query(None, alias="from"), to_id: int | None = Query(None, alias="to")) -> JSONResponse:
         try:
             found = await asyncio.to_thread(revision_diff, changes.store, from_id, to_id)
         except StoreError as exc:

@@ -19,8 +19,9 @@ class ControllerClient:
         self.paths = paths
         self.timeout = timeout
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                 params: dict[str, Any] | None = None) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
         socket_path = self.paths.controller_socket
         if not socket_path.exists():
             raise ControllerUnavailable(f"no controller socket at {socket_path}")

@@ -275,12 +275,7 @@ def connection_start(
     version: tuple[int, int] = (0, 9),
 ) -> bytes:
     """The Connection.Start method frame (channel 0, class 10, method 10)."""
-    args = (
-        struct.pack(">BB", *version)
-        + field_table(server_properties)
-        + longstr(mechanisms)
-        + longstr(locales)
-    )
+    args = struct.pack(">BB", *version) + field_table(server_properties) + longstr(mechanisms) + longstr(locales)
     return method_frame(0, CONNECTION_START, args)
 
 
@@ -332,9 +327,7 @@ def decode_connection_start_ok(arguments: bytes) -> ConnectionStartOk:
     return ConnectionStartOk(props, mech, resp, loc)
 
 
-def connection_tune(
-    channel_max: int = DEFAULT_CHANNEL_MAX, frame_max: int = DEFAULT_FRAME_MAX, heartbeat: int = 0
-) -> bytes:
+def connection_tune(channel_max: int = DEFAULT_CHANNEL_MAX, frame_max: int = DEFAULT_FRAME_MAX, heartbeat: int = 0) -> bytes:
     return method_frame(0, CONNECTION_TUNE, struct.pack(">HIH", channel_max, frame_max, heartbeat))
 
 
@@ -345,12 +338,8 @@ def decode_connection_tune(arguments: bytes) -> tuple[int, int, int]:
     return struct.unpack(">HIH", arguments)
 
 
-def connection_tune_ok(
-    channel_max: int = DEFAULT_CHANNEL_MAX, frame_max: int = DEFAULT_FRAME_MAX, heartbeat: int = 0
-) -> bytes:
-    return method_frame(
-        0, CONNECTION_TUNE_OK, struct.pack(">HIH", channel_max, frame_max, heartbeat)
-    )
+def connection_tune_ok(channel_max: int = DEFAULT_CHANNEL_MAX, frame_max: int = DEFAULT_FRAME_MAX, heartbeat: int = 0) -> bytes:
+    return method_frame(0, CONNECTION_TUNE_OK, struct.pack(">HIH", channel_max, frame_max, heartbeat))
 
 
 def connection_open(virtual_host: str = "/") -> bytes:
@@ -366,9 +355,7 @@ def connection_open_ok() -> bytes:
     return method_frame(0, CONNECTION_OPEN_OK, shortstr(""))  # reserved-1 (known-hosts)
 
 
-def connection_close(
-    reply_code: int, reply_text: str, failing: tuple[int, int] = (0, 0)
-) -> bytes:
+def connection_close(reply_code: int, reply_text: str, failing: tuple[int, int] = (0, 0)) -> bytes:
     return method_frame(
         0,
         CONNECTION_CLOSE,

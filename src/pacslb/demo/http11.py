@@ -205,9 +205,7 @@ def response(
     head_only: bool = False,
 ) -> bytes:
     """A whole response; ``head_only`` (for HEAD) keeps Content-Length but drops the body."""
-    head = response_head(
-        status, headers, content_length=len(body), keep_alive=keep_alive, version=version
-    )
+    head = response_head(status, headers, content_length=len(body), keep_alive=keep_alive, version=version)
     return head if head_only else head + body
 
 

@@ -50,9 +50,7 @@ def json_response(status: int, obj: Any, headers: tuple[tuple[str, str], ...] = 
 
 
 def text_response(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
-    return Response(
-        status, text.encode(), (("Content-Type", "text/plain; charset=utf-8"), *headers)
-    )
+    return Response(status, text.encode(), (("Content-Type", "text/plain; charset=utf-8"), *headers))
 
 
 async def _write_error(writer: asyncio.StreamWriter, status: int, message: str) -> None:
@@ -269,9 +267,7 @@ class Replica:
             if self.service.kind == "amqp":
                 await self._serve_amqp(reader, writer)
             else:
-                await serve_http(
-                    reader, writer, self._handle, self.owner.spec.keepalive_timeout, peer
-                )
+                await serve_http(reader, writer, self._handle, self.owner.spec.keepalive_timeout, peer)
         except asyncio.CancelledError:
             pass
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
@@ -282,7 +278,7 @@ class Replica:
             self.connections.pop(task, None)
             try:
                 writer.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - closing a connection that already broke
                 pass
 
     # ------------------------------------------------------------------ HTTP
@@ -332,9 +328,7 @@ class Replica:
     # ------------------------------------------------------------------ AMQP
 
     async def _serve_amqp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        props = amqp.server_properties(
-            self.service.name, self.name, f"{self.address}:{self.port}", __version__
-        )
+        props = amqp.server_properties(self.service.name, self.name, f"{self.address}:{self.port}", __version__)
         hs = amqp.ServerHandshake(props)
         while not hs.closed:
             timeout = None
@@ -458,7 +452,7 @@ class DemoServices:
             self._control_conns.pop(task, None)
             try:
                 writer.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - closing a connection that already broke
                 pass
 
     async def _control(self, req: http11.Request, body_len: int, peer: tuple) -> Response:
@@ -497,9 +491,7 @@ class DemoServices:
             else:
                 return json_response(405, {"error": "use GET for state, POST for actions"})
             if action not in ("start", "stop", "healthy", "unhealthy"):
-                return json_response(
-                    404, {"error": f"unknown action {action!r}: start, stop, healthy, unhealthy"}
-                )
+                return json_response(404, {"error": f"unknown action {action!r}: start, stop, healthy, unhealthy"})
             try:
                 for r in targets:
                     if action == "start":

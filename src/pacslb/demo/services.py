@@ -102,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spec", required=True, help="the JSON spec file")
     ap.add_argument("--control-host", help="control endpoint address (overrides the spec)")
     ap.add_argument("--control-port", type=int, help="control endpoint port (overrides the spec)")
-    ap.add_argument(
-        "--max-lifetime", type=float, default=None, help="exit after this many seconds"
-    )
+    ap.add_argument("--max-lifetime", type=float, default=None, help="exit after this many seconds")
     ap.add_argument(
         "--exit-on-stdin-eof",
         action="store_true",
@@ -134,9 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         _emit({"event": "error", "message": f"TLS material: {e}"})
         print(f"pacslb-demo: TLS material: {e}", file=sys.stderr)
         return 1
-    return asyncio.run(
-        run(spec, max_lifetime=args.max_lifetime, exit_on_stdin_eof=args.exit_on_stdin_eof)
-    )
+    return asyncio.run(run(spec, max_lifetime=args.max_lifetime, exit_on_stdin_eof=args.exit_on_stdin_eof))
 
 
 if __name__ == "__main__":

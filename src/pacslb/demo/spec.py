@@ -168,9 +168,7 @@ class DemoSpec:
                 if s.port:
                     key = (str(ipaddress.ip_address(r.address)), s.port)
                     if key in binds:
-                        raise SpecError(
-                            f"{rw}: {r.address}:{s.port} is already used by {binds[key]}"
-                        )
+                        raise SpecError(f"{rw}: {r.address}:{s.port} is already used by {binds[key]}")
                     binds[key] = f"{s.name}/{r.name}"
         if not 0 <= self.control_port <= 65535:
             raise SpecError(f"control.port: must be 0..65535, got {self.control_port!r}")
@@ -266,9 +264,7 @@ def load_spec(path: str | Path) -> DemoSpec:
     return spec_from_json(data)
 
 
-def replica_address(
-    service_index: int, replica_index: int, *, first_subnet: int = 10, second_octet: int = 0
-) -> str:
+def replica_address(service_index: int, replica_index: int, *, first_subnet: int = 10, second_octet: int = 0) -> str:
     """The address scheme: service i, replica r -> 127.<second_octet>.<first_subnet+i>.<r+1>."""
     third = first_subnet + service_index
     fourth = replica_index + 1
@@ -319,9 +315,7 @@ def demo_spec_for(
                 replicas=tuple(
                     ReplicaSpec(
                         name=f"r{r + 1}",
-                        address=replica_address(
-                            i, r, first_subnet=first_subnet, second_octet=second_octet
-                        ),
+                        address=replica_address(i, r, first_subnet=first_subnet, second_octet=second_octet),
                     )
                     for r in range(replicas)
                 ),

@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .. import pki
-from ..templates.true_pacs import SERVICES, ServiceSpec as TemplateService, TruePacsParams, render_true_pacs
+from ..templates.true_pacs import SERVICES, TruePacsParams, render_true_pacs
+from ..templates.true_pacs import ServiceSpec as TemplateService
 from .control import DemoControl, DemoProcess
 from .spec import DemoSpec, ReplicaSpec, ServiceSpec, TlsSpec, replica_address
 
@@ -122,8 +123,7 @@ class TruePacsDemo:
         for i, spec in enumerate(served_services()):
             if spec.name == service:
                 return tuple(
-                    replica_address(i, r, first_subnet=FIRST_SUBNET, second_octet=self.server_octet)
-                    for r in range(self.replicas)
+                    replica_address(i, r, first_subnet=FIRST_SUBNET, second_octet=self.server_octet) for r in range(self.replicas)
                 )
         raise KeyError(f"{service!r} is not a True PACS service with real servers")
 
@@ -135,9 +135,7 @@ class TruePacsDemo:
             assert spec.server_port is not None
             listeners.append(Listener(spec.name, spec.name, spec.server_port, kind, _is_tls(spec), addresses))
             if spec.parent == "WFC_http" and self.check_port is not None:
-                listeners.append(
-                    Listener(spec.name + CHECK_LISTENER_SUFFIX, spec.name, self.check_port, "http", True, addresses)
-                )
+                listeners.append(Listener(spec.name + CHECK_LISTENER_SUFFIX, spec.name, self.check_port, "http", True, addresses))
         return listeners
 
     @property

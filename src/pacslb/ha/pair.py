@@ -261,7 +261,7 @@ class HAPair:
             self._wake.clear()  # before asking: a revision applied meanwhile wakes the next round at once
             try:
                 await self._ask_peer()
-            except Exception:  # noqa: BLE001 - the loop must outlive any surprise
+            except Exception:
                 log.exception("the peer link loop failed; it goes on")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.ha.sync.interval.seconds)

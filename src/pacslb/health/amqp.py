@@ -144,7 +144,18 @@ class _Reader:
             table[key] = data.value()
         return table
 
-    _FIXED = {b"b": ">b", b"B": ">B", b"s": ">h", b"u": ">H", b"I": ">i", b"i": ">I", b"l": ">q", b"T": ">Q", b"f": ">f", b"d": ">d"}
+    _FIXED = {
+        b"b": ">b",
+        b"B": ">B",
+        b"s": ">h",
+        b"u": ">H",
+        b"I": ">i",
+        b"i": ">I",
+        b"l": ">q",
+        b"T": ">Q",
+        b"f": ">f",
+        b"d": ">d",
+    }
 
     def value(self):
         kind = self.take(1)

@@ -63,7 +63,9 @@ class DicomEchoProbe:
                 return Result(False, "connect failed: refused or unreachable")
             if echo.stage == "releasing" and echo.verdict is not None:
                 return echo.verdict  # the C-ECHO was answered; a reset instead of A-RELEASE-RP does not undo it
-            return Result(False, f"connection lost waiting for the {WAITING_FOR.get(echo.stage, 'answer')}: {exc.strerror or exc}")
+            return Result(
+                False, f"connection lost waiting for the {WAITING_FOR.get(echo.stage, 'answer')}: {exc.strerror or exc}"
+            )
         finally:
             if writer is not None:
                 writer.close()

@@ -80,8 +80,8 @@ def _ae(title: str) -> bytes:
 
 def associate_rq(calling_ae: str, called_ae: str, max_pdu: int = MAX_PDU) -> bytes:
     """A-ASSOCIATE-RQ proposing Verification with Implicit VR Little Endian (context ID 1)."""
-    context = struct.pack(">B3x", CONTEXT_ID) + _item(0x30, VERIFICATION.encode()) + _item(
-        0x40, IMPLICIT_VR_LITTLE_ENDIAN.encode()
+    context = (
+        struct.pack(">B3x", CONTEXT_ID) + _item(0x30, VERIFICATION.encode()) + _item(0x40, IMPLICIT_VR_LITTLE_ENDIAN.encode())
     )
     user = (
         _item(0x51, struct.pack(">I", max_pdu))
@@ -283,9 +283,7 @@ class EchoResponse:
 
 def decode_echo_response(command: bytes) -> EchoResponse:
     elements = decode_command(command)
-    return EchoResponse(
-        _us(elements, 0x0100), _us(elements, 0x0120), _us(elements, 0x0900), _text(elements.get(0x0902, b""))
-    )
+    return EchoResponse(_us(elements, 0x0100), _us(elements, 0x0120), _us(elements, 0x0900), _text(elements.get(0x0902, b"")))
 
 
 # --- verdicts in words -------------------------------------------------------------------------
@@ -308,7 +306,9 @@ def echo_status_reason(status: int, comment: str = "") -> Result:
 
 def abort_reason(source: int, reason: int) -> str:
     if source == 2:
-        return f"association aborted by the server's DICOM provider (A-ABORT: {ABORT_REASONS.get(reason, 'reason not specified')})"
+        return (
+            f"association aborted by the server's DICOM provider (A-ABORT: {ABORT_REASONS.get(reason, 'reason not specified')})"
+        )
     return "association aborted by the server (A-ABORT)"
 
 
@@ -405,7 +405,7 @@ class CEcho:
             self.stage = "echoing"
             return p_data_tf(CONTEXT_ID, echo_command(self.message_id)), None
         if self.stage == "echoing" and pdu.type == P_DATA_TF:
-            for context_id, header, fragment in decode_pdvs(pdu.body):
+            for _context_id, header, fragment in decode_pdvs(pdu.body):
                 if not header & 0x01:
                     continue  # a data set: a C-ECHO-RSP has none, and we have no use for one
                 self._command += fragment

@@ -52,7 +52,7 @@ def parse_output(text: str) -> Reading:
     Words: drain, down, maint, ready, up (any case); what follows the first word is the reason
     ('down disk full'). Raises AgentInputError otherwise.
     """
-    line = next((l.strip() for l in text.splitlines() if l.strip()), "")
+    line = next((lis.strip() for lis in text.splitlines() if lis.strip()), "")
     if not line:
         raise AgentInputError("the command printed nothing: print a number from 0 to 100, or drain, down, maint, ready or up")
     number = _NUMBER.match(line)
@@ -157,7 +157,10 @@ class Agent:
         if self.command is None:
             return Reading(weight=cpu_weight(self.idle, self.min_weight, self.max_weight), reason=f"cpu idle {self.idle:.0f}%")
         process = await asyncio.create_subprocess_shell(
-            self.command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, stdin=asyncio.subprocess.DEVNULL,
+            self.command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL,
             env={**os.environ, "LC_ALL": "C"},
         )
         try:

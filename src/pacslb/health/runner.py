@@ -73,7 +73,11 @@ class Checker:
         for key in list(self._tasks):
             old, new = self.watches[key], wanted.get(key)
             if new is None or (old.target, old.probe, old.interval, old.rise, old.fall) != (
-                new.target, new.probe, new.interval, new.rise, new.fall
+                new.target,
+                new.probe,
+                new.interval,
+                new.rise,
+                new.fall,
             ):
                 self._tasks.pop(key).cancel()
                 del self.watches[key]
@@ -98,16 +102,14 @@ class Checker:
             started = asyncio.get_running_loop().time()
             try:
                 result = await watch.probe.probe(watch.target)
-            except Exception as exc:  # noqa: BLE001 - a broken probe is our fault, not the server's
+            except Exception as exc:
                 log.exception("health check of %s failed in pacslb itself", watch.key)
                 result = Result(False, f"check error: {exc}")
             if watch.record(result):
-                log.warning(
-                    "real server %s/%s is %s: %s", *watch.key, "UP" if watch.up else "DOWN", result.reason
-                )
+                log.warning("real server %s/%s is %s: %s", *watch.key, "UP" if watch.up else "DOWN", result.reason)
                 try:
                     await self.on_change(watch)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("acting on the health of %s failed", watch.key)
             elapsed = asyncio.get_running_loop().time() - started
             await asyncio.sleep(max(0.0, watch.interval - elapsed))

@@ -157,7 +157,10 @@ class HealthService:
         except OSError as exc:
             log.error(
                 "settings.health.agent_port: cannot listen on %s:%d (%s): HAProxy keeps the last states it was told; "
-                "choose a free port", AGENT_HOST, config.settings.health.agent_port, exc.strerror or exc,
+                "choose a free port",
+                AGENT_HOST,
+                config.settings.health.agent_port,
+                exc.strerror or exc,
             )
             self.config = config
             self.checker.replace(watches(config))
@@ -194,4 +197,3 @@ class HealthService:
                 "changed_at": watch.changed_at,
             }
         return results
-

@@ -18,7 +18,24 @@ from .problems import Problem
 from .types import Duration, PortRange
 
 __all__ = [
-    "Config", "DEFAULT_CONFIG_FILE", "Duration", "HealthCheck", "Listener", "Loaded", "Mode", "Persistence",
-    "PortRange", "Problem", "RealServer", "RealServerState", "Rule", "Scheduler", "Settings", "VirtualService",
-    "dump_yaml", "load_file", "load_text", "validate_data",
+    "Config",
+    "DEFAULT_CONFIG_FILE",
+    "Duration",
+    "HealthCheck",
+    "Listener",
+    "Loaded",
+    "Mode",
+    "Persistence",
+    "PortRange",
+    "Problem",
+    "RealServer",
+    "RealServerState",
+    "Rule",
+    "Scheduler",
+    "Settings",
+    "VirtualService",
+    "dump_yaml",
+    "load_file",
+    "load_text",
+    "validate_data",
 ]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Iterator
 
 from cryptography import x509
-from typing import Iterator
 
 from .config import Config, Mode, Protocol, VirtualService
 from .ha_checks import ha_problems
@@ -40,7 +40,9 @@ def _duplicates(names: list[str]) -> list[str]:
 
 def _duplicate_names(config: Config) -> Iterator[Problem]:
     for name in _duplicates([vs.name for vs in config.virtual_services]):
-        yield Problem(f"virtual_services[{name}]", f"the name '{name}' is used by more than one virtual service; names must be unique")
+        yield Problem(
+            f"virtual_services[{name}]", f"the name '{name}' is used by more than one virtual service; names must be unique"
+        )
     for vs in config.virtual_services:
         for name in _duplicates([rs.name for rs in vs.real_servers]):
             yield Problem(f"{_vs_path(vs)}.real_servers[{name}]", f"two real servers are called '{name}'; rename one")
@@ -66,7 +68,9 @@ def _mode_features(config: Config) -> Iterator[Problem]:
             if vs.default_service:
                 yield Problem(f"{p}.default_service", "a backend-only service cannot have a default_service")
             if vs.tls:
-                yield Problem(f"{p}.tls", "TLS is terminated on the service that reaches this backend-only service: move tls there")
+                yield Problem(
+                    f"{p}.tls", "TLS is terminated on the service that reaches this backend-only service: move tls there"
+                )
         elif not vs.listen:
             yield Problem(f"{p}.listen", f"a {mode.value} service needs at least one listener (address and port)")
 
@@ -84,20 +88,26 @@ def _mode_features(config: Config) -> Iterator[Problem]:
         if mode.is_layer4:
             for name in ("rules", "default_service", "tls", "fallback"):
                 if getattr(vs, name):
-                    yield Problem(f"{p}.{name}", f"{mode.value} forwards packets and cannot have {name}: use a Layer 7 mode for it")
+                    yield Problem(
+                        f"{p}.{name}", f"{mode.value} forwards packets and cannot have {name}: use a Layer 7 mode for it"
+                    )
             if vs.headers.request or vs.headers.response or vs.headers.forwarded_for:
                 yield Problem(f"{p}.headers", f"{mode.value} does not see HTTP headers: remove headers, or use layer7-http")
             if vs.proxy_protocol != "none":
                 yield Problem(f"{p}.proxy_protocol", f"{mode.value} cannot send the PROXY protocol: use a Layer 7 mode")
             if vs.transparent:
-                yield Problem(f"{p}.transparent", f"{mode.value} is transparent by nature (or SNAT by choice): remove transparent")
+                yield Problem(
+                    f"{p}.transparent", f"{mode.value} is transparent by nature (or SNAT by choice): remove transparent"
+                )
             if vs.persistence.type not in ("none", "source-ip"):
                 yield Problem(f"{p}.persistence.type", f"{mode.value} supports persistence 'none' or 'source-ip' only")
             if any(rs.encrypted for rs in vs.real_servers):
-                yield Problem(f"{p}.real_servers", f"{mode.value} does not terminate TLS, so it cannot re-encrypt: set encrypted: false")
+                yield Problem(
+                    f"{p}.real_servers", f"{mode.value} does not terminate TLS, so it cannot re-encrypt: set encrypted: false"
+                )
             if mode is Mode.LAYER4_DR:
                 for rs in vs.real_servers:
-                    if rs.port is not None and any(not (l.port.is_single and l.port.first == rs.port) for l in vs.listen):
+                    if rs.port is not None and any(not (lis.port.is_single and lis.port.first == rs.port) for lis in vs.listen):
                         yield Problem(
                             f"{p}.real_servers[{rs.name}].port",
                             "direct routing cannot translate ports: remove port, or make it equal to the VIP port",
@@ -114,7 +124,9 @@ def _mode_features(config: Config) -> Iterator[Problem]:
                         f"{', '.join(http)} need HTTP: a layer7-tcp service can match on sni and source only",
                     )
                 if rule.redirect:
-                    yield Problem(f"{p}.rules[{rule.name}].redirect", "redirect is an HTTP action: use deny or use_service in layer7-tcp")
+                    yield Problem(
+                        f"{p}.rules[{rule.name}].redirect", "redirect is an HTTP action: use deny or use_service in layer7-tcp"
+                    )
             if vs.headers.request or vs.headers.response or vs.headers.forwarded_for:
                 yield Problem(f"{p}.headers", "layer7-tcp does not see HTTP headers: remove headers, or use layer7-http")
             if vs.tls and (vs.tls.hsts or vs.tls.http_redirect_port):
@@ -124,7 +136,9 @@ def _mode_features(config: Config) -> Iterator[Problem]:
             Mode.LAYER7_HTTP,
             Mode.BACKEND_ONLY,
         ):
-            yield Problem(f"{p}.persistence.type", f"'{vs.persistence.type}' persistence needs HTTP: use layer7-http, or source-ip")
+            yield Problem(
+                f"{p}.persistence.type", f"'{vs.persistence.type}' persistence needs HTTP: use layer7-http, or source-ip"
+            )
         if vs.persistence.type == "ssl-session-id":
             if mode not in (Mode.LAYER7_TCP, Mode.BACKEND_ONLY) or vs.tls:
                 yield Problem(
@@ -139,10 +153,14 @@ def _mode_features(config: Config) -> Iterator[Problem]:
                     "an HTTP service sees the TLS server name only when it terminates TLS: add tls, or use layer7-tcp",
                 )
 
-        if vs.tls and vs.tls.http_redirect_port and any(
-            l.port.first <= vs.tls.http_redirect_port <= l.port.last for l in vs.listen
+        if (
+            vs.tls
+            and vs.tls.http_redirect_port
+            and any(lis.port.first <= vs.tls.http_redirect_port <= lis.port.last for lis in vs.listen)
         ):
-            yield Problem(f"{p}.tls.http_redirect_port", "is one of the service's own TLS ports: choose another port (usually 80)")
+            yield Problem(
+                f"{p}.tls.http_redirect_port", "is one of the service's own TLS ports: choose another port (usually 80)"
+            )
 
 
 def _layer4_addresses(config: Config) -> Iterator[Problem]:
@@ -150,16 +168,20 @@ def _layer4_addresses(config: Config) -> Iterator[Problem]:
     for vs in config.virtual_services:
         if not vs.mode.is_layer4 or not vs.listen:
             continue
-        families = {ipaddress.ip_address(l.address).version for l in vs.listen}
+        families = {ipaddress.ip_address(lis.address).version for lis in vs.listen}
         if len(families) > 1:
-            yield Problem(f"{_vs_path(vs)}.listen", f"{vs.mode.value} listens on one address family: split IPv4 and IPv6 into two services")
+            yield Problem(
+                f"{_vs_path(vs)}.listen", f"{vs.mode.value} listens on one address family: split IPv4 and IPv6 into two services"
+            )
             continue
         family = families.pop()
         for rs in vs.real_servers:
             try:
                 version = ipaddress.ip_address(rs.address).version
             except ValueError:
-                yield Problem(f"{_vs_path(vs)}.real_servers[{rs.name}].address", f"{vs.mode.value} needs an IP address, not a DNS name")
+                yield Problem(
+                    f"{_vs_path(vs)}.real_servers[{rs.name}].address", f"{vs.mode.value} needs an IP address, not a DNS name"
+                )
                 continue
             if version != family:
                 yield Problem(
@@ -181,7 +203,9 @@ def _references(config: Config) -> Iterator[Problem]:
             if other is None:
                 yield Problem(path, f"no virtual service is called '{target}': add it as a backend-only service, or fix the name")
             elif other.mode is not Mode.BACKEND_ONLY:
-                yield Problem(path, f"'{target}' is a {other.mode.value} service; rules can send traffic only to backend-only services")
+                yield Problem(
+                    path, f"'{target}' is a {other.mode.value} service; rules can send traffic only to backend-only services"
+                )
             elif target == vs.name:
                 yield Problem(path, "a service cannot send traffic to itself")
             else:
@@ -202,9 +226,14 @@ def _references(config: Config) -> Iterator[Problem]:
             )
         elif Mode.LAYER7_TCP in modes:
             if vs.persistence.type in ("http-cookie", "app-cookie", "x-forwarded-for"):
-                yield Problem(f"{_vs_path(vs)}.persistence.type", "is reached from a layer7-tcp service, which cannot use HTTP persistence")
+                yield Problem(
+                    f"{_vs_path(vs)}.persistence.type", "is reached from a layer7-tcp service, which cannot use HTTP persistence"
+                )
             if vs.headers.request or vs.headers.response or vs.headers.forwarded_for:
-                yield Problem(f"{_vs_path(vs)}.headers", "is reached from a layer7-tcp service, which does not see HTTP headers: remove headers")
+                yield Problem(
+                    f"{_vs_path(vs)}.headers",
+                    "is reached from a layer7-tcp service, which does not see HTTP headers: remove headers",
+                )
             if vs.fallback is not None and vs.fallback.maintenance_page:
                 yield Problem(
                     f"{_vs_path(vs)}.fallback.maintenance_page",
@@ -227,12 +256,12 @@ def _listener_clashes(config: Config) -> Iterator[Problem]:
     """Two services on the same address, port and protocol (a wildcard address clashes with every address)."""
     seen: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address, int, int, set[str]]] = []
     for vs in config.virtual_services:
-        ports = [(f"{_vs_path(vs)}.listen[{i}]", l.address, l.port.first, l.port.last) for i, l in enumerate(vs.listen)]
+        ports = [(f"{_vs_path(vs)}.listen[{i}]", lis.address, lis.port.first, lis.port.last) for i, lis in enumerate(vs.listen)]
         if vs.tls and vs.tls.http_redirect_port:
             # The renderer writes one plain redirect listener per address, however many TLS ports it has.
             ports += [
                 (f"{_vs_path(vs)}.tls.http_redirect_port", address, vs.tls.http_redirect_port, vs.tls.http_redirect_port)
-                for address in dict.fromkeys(l.address for l in vs.listen)
+                for address in dict.fromkeys(lis.address for lis in vs.listen)
             ]
         for path, address, first, last in ports:
             ip = ipaddress.ip_address(address)
@@ -240,7 +269,12 @@ def _listener_clashes(config: Config) -> Iterator[Problem]:
             for other_path, other_ip, ofirst, olast, oprotocols in seen:
                 same_family = ip.version == other_ip.version
                 wildcard = ip.is_unspecified or other_ip.is_unspecified
-                if (ip == other_ip or (wildcard and same_family)) and first <= olast and ofirst <= last and protocols & oprotocols:
+                if (
+                    (ip == other_ip or (wildcard and same_family))
+                    and first <= olast
+                    and ofirst <= last
+                    and protocols & oprotocols
+                ):
                     port = max(first, ofirst)
                     yield Problem(path, f"{address} port {port} is already taken by {other_path}: choose another address or port")
                     break

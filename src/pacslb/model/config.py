@@ -85,9 +85,7 @@ class RealServer(Strict):
     max_connections: int = Field(default=0, ge=0, le=1_000_000, description="0 for no limit; excess connections queue")
     backup: bool = Field(default=False, description="used only when every non-backup real server is down")
     state: RealServerState = RealServerState.ONLINE
-    encrypted: bool = Field(
-        default=False, description="re-encrypt traffic to this server with TLS (settings in server_tls)"
-    )
+    encrypted: bool = Field(default=False, description="re-encrypt traffic to this server with TLS (settings in server_tls)")
 
 
 class ServerTLS(Strict):
@@ -507,9 +505,7 @@ class VirtualService(Strict):
     server_tls: ServerTLS = Field(default_factory=ServerTLS, description="how encrypted real servers are reached")
     fallback: FallbackServer | None = None
     rules: list[Rule] = Field(default_factory=list, description="Layer 7 rules, first match wins")
-    default_service: Name | None = Field(
-        default=None, description="backend-only service for requests that no rule takes"
-    )
+    default_service: Name | None = Field(default=None, description="backend-only service for requests that no rule takes")
     tls: TLSTermination | None = Field(default=None, description="terminate TLS on the load balancer")
     headers: Headers = Field(default_factory=Headers)
     proxy_protocol: Literal["none", "v1", "v2"] = Field(default="none", description="send PROXY protocol to servers")
@@ -533,8 +529,11 @@ class VirtualService(Strict):
     @model_validator(mode="after")
     def _one_agent_per_server(self) -> "VirtualService":
         """HAProxy asks one agent per server: the appliance's own checks use it, so a feedback agent cannot."""
-        if self.fallback is not None and self.fallback.maintenance_page and self.mode is not Mode.LAYER7_HTTP and (
-            self.mode is not Mode.BACKEND_ONLY
+        if (
+            self.fallback is not None
+            and self.fallback.maintenance_page
+            and self.mode is not Mode.LAYER7_HTTP
+            and (self.mode is not Mode.BACKEND_ONLY)
         ):
             raise ValueError(
                 f"a maintenance page is HTTP: a {self.mode.value} service can only have a fallback server "
@@ -588,7 +587,9 @@ class Management(Strict):
 
     enabled: bool = Field(default=True, description="serve the management API and WebUI")
     address: IPAddress = Field(default="127.0.0.1", description="address the API and WebUI listen on")
-    port: int = Field(default=9443, ge=0, le=65535, description="HTTPS port; 0 picks a free one (written to <state>/management-url)")
+    port: int = Field(
+        default=9443, ge=0, le=65535, description="HTTPS port; 0 picks a free one (written to <state>/management-url)"
+    )
     certificate: str | None = Field(
         default=None,
         description="PEM file with certificate, key and chain; omitted, a self-signed one is made at first start "

@@ -15,9 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .problems import Problem
 from .types import Duration, IPAddress
-
 
 # Fields of Config (dotted paths) that belong to one node and are never copied by configuration sync.
 NODE_LOCAL: tuple[str, ...] = ("ha", "settings.management")

@@ -69,11 +69,11 @@ def parse_yaml(text: str) -> tuple[Any, list[Problem]]:
     """
     if _FastUniqueKeyLoader is not None:
         try:
-            return yaml.load(text, Loader=_FastUniqueKeyLoader), []  # noqa: S506 - a SafeLoader subclass
+            return yaml.load(text, Loader=_FastUniqueKeyLoader), []
         except yaml.YAMLError:
             pass
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader), []  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader), []
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"

@@ -148,9 +148,7 @@ class PortRange:
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
             cls.parse,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda v: v.first if v.is_single else str(v)
-            ),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda v: v.first if v.is_single else str(v)),
         )
 
     @classmethod

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..model import Config, Mode
-
 SAMPLE_INTERVAL = 10.0
 KEEP_SECONDS = 24 * 3600.0
 BUSY_TIMEOUT_MS = 5_000
@@ -65,9 +63,7 @@ def _delta(now: int, before: int) -> int:
     return now - before if now >= before else now
 
 
-def rates(
-    previous: dict[str, Counters] | None, current: dict[str, Counters], seconds: float, ts: float
-) -> list[Sample]:
+def rates(previous: dict[str, Counters] | None, current: dict[str, Counters], seconds: float, ts: float) -> list[Sample]:
     """Samples from two readings `seconds` apart (pure). A service without a previous reading has no sample
     yet (a rate needs two readings; a made-up 0 would draw a dip at every start)."""
     samples = []

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from . import pruning
+from .db import BUSY_TIMEOUT_MS, StoreError, transaction
 from .pruning import PruneResult
-
-from .db import BUSY_TIMEOUT_MS, StoreError, transaction  # noqa: F401 - StoreError is re-exported
 
 log = logging.getLogger("pacslb.store")
 
@@ -139,8 +138,13 @@ class Revision:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.summary(), "base_dir": self.base_dir, "plan": self.plan, "config": self.config_data,
-                "config_yaml": self.config_yaml}
+        return {
+            **self.summary(),
+            "base_dir": self.base_dir,
+            "plan": self.plan,
+            "config": self.config_data,
+            "config_yaml": self.config_yaml,
+        }
 
 
 _COLUMNS = (
@@ -352,9 +356,7 @@ class RevisionStore:
     def current(self) -> Revision | None:
         """The revision that runs: the applied one with the highest id."""
         with self._connect(write=False) as db:
-            row = db.execute(
-                f"SELECT {_COLUMNS} FROM revisions WHERE applied = 1 ORDER BY id DESC LIMIT 1"
-            ).fetchone()
+            row = db.execute(f"SELECT {_COLUMNS} FROM revisions WHERE applied = 1 ORDER BY id DESC LIMIT 1").fetchone()
         return _row(row) if row else None
 
     def previous_applied(self, rev_id: int) -> Revision | None:

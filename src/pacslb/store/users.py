@@ -238,7 +238,7 @@ class UserStore:
         """The key's user and the key when `token` is a valid key; None otherwise."""
         if not token.startswith(API_KEY_PREFIX):
             return None
-        key_id, sep, secret = token[len(API_KEY_PREFIX):].partition("_")
+        key_id, sep, secret = token[len(API_KEY_PREFIX) :].partition("_")
         if not sep or not key_id or not secret:
             return None
         with db.transaction(self.path, write=False) as conn:

@@ -242,9 +242,7 @@ def _view(params: TruePacsParams) -> dict[str, Any]:
                 "servers": _servers(spec, params) if spec.server_port is not None else [],
                 "check": check,
                 "tls_to_servers": tls_to_servers,
-                "rules": [
-                    {"name": c.word.lower(), "prefix": c.path_prefix, "service": c.name} for c in children
-                ],
+                "rules": [{"name": c.word.lower(), "prefix": c.path_prefix, "service": c.name} for c in children],
                 "default_service": DEFAULT_SERVICES.get(spec.name),
             }
         )

@@ -50,7 +50,7 @@ def certificate_info(path: Path) -> CertificateInfo:
         if b"-----BEGIN CERTIFICATE-----" not in data:
             info.error = "no certificate in this file (a key only?)"
             return info
-        cert = x509.load_pem_x509_certificate(data[data.index(b"-----BEGIN CERTIFICATE-----"):])
+        cert = x509.load_pem_x509_certificate(data[data.index(b"-----BEGIN CERTIFICATE-----") :])
     except (OSError, ValueError) as exc:
         info.error = f"cannot read it: {exc}"
         return info

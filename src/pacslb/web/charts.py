@@ -35,9 +35,7 @@ def format_number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def path_data(
-    points: Sequence[Point], start: float, end: float, top: float, width: float, height: float, gap: float
-) -> str:
+def path_data(points: Sequence[Point], start: float, end: float, top: float, width: float, height: float, gap: float) -> str:
     """The `d` attribute of an SVG path through `points`, x from start..end, y from 0..top (pure)."""
     if end <= start:
         return ""
@@ -78,9 +76,7 @@ def line_chart(
     dot = f'<circle class="{escape(css_class)}" cx="{last_point[0]}" cy="{last_point[1]}" r="2.2"/>' if last_point else ""
     last = f"{format_number(values[-1])}{unit}" if values else "no data"
     minutes = round((end - start) / 60)
-    grid = "".join(
-        f'<line class="grid" x1="0" x2="{plot_w}" y1="{plot_h * f:.1f}" y2="{plot_h * f:.1f}"/>' for f in (0, 0.5)
-    )
+    grid = "".join(f'<line class="grid" x1="0" x2="{plot_w}" y1="{plot_h * f:.1f}" y2="{plot_h * f:.1f}"/>' for f in (0, 0.5))
     return (
         f'<svg class="chart" viewBox="0 0 {width} {height}" preserveAspectRatio="xMidYMid meet" role="img" '
         f'aria-label="{escape(title)}: {escape(last)}">'

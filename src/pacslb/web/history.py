@@ -24,6 +24,7 @@ from .counters import counters_from_rows
 
 log = logging.getLogger("pacslb.web")
 
+
 def metrics_path(state_dir: Path) -> Path:
     """<state>/metrics.sqlite"""
     return StatePaths(Path(state_dir)).metrics_db
@@ -67,7 +68,7 @@ class Sampler:
         while not self._stop.is_set():
             try:
                 await asyncio.to_thread(self.sample_once)
-            except Exception:  # noqa: BLE001 - the graphs must never stop the appliance
+            except Exception:
                 log.exception("taking a metrics sample failed; the next one follows")
             await asyncio.to_thread(_trim)
             with contextlib.suppress(asyncio.TimeoutError):
@@ -103,4 +104,3 @@ def _trim() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-

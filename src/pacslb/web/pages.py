@@ -160,8 +160,9 @@ def graphs_of(store: MetricsStore | None, names: list[str], minutes: int, now: f
     for name in names:
         samples = series.get(name, [])
         svgs = [
-            charts.line_chart([(s.ts, getattr(s, key)) for s in samples], start=start, end=now, title=title,
-                              unit=unit, css_class=css)  # fmt: skip
+            charts.line_chart(
+                [(s.ts, getattr(s, key)) for s in samples], start=start, end=now, title=title, unit=unit, css_class=css
+            )  # fmt: skip
             for key, title, unit, css in METRICS
         ]
         activity = sum(s.requests + s.errors + s.sessions for s in samples)

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..api.auth import Principal, client_ip
+from ..api.auth import Principal
 from ..api.writes import origin_of
 from ..change.result import Outcome
 from ..store import StoreError

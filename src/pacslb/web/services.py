@@ -78,7 +78,7 @@ class Submitted:
 
 
 async def stale_notice(request: Request, base: str) -> str | None:
-    """"changed meanwhile by X in revision N" when `base` is no longer the current revision, else None."""
+    """ "changed meanwhile by X in revision N" when `base` is no longer the current revision, else None."""
     store = controller_of(request).changes.store
     current = await asyncio.to_thread(store.current_id)
     if str(current or "") == base:

@@ -119,7 +119,7 @@ async def test_an_apply_checks_everything_then_commits_in_order_then_records(rig
     assert rev.id == result.revision.id == 2 and rev.author == "ann"
     assert json.loads(rev.engine_digest) == {e.name: e.applied_digest() for e in engines}
     assert notified == [new]
-    (origin, action, target, answered), = audited
+    ((origin, action, target, answered),) = audited
     assert origin.via == "api" and action == "config.apply" and answered is result
 
 
@@ -152,7 +152,7 @@ async def test_keepalived_failing_leaves_the_previous_revision_applied_everywher
 
 
 async def test_engine_2_failing_undoes_engine_1_and_never_touches_engine_3(rig):
-    changes, engines, calls, *_ , old = rig
+    changes, engines, calls, *_, old = rig
     engines[1].fail.add("commit")
     result = await changes.apply(text=TEXT.replace("port: 8080", "port: 8081"))
     assert result.outcome is Outcome.REFUSED
@@ -162,7 +162,7 @@ async def test_engine_2_failing_undoes_engine_1_and_never_touches_engine_3(rig):
 
 
 async def test_an_undo_that_fails_is_said_and_the_revision_stays_failed(rig):
-    changes, engines, calls, *_ , old = rig
+    changes, engines, calls, *_, old = rig
     engines[2].fail.add("commit")
     engines[0].fail.add("undo")
     result = await changes.apply(text=TEXT.replace("port: 8080", "port: 8081"))

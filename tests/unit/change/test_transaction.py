@@ -56,7 +56,7 @@ def test_begin_that_fails_commits_nothing():
 
 def test_commit_of_engine_2_fails_after_engine_1_committed():
     steps = walk(Transaction(ENGINES), {Commit("haproxy"): Failure("the reload failed", ("exit 1",))})
-    after = steps[steps.index(Commit("haproxy")) + 1:]
+    after = steps[steps.index(Commit("haproxy")) + 1 :]
     # the failed engine first (its commit may be half done), then the one committed before it; keepalived never ran
     assert after == [Undo("haproxy"), Undo("nftables"), Record(False, "the reload failed", ("exit 1",))]
 

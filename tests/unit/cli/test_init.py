@@ -29,9 +29,7 @@ def test_init_then_validate_passes_with_the_self_signed_warning(tmp_path: Path):
     result = runner.invoke(app, ["validate", "-c", str(config)])
     assert result.exit_code == 0, result.output
     assert f"{config}: valid" in result.stdout
-    assert (
-        f"warning: virtual_services[WFC_443].tls.certificates[0]: {cert} is self-signed" in result.stderr
-    ), result.stderr
+    assert f"warning: virtual_services[WFC_443].tls.certificates[0]: {cert} is self-signed" in result.stderr, result.stderr
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path):
@@ -67,7 +65,7 @@ def test_port_offset_and_vip_address_move_the_listeners(tmp_path: Path):
     assert result.exit_code == 0, result.output
     loaded = load_file(config)
     assert loaded.ok
-    listeners = {vs.name: (l.address, l.port.first) for vs in loaded.config.virtual_services for l in vs.listen}
+    listeners = {vs.name: (lis.address, lis.port.first) for vs in loaded.config.virtual_services for lis in vs.listen}
     assert listeners == {
         "WFC_RMQAMQP": ("127.0.0.1", 18081),
         "WFC_443": ("127.0.0.1", 18443),

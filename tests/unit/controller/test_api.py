@@ -41,8 +41,14 @@ async def test_status():
     body = response.json()
     assert body["engine"]["master_pid"] == 5
     assert body["virtual_services"][0] == {
-        "name": "web", "mode": "layer7-http", "listen": [], "state": "UP", "note": None,
-        "sessions": {"current": 0, "total": 0}, "real_servers": [], "fallback": None,
+        "name": "web",
+        "mode": "layer7-http",
+        "listen": [],
+        "state": "UP",
+        "note": None,
+        "sessions": {"current": 0, "total": 0},
+        "real_servers": [],
+        "fallback": None,
     }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pacslb.controller.api import create_app
 from pacslb.change.result import ChangeResult, Outcome
+from pacslb.controller.api import create_app
 from pacslb.model import Problem, load_text
 from pacslb.store import RevisionStore
 
@@ -56,7 +56,9 @@ def store(tmp_path):
 
 
 def client(changes: Changes) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(Controller(changes), changes)), base_url="http://pacslb")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(Controller(changes), changes)), base_url="http://pacslb"
+    )
 
 
 @pytest.mark.parametrize(
@@ -72,7 +74,12 @@ async def test_apply_status_follows_the_outcome(store, outcome, status):
     if outcome is Outcome.INVALID:
         assert body["problems"] == [{"path": "virtual_services[web].mode", "message": "'x' is not allowed", "severity": "error"}]
     (call,) = changes.calls
-    assert call[1]["text"] == YAML and call[1]["dry_run"] is True and call[1]["origin"].author == "bob" and call[1]["origin"].via == "cli"
+    assert (
+        call[1]["text"] == YAML
+        and call[1]["dry_run"] is True
+        and call[1]["origin"].author == "bob"
+        and call[1]["origin"].via == "cli"
+    )
 
 
 async def test_apply_needs_a_source_and_validates_json_over_text(store):

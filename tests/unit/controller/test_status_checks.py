@@ -31,9 +31,15 @@ def _row(proxy: str, name: str, status: str, check: str = "L4OK") -> StatRow:
 
 
 def test_appliance_check_result() -> None:
-    down = appliance_check_result({"type": "dicom-echo", "up": False, "reason": "association rejected", "changed_at": 100.0}, now=130.0)
+    down = appliance_check_result(
+        {"type": "dicom-echo", "up": False, "reason": "association rejected", "changed_at": 100.0}, now=130.0
+    )
     assert (down.outcome, down.description, down.by, down.type, down.changed_s) == (
-        CheckOutcome.FAILED, "association rejected", "appliance", "dicom-echo", 30
+        CheckOutcome.FAILED,
+        "association rejected",
+        "appliance",
+        "dicom-echo",
+        30,
     )
     assert down.summary() == "failed: association rejected"
     up = appliance_check_result({"type": "dicom-echo", "up": True, "reason": "C-ECHO success", "changed_at": None})
@@ -52,7 +58,12 @@ def test_servers_checked_by_the_appliance_show_its_result_and_reason() -> None:
         StatRow(proxy="web", name="w1", kind=ProxyKind.SERVER, status="UP", weight=1, check_status="L7OK"),
     ]
     checks = {
-        ("dicom", "a1"): {"type": "dicom-echo", "up": False, "reason": "association rejected: called AE title", "changed_at": 10.0},
+        ("dicom", "a1"): {
+            "type": "dicom-echo",
+            "up": False,
+            "reason": "association rejected: called AE title",
+            "changed_at": 10.0,
+        },
         ("dicom", "a2"): {"type": "dicom-echo", "up": True, "reason": "C-ECHO success", "changed_at": None},
         ("dicom", "a3"): {"type": "dicom-echo", "up": True, "reason": "C-ECHO success", "changed_at": None},
     }

@@ -11,9 +11,7 @@ from pacslb.demo.spec import demo_spec_for
 
 
 def test_parse_simple_get():
-    r = http11.parse_request_head(
-        b"GET /inference/x?a=1 HTTP/1.1\r\nHost: pacs\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"
-    )
+    r = http11.parse_request_head(b"GET /inference/x?a=1 HTTP/1.1\r\nHost: pacs\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n")
     assert r.method == "GET"
     assert r.target == "/inference/x?a=1"
     assert r.path == "/inference/x"
@@ -25,9 +23,7 @@ def test_parse_simple_get():
 
 
 def test_repeated_headers_are_joined_and_values_trimmed():
-    r = http11.parse_request_head(
-        b"GET / HTTP/1.1\r\nX-Forwarded-For:  1.1.1.1 \r\nX-Forwarded-For: 2.2.2.2\r\n\r\n"
-    )
+    r = http11.parse_request_head(b"GET / HTTP/1.1\r\nX-Forwarded-For:  1.1.1.1 \r\nX-Forwarded-For: 2.2.2.2\r\n\r\n")
     assert r.header("x-forwarded-for") == "1.1.1.1, 2.2.2.2"
 
 
@@ -57,9 +53,7 @@ def test_body_framing():
     assert r.content_length == 5
     r = http11.parse_request_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
     assert r.chunked
-    r = http11.parse_request_head(
-        b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
-    )
+    r = http11.parse_request_head(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
     assert r.expects_continue
 
 
@@ -104,9 +98,7 @@ def test_too_many_headers():
     assert e.value.status == 431
 
 
-@pytest.mark.parametrize(
-    "line, size", [(b"0\r\n", 0), (b"1a\r\n", 26), (b"FF;name=value\r\n", 255), (b"10 \r\n", 16)]
-)
+@pytest.mark.parametrize("line, size", [(b"0\r\n", 0), (b"1a\r\n", 26), (b"FF;name=value\r\n", 255), (b"10 \r\n", 16)])
 def test_chunk_size(line, size):
     assert http11.parse_chunk_size(line) == size
 
@@ -118,9 +110,7 @@ def test_bad_chunk_size(line):
 
 
 def test_response_bytes():
-    assert http11.response(200, b"OK", [("X-A", "1")]) == (
-        b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nOK"
-    )
+    assert http11.response(200, b"OK", [("X-A", "1")]) == (b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nOK")
     assert http11.response(503, b"no", keep_alive=False) == (
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"
     )
@@ -151,7 +141,7 @@ def split_responses(data: bytes, head_only=()) -> list[tuple[int, dict[str, str]
         head, _, rest = data.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
-        headers = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+        headers = {k.lower(): v.strip() for k, _, v in (lis.partition(":") for lis in lines[1:])}
         n = int(headers.get("content-length", "0"))
         if status == 100 or len(out) in head_only:
             n = 0
@@ -230,9 +220,7 @@ async def test_unhealthy_replica_answers_503_on_health_only():
 
 
 async def test_expect_100_continue():
-    count, resps, _ = await run_connection(
-        b"PUT /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"
-    )
+    count, resps, _ = await run_connection(b"PUT /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc")
     assert [r[0] for r in resps] == [100, 200]
     assert json.loads(resps[1][2])["body_bytes"] == 3
 

@@ -102,11 +102,41 @@ def test_json_forms_of_tls_and_replica_override():
         ({"services": [{"name": "a", "port": 1, "kind": "ftp", "replicas": [{"name": "r", "address": "127.0.0.1"}]}]}, "kind"),
         ({"services": [{"name": "a", "port": 70000, "replicas": [{"name": "r", "address": "127.0.0.1"}]}]}, "port"),
         ({"services": [{"name": "a", "port": 1, "replicas": [{"name": "r", "address": "nope"}]}]}, "address"),
-        ({"services": [{"name": "a", "port": 1, "replicas": [{"name": "r", "address": "127.0.0.1"}, {"name": "r", "address": "127.0.0.2"}]}]}, "duplicate replica"),
-        ({"services": [{"name": "a", "port": 1, "replicas": [{"name": "r", "address": "127.0.0.1"}]}, {"name": "b", "port": 1, "replicas": [{"name": "r", "address": "127.0.0.1"}]}]}, "already used"),
-        ({"services": [{"name": "a", "port": 1, "replicas": [{"name": "r", "address": "127.0.0.1"}]}, {"name": "a", "port": 2, "replicas": [{"name": "r", "address": "127.0.0.1"}]}]}, "duplicate service"),
+        (
+            {
+                "services": [
+                    {
+                        "name": "a",
+                        "port": 1,
+                        "replicas": [{"name": "r", "address": "127.0.0.1"}, {"name": "r", "address": "127.0.0.2"}],
+                    }
+                ]
+            },
+            "duplicate replica",
+        ),
+        (
+            {
+                "services": [
+                    {"name": "a", "port": 1, "replicas": [{"name": "r", "address": "127.0.0.1"}]},
+                    {"name": "b", "port": 1, "replicas": [{"name": "r", "address": "127.0.0.1"}]},
+                ]
+            },
+            "already used",
+        ),
+        (
+            {
+                "services": [
+                    {"name": "a", "port": 1, "replicas": [{"name": "r", "address": "127.0.0.1"}]},
+                    {"name": "a", "port": 2, "replicas": [{"name": "r", "address": "127.0.0.1"}]},
+                ]
+            },
+            "duplicate service",
+        ),
         ({"services": [{"name": "a/b", "port": 1, "replicas": [{"name": "r", "address": "127.0.0.1"}]}]}, "name"),
-        ({"services": [{"name": "a", "port": 1, "tls": {"key": "k"}, "replicas": [{"name": "r", "address": "127.0.0.1"}]}]}, r"tls.cert"),
+        (
+            {"services": [{"name": "a", "port": 1, "tls": {"key": "k"}, "replicas": [{"name": "r", "address": "127.0.0.1"}]}]},
+            r"tls.cert",
+        ),
         ({"services": [{"name": "a", "port": 1, "replicas": [{"name": "r", "address": "127.0.0.1"}], "extra": 1}]}, "unknown"),
         ({"services": "x"}, "services"),
         ({"services": [], "control": {"port": "x"}}, "control.port"),

@@ -22,11 +22,22 @@ def _config(role: str = "secondary", **extra):
     data = {
         "version": 1,
         "settings": {"retries": 2},
-        "virtual_services": [{"name": "web", "mode": "layer7-http", "listen": [{"address": "10.0.0.10", "port": 80}],
-                              "real_servers": [{"name": "rs1", "address": "10.0.1.1", "port": 80}]}],  # fmt: skip
-        "ha": {"role": role, "address": "10.0.0.3" if role == "secondary" else "10.0.0.2",
-               "peer_address": "10.0.0.2" if role == "secondary" else "10.0.0.3", "interface": "eth0",
-               "sync": {"peer_certificate": "/etc/pacslb/peer.pem"}, **extra},  # fmt: skip
+        "virtual_services": [
+            {
+                "name": "web",
+                "mode": "layer7-http",
+                "listen": [{"address": "10.0.0.10", "port": 80}],
+                "real_servers": [{"name": "rs1", "address": "10.0.1.1", "port": 80}],
+            }
+        ],  # fmt: skip
+        "ha": {
+            "role": role,
+            "address": "10.0.0.3" if role == "secondary" else "10.0.0.2",
+            "peer_address": "10.0.0.2" if role == "secondary" else "10.0.0.3",
+            "interface": "eth0",
+            "sync": {"peer_certificate": "/etc/pacslb/peer.pem"},
+            **extra,
+        },  # fmt: skip
     }
     loaded = validate_data(data)
     assert loaded.ok, loaded.problems

@@ -25,7 +25,9 @@ def test_parse_output(output: str, reading: Reading) -> None:
     assert parse_output(output) == reading
 
 
-@pytest.mark.parametrize("output, message", [("", "printed nothing"), ("101", "above 100"), ("-5", "neither"), ("busy", "neither")])
+@pytest.mark.parametrize(
+    "output, message", [("", "printed nothing"), ("101", "above 100"), ("-5", "neither"), ("busy", "neither")]
+)
 def test_parse_output_refuses(output: str, message: str) -> None:
     with pytest.raises(AgentInputError, match=message):
         parse_output(output)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-
 from pacslb.health import ConnectProbe, HTTPProbe, Result, Target, Watch, probe_for
 from pacslb.model.config import ConnectCheck, HTTPCheck, NoCheck
 

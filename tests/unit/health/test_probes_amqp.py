@@ -95,7 +95,9 @@ def test_a_whole_login(one_byte):
 def test_a_refused_login_and_a_missing_vhost_are_down_with_the_servers_words():
     _, verdict = _run(amqp.Handshake("guest", "bad"), [server_start(), server_close(403, "ACCESS_REFUSED - Login was refused")])
     assert verdict == Result(False, "the server closed the connection during tune: 403 ACCESS_REFUSED - Login was refused")
-    _, verdict = _run(amqp.Handshake("guest", "guest", "/x"), [server_start(), TUNE, server_close(530, "NOT_ALLOWED - vhost /x not found")])
+    _, verdict = _run(
+        amqp.Handshake("guest", "guest", "/x"), [server_start(), TUNE, server_close(530, "NOT_ALLOWED - vhost /x not found")]
+    )
     assert verdict is not None and not verdict.up and "during open: 530 NOT_ALLOWED" in verdict.reason
 
 

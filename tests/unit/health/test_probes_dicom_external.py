@@ -5,9 +5,19 @@ from __future__ import annotations
 import signal
 
 from pacslb.health import (
-    AMQPProbe, CheckContext, ConnectProbe, DicomEchoProbe, ExternalProbe, HL7Probe, HTTPProbe, Result, Target, probe_for,
+    AMQPProbe,
+    CheckContext,
+    ConnectProbe,
+    DicomEchoProbe,
+    ExternalProbe,
+    HL7Probe,
+    HTTPProbe,
+    Result,
+    Target,
+    dicom,
+    external,
+    probe_for,
 )  # fmt: skip
-from pacslb.health import dicom, external
 from pacslb.model.config import AMQPCheck, ConnectCheck, DicomEchoCheck, ExternalCheck, HL7Check, NoCheck
 
 

@@ -109,6 +109,7 @@ async def test_agent_server_answers_one_line_per_connection() -> None:
     server = AgentServer(lambda request: "down #x" if request == "dicom/a1" else "", "127.0.0.1", 0)
     await server.start()
     try:
+
         async def ask(line: bytes) -> bytes:
             reader, writer = await asyncio.open_connection("127.0.0.1", server.bound_port)
             writer.write(line)

@@ -25,7 +25,7 @@ REFUSED = [
     ('{type: dicom-echo, calling_ae: "LB\\u00e9"}', f"{AT}.calling_ae: 'LBé' is not an AE title"),
     ('{type: hl7, message: ["PID|1"]}', f"{AT}.message: the first segment must be the MSH segment"),
     ('{type: hl7, message: ["MSH|^~\\\\&|A", "pid|1"]}', f"{AT}.message: segment 2 ('pid|1') must begin with a segment ID"),
-    ('{type: hl7, message: []}', f"{AT}.message: list should have at least 1 item"),
+    ("{type: hl7, message: []}", f"{AT}.message: list should have at least 1 item"),
     ('{type: hl7, message: ["MSH|^~\\\\&|A\\tPID|1"]}', f"{AT}.message[0]: must not contain control characters"),
     ('{type: hl7, sending_application: "A|B"}', f"{AT}.sending_application: 'A|B' must not contain the HL7 delimiters"),
     ('{type: hl7, receiving_application: "R^S"}', f"{AT}.receiving_application: 'R^S' must not contain the HL7 delimiters"),
@@ -59,7 +59,9 @@ def test_good_checks_load(check):
 
 
 def test_an_hl7_message_may_be_one_text_with_a_segment_per_line():
-    text = BASE.replace("health_check: %s", "health_check:\n      type: hl7\n      message: |\n        MSH|^~\\&|LB||ADT\n        EVN|A01\n")
+    text = BASE.replace(
+        "health_check: %s", "health_check:\n      type: hl7\n      message: |\n        MSH|^~\\&|LB||ADT\n        EVN|A01\n"
+    )
     loaded = load_text(text)
     assert loaded.ok, [str(p) for p in loaded.problems]
     assert loaded.config.virtual_services[0].health_check.message == ["MSH|^~\\&|LB||ADT", "EVN|A01"]

@@ -50,7 +50,12 @@ def test_base_is_valid():
         ),
         (
             lambda d: d["virtual_services"].append(
-                {"name": "other", "mode": "layer7-http", "listen": [{"address": "0.0.0.0", "port": "8000-9000"}], "default_service": "api"}
+                {
+                    "name": "other",
+                    "mode": "layer7-http",
+                    "listen": [{"address": "0.0.0.0", "port": "8000-9000"}],
+                    "default_service": "api",
+                }
             ),
             "virtual_services[other].listen[0]: 0.0.0.0 port 8443 is already taken by virtual_services[front].listen[0]: "
             "choose another address or port",
@@ -68,7 +73,11 @@ def test_base_is_valid():
             "or a default_service, or remove it",
         ),
         (
-            lambda d: d["virtual_services"][1].update(mode="layer4-dr", listen=[{"address": "127.0.0.2", "port": 80}], real_servers=[{"name": "a", "address": "192.0.2.9", "port": 81}]),
+            lambda d: d["virtual_services"][1].update(
+                mode="layer4-dr",
+                listen=[{"address": "127.0.0.2", "port": 80}],
+                real_servers=[{"name": "a", "address": "192.0.2.9", "port": 81}],
+            ),
             "virtual_services[front].rules[to_api].use_service: 'api' is a layer4-dr service; rules can send traffic only to backend-only services",
         ),
     ],
@@ -82,7 +91,10 @@ def test_problem_is_reported(change, expected):
 def test_headers_on_a_backend_reached_from_tcp_are_refused():
     data = base(mode="layer7-tcp", rules=[])
     data["virtual_services"][1]["headers"] = {"request": [{"action": "set", "name": "X-A", "value": "1"}]}
-    assert "virtual_services[api].headers: is reached from a layer7-tcp service, which does not see HTTP headers: remove headers" in problems(data)
+    assert (
+        "virtual_services[api].headers: is reached from a layer7-tcp service, which does not see HTTP headers: remove headers"
+        in problems(data)
+    )
 
 
 def test_redirect_port_is_one_listener_per_address():

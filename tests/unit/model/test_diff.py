@@ -59,7 +59,9 @@ def test_real_server_added_removed_and_changed_by_name():
 
 
 def test_fields_none_values_and_lists():
-    new = BASE.replace("health_check: {type: http, path: /}", "health_check: {type: http, path: /health, expect_status: [200, 204]}")
+    new = BASE.replace(
+        "health_check: {type: http, path: /}", "health_check: {type: http, path: /health, expect_status: [200, 204]}"
+    )
     new = new.replace("    mode: layer7-http\n", "    mode: layer7-http\n    description: main VIP\n")
     assert lines(BASE, new) == [
         "virtual_services[WFC_443].description: (none) -> main VIP",
@@ -88,12 +90,15 @@ def test_order_of_named_items():
 
 
 def test_service_added_and_settings():
-    new = BASE + """  - name: WFC_80
+    new = (
+        BASE
+        + """  - name: WFC_80
     mode: layer7-http
     listen: [{address: 192.0.2.10, port: 80}]
     real_servers: [{name: rs1, address: 192.0.2.21, port: 80}]
 settings: {max_reloads: 10}
 """
+    )
     assert lines(BASE, new) == ["settings.max_reloads: 50 -> 10", "virtual_services[WFC_80]: added"]
 
 
@@ -118,7 +123,7 @@ def test_diff_of_models_is_diff_of_their_dumps():
         BASE.replace("port: 443}\n      - {name: rs2", "port: 443, weight: 5}\n      - {name: rs2"),
         BASE.replace("    mode: layer7-tcp\n", "    mode: layer7-tcp\n    health_check: {type: none}\n"),
         BASE + "  - name: WFC_80\n    mode: layer7-http\n    listen: [{address: 192.0.2.10, port: 80}]\n"
-               "    real_servers: [{name: rs1, address: 192.0.2.21, port: 80}]\n",
+        "    real_servers: [{name: rs1, address: 192.0.2.21, port: 80}]\n",
         BASE.replace("version: 1\n", "version: 1\nsettings: {retries: 1}\n"),
     ]
     swapped = BASE.split("  - name: RMQ")

@@ -85,7 +85,9 @@ def test_agent_port_setting() -> None:
 def test_maintenance_page_file_must_exist_and_fit(tmp_path) -> None:
     from pacslb.model.checks import MAX_PAGE_BYTES, check_files
 
-    loaded = load_text(BASE.format(mode="layer7-http", check="{type: connect}", extra="    fallback: {maintenance_page: true, page: page.html}"))
+    loaded = load_text(
+        BASE.format(mode="layer7-http", check="{type: connect}", extra="    fallback: {maintenance_page: true, page: page.html}")
+    )
     assert loaded.ok
     (p,) = check_files(loaded.config, tmp_path)
     assert p.path == "virtual_services[svc].fallback.page" and "does not exist" in p.message

@@ -30,12 +30,14 @@ def test_every_problem_is_reported_with_named_paths():
     lines = [str(p) for p in loaded.problems]
     assert "virtual_services[web].real_servers[rs1].port: input should be less than or equal to 65535" in lines
     assert "virtual_services[web].real_servers[rs1].wieght: unknown field 'wieght'; did you mean 'weight'?" in lines
-    assert any(l.startswith("virtual_services[web].scheduler: 'fastest' is not allowed") for l in lines)
+    assert any(lis.startswith("virtual_services[web].scheduler: 'fastest' is not allowed") for lis in lines)
 
 
 def test_duplicate_yaml_keys_are_refused_with_line():
     loaded = load_text("version: 1\nversion: 1\n")
-    assert [str(p) for p in loaded.problems] == ["line 2, column 1: not valid YAML: the key 'version' appears twice in one mapping"]
+    assert [str(p) for p in loaded.problems] == [
+        "line 2, column 1: not valid YAML: the key 'version' appears twice in one mapping"
+    ]
 
 
 def test_missing_certificate_names_the_file(tmp_path: Path):

@@ -187,7 +187,7 @@ def test_lists_and_summaries_leave_the_configuration_out(store):
     (listed,) = store.list()
     assert listed.config_json == "" and listed.digest == rev.digest and listed.plan == rev.plan
     with pytest.raises(StoreError, match="without its configuration"):
-        listed.config_data
+        _ = listed.config_data
     assert store.get(rev.id, with_config=False).config_yaml == ""
     assert store.get(rev.id).config_data == rev.config_data
 

@@ -12,7 +12,6 @@ from pacslb.model import Config, Mode, load_text
 from pacslb.templates import TEMPLATES, TemplateOptions
 from pacslb.templates.true_pacs import DEFAULT_SERVICES, SERVICES, TruePacsParams, render_true_pacs
 
-
 GUIDE_TABLE = Path(__file__).resolve().parents[2] / "data" / "true-pacs-vips.csv"  # see tests/data/README.md
 
 
@@ -31,9 +30,7 @@ def _config(params: TruePacsParams | None = None) -> Config:
 def _reachers(config: Config, name: str) -> set[str]:
     """The virtual services whose rules or default_service send traffic to `name`."""
     return {
-        vs.name
-        for vs in config.virtual_services
-        if vs.default_service == name or any(r.use_service == name for r in vs.rules)
+        vs.name for vs in config.virtual_services if vs.default_service == name or any(r.use_service == name for r in vs.rules)
     }
 
 
@@ -54,7 +51,7 @@ def test_every_row_of_the_guide_table(offset: int):
         assert vs.description and vs.description.startswith(row["ref"] + ":"), where
         assert vs.mode in MODES[row["mode"]], where
         if row["port"]:
-            assert [(l.port.first, l.port.last) for l in vs.listen] == [(int(row["port"]) + offset,) * 2], where
+            assert [(lis.port.first, lis.port.last) for lis in vs.listen] == [(int(row["port"]) + offset,) * 2], where
         else:
             assert vs.listen == [], where
         assert vs.persistence.type == PERSISTENCE[row["persistence"]], where
@@ -102,7 +99,7 @@ def test_two_placeholder_servers_per_service_in_documentation_ranges():
 
     docs = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
     config = _config()
-    vips = {l.address for vs in config.virtual_services for l in vs.listen}
+    vips = {lis.address for vs in config.virtual_services for lis in vs.listen}
     assert vips == {"192.0.2.10"}
     for vs in config.virtual_services:
         if vs.mode is Mode.BACKEND_ONLY or not vs.rules:
@@ -156,9 +153,9 @@ def test_comments_mark_what_the_site_fills_in():
     text = render_true_pacs()
     lines = text.splitlines()
     assert "SITE-SPECIFIC" in text and "PLACEHOLDER" in text and "TLS TO SERVERS" in text
-    assert all("SITE-SPECIFIC" in l for l in lines if l.strip().startswith(("rules:", "default_service:")))
-    assert all("PLACEHOLDER" in l for l in lines if "address:" in l)
-    assert all("PLACEHOLDER" in l for l in lines if "certificates:" in l and not l.lstrip().startswith("#"))
+    assert all("SITE-SPECIFIC" in lis for lis in lines if lis.strip().startswith(("rules:", "default_service:")))
+    assert all("PLACEHOLDER" in lis for lis in lines if "address:" in lis)
+    assert all("PLACEHOLDER" in lis for lis in lines if "certificates:" in lis and not lis.lstrip().startswith("#"))
     assert "amqp" in text  # the planned AMQP check is announced on VIP 1
 
 

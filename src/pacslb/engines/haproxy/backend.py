@@ -25,9 +25,7 @@ from .tables import BACKEND_TIMEOUTS, BALANCE, HASH_TYPE, INSPECT_DELAY, PROXY_M
 from .view import Backend, Directive, Server
 
 
-def transform_backend(
-    vs: VirtualService, config: Config, env: HAProxyEnv, reached_from: list[VirtualService]
-) -> Backend:
+def transform_backend(vs: VirtualService, config: Config, env: HAProxyEnv, reached_from: list[VirtualService]) -> Backend:
     mode = _backend_mode(vs, reached_from)
     http = mode == "http"
     options: list[str] = []
@@ -151,8 +149,8 @@ def _persistence(vs: VirtualService, reached_from: list[VirtualService]) -> tupl
 
 
 def _has_ipv6_listener(vs: VirtualService, reached_from: list[VirtualService]) -> bool:
-    listeners = [l for other in (vs, *reached_from) for l in other.listen]
-    return any(ipaddress.ip_address(l.address).version == 6 for l in listeners)
+    listeners = [lis for other in (vs, *reached_from) for lis in other.listen]
+    return any(ipaddress.ip_address(lis.address).version == 6 for lis in listeners)
 
 
 def _server(rs: RealServer, vs: VirtualService, env: HAProxyEnv, agent_port: int) -> Server:
@@ -199,8 +197,15 @@ def _agent_check(rs: RealServer, vs: VirtualService, agent_port: int) -> list[ob
         # reads no quotes, and the agent port reads what arrives in one piece
         send = f"{vs.name}/{rs.name}"
         return [
-            "agent-check", "agent-addr", "127.0.0.1", "agent-port", str(agent_port),
-            "agent-send", send, "agent-inter", str(check.interval),
+            "agent-check",
+            "agent-addr",
+            "127.0.0.1",
+            "agent-port",
+            str(agent_port),
+            "agent-send",
+            send,
+            "agent-inter",
+            str(check.interval),
         ]
     if vs.feedback_agent is not None:
         agent = vs.feedback_agent
@@ -231,9 +236,25 @@ def _maintenance_page(vs: VirtualService, env: HAProxyEnv) -> tuple[Directive, .
     # nbsrv counts the usable servers of this backend, backups included (0 only when all are down)
     return (
         (
-            "http-request", "return", "status", "503", "content-type", Text("text/html; charset=utf-8"), *source,
-            "hdr", "Cache-Control", LogFormat("no-store"), "hdr", "Retry-After", LogFormat("60"),
-            "if", "{", "nbsrv", "eq", "0", "}",
+            "http-request",
+            "return",
+            "status",
+            "503",
+            "content-type",
+            Text("text/html; charset=utf-8"),
+            *source,
+            "hdr",
+            "Cache-Control",
+            LogFormat("no-store"),
+            "hdr",
+            "Retry-After",
+            LogFormat("60"),
+            "if",
+            "{",
+            "nbsrv",
+            "eq",
+            "0",
+            "}",
         ),
     )
 

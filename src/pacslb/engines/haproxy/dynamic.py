@@ -18,7 +18,6 @@ are the very ones the file gets. Layer 4 services are nftables' and never come h
 from __future__ import annotations
 
 import ipaddress
-
 import re
 
 from .render import Backend, LogFormat, Server, Text, Word, render_arg

@@ -142,7 +142,7 @@ class HAProxyEngine:
         text = self.renderer(new, self.paths.root, base_dir)
         rendered = time.monotonic()
         changed = plan.method is not Method.NONE or text != files.read_text(self.paths.haproxy_config)
-        steps = plan.lines()[1 + len(plan.changes):] if plan.changes else []
+        steps = plan.lines()[1 + len(plan.changes) :] if plan.changes else []
         return Prepared(
             self.name, changed, files.sha256(text), [s for s in steps if s.startswith(("HAProxy", "  "))],
             data=Work(plan, old, new, text), timings={"plan": planned - started, "render": rendered - planned},
@@ -181,7 +181,9 @@ class HAProxyEngine:
     def plan_certificate(self, path: Path, bundle: bytes, loaded_as: list[str]) -> Prepared:
         """A certificate file replaced, and swapped in memory (`set ssl cert`) wherever HAProxy loaded it: no reload."""
         steps = [f"HAProxy: set ssl cert {p} (no reload)" for p in sorted(set(loaded_as))]
-        return Prepared(self.name, True, steps=[f"write {path}", *steps], data=CertificateWork(path, bundle, sorted(set(loaded_as))))
+        return Prepared(
+            self.name, True, steps=[f"write {path}", *steps], data=CertificateWork(path, bundle, sorted(set(loaded_as)))
+        )
 
     def _commit_certificate(self, work: CertificateWork) -> None:
         from ... import pki
@@ -413,7 +415,7 @@ class HAProxyEngine:
                     self.error = None
                     backoff = 1.0
                     log.warning("HAProxy runs again (master PID %d; restart %d)", master.pid, self.restarts)
-            except Exception:  # noqa: BLE001 - supervision must outlive any surprise
+            except Exception:
                 log.exception("supervision failed; it goes on")
                 await self._sleep(backoff)
 
@@ -435,7 +437,7 @@ class HAProxyEngine:
             try:
                 position, pending = await asyncio.to_thread(logcopy.copy_new_lines, self.paths.haproxy_log,
                                                             position, pending)  # fmt: skip
-            except Exception:  # noqa: BLE001 - a log reader must not stop the appliance
+            except Exception:
                 log.exception("copying %s failed; it goes on", self.paths.haproxy_log)
 
     async def stop(self) -> None:

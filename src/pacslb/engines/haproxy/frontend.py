@@ -19,7 +19,7 @@ def transform_frontend(vs: VirtualService, config: Config, env: HAProxyEnv) -> F
     http_request: list[Directive] = []
     http_response: list[Directive] = []
     if vs.tls and vs.tls.http_redirect_port:
-        addresses = dict.fromkeys(l.address for l in vs.listen)
+        addresses = dict.fromkeys(lis.address for lis in vs.listen)
         binds += [_bind(Listener(address=a, port=vs.tls.http_redirect_port)) for a in addresses]
         http_request.append(_https_redirect(vs))
 

@@ -49,14 +49,10 @@ def apply_ha(view, config: Config):
     sections = []
     for section in view.sections:
         if section.section == "frontend":
-            binds = tuple(
-                replace(b, options=(*b.options, "transparent")) if _nonlocal(b.address) else b for b in section.binds
-            )
+            binds = tuple(replace(b, options=(*b.options, "transparent")) if _nonlocal(b.address) else b for b in section.binds)
             section = replace(section, binds=binds)
         elif section.section == "backend":
-            persistence = tuple(
-                (*d, "peers", PEERS_SECTION) if d and d[0] == "stick-table" else d for d in section.persistence
-            )
+            persistence = tuple((*d, "peers", PEERS_SECTION) if d and d[0] == "stick-table" else d for d in section.persistence)
             section = replace(section, persistence=persistence)
         sections.append(section)
     return replace(view, global_=replace(view.global_, localpeer=ha.role), sections=tuple(sections), peers=peers)

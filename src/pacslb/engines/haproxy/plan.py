@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable
 
-from .dynamic import NotDynamic, add_server_words
-from .render import HAProxyEnv, backend_view
 from ...model.checks import resolve
 from ...model.config import Config, CookiePersistence, RealServer, RealServerState, VirtualService
 from ...model.diff import Change, diff
+from .dynamic import NotDynamic, add_server_words
+from .render import HAProxyEnv, backend_view
 
 
 class Method(str, Enum):
@@ -211,9 +211,7 @@ def make_plan(old: Config, new: Config, env: HAProxyEnv, old_env: HAProxyEnv | N
             plan.reload_reasons.append(f"{here}.mode: {a.mode.value} -> {b.mode.value}")
             continue
         if a.model_dump(exclude={"real_servers"}) != b.model_dump(exclude={"real_servers"}):
-            plan.reload_reasons.append(
-                "changed: " + ", ".join(_paths(changes, here, exclude=f"{here}.real_servers"))
-            )
+            plan.reload_reasons.append("changed: " + ", ".join(_paths(changes, here, exclude=f"{here}.real_servers")))
             continue
         if bool(a.real_servers) != bool(b.real_servers):
             what = "its first real server added" if b.real_servers else "its last real server removed"
@@ -228,9 +226,7 @@ def make_plan(old: Config, new: Config, env: HAProxyEnv, old_env: HAProxyEnv | N
     return plan
 
 
-def _real_server_plan(
-    plan: Plan, a: VirtualService, b: VirtualService, new: Config, env: HAProxyEnv, ca_files: set[str]
-) -> None:
+def _real_server_plan(plan: Plan, a: VirtualService, b: VirtualService, new: Config, env: HAProxyEnv, ca_files: set[str]) -> None:
     here = f"virtual_services[{b.name}].real_servers"
     old = {rs.name: rs for rs in a.real_servers}
     new_rs = {rs.name: rs for rs in b.real_servers}
@@ -241,7 +237,7 @@ def _real_server_plan(
     if backups_before != backups_after:
         plan.reload_reasons.append(f"{here}: the order of backup real servers changed (it is their priority)")
 
-    for name, rs in old.items():
+    for name, _rs in old.items():
         if name not in new_rs:
             if cookie:
                 plan.reload_reasons.append(f"{here}[{name}]: removed from a service with cookie persistence")

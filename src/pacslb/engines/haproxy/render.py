@@ -32,7 +32,6 @@ from pathlib import Path
 
 import jinja2
 
-from ...paths import StatePaths
 from ...model.config import Config, VirtualService
 from ...paths import StatePaths
 from .backend import transform_backend

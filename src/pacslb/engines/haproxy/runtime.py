@@ -158,7 +158,7 @@ def parse_stat(text: str) -> list[StatRow]:
     header = [name.strip() for name in lines[0][2:].split(",")]
     rows: list[StatRow] = []
     for values in csv.reader(io.StringIO("\n".join(lines[1:]))):
-        raw = {name: value for name, value in zip(header, values) if name and name != "-"}
+        raw = {name: value for name, value in zip(header, values, strict=False) if name and name != "-"}
         kind = _KIND_BY_CODE.get(raw.get("type", ""))
         if kind is None:
             continue
@@ -241,8 +241,16 @@ class ServerStateRow:
 
     @property
     def maintenance(self) -> bool:
-        return bool(self.admin_flags & (AdminFlag.FORCED_MAINT | AdminFlag.INHERITED_MAINT | AdminFlag.CONFIG_MAINT
-                                        | AdminFlag.RESOLVER_MAINT | AdminFlag.HOSTNAME_MAINT))
+        return bool(
+            self.admin_flags
+            & (
+                AdminFlag.FORCED_MAINT
+                | AdminFlag.INHERITED_MAINT
+                | AdminFlag.CONFIG_MAINT
+                | AdminFlag.RESOLVER_MAINT
+                | AdminFlag.HOSTNAME_MAINT
+            )
+        )
 
     @property
     def draining(self) -> bool:
@@ -261,7 +269,7 @@ def parse_servers_state(text: str) -> list[ServerStateRow]:
             header = line.lstrip("#").split()
             continue
         values = line.split()
-        raw = dict(zip(header, values))
+        raw = dict(zip(header, values, strict=False))
         try:
             rows.append(
                 ServerStateRow(

@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import time
 
-from . import server_state
-from .runtime import RuntimeAPI, RuntimeAPIError, check_reply
+from ... import files
 from ...model.config import Config, RealServerState
 from ...paths import StatePaths
-from ... import files
+from . import server_state
 from .plan import Operation, OpKind
+from .runtime import RuntimeAPI, RuntimeAPIError, check_reply
 
 log = logging.getLogger("pacslb.controller")
 

@@ -27,9 +27,7 @@ def _is_ipv6(address: str) -> bool:
 def timeout_overrides(config: Config, vs: VirtualService, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """The service's own timeouts among `names`; the rest come from the defaults section."""
     effective = config.effective_timeouts(vs)
-    return tuple(
-        (TIMEOUT_NAMES[name], str(getattr(effective, name))) for name in names if getattr(vs.timeouts, name) is not None
-    )
+    return tuple((TIMEOUT_NAMES[name], str(getattr(effective, name))) for name in names if getattr(vs.timeouts, name) is not None)
 
 
 def header_rules(keyword: str, rules: Iterable) -> list[Directive]:

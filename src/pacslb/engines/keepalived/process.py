@@ -170,7 +170,9 @@ def read_events(path: Path, offset: int = 0) -> tuple[list[Transition], int]:
         parts = line.split()
         if len(parts) >= 2:
             try:
-                found.append(Transition(float(parts[0]), parts[1], int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None))
+                found.append(
+                    Transition(float(parts[0]), parts[1], int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None)
+                )
             except ValueError:
                 continue
     return found, offset + end

@@ -180,6 +180,6 @@ def render_scripts(paths: KeepalivedPaths) -> dict[Path, str]:
         paths.notify_script: (
             "#!/bin/sh\n"
             "# keepalived calls: notify.sh TYPE NAME STATE PRIORITY; the controller reads the lines.\n"
-            f"printf '%s %s %s\\n' \"$(date +%s.%N)\" \"$3\" \"$4\" >> '{events}'\n"
+            f'printf \'%s %s %s\\n\' "$(date +%s.%N)" "$3" "$4" >> \'{events}\'\n'
         ),
     }

@@ -48,7 +48,7 @@ def _structure(config: Config) -> tuple:
 
 def _set_forwarding(config: Config) -> None:
     """NAT and SNAT route packets: turn on forwarding for the families they use (in this namespace)."""
-    families = {":" in l.address for vs in layer4_services(config) if vs.mode is not Mode.LAYER4_DR for l in vs.listen}
+    families = {":" in lis.address for vs in layer4_services(config) if vs.mode is not Mode.LAYER4_DR for lis in vs.listen}
     for v6, path in ((False, "/proc/sys/net/ipv4/ip_forward"), (True, "/proc/sys/net/ipv6/conf/all/forwarding")):
         if v6 in families:
             p = Path(path)
@@ -169,7 +169,9 @@ class NftablesEngine:
         if work.how == "whole":
             checked = process.check(work.text)
             if not checked.ok:
-                raise EngineError("nft refuses the rendered Layer 4 ruleset (nothing was changed)", [checked.output], refused=True)
+                raise EngineError(
+                    "nft refuses the rendered Layer 4 ruleset (nothing was changed)", [checked.output], refused=True
+                )
         prepared.digest = files.sha256(work.text)
 
     async def commit(self, prepared: Prepared) -> None:

@@ -115,9 +115,7 @@ def stale_entries(config: Config, env: r.Layer4Env, name: str, binary: str = NFT
     for map_name in maps:
         keys = [_nft_key(k) for k, v in map_elements(service.table, map_name, binary) if v in gone]
         for chunk in range(0, len(keys), 500):
-            commands.append(
-                f"delete element {service.table} {r.TABLE} {map_name} {{ {', '.join(keys[chunk:chunk + 500])} }}"
-            )
+            commands.append(f"delete element {service.table} {r.TABLE} {map_name} {{ {', '.join(keys[chunk : chunk + 500])} }}")
     return commands
 
 
@@ -158,9 +156,7 @@ def _neighbour(address: str, device: str) -> str | None:
     return None
 
 
-def discover_env(
-    config: Config, down: Iterable[tuple[str, str]] = (), probe: bool = False, wait: float = 2.0
-) -> r.Layer4Env:
+def discover_env(config: Config, down: Iterable[tuple[str, str]] = (), probe: bool = False, wait: float = 2.0) -> r.Layer4Env:
     """The Layer 2 facts of the DR services, read from this namespace's links, routes and neighbour table.
 
     With `probe`, a real server on a local network whose MAC is not known yet gets one empty UDP
@@ -201,6 +197,4 @@ def discover_env(
             if not pending or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-    return r.Layer4Env(
-        vip_devices=vip_devices, routes=routes, link_macs=link_macs, neighbours=neighbours, down=frozenset(down)
-    )
+    return r.Layer4Env(vip_devices=vip_devices, routes=routes, link_macs=link_macs, neighbours=neighbours, down=frozenset(down))

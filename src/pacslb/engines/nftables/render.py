@@ -477,9 +477,7 @@ def _nat_table(services: list[Service]) -> list[str]:
     for svc in services:
         out += _service_maps(svc)
     out += _chain("prerouting", dispatch, "type nat hook prerouting priority dstnat; policy accept;")
-    out += _chain(
-        "forward", ["ct status dnat ct mark @halted drop"], "type filter hook forward priority filter; policy accept;"
-    )
+    out += _chain("forward", ["ct status dnat ct mark @halted drop"], "type filter hook forward priority filter; policy accept;")
     if snat:
         out += _chain(
             "postrouting",

@@ -43,7 +43,7 @@ def test_words_are_the_server_line_s_plus_default_server():
     line = f"server rs1 {address} " + " ".join(options[: options.index("inter")])
     # the same words; the file quotes free text (check-sni "pacs.example.org"), the CLI reads no quotes
     assert line in render(config, ENV).replace('"', "")
-    assert options[options.index("inter"):] == ("inter", "1s", "rise", "2", "fall", "3", "port", "8443")
+    assert options[options.index("inter") :] == ("inter", "1s", "rise", "2", "fall", "3", "port", "8443")
 
 
 def test_ipv6_drain_and_halt():

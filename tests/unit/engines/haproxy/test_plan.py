@@ -62,7 +62,11 @@ def test_state_and_weight_are_runtime_operations():
     assert p.method is Method.RUNTIME and p.reload_reasons == []
     assert [str(op) for op in p.operations] == ["weight web/rs1 50", "drain web/rs1", "halt web/rs2"]
     back = plan(new, config())
-    assert [str(op) for op in back.operations] == ["weight web/rs1 100", "online web/rs1 (weight 100)", "online web/rs2 (weight 100)"]
+    assert [str(op) for op in back.operations] == [
+        "weight web/rs1 100",
+        "online web/rs1 (weight 100)",
+        "online web/rs2 (weight 100)",
+    ]
     assert "HAProxy: runtime operations, no reload:" in back.lines()
 
 
@@ -87,7 +91,9 @@ def test_removed_real_server_is_deleted_after_added_ones():
 
 
 def test_address_and_port_change_at_runtime():
-    p = plan(config(), config(replace={"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.31, port: 8443}"}))
+    p = plan(
+        config(), config(replace={"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.31, port: 8443}"})
+    )
     (op,) = p.operations
     assert (op.kind, op.address, op.port) == (OpKind.ADDRESS, "192.0.2.31", 8443)
 
@@ -95,12 +101,18 @@ def test_address_and_port_change_at_runtime():
 @pytest.mark.parametrize(
     "replace, reason",
     [
-        ({"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: pacs1.example.org, port: 443}"},
-         "virtual_services[web].real_servers[rs1].address: pacs1.example.org is a DNS name"),
-        ({"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.21, port: 443, max_connections: 10}"},
-         "virtual_services[web].real_servers[rs1].max_connections changed"),
-        ({"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.21, port: 443, backup: true}"},
-         "virtual_services[web].real_servers[rs1].backup changed"),
+        (
+            {"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: pacs1.example.org, port: 443}"},
+            "virtual_services[web].real_servers[rs1].address: pacs1.example.org is a DNS name",
+        ),
+        (
+            {"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.21, port: 443, max_connections: 10}"},
+            "virtual_services[web].real_servers[rs1].max_connections changed",
+        ),
+        (
+            {"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.21, port: 443, backup: true}"},
+            "virtual_services[web].real_servers[rs1].backup changed",
+        ),
         ({"path: /,": "path: /health,"}, "changed: virtual_services[web].health_check.path"),
         ({"version: 1\n": "version: 1\nsettings: {retries: 2}\n"}, "settings changed: settings.retries"),
     ],
@@ -114,9 +126,13 @@ def test_what_needs_a_reload(replace, reason):
 
 def test_a_port_that_switches_to_the_client_s_port_needs_a_reload():
     check_port = {"fall: 3}": "fall: 3, port: 443}"}
-    p = plan(config(replace=check_port),
-             config(replace={**check_port, "{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.21}"}))
-    assert p.reload_reasons == ["virtual_services[web].real_servers[rs1].port: switches between a fixed port and the client's port"]
+    p = plan(
+        config(replace=check_port),
+        config(replace={**check_port, "{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.21}"}),
+    )
+    assert p.reload_reasons == [
+        "virtual_services[web].real_servers[rs1].port: switches between a fixed port and the client's port"
+    ]
 
 
 def test_cookie_persistence_adds_and_removes_by_reload():
@@ -133,7 +149,10 @@ def test_cookie_persistence_adds_and_removes_by_reload():
     removed = plan(added, old)
     assert removed.reload_reasons == ["virtual_services[web].real_servers[rs3]: removed from a service with cookie persistence"]
     # states and weights stay runtime operations there
-    drained = config(persistence=cookie, replace={"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.21, port: 443, state: drain}"})
+    drained = config(
+        persistence=cookie,
+        replace={"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.21, port: 443, state: drain}"},
+    )
     assert plan(old, drained).method is Method.RUNTIME
 
 
@@ -165,7 +184,9 @@ def test_backups_keep_their_priority():
     swapped = config(replace={backups[0]: backups[0] + "      - {name: b2, address: 192.0.2.52, port: 443, backup: true}\n"
                               + backups[1].split("\n", 1)[1]})  # fmt: skip
     p = plan(last, swapped)
-    assert p.reload_reasons == ["virtual_services[web].real_servers: the order of backup real servers changed (it is their priority)"]
+    assert p.reload_reasons == [
+        "virtual_services[web].real_servers: the order of backup real servers changed (it is their priority)"
+    ]
 
 
 def test_first_and_last_real_server_change_the_backend():
@@ -191,7 +212,12 @@ virtual_services:
 
 
 def test_layer4_changes_are_nftables_and_need_no_haproxy_change():
-    p = plan(config(), config(replace={"{name: pacs1, address: 192.0.2.41, port: 104}": "{name: pacs1, address: 192.0.2.41, port: 104, weight: 5}"}))
+    p = plan(
+        config(),
+        config(
+            replace={"{name: pacs1, address: 192.0.2.41, port: 104}": "{name: pacs1, address: 192.0.2.41, port: 104, weight: 5}"}
+        ),
+    )
     assert p.method is Method.NONE and p.layer4 == ["l4"] and p.changes
     assert p.lines()[-2:] == ["HAProxy: nothing to change", "nftables (Layer 4): l4"]
 
@@ -205,7 +231,9 @@ def test_services_added_removed_or_reordered():
     assert plan(config(), config(rs_more=extra)).reload_reasons == ["virtual_services[web2]: added"]
     assert plan(config(rs_more=extra), config()).reload_reasons == ["virtual_services[web2]: removed"]
     reordered = config(base=BASE.replace("RS_MORE\n", "").replace("  - name: l4", extra + "  - name: l4"))
-    moved = config(base=BASE.replace("RS_MORE\n", "").replace("version: 1\nvirtual_services:\n", "version: 1\nvirtual_services:\n" + extra))
+    moved = config(
+        base=BASE.replace("RS_MORE\n", "").replace("version: 1\nvirtual_services:\n", "version: 1\nvirtual_services:\n" + extra)
+    )
     p = plan(reordered, moved)
     assert p.method is Method.NONE and [str(c) for c in p.changes] == ["virtual_services: order web, web2, l4 -> web2, web, l4"]
 
@@ -214,7 +242,13 @@ def test_re_encrypted_server_needs_its_ca_file_loaded():
     tls = "server_tls: {verify: required, ca_file: /etc/pacslb/ca.pem}"
     enc = "{name: rs2, address: 192.0.2.22, port: 443, encrypted: true}"
     loaded_ca = config(persistence=tls, replace={"{name: rs2, address: 192.0.2.22, port: 443}": enc})
-    added = config(persistence=tls, replace={"{name: rs2, address: 192.0.2.22, port: 443}": enc + "\n      - {name: rs3, address: 192.0.2.23, port: 443, encrypted: true}"})
+    added = config(
+        persistence=tls,
+        replace={
+            "{name: rs2, address: 192.0.2.22, port: 443}": enc
+            + "\n      - {name: rs3, address: 192.0.2.23, port: 443, encrypted: true}"
+        },
+    )
     p = plan(loaded_ca, added)
     assert p.method is Method.RUNTIME
     assert "ca-file" in p.operations[0].options and "/etc/pacslb/ca.pem" in p.operations[0].options
@@ -226,7 +260,10 @@ def test_re_encrypted_server_needs_its_ca_file_loaded():
 
 
 def test_plan_as_dict():
-    p = plan(config(), config(replace={"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.21, port: 443, weight: 7}"}))
+    p = plan(
+        config(),
+        config(replace={"{name: rs1, address: 192.0.2.21, port: 443}": "{name: rs1, address: 192.0.2.21, port: 443, weight: 7}"}),
+    )
     d = p.as_dict()
     assert d["method"] == "runtime"
     assert d["operations"] == [{"kind": "weight", "service": "web", "real_server": "rs1", "state": None, "weight": 7,

@@ -129,7 +129,7 @@ def test_word_is_bare_only_when_haproxy_reads_it_as_one_word() -> None:
 def test_fetch_arguments_are_quoted_for_haproxys_argument_parser() -> None:
     assert fetch("req.hdr", "X-Forwarded-For", -1) == "req.hdr(X-Forwarded-For,-1)"
     assert fetch("req.cook", "a,b)c") == 'req.cook("a,b)c")'
-    assert fetch("req.hdr", "X'a") == "req.hdr(\"X'a\")"
+    assert fetch("req.hdr", "X'a") == 'req.hdr("X\'a")'
     assert fetch("str", 'say "x" \\') == 'str("say \\"x\\" \\\\")'
     # the configuration parser unquotes once more: as a word, the call is quoted again
     assert word(fetch("req.hdr", "X'a")) == '"req.hdr(\\"X\'a\\")"'

@@ -81,7 +81,7 @@ def test_frontend_and_backend_rows(rows):
 
 
 def test_header_only_and_quoted_values():
-    text = "# pxname,svname,status,type,last_chk,scur\nweb,rs1,DOWN,2,\"Bad, really\",3\n\n"
+    text = '# pxname,svname,status,type,last_chk,scur\nweb,rs1,DOWN,2,"Bad, really",3\n\n'
     (row,) = parse_stat(text)
     assert row.check_info == "Bad, really"
     assert row.sessions_current == 3

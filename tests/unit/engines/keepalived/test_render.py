@@ -36,8 +36,14 @@ def _config(**ha) -> dict:
     base.update(ha)
     return {
         "version": 1,
-        "virtual_services": [{"name": "web", "mode": "layer7-http", "listen": [{"address": "10.0.0.10", "port": 80}],
-                              "real_servers": [{"name": "rs1", "address": "10.0.1.1", "port": 80}]}],  # fmt: skip
+        "virtual_services": [
+            {
+                "name": "web",
+                "mode": "layer7-http",
+                "listen": [{"address": "10.0.0.10", "port": 80}],
+                "real_servers": [{"name": "rs1", "address": "10.0.1.1", "port": 80}],
+            }
+        ],  # fmt: skip
         "ha": base,
     }
 

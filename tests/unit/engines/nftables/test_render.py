@@ -94,8 +94,8 @@ DR_ENV = Layer4Env(
 )
 def test_smooth_wrr_gives_each_its_share(weights: list[tuple[int, int]]) -> None:
     slots = smooth_wrr(weights)
-    from math import gcd
     from functools import reduce
+    from math import gcd
 
     divisor = reduce(gcd, (w for _, w in weights))
     assert Counter(slots) == {sid: w // divisor for sid, w in weights}
@@ -117,8 +117,12 @@ def test_durations_in_nft_words() -> None:
 
 def test_layer7_only_renders_removal() -> None:
     cfg = config(
-        {"name": "web", "mode": "layer7-http", "listen": [{"address": "192.0.2.9", "port": 80}],
-         "real_servers": [{"name": "rs1", "address": "198.51.100.21", "port": 8080}]}
+        {
+            "name": "web",
+            "mode": "layer7-http",
+            "listen": [{"address": "192.0.2.9", "port": 80}],
+            "real_servers": [{"name": "rs1", "address": "198.51.100.21", "port": 8080}],
+        }
     )
     assert render(cfg, Layer4Env()) == removal()
     assert "delete table inet pacslb" in removal() and "delete table netdev pacslb" in removal()
@@ -127,7 +131,9 @@ def test_layer7_only_renders_removal() -> None:
 def test_down_server_leaves_the_schedule_but_keeps_its_chain() -> None:
     cfg = config(service())
     text = render(cfg, Layer4Env(down=frozenset({("svc", "rs2")})))
-    assert "0 : jump rs1_svc_rs1" in text and "jump rs2_svc_rs2" not in text.split("chain rs2_svc_rs2")[0].split("map avail_svc")[1]
+    assert (
+        "0 : jump rs1_svc_rs1" in text and "jump rs2_svc_rs2" not in text.split("chain rs2_svc_rs2")[0].split("map avail_svc")[1]
+    )
     assert "chain rs2_svc_rs2" in text
     assert "numgen inc mod 1 vmap" in text
 
@@ -158,15 +164,21 @@ def test_dr_needs_layer2_facts() -> None:
 @pytest.mark.parametrize("bad", ['eth0"; flush ruleset', "a" * 16, "eth 0"])
 def test_device_names_cannot_inject(bad: str) -> None:
     cfg = config(service(mode="layer4-dr"))
-    env = Layer4Env(vip_devices={"192.0.2.10": bad}, routes=DR_ENV.routes, link_macs=DR_ENV.link_macs, neighbours=DR_ENV.neighbours)
+    env = Layer4Env(
+        vip_devices={"192.0.2.10": bad}, routes=DR_ENV.routes, link_macs=DR_ENV.link_macs, neighbours=DR_ENV.neighbours
+    )
     with pytest.raises(RenderError, match="not a network device name"):
         render(cfg, env)
 
 
 def test_bad_mac_is_refused() -> None:
     cfg = config(service(mode="layer4-dr"))
-    env = Layer4Env(vip_devices=DR_ENV.vip_devices, routes=DR_ENV.routes, link_macs=DR_ENV.link_macs,
-                    neighbours={**DR_ENV.neighbours, "198.51.100.22": "02:00:00:00:01:22 } flush ruleset"})
+    env = Layer4Env(
+        vip_devices=DR_ENV.vip_devices,
+        routes=DR_ENV.routes,
+        link_macs=DR_ENV.link_macs,
+        neighbours={**DR_ENV.neighbours, "198.51.100.22": "02:00:00:00:01:22 } flush ruleset"},
+    )
     with pytest.raises(RenderError, match="not a MAC address"):
         render(cfg, env)
 
