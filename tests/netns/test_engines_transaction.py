@@ -8,11 +8,11 @@ service and a Layer 7 TCP service on the namespace's loopback.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import yaml
-from test_layer4 import PACSLB, Appliance, config_data, tally  # type: ignore[import-not-found]
+from test_layer4 import Appliance, config_data, tally  # type: ignore[import-not-found]
+from test_layer4_cli import cli  # type: ignore[import-not-found]
 
 from support.netns import Bed
 from support.wait import wait_until
@@ -39,10 +39,6 @@ def app(bed: Bed):
         yield made
     finally:
         made.close()
-
-
-def cli(app: Appliance, *args: str) -> subprocess.CompletedProcess:
-    return app.bed.lab.run(app.bed.lb, [PACSLB, *args, "--state-dir", str(app.dir / "s")], check=False, timeout=120)
 
 
 def schedule(bed: Bed) -> str:

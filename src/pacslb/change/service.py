@@ -406,10 +406,8 @@ class Changes:
                 return await self._record_audit(origin, action, target, _invalid(loaded.problems, clock))
         async with self.gate:
             current = await asyncio.to_thread(self.store.current_id)
-            if reason := stale(base_revision, current):
-                return await self._record_audit(origin, action, target, ChangeResult(
-                    Outcome.CONFLICT, reason, parent=current,
-                    extra={"current_revision": current, "base_revision": base_revision}))  # fmt: skip
+            if conflict := _conflict(base_revision, current):
+                return await self._record_audit(origin, action, target, conflict)
             base_dir = base_dir or self.running.base_dir
             if edit is not None:
                 edited = json.loads(self.running.config.model_dump_json())
@@ -475,10 +473,8 @@ class Changes:
         clock = _Clock()
         async with self.gate:
             current = await asyncio.to_thread(self.store.current_id)
-            if reason := stale(base_revision, current):
-                return await self._record_audit(origin, action, target, ChangeResult(
-                    Outcome.CONFLICT, reason, parent=current,
-                    extra={"current_revision": current, "base_revision": base_revision}))  # fmt: skip
+            if conflict := _conflict(base_revision, current):
+                return await self._record_audit(origin, action, target, conflict)
             old = self.running.config
             vs = old.service(service)
             if vs is None:
@@ -567,6 +563,14 @@ class Changes:
         else:
             result = ChangeResult(Outcome.APPLIED, f"certificate {target} stored", engines={"haproxy": prepared.steps})
         return await self._record_audit(origin, action, target, result)
+
+
+def _conflict(base_revision: int | None, current: int | None) -> ChangeResult | None:
+    """The answer to a change based on a revision that is no longer the current one (transaction.stale), or None."""
+    if reason := stale(base_revision, current):
+        return ChangeResult(Outcome.CONFLICT, reason, parent=current,
+                            extra={"current_revision": current, "base_revision": base_revision})  # fmt: skip
+    return None
 
 
 def _invalid(problems, clock: _Clock) -> ChangeResult:
