@@ -72,9 +72,10 @@ def up(
 ) -> None:
     """Run the appliance in the foreground: controller, engines, health checks, API and WebUI. Logs go to stderr.
 
-    HAProxy's own output goes to haproxy/haproxy.log in the state directory. A HAProxy that already
-    serves the state directory (left by a controller that died) is adopted, not started twice.
-    SIGTERM or Ctrl-C (or 'pacslb stop') stops HAProxy too. SIGHUP applies the configuration file again.
+    HAProxy's own output goes to haproxy/haproxy.log in the state directory. Engines that already serve
+    the state directory (HAProxy, keepalived, nftables tables left by a controller that died) are
+    adopted, not started twice. SIGTERM or Ctrl-C (or 'pacslb stop') stops every engine too. SIGHUP
+    applies the configuration file again.
     """
     from ..appliance import Appliance
 
