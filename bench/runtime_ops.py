@@ -63,7 +63,8 @@ from lib.machine import haproxy_version  # noqa: E402
 from lib.procfs import ppid, rss_kb  # noqa: E402
 from lib.procs import die_with_parent  # noqa: E402
 from lib.report import markers, replace_section, write_results  # noqa: E402
-from lib.stats import ms_summary as summary  # noqa: E402  (percentile: tests/bench)
+from lib.stats import ms_summary as summary  # noqa: E402
+from lib.stats import percentile  # noqa: E402,F401 - tests/bench/test_runtime_bench.py reads it from this script
 
 MARK_START, MARK_END = markers("runtime")
 
