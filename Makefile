@@ -8,7 +8,7 @@ PY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium
 
-.PHONY: demo test lint deps venv debs clean
+.PHONY: demo test lint lock deps venv debs clean
 
 demo: deps
 	$(VENV)/bin/pacslb demo $(DEMO_ARGS)
@@ -34,14 +34,23 @@ debs:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# The virtual environment is rebuilt only when pyproject.toml changes.
+# The virtual environment is rebuilt only when pyproject.toml or the lock changes. Every dependency comes from
+# requirements.lock, pinned with its hashes (pip refuses a file whose hash is not there); pacslb itself goes in
+# editable, without dependencies of its own.
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
+
+# After a change of the dependencies in pyproject.toml: pin them again, with hashes (needs pip-tools).
+lock: venv
+	$(PY) -m pip install -q pip-tools
+	$(VENV)/bin/pip-compile -q --generate-hashes --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+	  -o requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build src/*.egg-info
