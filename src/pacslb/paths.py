@@ -39,6 +39,11 @@ class StatePaths:
         return self.haproxy_dir / "server-state"
 
     @property
+    def haproxy_chroot(self) -> Path:
+        """The empty, root-owned directory (mode 0755) HAProxy's workers are chrooted to; made before HAProxy starts."""
+        return self.haproxy_dir / "chroot"
+
+    @property
     def haproxy_pid(self) -> Path:
         """PID of HAProxy's master process."""
         return self.haproxy_dir / "haproxy.pid"

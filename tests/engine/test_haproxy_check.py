@@ -24,6 +24,7 @@ GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "haproxy"
 GOLDEN_STATE_DIR = "/var/lib/pacslb"
 GOLDEN_BASE_DIR = "/etc/pacslb"
 GOLDEN_CPU_COUNT = 2
+GOLDEN_PRIVILEGES = {"user": "haproxy", "group": "haproxy", "chroot": True}  # haproxy -c looks the user up
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
@@ -45,7 +46,7 @@ def test_golden_passes_haproxy_check(case: Path, tmp_path: Path) -> None:
 
     loaded = load_file(case / "config.yaml")
     assert loaded.ok, [str(p) for p in loaded.problems]
-    text = render(loaded.config, HAProxyEnv(state_dir=state.root, base_dir=case, cpu_count=GOLDEN_CPU_COUNT))
+    text = render(loaded.config, HAProxyEnv(state_dir=state.root, base_dir=case, cpu_count=GOLDEN_CPU_COUNT, **GOLDEN_PRIVILEGES))
 
     golden = case / "haproxy.cfg"
     assert golden.exists(), f"{golden} is missing: run `pytest --update-golden` and review the new file"

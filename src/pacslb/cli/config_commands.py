@@ -58,7 +58,10 @@ def render(
             print(f"error: {exc}; add one (docs/high-availability.md)", file=sys.stderr)
             raise typer.Exit(EXIT_INVALID) from None
         return
-    env = HAProxyEnv(state_dir=state_dir(state_dir_option), base_dir=config.resolve().parent, cpu_count=os.cpu_count() or 1)
+    from ..engines.haproxy.engine import worker_privileges  # the workers' user and chroot, as the controller runs them
+
+    env = HAProxyEnv(state_dir=state_dir(state_dir_option), base_dir=config.resolve().parent, cpu_count=os.cpu_count() or 1,
+                     **worker_privileges())  # fmt: skip
     sys.stdout.write(render_haproxy(loaded.config, env))
 
 

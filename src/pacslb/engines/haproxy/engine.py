@@ -45,9 +45,20 @@ LOG_POLL = 0.5
 Renderer = Callable[[Config, Path, Path], str]
 
 
+def worker_privileges() -> dict[str, object]:
+    """HAProxyEnv's user, group and chroot: HAProxy's workers drop root whenever the controller runs as root.
+
+    Not root, HAProxy could not change its identity anyway (the tests and the bench run it so).
+    """
+    if os.geteuid() != 0:
+        return {}
+    return {"user": process.WORKER_USER, "group": process.WORKER_GROUP, "chroot": True}
+
+
 def haproxy_env(state_dir: Path, base_dir: Path) -> HAProxyEnv:
     # prometheus: HAProxy's exporter on a Unix socket, for the management API's /metrics
-    return HAProxyEnv(state_dir=state_dir, base_dir=base_dir, cpu_count=os.cpu_count() or 1, prometheus=True)
+    return HAProxyEnv(state_dir=state_dir, base_dir=base_dir, cpu_count=os.cpu_count() or 1, prometheus=True,
+                      **worker_privileges())  # fmt: skip
 
 
 def render_haproxy(config: Config, state_dir: Path, base_dir: Path) -> str:
@@ -339,6 +350,8 @@ class HAProxyEngine:
         """Adopt the HAProxy that serves this state directory, or start one. Raises EngineError."""
         self.paths.haproxy_dir.mkdir(parents=True, exist_ok=True)
         problems = process.socket_path_problems(self.paths)
+        if os.geteuid() == 0:
+            problems += process.worker_identity_problems()
         if problems:
             raise EngineError(f"HAProxy cannot run on {self.paths.root}", problems)
         try:

@@ -19,3 +19,9 @@ class HAProxyEnv:
     # a frontend that serves HAProxy's Prometheus exporter on <state>/haproxy/prom.sock (the management
     # API proxies /metrics to it); the controller turns it on, golden files leave it off
     prometheus: bool = False
+    # HAProxy's workers drop root (the master stays root: it re-reads the file on reload and owns the sockets):
+    # `user` and `group` they run as, `chroot` locks them in the empty StatePaths.haproxy_chroot. The controller
+    # turns these on when it runs as root (engine.py `haproxy_env`); off, the workers keep the master's identity.
+    user: str | None = None
+    group: str | None = None
+    chroot: bool = False

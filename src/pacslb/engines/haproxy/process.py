@@ -6,6 +6,11 @@ own (`start_new_session`), so that a controller killed with SIGKILL takes nothin
 keeps serving, and the next controller adopts the master it finds through the pidfile, /proc and
 the master CLI (DESIGN.md, principle 5: fail static).
 
+The master stays root (it re-reads the file on reload and binds every socket); run by root, the
+workers chroot to the empty StatePaths.haproxy_chroot and drop to WORKER_USER and WORKER_GROUP, as
+the rendered `global` section says (render.py). `prepare_chroot` makes that directory before each
+start and reload; `worker_identity_problems` says when the user or group is missing.
+
 HAProxy 2.6's `reload` on the master CLI prints nothing; `reload` here confirms the outcome with
 `show proc` (the master's reload counter moves, '[failed: 0]', and a new worker exists). A failed
 reload leaves the old worker serving.
@@ -16,10 +21,14 @@ are tested against the real HAProxy in the end-to-end tests.
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import os
+import pwd
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -34,6 +43,9 @@ RELOAD_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 CHECK_TIMEOUT = 60.0
 MASTER_SOCKET_MODE = "600"
+# The identity HAProxy's workers drop to (the master stays root): Debian's haproxy package creates both.
+WORKER_USER = "haproxy"
+WORKER_GROUP = "haproxy"
 
 
 class HAProxyError(Exception):
@@ -61,6 +73,42 @@ def socket_path_problems(paths: StatePaths) -> list[str]:
         for path in (paths.haproxy_master_socket, paths.haproxy_admin_socket)
         if len(str(path)) > MAX_SOCKET_PATH
     ]
+
+
+def worker_identity_problems(user: str = WORKER_USER, group: str = WORKER_GROUP) -> list[str]:
+    """What keeps HAProxy's workers from dropping to `user` and `group`: either one missing on this machine."""
+    problems = []
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        problems.append(f"the user {user!r} that HAProxy's workers run as does not exist: install Debian's haproxy "
+                        f"package, or create it (useradd --system --no-create-home --shell /usr/sbin/nologin {user})")  # fmt: skip
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        problems.append(f"the group {group!r} that HAProxy's workers run as does not exist: install Debian's haproxy "
+                        f"package, or create it (groupadd --system {group})")  # fmt: skip
+    return problems
+
+
+def prepare_chroot(paths: StatePaths) -> None:
+    """Make the directory HAProxy's workers chroot to: empty, owned by root, mode 0755, a real directory.
+
+    Owned by root and not writable by the workers' user, so a worker taken over can put nothing there;
+    made before every start and reload, because a worker that cannot chroot exits at once. Raises
+    HAProxyError when something other than a directory has the name.
+    """
+    path = paths.haproxy_chroot
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o755)
+    found = os.lstat(path)
+    if not stat.S_ISDIR(found.st_mode):  # a symlink too: the chroot would be wherever it points
+        raise HAProxyError(f"{path} must be a directory (HAProxy's workers are chrooted to it): remove what is there")
+    if os.geteuid() == 0 and (found.st_uid, found.st_gid) != (0, 0):
+        os.chown(path, 0, 0, follow_symlinks=False)
+    if stat.S_IMODE(found.st_mode) != 0o755:
+        os.chmod(path, 0o755)
 
 
 # --- show proc -----------------------------------------------------------------------------------
@@ -357,6 +405,7 @@ def start(
     """
     log_path = log_path or paths.haproxy_log
     paths.haproxy_dir.mkdir(parents=True, exist_ok=True)
+    prepare_chroot(paths)
     argv = command_line(paths, binary_path(binary))
     with open(log_path, "ab") as log:
         offset = log.tell()
@@ -458,6 +507,7 @@ def reload(
         offset = 0
     before = show_proc(paths)
     old = {w.pid for w in before.workers}
+    prepare_chroot(paths)  # the new workers chroot to it
     if save_state:
         save_server_state(paths)
     try:

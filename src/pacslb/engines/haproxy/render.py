@@ -156,7 +156,36 @@ def _transform_global(config: Config, env: HAProxyEnv) -> Global:
         ssl_bind_ciphersuites=MOZILLA_CIPHERSUITES,
         ssl_bind_options="prefer-client-ciphers ssl-min-ver TLSv1.2 no-tls-tickets",
         ssl_server_options="ssl-min-ver TLSv1.2",
+        **_worker_privileges(config, env, paths),
     )
+
+
+def _worker_privileges(config: Config, env: HAProxyEnv, paths: StatePaths) -> dict:
+    """chroot, user and group of HAProxy's workers, and a note for each privilege a worker must keep.
+
+    The master stays root: it reads the configuration, certificates, error pages and server-state file,
+    resolves real servers' names, binds every socket, and only then forks the workers, which chroot and
+    drop to `env.user` (haproxy.c). What a worker does itself afterwards decides what it may lose.
+    """
+    notes: list[str] = []
+    chroot = env.chroot
+    if chroot and config.settings.log.target.startswith("/"):
+        # a worker sends each log line to the syslog socket by its path, which it would look up inside the chroot
+        chroot = False
+        notes.append("no chroot: the workers send their log to a Unix socket by its path")
+    user, group = env.user, env.group
+    transparent = [vs.name for vs in config.virtual_services if vs.transparent and not vs.mode.is_layer4 and vs.real_servers]
+    if (user or group) and transparent:
+        # `usesrc clientip` sets IP_TRANSPARENT on every connection to a real server: CAP_NET_ADMIN, which
+        # a worker of HAProxy 2.6 cannot keep once it drops root (2.6 knows no `setcap`)
+        user = group = None
+        notes.append(f"the workers stay root: transparent proxying ({', '.join(transparent)}) needs CAP_NET_ADMIN")
+    return {
+        "chroot": Word(str(paths.haproxy_chroot)) if chroot else None,
+        "user": Word(user) if user else None,
+        "group": Word(group) if group else None,
+        "notes": tuple(notes),
+    }
 
 
 def _log_target(config: Config) -> Directive:

@@ -56,6 +56,10 @@ class Global:
     ssl_bind_options: str
     ssl_server_options: str
     localpeer: str | None = None  # the HA pair: this node's name in the peers section
+    chroot: Word | None = None  # the workers' root directory
+    user: Word | None = None  # the user and group the workers run as
+    group: Word | None = None
+    notes: tuple[str, ...] = ()  # comment lines: why a worker keeps a privilege
 
 
 @dataclass(frozen=True)

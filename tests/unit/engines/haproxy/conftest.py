@@ -16,6 +16,7 @@ GOLDEN_DIR = Path(__file__).resolve().parents[3] / "golden" / "haproxy"
 GOLDEN_STATE_DIR = Path("/var/lib/pacslb")
 GOLDEN_BASE_DIR = Path("/etc/pacslb")
 GOLDEN_CPU_COUNT = 2
+GOLDEN_PRIVILEGES = {"user": "haproxy", "group": "haproxy", "chroot": True}
 
 
 def golden_cases() -> list[Path]:
@@ -31,4 +32,5 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def golden_env() -> HAProxyEnv:
-    return HAProxyEnv(state_dir=GOLDEN_STATE_DIR, base_dir=GOLDEN_BASE_DIR, cpu_count=GOLDEN_CPU_COUNT)
+    # the workers drop root as the controller run by root has them do (engine.py worker_privileges)
+    return HAProxyEnv(state_dir=GOLDEN_STATE_DIR, base_dir=GOLDEN_BASE_DIR, cpu_count=GOLDEN_CPU_COUNT, **GOLDEN_PRIVILEGES)

@@ -100,3 +100,44 @@ def test_pidfile(tmp_path):
     assert process.read_pidfile(path) == 1234
     path.write_text("garbage")
     assert process.read_pidfile(path) is None
+
+
+# --- the workers' chroot and identity ------------------------------------------------------------
+
+
+def test_the_chroot_is_made_empty_with_mode_0755_and_owned_by_root(tmp_path):
+    paths = StatePaths(tmp_path / "state")
+    process.prepare_chroot(paths)
+    found = paths.haproxy_chroot.lstat()
+    assert paths.haproxy_chroot.is_dir() and list(paths.haproxy_chroot.iterdir()) == []
+    assert oct(found.st_mode & 0o7777) == "0o755"
+    if os.geteuid() == 0:
+        assert (found.st_uid, found.st_gid) == (0, 0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give the directory away and take it back")
+def test_a_chroot_left_writable_or_given_away_is_taken_back(tmp_path):
+    paths = StatePaths(tmp_path / "state")
+    paths.haproxy_chroot.mkdir(parents=True)
+    os.chmod(paths.haproxy_chroot, 0o777)
+    os.chown(paths.haproxy_chroot, 65534, 65534)
+    process.prepare_chroot(paths)
+    found = paths.haproxy_chroot.lstat()
+    assert (oct(found.st_mode & 0o7777), found.st_uid, found.st_gid) == ("0o755", 0, 0)
+
+
+def test_a_chroot_that_is_no_directory_is_refused(tmp_path):
+    paths = StatePaths(tmp_path / "state")
+    paths.haproxy_dir.mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    paths.haproxy_chroot.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(process.HAProxyError, match="chroot.*must be a directory"):
+        process.prepare_chroot(paths)
+
+
+def test_a_missing_worker_user_or_group_is_named_with_the_fix():
+    assert process.worker_identity_problems("root", "root") == []
+    problems = process.worker_identity_problems("pacslb-no-such-user", "pacslb-no-such-group")
+    assert len(problems) == 2
+    assert "'pacslb-no-such-user'" in problems[0] and "useradd --system" in problems[0]
+    assert "'pacslb-no-such-group'" in problems[1] and "groupadd --system" in problems[1]

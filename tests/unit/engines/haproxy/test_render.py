@@ -217,6 +217,44 @@ def test_state_paths_come_from_the_environment() -> None:
     assert "server-state-file /run/x/haproxy/server-state" in text
 
 
+# --- the workers' privileges ------------------------------------------------------------------------
+
+
+DROPPING = HAProxyEnv(state_dir=Path("/run/x"), base_dir=Path("/b"), user="haproxy", group="haproxy", chroot=True)
+
+
+def global_lines(text: str) -> list[str]:
+    return text.split("\nglobal\n", 1)[1].split("\n\n", 1)[0].splitlines()
+
+
+def test_workers_keep_the_masters_identity_unless_the_environment_drops_it() -> None:
+    lines = global_lines(render(config(), ENV))
+    assert not [line for line in lines if line.split()[0] in ("user", "group", "chroot")]
+
+
+def test_workers_drop_to_the_environments_user_and_group_in_an_empty_chroot() -> None:
+    lines = global_lines(render(config(), DROPPING))
+    assert lines[-7:-4] == ["    chroot /run/x/haproxy/chroot", "    user haproxy", "    group haproxy"]
+    assert not [line for line in lines if line.lstrip().startswith("#")]
+
+
+def test_a_log_socket_path_keeps_the_workers_out_of_the_chroot_but_not_root() -> None:
+    lines = global_lines(render(config(log={"target": "/dev/log"}), DROPPING))
+    assert "    # no chroot: the workers send their log to a Unix socket by its path" in lines
+    assert not [line for line in lines if line.startswith("    chroot")]
+    assert "    user haproxy" in lines and "    group haproxy" in lines
+    udp = global_lines(render(config(log={"target": "192.0.2.9:514"}), DROPPING))
+    assert "    chroot /run/x/haproxy/chroot" in udp  # a UDP socket needs no path
+
+
+def test_transparent_proxying_keeps_the_workers_root_but_chrooted() -> None:
+    tproxy = service("tp", mode="layer7-tcp", transparent=True, listen=[{"address": "192.0.2.11", "port": 104}])
+    lines = global_lines(render(config(service(), tproxy), DROPPING))
+    assert "    # the workers stay root: transparent proxying (tp) needs CAP_NET_ADMIN" in lines
+    assert not [line for line in lines if line.split()[0] in ("user", "group")]
+    assert "    chroot /run/x/haproxy/chroot" in lines
+
+
 def test_relative_certificate_paths_resolve_from_base_dir_and_absolute_ones_stay() -> None:
     cfg = config(service(tls={"certificates": ["certs/a.pem", "/abs/b.pem"]}))
     text = render(cfg, ENV)
