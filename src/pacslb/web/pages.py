@@ -14,6 +14,7 @@ from ..api.auth import (
     Principal,
     clear_session_cookie,
     client_ip,
+    login_origin_problem,
     optional_principal,
     set_session_cookie,
 )
@@ -50,6 +51,9 @@ async def login_page(request: Request) -> Response:
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, username: str = Form(""), password: str = Form("")) -> Response:
     auth = request.app.state.auth
+    problem = login_origin_problem(request)
+    if problem is not None:  # a form on another site posting here (login CSRF): not even counted as an attempt
+        return render(request, "login.html", None, status_code=403, username="", error=f"Refused: {problem}.")
     try:
         session = await auth.login(username.strip(), password, client_ip(request))
     except LoginThrottled as exc:
