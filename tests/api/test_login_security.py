@@ -364,6 +364,10 @@ async def test_logins_from_another_site_are_refused(app):
         evil = await login(client, "admin", headers={"Origin": "https://evil.example"})
         assert evil.status_code == 403 and "another site" in evil.json()["message"]
         assert (await login(client, "admin", headers={"Origin": "null"})).status_code == 403
+        null_cross = await login(client, "admin", headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"})
+        assert null_cross.status_code == 403
+        # a browser under Referrer-Policy no-referrer says "Origin: null"; its fetch metadata vouches for it
+        assert (await login(client, "admin", headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})).status_code == 200
         assert (await login(client, "admin", headers={"Origin": "http://testserver"})).status_code == 403
         assert (await login(client, "admin", headers={"Sec-Fetch-Site": "cross-site"})).status_code == 403
         assert (await login(client, "admin", headers={"Origin": "https://testserver"})).status_code == 200

@@ -298,3 +298,7 @@ def test_a_login_form_posted_from_another_site_is_refused(web, password):
     same = client.post("/login", data={"username": "admin", "password": password}, follow_redirects=False,
                        headers={"Origin": "https://testserver"})  # fmt: skip
     assert same.status_code == 303 and "pacslb_session" in same.headers["set-cookie"]
+    # the login page asks the browser to name it in Origin (under no-referrer, Chromium sends "Origin: null")
+    fresh = web(None)
+    assert fresh.get("/login").headers["referrer-policy"] == "same-origin"
+    assert fresh.get("/", follow_redirects=False).headers["referrer-policy"] == "no-referrer"

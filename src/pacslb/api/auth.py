@@ -308,17 +308,23 @@ def client_ip(request: Request) -> str | None:
 def login_origin_problem(request: Request) -> str | None:
     """Why a login must be refused as cross-site (login CSRF: a page elsewhere logging the browser in as its
     author), or None. A browser names the page that sends a POST in `Origin`: it must be this management
-    address itself (https://<the Host the browser asked for>). Without `Origin` (scripts: curl, httpx), a
-    `Sec-Fetch-Site` other than same-origin or none is refused too; a request with neither is a script's."""
+    address itself (https://<the Host the browser asked for>). `Origin: null` (sent under a no-referrer
+    policy, or from a sandboxed frame) proves nothing: then `Sec-Fetch-Site: same-origin` must vouch for it.
+    Without `Origin` (scripts: curl, httpx), a `Sec-Fetch-Site` other than same-origin or none is refused;
+    a request with neither header is a script's (no browser sends a cross-site POST without `Origin`)."""
     host = request.headers.get("host", "")
     origin = request.headers.get("origin")
+    site = (request.headers.get("sec-fetch-site") or "").lower()
+    if origin is not None and origin.strip().lower() == "null":
+        if site == "same-origin":
+            return None
+        return f"this login comes from an unknown page (Origin: null): log in from https://{host}/ itself"
     if origin is not None:
         parts = urlsplit(origin.strip())
         if parts.scheme != "https" or not parts.netloc or parts.netloc.lower() != host.lower():
             return f"this login comes from another site ({origin[:100]}): log in from https://{host}/ itself"
         return None
-    site = request.headers.get("sec-fetch-site")
-    if site is not None and site.lower() not in ("same-origin", "none"):
+    if site and site not in ("same-origin", "none"):
         return f"this login comes from another site (Sec-Fetch-Site: {site[:40]}): log in from https://{host}/ itself"
     return None
 
