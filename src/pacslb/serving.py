@@ -37,6 +37,14 @@ class InLoopServer:
         self.sock = sock
         self.task: asyncio.Task | None = None
 
+    def tls_context(self) -> Any:
+        """The ssl.SSLContext uvicorn will serve with (None without TLS), made now so that it can be hardened
+        before `start` (uvicorn's options have no minimum TLS version)."""
+        config = self.server.config
+        if not config.loaded:
+            config.load()
+        return config.ssl
+
     async def start(self) -> None:
         """Serve in a task of the running loop; return once it listens, or raise what stopped it."""
         self.task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[self.sock]))

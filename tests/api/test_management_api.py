@@ -37,8 +37,11 @@ def audit_events(api, **filters) -> list[dict]:
 
 
 def test_only_login_and_health_answer_without_credentials(api):
+    """Changed on purpose (issue 22, item 8): the OpenAPI document and /api/docs need credentials too."""
     anonymous = api.client()
-    document = anonymous.get("/api/openapi.json")
+    assert anonymous.get("/api/openapi.json").status_code == 401
+    assert anonymous.get("/api/docs").status_code == 401
+    document = api.login("viewer").get("/api/openapi.json")
     assert document.status_code == 200
     paths = document.json()["paths"]
     assert len(paths) > 25
@@ -110,6 +113,8 @@ def test_expired_session_gets_401(api):
 
 
 def test_repeated_bad_logins_are_throttled_and_audited(api):
+    """Changed on purpose (issue 22, item 6): the back-off holds the (user, address) that failed, not the user name
+    everywhere: the right password from another address logs in at once."""
     source = loopback_host(77)  # an address of its own: the per-address throttle must not block the other tests
     client = api.client(source=source)
     codes = [client.post("/api/v1/login", json={"username": "viewer", "password": f"wrong-{i}"}).status_code for i in range(6)]
@@ -118,17 +123,19 @@ def test_repeated_bad_logins_are_throttled_and_audited(api):
     throttled = client.post("/api/v1/login", json={"username": "viewer", "password": "viewer-pass-12"})
     assert throttled.status_code == 429, "even the right password waits while throttled"
     assert int(throttled.headers["Retry-After"]) >= 1
-    # the user name is throttled from every address for a while (5 s after 5 failures); other users are not
-    assert api.client().post("/api/v1/login", json={"username": "viewer", "password": "viewer-pass-12"}).status_code == 429
+    # from another address the same user logs in: a guesser does not lock the real user out
+    assert api.client().post("/api/v1/login", json={"username": "viewer", "password": "viewer-pass-12"}).status_code == 200
     events = audit_events(api, action="login", username="viewer")
     failed = [e for e in events if e["outcome"] == "failed" and e["client_ip"] == source]
     assert len(failed) >= 5
-    assert any(e["outcome"] == "throttled" for e in events)
+    throttled_rows = [e for e in events if e["outcome"] == "throttled" and e["client_ip"] == source]
+    assert len(throttled_rows) == 1 and throttled_rows[0]["detail"]["count"] == 2, "one row, counting the refusals"
     metrics = api.login("admin").get("/metrics").text
     assert re.search(r"^pacslb_logins_failed_total [1-9]", metrics, re.M)
     assert api.login("operator").get("/api/v1/me").status_code == 200
-    wait_until(lambda: api.client().post("/api/v1/login", json={"username": "viewer", "password": "viewer-pass-12"})
-               .status_code == 200, 30, what="the back-off to end")  # fmt: skip
+    # an admin lifts the back-off at once
+    assert api.login("admin").post("/api/v1/users/viewer/unblock").status_code == 200
+    assert client.post("/api/v1/login", json={"username": "viewer", "password": "viewer-pass-12"}).status_code == 200
 
 
 # --- roles --------------------------------------------------------------------------------------------
@@ -173,12 +180,12 @@ def test_operator_drains_but_cannot_change_the_configuration(api):
 
 def test_role_matrix_over_every_operation(api):
     """Every operation of the OpenAPI document, as viewer and as operator: what the role may not do is 403."""
-    document = api.client().get("/api/openapi.json").json()
+    document = api.login("viewer").get("/api/openapi.json").json()
     own = {("put", "/api/v1/users/{username}/password"), ("post", "/api/v1/users/{username}/api-keys"),
            ("delete", "/api/v1/api-keys/{key_id}"), ("post", "/api/v1/logout")}  # any role, for itself  # fmt: skip
     operator_may = {("put", "/api/v1/virtual-services/{service}/real-servers/{real_server}/state"),
                     ("put", "/api/v1/virtual-services/{service}/real-servers/{real_server}/weight")}  # fmt: skip
-    admin_reads = {("get", "/api/v1/users"), ("get", "/api/v1/audit")}
+    admin_reads = {("get", "/api/v1/users"), ("get", "/api/v1/audit"), ("get", "/api/v1/login-blocks")}
     clients = {"viewer": api.login("viewer"), "operator": api.login("operator")}
     before = api.revision()
     checked = 0
@@ -502,12 +509,15 @@ def test_certificate_generate_csr_assign_and_delete(api):
     assert {"certificate.replace", "certificate.self-signed", "certificate.csr", "certificate.assign"} <= actions
 
 
-def test_user_commands_while_the_appliance_runs(api):
-    added = api.appliance.cli("user", "add", "night", "--role", "viewer", "--password", "night-shift-1")
+def test_user_commands_while_the_appliance_runs(api, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text("night-shift-1\n")
+    second.write_text("night-shift-2\n")
+    added = api.appliance.cli("user", "add", "night", "--role", "viewer", "--password-file", str(first))
     assert added.returncode == 0, added.stderr
     night = api.login("night", "night-shift-1")
     assert night.get("/api/v1/me").json()["role"] == "viewer"
-    changed = api.appliance.cli("user", "passwd", "night", "--password", "night-shift-2")
+    changed = api.appliance.cli("user", "passwd", "night", "--password-file", str(second))
     assert changed.returncode == 0
     assert night.get("/api/v1/me").status_code == 401, "a changed password ends the user's sessions"
     assert api.login("night", "night-shift-2").get("/api/v1/me").status_code == 200

@@ -1,4 +1,4 @@
-"""`pacslb user add|passwd|del|list|role|apikey` on a state directory, with no appliance running."""
+"""`pacslb user add|passwd|del|list|role|apikey|unblock` on a state directory, with no appliance running."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ def pacslb(state_dir, *args: str, stdin: str | None = None) -> subprocess.Comple
 
 
 def test_user_commands_work_on_the_state_directory(tmp_path):
-    added = pacslb(tmp_path, "add", "alice", "--role", "operator", "--password", "alice-password")
+    secret = tmp_path / "alice.password"
+    secret.write_text("alice-password\n")
+    added = pacslb(tmp_path, "add", "alice", "--role", "operator", "--password-file", str(secret))
     assert added.returncode == 0, added.stderr
     users = UserStore(state.users_db(tmp_path))
     assert users.verify("alice", "alice-password").role == "operator"
@@ -28,7 +30,7 @@ def test_user_commands_work_on_the_state_directory(tmp_path):
     new_password = generated.stdout.strip().rsplit(" ", 1)[-1]
     assert users.verify("alice", new_password) is not None and users.verify("alice", "alice-password") is None
 
-    short = pacslb(tmp_path, "passwd", "alice", "--password", "short")
+    short = pacslb(tmp_path, "passwd", "alice", "--password-file", "-", stdin="short\n")
     assert short.returncode == 2 and "too short" in short.stderr
     unknown = pacslb(tmp_path, "del", "nobody")
     assert unknown.returncode == 2 and "no user nobody" in unknown.stderr
@@ -52,3 +54,34 @@ def test_user_commands_work_on_the_state_directory(tmp_path):
     actions = [(e.action, e.outcome) for e in events]
     assert ("user.create", "ok") in actions and ("user.delete", "refused") in actions and ("api-key.delete", "ok") in actions
     assert all(e.via == "cli" and e.username.endswith("(cli)") for e in events)
+
+
+def test_a_password_never_goes_on_the_command_line(tmp_path):
+    """Changed on purpose (issue 22, item 8): `--password P` showed the password to every local user (ps, /proc);
+    it is refused with what to use instead, and nothing changes."""
+    refused = pacslb(tmp_path, "add", "carol", "--password", "carol-password-1")
+    assert refused.returncode == 2 and "--password-file" in refused.stderr and "carol-password-1" not in refused.stderr
+    users = UserStore(state.users_db(tmp_path))
+    assert users.get("carol") is None
+    common = pacslb(tmp_path, "add", "carol", "--password-file", "-", stdin="Password2024!\n")
+    assert common.returncode == 2 and "too common" in common.stderr
+    missing = pacslb(tmp_path, "add", "carol", "--password-file", str(tmp_path / "nothing-here"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    assert pacslb(tmp_path, "add", "carol", "--password-file", "-", stdin="violet tram ladder\n").returncode == 0
+    assert users.verify("carol", "violet tram ladder") is not None
+
+
+def test_keys_expire_and_die_with_the_password_and_unblock_is_recorded(tmp_path):
+    users = UserStore(state.users_db(tmp_path))
+    users.add("dave", "dave-password-1", "operator")
+    key = pacslb(tmp_path, "apikey", "dave", "--name", "ci", "--days", "7")
+    assert key.returncode == 0 and "expires" in key.stderr
+    (found,) = users.api_keys("dave")
+    assert 6.9 * 86400 < found.expires_at - found.created_at <= 7 * 86400
+    assert "expires" in pacslb(tmp_path, "list").stdout
+    changed = pacslb(tmp_path, "passwd", "dave", "--password-file", "-", stdin="dave-password-2\n")
+    assert changed.returncode == 0 and "deleted dave's 1 API key" in changed.stderr
+    assert users.api_keys("dave") == [] and users.verify_api_key(key.stdout.strip()) is None
+    unblocked = pacslb(tmp_path, "unblock", "dave")
+    assert unblocked.returncode == 0 and users.unblocked_at("dave") is not None
+    assert any(e.action == "user.unblock" and e.target == "dave" for e in AuditLog(state.audit_db(tmp_path)).list())

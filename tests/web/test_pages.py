@@ -266,3 +266,39 @@ def test_every_nav_page_answers(web):
         answer = admin.get(page)
         assert answer.status_code == 200, (page, answer.text[:300])
         assert 'class="topbar"' in answer.text
+
+
+# --- hardening: CSP, login from another site -------------------------------------------------------
+
+
+def test_pages_carry_a_strict_csp_and_need_nothing_it_forbids(web):
+    """The CSP forbids inline script, inline style and event attributes: the pages use none, so they work under it."""
+    from pacslb.api.app import CONTENT_SECURITY_POLICY
+
+    admin = web("admin")
+    for page in ("/login", "/", "/services", "/services/web", "/services/web/real-servers/rs1/edit", "/revisions",
+                 "/revisions/1", "/certificates", "/graphs", "/log", "/fragments/dashboard", "/static/app.js"):  # fmt: skip
+        answer = admin.get(page)
+        assert answer.status_code == 200, page
+        assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY, page
+        if page.startswith("/static"):
+            continue
+        html = answer.text
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), f"inline script in {page}"
+        assert not re.search(r"<style\b|\sstyle=", html), f"inline style in {page}"
+        assert not re.search(r"\son[a-z]+=", html), f"event handler attribute in {page}"
+        assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), f"something loaded from elsewhere in {page}"
+
+
+def test_a_login_form_posted_from_another_site_is_refused(web, password):
+    client = web(None)
+    evil = client.post("/login", data={"username": "admin", "password": password}, follow_redirects=False,
+                       headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert evil.status_code == 403 and "another site" in evil.text and "pacslb_session" not in evil.headers.get("set-cookie", "")
+    same = client.post("/login", data={"username": "admin", "password": password}, follow_redirects=False,
+                       headers={"Origin": "https://testserver"})  # fmt: skip
+    assert same.status_code == 303 and "pacslb_session" in same.headers["set-cookie"]
+    # the login page asks the browser to name it in Origin (under no-referrer, Chromium sends "Origin: null")
+    fresh = web(None)
+    assert fresh.get("/login").headers["referrer-policy"] == "same-origin"
+    assert fresh.get("/", follow_redirects=False).headers["referrer-policy"] == "no-referrer"

@@ -4,21 +4,29 @@
 stand-in with its surface: `config`, `base_dir`, `paths`, `changes`, `status()`) and the AuthService. The
 WebUI is added beside it by the composition root (pacslb.web.mount_web); the API does not know it.
 
-Every route but POST /api/v1/login and GET /api/v1/health needs credentials (auth.py).
+Every route but POST /api/v1/login and GET /api/v1/health needs credentials (auth.py), the OpenAPI
+document (/api/openapi.json) and its browsable page (/api/docs) included. Request bodies are limited
+before any parsing (limits.py); every answer carries SECURITY_HEADERS, a strict Content-Security-Policy
+among them (the WebUI has no inline script or style; /api/docs sets its own, naming its inline script's hash).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from . import API_V1
-from .auth import AuthService
+from .auth import AuthService, Principal, current_principal
+from .limits import BodyLimit
 from .metrics import ControllerMetrics
 from .routes_certs import certificates_router
 from .routes_config import config_router
@@ -30,13 +38,34 @@ log = logging.getLogger("pacslb.api")
 
 UNAUTHENTICATED = frozenset({("POST", f"{API_V1}/login"), ("GET", f"{API_V1}/health")})
 
+# The WebUI loads its own script and style sheet only, and fetches its own fragments: nothing inline, nothing
+# from elsewhere, no framing, no form posted elsewhere. A script injected into a page would not run.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
+
 # On every answer of the management app (HTTPS only: HSTS is safe to send).
 SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=31536000",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
 }
+OPENAPI_URL = "/api/openapi.json"
+DOCS_URL = "/api/docs"
+SWAGGER_CDN = "https://cdn.jsdelivr.net"  # where FastAPI's Swagger UI page loads its script and style from
+
+
+def docs_page() -> HTMLResponse:
+    """FastAPI's Swagger UI page with a CSP of its own: its CDN script and style, and its one inline script by hash."""
+    page = get_swagger_ui_html(openapi_url=OPENAPI_URL, title="pacslb management API")
+    scripts = re.findall(rb"<script>(.*?)</script>", page.body, re.S)
+    hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s).digest()).decode() + "'" for s in scripts)
+    page.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src {SWAGGER_CDN} {hashes}; style-src {SWAGGER_CDN}; img-src 'self' data: https:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return page
 
 
 def metrics_socket(controller: Any) -> Path:
@@ -56,11 +85,11 @@ def create_management_app(
         title="pacslb management API",
         description="Virtual services, real servers, rules, health checks, certificates, revisions, status and logs of "
         "one pacslb appliance. Every route but POST /api/v1/login and GET /api/v1/health needs a session cookie "
-        "(with its CSRF token on unsafe requests) or an API key (Authorization: Bearer).",
+        "(with its CSRF token on unsafe requests) or an API key (Authorization: Bearer); this document too.",
         version="1",
-        docs_url="/api/docs",
+        docs_url=None,  # served below, behind credentials
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,
     )
     app.state.auth = auth
     app.state.controller = controller
@@ -69,6 +98,9 @@ def create_management_app(
     writer.on_applied = metrics.change
     app.state.writer = writer
     auth.on_failed_login = metrics.login_failed
+    # innermost of the middleware (added first): bodies are limited before any route or form parser reads them,
+    # and its 413 still gets the security headers and the request count of count_and_harden
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def count_and_harden(request: Request, call_next):
@@ -89,6 +121,14 @@ def create_management_app(
         ]
         return JSONResponse({"outcome": "invalid", "message": "the request is not valid: nothing was changed",
                              "problems": problems}, status_code=422)  # fmt: skip
+
+    @app.get(OPENAPI_URL, include_in_schema=False)
+    async def openapi_document(_: Principal = Depends(current_principal)) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    async def openapi_page(_: Principal = Depends(current_principal)) -> HTMLResponse:
+        return docs_page()
 
     app.include_router(users_router(auth), prefix=API_V1)
     app.include_router(observe_router(writer, metrics, controller_log), prefix=API_V1)

@@ -5,7 +5,12 @@ Two ways in:
     (POST /api/v1/login, or the WebUI's login form calling `AuthService.login`); every unsafe request
     (POST, PUT, PATCH, DELETE) with a cookie must also carry the session's CSRF token, in the header
     `X-CSRF-Token` or the form field `csrf_token`, else 403;
-  - an API key for scripts: `Authorization: Bearer pacslb_<id>_<secret>` (no CSRF: not ambient).
+  - an API key for scripts: `Authorization: Bearer pacslb_<id>_<secret>` (no CSRF: not ambient); it
+    expires, cannot make other keys, and dies when its user's password changes (store/users.py).
+
+A session ends after `timeout` idle seconds or `lifetime` seconds after its login, whichever comes first.
+A login is throttled (throttle.py: per user name and address, per address; a user name is slowed, never
+locked) and, from a browser, must come from the management address itself (`login_origin_problem`).
 
 Roles: admin (everything), operator (drain / halt / online and weights of real servers, and reads),
 viewer (reads). `require_role("operator")` lets operators and admins in: admin passes every check.
@@ -21,6 +26,7 @@ Used from a route:
 
 The AuthService is `request.app.state.auth`:
     session = await auth.login(username, password, client_ip)   # Session | None; raises LoginThrottled
+    await auth.unblock(username)                                 # an admin lifts a user's back-off
     set_session_cookie(response, session, auth)                  # then render the page with session.csrf_token
     auth.logout(session_id); clear_session_cookie(response)
     auth.audit(username, "action", target=..., outcome="ok", client_ip=..., via=..., detail={...})
@@ -32,18 +38,19 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import math
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, Response
 
 from ..store.audit import AuditLog
 from ..store.users import ROLES, User, UserStore
+from .throttle import FREE_FAILURES, LoginThrottle, LoginThrottled, ThrottledAudit
 
 log = logging.getLogger("pacslb.api")
 
@@ -52,14 +59,10 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_SESSION_TIMEOUT = 30 * 60.0  # idle seconds
+DEFAULT_SESSION_LIFETIME = 12 * 3600.0  # absolute: the dashboard's polling keeps a session busy, never past this
+MAX_VERIFYING = 4  # argon2 verifications at once (19 MiB each): a burst of logins waits its turn instead of ballooning
 
-# Login throttling: FREE_FAILURES wrong passwords in a row (per user name, and per client address) are
-# free; each one after that blocks further attempts for BACKOFF_BASE * 2**(n - FREE_FAILURES) seconds,
-# up to BACKOFF_MAX. A success clears the count; a quiet FORGET_AFTER forgets it.
-FREE_FAILURES = 5
-BACKOFF_BASE = 5.0
-BACKOFF_MAX = 15 * 60.0
-FORGET_AFTER = 60 * 60.0
+# Login throttling lives in throttle.py (LoginThrottled is re-exported here for the WebUI).
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Principal:
     via: str  # "session" | "api-key"
     csrf_token: str | None = None  # sessions only: put it in forms (csrf_token) or the X-CSRF-Token header
     session_id: str | None = None
+    api_key_id: str | None = None  # API keys only: which key
 
     def allowed(self, *roles: str) -> bool:
         """True when the role is one of `roles` (admin is always allowed)."""
@@ -93,20 +97,18 @@ class Session:
         return Principal(self.username, self.role, "session", self.csrf_token, self.id)
 
 
-class LoginThrottled(Exception):
-    """Too many failed logins for this user name or client address: try again after `retry_after` seconds."""
-
-    def __init__(self, retry_after: float, who: str) -> None:
-        self.retry_after = max(1, math.ceil(retry_after))
-        self.who = who
-        super().__init__(f"too many failed logins for {who}: try again in {self.retry_after} s")
-
-
 class SessionStore:
-    """Sessions in the controller's memory (a restart logs everyone out). Idle ones expire after `timeout` s."""
+    """Sessions in the controller's memory (a restart logs everyone out). A session ends after `timeout` s
+    without a request (idle), and `lifetime` s after its login whatever it does (absolute)."""
 
-    def __init__(self, timeout: float = DEFAULT_SESSION_TIMEOUT, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        timeout: float = DEFAULT_SESSION_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+        lifetime: float = DEFAULT_SESSION_LIFETIME,
+    ) -> None:
         self.timeout = timeout
+        self.lifetime = lifetime
         self.clock = clock
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()  # used from the event loop and from worker threads
@@ -126,7 +128,7 @@ class SessionStore:
             if session is None:
                 return None
             now = self.clock()
-            if now - session.last_seen > self.timeout:
+            if self._over(session, now):
                 del self._sessions[session_id]
                 return None
             if touch:
@@ -150,55 +152,14 @@ class SessionStore:
             self._expire(self.clock())
             return list(self._sessions.values())
 
+    def _over(self, session: Session, now: float) -> bool:
+        """Idle too long, or past its absolute lifetime."""
+        return now - session.last_seen > self.timeout or now - session.created_at > self.lifetime
+
     def _expire(self, now: float) -> None:
-        """Forget idle sessions (the lock held)."""
-        for sid in [sid for sid, s in self._sessions.items() if now - s.last_seen > self.timeout]:
+        """Forget idle and too old sessions (the lock held)."""
+        for sid in [sid for sid, s in self._sessions.items() if self._over(s, now)]:
             del self._sessions[sid]
-
-
-@dataclass
-class _Failures:
-    count: int = 0
-    last: float = 0.0
-    blocked_until: float = 0.0
-
-
-@dataclass
-class LoginThrottle:
-    """Failed logins counted per key ("user:NAME", "ip:ADDRESS"); exponential back-off after FREE_FAILURES."""
-
-    clock: Callable[[], float] = time.time
-    free: int = FREE_FAILURES
-    base: float = BACKOFF_BASE
-    maximum: float = BACKOFF_MAX
-    _keys: dict[str, _Failures] = field(default_factory=dict)
-
-    def retry_after(self, keys: list[str]) -> tuple[float, str | None]:
-        """Seconds until these keys may try again (0 when they may now), and the key that blocks."""
-        now = self.clock()
-        worst, which = 0.0, None
-        for key in keys:
-            found = self._keys.get(key)
-            if found is not None and found.blocked_until - now > worst:
-                worst, which = found.blocked_until - now, key
-        return worst, which
-
-    def failure(self, keys: list[str]) -> None:
-        now = self.clock()
-        if len(self._keys) > 100_000:  # bound the memory a flood of made-up names can take
-            self._keys = {k: f for k, f in self._keys.items() if now - f.last < FORGET_AFTER}
-        for key in keys:
-            found = self._keys.get(key)
-            if found is None or now - found.last > FORGET_AFTER:
-                found = self._keys[key] = _Failures()
-            found.count += 1
-            found.last = now
-            if found.count >= self.free:
-                found.blocked_until = now + min(self.base * 2 ** (found.count - self.free), self.maximum)
-
-    def success(self, keys: list[str]) -> None:
-        for key in keys:
-            self._keys.pop(key, None)
 
 
 class AuthService:
@@ -211,40 +172,78 @@ class AuthService:
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
         clock: Callable[[], float] = time.time,
         state_dir: Path | None = None,
+        session_lifetime: float = DEFAULT_SESSION_LIFETIME,
     ) -> None:
         self.state_dir = state_dir  # where the first admin's one-time password file lives
         self.users = users
         self.audit_log = audit_log
-        self.sessions = SessionStore(session_timeout, clock)
+        self.sessions = SessionStore(session_timeout, clock, session_lifetime)
         self.throttle = LoginThrottle(clock)
+        self.throttled_audit = ThrottledAudit(clock)
         self.clock = clock
         self.on_failed_login: Callable[[], None] | None = None  # metrics hook
+        # argon2 verifications at once: also leaves the default thread pool (cpu + 4 threads) free for the stores
+        self._verifying: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     async def login(self, username: str, password: str, client_ip: str | None) -> Session | None:
         """A new session when the password is right; None when not (recorded in the audit log).
 
-        Raises LoginThrottled (with `retry_after` seconds) when this user name or address failed too often.
+        Raises LoginThrottled (with `retry_after` seconds) when this user name failed too often from this
+        address, or this address too often for any name (throttle.py). The attempt is counted before its
+        password is checked; at most MAX_VERIFYING passwords are checked at once (the others wait).
         """
-        keys = [f"user:{username}", f"ip:{client_ip or '-'}"]
-        wait, which = self.throttle.retry_after(keys)
-        if wait > 0:
-            who = f"user {username}" if which and which.startswith("user:") else f"address {client_ip}"
-            await self.audit_async(username or "-", "login", outcome="throttled", client_ip=client_ip, via="session",
-                                   detail={"retry_after": math.ceil(wait)})  # fmt: skip
-            raise LoginThrottled(wait, who)
-        user = await asyncio.to_thread(self.users.verify, username, password) if username and password else None
+        if self.throttle.held_back(username):  # an unblock made by `pacslb user unblock` (another process)?
+            at = await asyncio.to_thread(self.users.unblocked_at, username)
+            if at is not None:
+                self.throttle.unblock_before(username, at)
+        try:
+            admission = self.throttle.admit(username, client_ip)
+        except LoginThrottled as exc:
+            await self._audit_throttled(username or "-", client_ip, exc)
+            raise
+        if admission.delay > 0:  # this name failed often from many addresses: slowed down, never locked
+            await asyncio.sleep(admission.delay)
+        loop = asyncio.get_running_loop()
+        if self._verifying is None or self._verifying[0] is not loop:  # a semaphore belongs to one event loop
+            self._verifying = (loop, asyncio.Semaphore(MAX_VERIFYING))
+        async with self._verifying[1]:
+            user = await asyncio.to_thread(self.users.verify, username, password) if username and password else None
         if user is None:
-            self.throttle.failure(keys)
             if self.on_failed_login is not None:
                 self.on_failed_login()
             log.warning("failed login for %r from %s", username, client_ip)
             await self.audit_async(username or "-", "login", outcome="failed", client_ip=client_ip, via="session",
                                    detail={"reason": "unknown user or wrong password"})  # fmt: skip
             return None
-        self.throttle.success(keys)
+        self.throttle.succeeded(admission)
         session = self.sessions.create(user, client_ip)
         await self.audit_async(user.username, "login", outcome="ok", client_ip=client_ip, via="session")
         return session
+
+    async def unblock(self, username: str) -> int:
+        """Lift the login back-off of `username` (recorded in the users store, where `pacslb user unblock` writes
+        too); returns how many addresses it was blocked from here."""
+        await asyncio.to_thread(self.users.unblock, username)
+        return self.throttle.unblock(username)
+
+    async def _audit_throttled(self, username: str, client_ip: str | None, exc: LoginThrottled) -> None:
+        """One audit row per (user, address) per window, with a count, however many refusals come."""
+        for name, address, count, names in self.throttled_audit.refused(username, client_ip, exc.by_address):
+            detail: dict[str, Any] = {"retry_after": exc.retry_after}
+            if names:
+                detail["users"] = names
+            await asyncio.to_thread(self._record_throttled, name, None if address == "-" else address, count, detail)
+
+    def flush_throttled(self) -> None:
+        """Write the throttled logins counted but not written yet (blocking; before reading the audit log)."""
+        for name, address, count, names in self.throttled_audit.flush():
+            self._record_throttled(name, None if address == "-" else address, count, {"users": names} if names else None)
+
+    def _record_throttled(self, username: str, client_ip: str | None, count: int, detail: dict | None) -> None:
+        try:
+            self.audit_log.record_throttled(username, client_ip, count, detail=detail)
+        except Exception:  # logged: the audit log is not a reason to fail a login answer
+            log.exception("could not write the audit log %s", self.audit_log.path)
 
     def logout(self, session_id: str) -> bool:
         """End a session; True when there was one."""
@@ -268,11 +267,12 @@ class AuthService:
         return session.principal()
 
     async def api_key_principal(self, token: str) -> Principal | None:
+        """The principal of a valid, unexpired API key; None otherwise."""
         found = await asyncio.to_thread(self.users.verify_api_key, token)
         if found is None:
             return None
         user, key = found
-        return Principal(user.username, user.role, "api-key")
+        return Principal(user.username, user.role, "api-key", api_key_id=key.id)
 
     def audit(
         self,
@@ -303,6 +303,30 @@ class AuthService:
 def client_ip(request: Request) -> str | None:
     """The address the request came from (the management API is reached directly, never through a proxy)."""
     return request.client.host if request.client else None
+
+
+def login_origin_problem(request: Request) -> str | None:
+    """Why a login must be refused as cross-site (login CSRF: a page elsewhere logging the browser in as its
+    author), or None. A browser names the page that sends a POST in `Origin`: it must be this management
+    address itself (https://<the Host the browser asked for>). `Origin: null` (sent under a no-referrer
+    policy, or from a sandboxed frame) proves nothing: then `Sec-Fetch-Site: same-origin` must vouch for it.
+    Without `Origin` (scripts: curl, httpx), a `Sec-Fetch-Site` other than same-origin or none is refused;
+    a request with neither header is a script's (no browser sends a cross-site POST without `Origin`)."""
+    host = request.headers.get("host", "")
+    origin = request.headers.get("origin")
+    site = (request.headers.get("sec-fetch-site") or "").lower()
+    if origin is not None and origin.strip().lower() == "null":
+        if site == "same-origin":
+            return None
+        return f"this login comes from an unknown page (Origin: null): log in from https://{host}/ itself"
+    if origin is not None:
+        parts = urlsplit(origin.strip())
+        if parts.scheme != "https" or not parts.netloc or parts.netloc.lower() != host.lower():
+            return f"this login comes from another site ({origin[:100]}): log in from https://{host}/ itself"
+        return None
+    if site and site not in ("same-origin", "none"):
+        return f"this login comes from another site (Sec-Fetch-Site: {site[:40]}): log in from https://{host}/ itself"
+    return None
 
 
 def set_session_cookie(response: Response, session: Session, auth: AuthService | None = None) -> None:
@@ -391,6 +415,8 @@ def require_role(*roles: str) -> Callable[..., Any]:
 
 
 __all__ = [
+    "DEFAULT_SESSION_LIFETIME",
+    "FREE_FAILURES",
     "AuthService",
     "LoginThrottle",
     "LoginThrottled",
@@ -403,6 +429,7 @@ __all__ = [
     "clear_session_cookie",
     "client_ip",
     "current_principal",
+    "login_origin_problem",
     "optional_principal",
     "require_role",
     "set_session_cookie",

@@ -1,6 +1,7 @@
 """Login and logout, the caller's identity, users, API keys and the audit log.
 
-POST /api/v1/login is the one route (with GET /api/v1/health) that answers without credentials.
+POST /api/v1/login is the one route (with GET /api/v1/health) that answers without credentials; a browser's
+login must come from the management address itself (auth.login_origin_problem).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ..store.users import UserError
+from ..store.users import DEFAULT_API_KEY_DAYS, MAX_API_KEY_DAYS, MIN_PASSWORD_LENGTH, UserError
 from .auth import (
     AuthService,
     LoginThrottled,
@@ -20,6 +21,7 @@ from .auth import (
     clear_session_cookie,
     client_ip,
     current_principal,
+    login_origin_problem,
     require_role,
     set_session_cookie,
 )
@@ -40,7 +42,8 @@ class UserCreate(BaseModel):
 
 
 class PasswordChange(BaseModel):
-    password: str = Field(max_length=1024, description="the new password (10 characters or more)")
+    password: str = Field(max_length=1024, description=f"the new password ({MIN_PASSWORD_LENGTH} characters or more, "
+                          "not the user name, not a common password)")  # fmt: skip
     current_password: str | None = Field(default=None, max_length=1024, description="needed to change your own password")
 
 
@@ -50,6 +53,8 @@ class RoleChange(BaseModel):
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(default="", max_length=200, description="what the key is for (e.g. 'monitoring')")
+    expires_in_days: int = Field(default=DEFAULT_API_KEY_DAYS, ge=1, le=MAX_API_KEY_DAYS,
+                                 description="the key stops working after this many days")  # fmt: skip
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -65,6 +70,9 @@ def users_router(auth: AuthService) -> APIRouter:
 
     @router.post("/login", summary="Log in: a session cookie and the CSRF token for unsafe requests")
     async def login(body: LoginRequest, request: Request) -> JSONResponse:
+        problem = login_origin_problem(request)
+        if problem is not None:
+            return _error(403, problem)
         try:
             session = await auth.login(body.username, body.password, client_ip(request))
         except LoginThrottled as exc:
@@ -73,7 +81,8 @@ def users_router(auth: AuthService) -> APIRouter:
         if session is None:
             return _error(401, "unknown user or wrong password")
         response = JSONResponse({"username": session.username, "role": session.role, "csrf_token": session.csrf_token,
-                                 "session_timeout": auth.sessions.timeout})  # fmt: skip
+                                 "session_timeout": auth.sessions.timeout,
+                                 "session_lifetime": auth.sessions.lifetime})  # fmt: skip
         set_session_cookie(response, session, auth)
         return response
 
@@ -134,13 +143,22 @@ def users_router(auth: AuthService) -> APIRouter:
         if principal.username != username and principal.role != "admin":
             audit(request, principal, "user.password", username, "denied")
             return _error(403, "this needs the role admin: you may change only your own password")
-        if principal.username == username and principal.role != "admin":
-            ok = await asyncio.to_thread(auth.users.verify, username, body.current_password or "")
+        if principal.username == username:  # every role, admin too: a session left open must not take the account
+            if not body.current_password:
+                audit(request, principal, "user.password", username, "denied", {"message": "no current password"})
+                return _error(403, "give your current password (current_password) to change it")
+            try:  # counted like a login: guessing the current password through this route is throttled the same way
+                admission = auth.throttle.admit(username, client_ip(request))
+            except LoginThrottled as exc:
+                return JSONResponse({"outcome": "throttled", "message": str(exc), "retry_after": exc.retry_after},
+                                    status_code=429, headers={"Retry-After": str(exc.retry_after)})  # fmt: skip
+            ok = await asyncio.to_thread(auth.users.verify, username, body.current_password)
             if ok is None:
                 audit(request, principal, "user.password", username, "denied", {"message": "wrong current password"})
                 return _error(403, "the current password is wrong")
+            auth.throttle.succeeded(admission)
         try:
-            await asyncio.to_thread(auth.users.set_password, username, body.password)
+            keys_deleted = await asyncio.to_thread(auth.users.set_password, username, body.password)
         except UserError as exc:
             audit(request, principal, "user.password", username, "invalid", {"message": str(exc)})
             return _error(404 if "no user" in str(exc) else 422, str(exc))
@@ -148,17 +166,28 @@ def users_router(auth: AuthService) -> APIRouter:
             forget_initial_password(auth.state_dir, username)
         # the password changed: every other session of the user ends (this one goes on, with a fresh login)
         auth.sessions.delete_user(username, keep=principal.session_id)
-        response = JSONResponse({"username": username, "changed": True})
+        answer = {"username": username, "changed": True, "api_keys_deleted": keys_deleted}
+        response = JSONResponse(answer)
         if principal.session_id and principal.username == username:
             auth.sessions.delete(principal.session_id)
             user = await asyncio.to_thread(auth.users.get, username)
             if user is not None:
                 session = auth.sessions.create(user, client_ip(request))
                 set_session_cookie(response, session, auth)
-                response = JSONResponse({"username": username, "changed": True, "csrf_token": session.csrf_token},
+                response = JSONResponse({**answer, "csrf_token": session.csrf_token},
                                         headers={k: v for k, v in response.headers.items() if k == "set-cookie"})  # fmt: skip
-        audit(request, principal, "user.password", username)
+        audit(request, principal, "user.password", username, detail={"api_keys_deleted": keys_deleted} if keys_deleted else None)
         return response
+
+    @router.post("/users/{username}/unblock", summary="Lift a user's login back-off, from every address (admin)")
+    async def unblock(username: str, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
+        addresses = await auth.unblock(username)
+        audit(request, principal, "user.unblock", username, detail={"addresses": addresses})
+        return JSONResponse({"username": username, "unblocked": True, "addresses": addresses})
+
+    @router.get("/login-blocks", summary="User names and addresses whose logins back off now (admin)")
+    async def login_blocks(_: Principal = Depends(ADMIN)) -> dict:
+        return {"blocked": auth.throttle.blocked()}
 
     # --- API keys ----------------------------------------------------------------------------------
 
@@ -170,11 +199,14 @@ def users_router(auth: AuthService) -> APIRouter:
     @router.post("/users/{username}/api-keys", summary="A new API key (shown once): your own, or anyone's for an admin")
     async def add_key(username: str, body: ApiKeyCreate, request: Request,
                       principal: Principal = Depends(current_principal)) -> JSONResponse:  # fmt: skip
+        if principal.via == "api-key":  # a leaked key must not be able to make itself a successor
+            audit(request, principal, "api-key.create", username, "denied", {"message": "made with an API key"})
+            return _error(403, "an API key cannot make API keys: log in with your password (or use 'pacslb user apikey')")
         if principal.username != username and principal.role != "admin":
             audit(request, principal, "api-key.create", username, "denied")
             return _error(403, "this needs the role admin: you may make keys only for yourself")
         try:
-            key, token = await asyncio.to_thread(auth.users.add_api_key, username, body.name)
+            key, token = await asyncio.to_thread(auth.users.add_api_key, username, body.name, body.expires_in_days)
         except UserError as exc:
             return _error(404, str(exc))
         audit(request, principal, "api-key.create", username, detail={"id": key.id, "name": key.name})
@@ -201,6 +233,7 @@ def users_router(auth: AuthService) -> APIRouter:
         action: str | None = None,
         outcome: str | None = None,
     ) -> dict:
+        await asyncio.to_thread(auth.flush_throttled)  # the counts of throttled logins not written yet
         events = await asyncio.to_thread(auth.audit_log.list, limit, before, username, action, outcome)
         return {"events": [e.as_dict() for e in events]}
 

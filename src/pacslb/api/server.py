@@ -122,7 +122,7 @@ class ManagementServer:
         if password is not None:
             self._announce_first_admin(password)
         self.auth = AuthService(users, audit, session_timeout=settings.session_timeout.milliseconds / 1000,
-                                state_dir=self.root)  # fmt: skip
+                                state_dir=self.root, session_lifetime=settings.session_lifetime.milliseconds / 1000)  # fmt: skip
         try:
             certfile = await asyncio.to_thread(self._certificate, config)
         except (OSError, ValueError, ssl.SSLError) as exc:
@@ -139,6 +139,7 @@ class ManagementServer:
     async def applied(self, config: Config) -> None:
         if self.auth is not None:
             self.auth.sessions.timeout = config.settings.management.session_timeout.milliseconds / 1000
+            self.auth.sessions.lifetime = config.settings.management.session_lifetime.milliseconds / 1000
 
     async def stop(self) -> None:
         if self._retry is not None:

@@ -306,13 +306,10 @@ class HAPair:
             status, body = await self.receive(pushed)
             return JSONResponse(body, status_code=status)
 
-        cert, key = peer_link.node_files(self.root)
         peer_cert = resolve(self.ha.sync.peer_certificate, self.changes.base_dir)
         sock = peer_link.server_socket(self.ha.address, self.ha.sync.port)
-        self._server = InLoopServer(
-            app, sock, timeout_graceful_shutdown=2, ssl_certfile=str(cert), ssl_keyfile=str(key),
-            ssl_ca_certs=str(peer_cert), ssl_cert_reqs=ssl.CERT_REQUIRED,
-        )  # fmt: skip
+        self._server = InLoopServer(app, sock, timeout_graceful_shutdown=2, **peer_link.server_options(self.root, peer_cert))
+        peer_link.harden_server(self._server)  # TLS 1.2+, AEAD only, in code (uvicorn sets no minimum version)
         await self._server.start()
 
     # --- the subsystem ------------------------------------------------------------------------------------

@@ -32,6 +32,9 @@ from ..model.ha import NODE_LOCAL
 from ..paths import StatePaths
 
 CERT_DAYS = 3650
+# TLS 1.2 suites with forward secrecy and authenticated encryption only (no CBC, no RSA key exchange); every
+# TLS 1.3 suite is AEAD already. Set in code, on both ends, whatever the system's OpenSSL configuration says.
+AEAD_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def node_files(state_dir: Path) -> tuple[Path, Path]:
@@ -112,11 +115,34 @@ def check_pin(peer_certificate: Path, peer_fingerprint: str | None) -> None:
         )
 
 
+def harden(ctx: ssl.SSLContext) -> ssl.SSLContext:
+    """TLS 1.2 at least, AEAD_CIPHERS only, no compression or renegotiation: both ends of the peer link."""
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(AEAD_CIPHERS)
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    return ctx
+
+
+def server_options(state_dir: Path, peer_certificate: Path) -> dict[str, Any]:
+    """uvicorn's TLS options of the peer link's server: this node's certificate, a client certificate required
+    and verified against the peer's alone, AEAD ciphers (then `harden_server` sets the minimum version)."""
+    cert, key = node_files(state_dir)
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key), "ssl_ca_certs": str(peer_certificate),
+            "ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ciphers": AEAD_CIPHERS}  # fmt: skip
+
+
+def harden_server(server: Any) -> None:
+    """`harden` the TLS context of an InLoopServer made with `server_options` (uvicorn sets no minimum version)."""
+    context = server.tls_context()
+    if context is None:
+        raise PeerLinkError("the peer link's server has no TLS context: it would serve in plain text")
+    harden(context)
+
+
 def client_context(state_dir: Path, peer_certificate: Path) -> ssl.SSLContext:
     """TLS client side of the peer link: this node's certificate, the peer's as the only trust anchor."""
     cert, key = node_files(state_dir)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx = harden(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
     ctx.check_hostname = False  # identity is the pinned certificate itself, not a name
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cafile=str(peer_certificate))

@@ -596,6 +596,11 @@ class Management(Strict):
         "and kept in the state directory",
     )
     session_timeout: Duration = Field(default=Duration(30 * 60_000), description="idle time after which a WebUI session ends")
+    session_lifetime: Duration = Field(
+        default=Duration(12 * 3600_000),
+        description="time after a login at which its session ends, however busy (the dashboard's polling keeps it from "
+        "going idle)",
+    )
     metrics_address: Text | None = Field(
         default=None,
         description="also serve /metrics without authentication, in plain HTTP, on this 'ADDRESS:PORT'",
@@ -615,6 +620,8 @@ class Management(Strict):
     def _session_timeout_bounds(self) -> "Management":
         if self.session_timeout.milliseconds < 1000:
             raise ValueError("session_timeout must be at least 1s")
+        if self.session_lifetime.milliseconds < 60_000:
+            raise ValueError("session_lifetime must be at least 1m: a login must last long enough to do something")
         return self
 
 

@@ -14,6 +14,7 @@ from ..api.auth import (
     Principal,
     clear_session_cookie,
     client_ip,
+    login_origin_problem,
     optional_principal,
     set_session_cookie,
 )
@@ -44,20 +45,32 @@ async def login_page(request: Request) -> Response:
         principal = None
     if principal is not None:
         return RedirectResponse("/", status_code=303)
-    return render(request, "login.html", None)
+    return _login_form(request)
+
+
+# The login form's page: Referrer-Policy same-origin instead of the app's no-referrer, so that the browser names
+# this page in the Origin of the form's POST (under no-referrer it sends "Origin: null"), which the login checks.
+LOGIN_REFERRER_POLICY = "same-origin"
+
+
+def _login_form(request: Request, status_code: int = 200, **context) -> Response:
+    response = render(request, "login.html", None, status_code=status_code, **context)
+    response.headers["Referrer-Policy"] = LOGIN_REFERRER_POLICY
+    return response
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, username: str = Form(""), password: str = Form("")) -> Response:
     auth = request.app.state.auth
+    problem = login_origin_problem(request)
+    if problem is not None:  # a form on another site posting here (login CSRF): not even counted as an attempt
+        return _login_form(request, 403, username="", error=f"Refused: {problem}.")
     try:
         session = await auth.login(username.strip(), password, client_ip(request))
     except LoginThrottled as exc:
-        return render(request, "login.html", None, status_code=429, username=username,
-                      error=f"Too many failed logins. Try again in {exc.retry_after} s.")  # fmt: skip
+        return _login_form(request, 429, username=username, error=f"Too many failed logins. Try again in {exc.retry_after} s.")
     if session is None:
-        return render(request, "login.html", None, status_code=401, username=username,
-                      error="Wrong user name or password.")  # fmt: skip
+        return _login_form(request, 401, username=username, error="Wrong user name or password.")
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(response, session, auth)
     return response
