@@ -175,7 +175,9 @@ class HealthService:
         """A precondition of every change (change/service.py): the new configuration's agent port is listened
         on before any engine commits it. Returns why the change is refused, or None."""
         port = new.settings.health.agent_port
-        if (self.agent is not None and self.agent.port == port) or port in self._prepared:
+        if self.agent is None:  # not listening (an appliance that does not run): nothing to hand over
+            return None
+        if self.agent.port == port or port in self._prepared:
             return None
         try:
             self._prepared[port] = await self._bind(port)
