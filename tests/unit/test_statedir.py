@@ -105,3 +105,19 @@ def test_the_demo_state_directory_is_not_in_tmp() -> None:
     from pacslb.demo.truepacs import DEFAULT_STATE_DIR
 
     assert not DEFAULT_STATE_DIR.is_relative_to(Path("/tmp")) and DEFAULT_STATE_DIR.is_absolute()
+
+
+def test_user_commands_make_a_missing_state_directory_0750_and_refuse_another_users(tmp_path) -> None:
+    import subprocess
+
+    from support.appliance import pacslb
+
+    made = tmp_path / "new"
+    done = subprocess.run(pacslb("user", "list", state_dir=made), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert made.stat().st_mode & 0o7777 == 0o750
+    with local_user() as user:
+        os.chown(made, user.pw_uid, user.pw_gid)
+        done = subprocess.run(pacslb("user", "list", state_dir=made), capture_output=True, text=True, timeout=60)
+        os.chown(made, 0, 0)
+    assert done.returncode == 1 and f"error: the state directory {made} is owned by {user.pw_name}" in done.stderr

@@ -35,21 +35,25 @@ def state_dir(option: Path | None) -> Path:
     return Path(env) if env else DEFAULT_STATE_DIR
 
 
-def trusted_paths_or_exit(root: Path) -> StatePaths:
-    """The files of the state directory `root` (resolved), or exit 1 when another user could change it (statedir.py):
-    every command that opens a state directory comes through here or through `lock_state_dir_or_exit`."""
+def trusted_paths_or_exit(root: Path, create: bool = False) -> StatePaths:
+    """The files of the state directory `root` (resolved), or exit 1 when another user could change it (statedir.py);
+    with `create`, a missing one is made, mode 0750. Every command that opens a state directory comes through here
+    or through `lock_state_dir_or_exit`."""
     from ..statedir import UntrustedStateDir, trusted
 
     try:
-        return StatePaths(trusted(root.absolute()))
+        return StatePaths(trusted(root.absolute(), create=create))
     except UntrustedStateDir as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
+    except OSError as exc:
+        print(f"error: cannot make the state directory {root}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
 
 
-def state_paths(option: Path | None) -> StatePaths:
+def state_paths(option: Path | None, create: bool = False) -> StatePaths:
     """The state directory of a command (`state_dir`), checked: exit 1 when another user could change it."""
-    return trusted_paths_or_exit(state_dir(option))
+    return trusted_paths_or_exit(state_dir(option), create)
 
 
 def print_problems(problems: Iterable[Problem]) -> None:

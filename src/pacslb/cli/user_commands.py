@@ -34,7 +34,8 @@ def _stores(state_dir_option):
     from ..store.audit import AuditLog
     from ..store.users import UserStore
 
-    root = state_paths(state_dir_option).root  # exit 1 when another user could have planted its users
+    # exit 1 when another user could have planted its users; a missing state directory is made 0750
+    root = state_paths(state_dir_option, create=True).root
     try:
         return root, UserStore(state.users_db(root)), AuditLog(state.audit_db(root))
     except Exception as exc:  # noqa: BLE001 - StoreError, OSError: say which file and why
