@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -59,8 +60,9 @@ def unprivileged_port_start() -> int:
 
 def cannot_listen(port: int, exc: OSError, consequence: str) -> str:
     """The error of an agent port that cannot be had: the field, the reason, what follows and the fix."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio's own wording repeats the address
     return (
-        f"settings.health.agent_port: cannot listen on {AGENT_HOST}:{port} ({exc.strerror or exc}): {consequence}; "
+        f"settings.health.agent_port: cannot listen on {AGENT_HOST}:{port} ({reason}): {consequence}; "
         f"stop what listens there (ss -ltnp 'sport = :{port}') or choose a free port below 1024"
     )
 
