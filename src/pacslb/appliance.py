@@ -10,7 +10,8 @@
 Adding an engine: a package under engines/ with the contract of engines/contract.py, and one line in
 `Appliance.__init__` below. Startup, in one direction:
 
-    settle pending revisions -> choose what to run -> start (or adopt) every engine it needs
+    settle pending revisions -> choose what to run -> listen on the agent port (health checks)
+    -> start (or adopt) every engine it needs
     -> record it -> subsystems -> controller API -> supervise every engine until asked to stop
 
 A controller killed with SIGKILL leaves the engines serving (each runs in a session of its own); the next
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import statedir
 from .change.audit import ChangeAudit
 from .change.runner import Checkpoint, no_checkpoint
 from .change.service import Changes, Running
@@ -111,10 +113,12 @@ class Appliance:
         # configuration it refuses at startup then touches nothing); keepalived last: floating IPs follow services
         self.engines: list[Engine] = [self.haproxy, self.nftables, self.keepalived]
         self.roles = Roles(paths.root, lambda: self.running.config.ha)
+        # the health service holds the agent port HAProxy asks: a change that moves it is refused unless the
+        # new port is listened on before any engine commits (a precondition of the change)
+        self.health = HealthService(paths.haproxy_admin_socket)
         self.changes = Changes(paths, self.running, self.engines, self.gate, guard=self.roles.guard,
                                notify=self._notify, audit=ChangeAudit(paths.audit_log), checkpoint=checkpoint,
-                               certificates=self.haproxy)  # fmt: skip
-        self.health = HealthService(paths.haproxy_admin_socket)
+                               certificates=self.haproxy, preconditions=[self.health])  # fmt: skip
         self.layer4_checks = Layer4Checks(self.nftables.health_changed)
         self.facade = Facade(self)
         self.ha: Any = None  # the HA pair, when the running configuration has an `ha` section (built in run)
@@ -204,6 +208,9 @@ class Appliance:
 
     async def run(self, config_text: str | None = None) -> int:
         """Run until asked to stop; return the exit status (0 after a requested stop)."""
+        if untrusted := statedir.problem(self.paths.root):  # its stores and sockets would be another user's
+            log.error("cannot run on %s: %s", self.paths.root, untrusted)
+            return 1
         problems = haproxy_process.socket_path_problems(self.paths)
         if len(str(self.paths.controller_socket)) > MAX_CONTROLLER_SOCKET_PATH:
             problems.append(f"{self.paths.controller_socket} is too long for a Unix socket: choose a shorter state directory")
@@ -222,6 +229,13 @@ class Appliance:
             log.error("the revision store cannot be used: %s", exc)
             return 1
         config, base_dir = self.running.config, self.running.base_dir
+        try:
+            # before the engines: HAProxy asks the agent port as soon as it runs, and nobody else may answer
+            await self.health.listen(config)
+        except SubsystemError as exc:
+            log.error("%s", exc)
+            await asyncio.to_thread(self.changes.startup_failed, str(exc))
+            return 2
         for engine in self.engines:
             try:
                 await engine.start(config, base_dir)
@@ -281,6 +295,7 @@ class Appliance:
                 await engine.stop()
             except Exception:
                 log.exception("%s did not stop cleanly", engine.name)
+        await self.health.close()  # the agent port, held from before the engines started until they are gone
         if api is not None:
             await api.close()
         log.info("controller stopped")

@@ -589,9 +589,10 @@ def test_a_taken_management_port_does_not_stop_the_appliance(tmp_path):
         state_dir = Path(tempfile.mkdtemp(prefix="pacslb-api-", dir="/tmp")) / "state"
         vip = loopback_host(219)
         vip_port = free_port(vip)
+        agent_port = free_port()  # the module's appliance holds the default agent port (held from start to stop)
         config = tmp_path / "taken.yaml"
         config.write_text(f"""version: 1
-settings: {{max_connections: 2000, management: {{port: {port}}}}}
+settings: {{max_connections: 2000, management: {{port: {port}}}, health: {{agent_port: {agent_port}}}}}
 virtual_services:
   - name: web
     mode: layer7-http

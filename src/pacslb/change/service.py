@@ -5,6 +5,7 @@ all call `Changes`; none of them talks to an engine.
 A change, under the appliance's change gate (one at a time):
   refuse on an HA secondary (guard) -> refuse a stale base revision -> validate (field-pathed problems)
   -> refuse what needs a restart -> every engine plans -> nothing changed: answer `unchanged`
+  -> the preconditions (the agent port of the health service is listened on) or refuse
   -> revision written `pending` -> the transaction (change/transaction.py, run by change/runner.py):
      check every artefact, record the engines' digests, commit engine by engine in order, undo on failure
   -> revision `applied` (or `failed` with the reason) -> the subsystems hear of it -> answer.
@@ -27,7 +28,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 from .. import files
 from ..engines.contract import Engine, Prepared
@@ -62,6 +63,20 @@ class Origin:
 
 
 AuditRecorder = Callable[[Origin, str, str, ChangeResult], None]
+
+
+class Precondition(Protocol):
+    """What a configuration needs outside the engines before any engine commits it: the health service's agent
+    port, which HAProxy asks as soon as it runs the new configuration. Checked under the gate after the
+    engines planned and before the revision is written: a refusal changes nothing."""
+
+    async def prepare(self, old: Config, new: Config) -> str | None:
+        """Take what `new` needs (e.g. listen on its port); return why the change is refused, or None."""
+        ...
+
+    async def release(self, running: Config) -> None:
+        """Give back what `prepare` took and `running` (the configuration that runs now) does not use."""
+        ...
 
 
 @dataclass
@@ -171,6 +186,7 @@ class Changes:
     audit: AuditRecorder | None = None
     checkpoint: runner.Checkpoint = runner.no_checkpoint
     certificates: Any = None  # the engine that hot-swaps certificates (HAProxy): plan_certificate(path, bundle, loaded_as)
+    preconditions: Sequence[Precondition] = ()  # checked before any engine commits (the health service's agent port)
     _store: RevisionStore | None = field(default=None, init=False)
     _startup_revision: Revision | None = field(default=None, init=False)
     _file_seen: dict[str, str] | None = field(default=None, init=False)
@@ -291,7 +307,6 @@ class Changes:
         planned = await asyncio.to_thread(self._plan, old, new, base_dir)
         plan = self._shown_plan(old, new, planned)
         parts = [(e, p) for e, p in planned if p.changed]
-        steps = {p.engine: p.steps for _, p in parts}
         clock.lap("plan")
         parent = await asyncio.to_thread(self.store.current_id)
         if plan.empty and base_dir == self.running.base_dir:
@@ -300,8 +315,39 @@ class Changes:
             current = await asyncio.to_thread(self.store.get, parent, False) if parent else None
             return ChangeResult(Outcome.UNCHANGED, unchanged_message, plan=plan, revision=current, parent=parent,
                                 timings=clock.done())  # fmt: skip
-        if dry_run:
-            return await self._dry_run(parts, plan, parent, clock)
+        if refusal := await self._prepare(old, new):
+            for engine, prepared in parts:
+                engine.discard(prepared)
+            await self._release()
+            return ChangeResult(Outcome.REFUSED, refusal, plan=plan, parent=parent, timings=clock.done())
+        try:
+            if dry_run:
+                return await self._dry_run(parts, plan, parent, clock)
+            return await self._commit(old, new, stored_text, base_dir, origin, message, kind, clock, plan, parts, parent)
+        finally:
+            await self._release()  # what the preconditions took for a change that did not land
+
+    async def _prepare(self, old: Config, new: Config) -> str | None:
+        """Every precondition, in order: why the change is refused, or None (each one undoes itself in `_release`)."""
+        for precondition in self.preconditions:
+            if refusal := await precondition.prepare(old, new):
+                log.error("%s", refusal)
+                return refusal
+        return None
+
+    async def _release(self) -> None:
+        for precondition in self.preconditions:
+            try:
+                await precondition.release(self.running.config)
+            except Exception:
+                log.exception("a precondition of the change could not release what it took")
+
+    async def _commit(
+        self, old: Config, new: Config, stored_text: str, base_dir: Path, origin: Origin, message: str, kind: str,
+        clock: _Clock, plan: Plan, parts: list[tuple[Engine, Prepared]], parent: int | None,
+    ) -> ChangeResult:  # fmt: skip
+        """Record the revision `pending`, run the transaction, and record what it did (the gate held)."""
+        steps = {p.engine: p.steps for _, p in parts}
         try:
             rev = await asyncio.to_thread(
                 self.store.add, new.model_dump_json(), stored_text, author=origin.author, message=message, kind=kind,

@@ -20,9 +20,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..paths import StatePaths
 from . import app
-from .common import EXIT_INVALID, StateDirOption, state_dir
+from .common import EXIT_INVALID, StateDirOption, state_paths
 
 CHANGE_TIMEOUT = 600.0  # a reload of a large configuration, with its check, may take a while
 
@@ -43,13 +42,13 @@ AllOption = Annotated[
 def _client(option: Path | None):
     from ..controller.client import ControllerClient
 
-    return ControllerClient(StatePaths(state_dir(option).absolute()), timeout=CHANGE_TIMEOUT)
+    return ControllerClient(state_paths(option), timeout=CHANGE_TIMEOUT)
 
 
 def _call(option: Path | None, call) -> dict[str, Any]:
     from ..controller.client import ControllerUnavailable
 
-    paths = StatePaths(state_dir(option).absolute())
+    paths = state_paths(option)
     try:
         return call(_client(option))
     except ControllerUnavailable as exc:
@@ -218,7 +217,7 @@ def rollback(
 def _store(option: Path | None):
     from ..store import RevisionStore, StoreError
 
-    paths = StatePaths(state_dir(option).absolute())
+    paths = state_paths(option)
     try:
         return RevisionStore(paths.revisions_db, create=False)
     except StoreError as exc:

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Iterable
 import typer
 
 from ..model import DEFAULT_CONFIG_FILE, Loaded, Problem, load_file
+from ..paths import StatePaths
 
 if TYPE_CHECKING:
     from ..controller.lock import ControllerLock
-    from ..paths import StatePaths
 
 EXIT_INVALID = 2  # the command-line contract: invalid input exits 2
 
@@ -35,6 +35,27 @@ def state_dir(option: Path | None) -> Path:
     return Path(env) if env else DEFAULT_STATE_DIR
 
 
+def trusted_paths_or_exit(root: Path, create: bool = False) -> StatePaths:
+    """The files of the state directory `root` (resolved), or exit 1 when another user could change it (statedir.py);
+    with `create`, a missing one is made, mode 0750. Every command that opens a state directory comes through here
+    or through `lock_state_dir_or_exit`."""
+    from ..statedir import UntrustedStateDir, trusted
+
+    try:
+        return StatePaths(trusted(root.absolute(), create=create))
+    except UntrustedStateDir as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        print(f"error: cannot make the state directory {root}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+def state_paths(option: Path | None, create: bool = False) -> StatePaths:
+    """The state directory of a command (`state_dir`), checked: exit 1 when another user could change it."""
+    return trusted_paths_or_exit(state_dir(option), create)
+
+
 def print_problems(problems: Iterable[Problem]) -> None:
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -52,13 +73,15 @@ def load_or_exit(path: Path) -> Loaded:
 
 
 def lock_state_dir_or_exit(paths: StatePaths) -> ControllerLock:
-    """Take the state directory's controller lock, or exit 1 naming who holds it (or what is wrong)."""
+    """Take the state directory's controller lock, or exit 1 naming who holds it (or what is wrong: a state
+    directory another user could change is refused, statedir.py)."""
     from ..controller.lock import ControllerLock, LockHeld
+    from ..statedir import UntrustedStateDir
 
     lock = ControllerLock(paths)
     try:
         lock.acquire()
-    except LockHeld as exc:
+    except (LockHeld, UntrustedStateDir) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     except OSError as exc:

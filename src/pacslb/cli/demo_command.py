@@ -25,9 +25,8 @@ from typing import Annotated
 import typer
 
 from ..api.state import access_lines, port_is_free  # the WebUI address and admin credentials (issue 5)
-from ..paths import StatePaths
 from . import app
-from .common import EXIT_INVALID, load_or_exit, lock_state_dir_or_exit
+from .common import EXIT_INVALID, load_or_exit, lock_state_dir_or_exit, trusted_paths_or_exit
 
 log = logging.getLogger("pacslb.demo")
 
@@ -72,7 +71,7 @@ def demo(
         Path | None,
         typer.Option(
             "--state-dir",
-            help="state directory (or PACSLB_STATE_DIR; default /tmp/pacslb-demo). Keep it short: "
+            help="state directory (or PACSLB_STATE_DIR; default /var/lib/pacslb-demo). Keep it short: "
             "HAProxy's Unix sockets live in it",
             show_default=False,
         ),
@@ -121,7 +120,7 @@ def demo(
     except ValueError:
         print(f"--vip-address {vip_address!r} is not an IP address", file=sys.stderr)
         raise typer.Exit(EXIT_INVALID) from None
-    paths = StatePaths(_demo_state_dir(state_dir_option))
+    paths = trusted_paths_or_exit(_demo_state_dir(state_dir_option))  # not another user's directory (exit 1)
     plan = TruePacsDemo(paths.root, vip_address=vip_address, port_offset=port_offset, server_octet=server_octet)
     problems = plan.problems()
     if problems:

@@ -15,14 +15,14 @@ import typer
 
 from ..paths import StatePaths
 from . import app
-from .common import StateDirOption, state_dir
+from .common import StateDirOption, state_paths
 
 ha_app = typer.Typer(help="The HA pair: peer-link certificate, status of both nodes, promote / demote.", no_args_is_help=True)
 app.add_typer(ha_app, name="ha")
 
 
 def _paths(option: Path | None) -> StatePaths:
-    return StatePaths(state_dir(option).absolute())
+    return state_paths(option)
 
 
 def _request(option: Path | None, method: str, path: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import typer
 
 from ..paths import StatePaths
 from . import app
-from .common import DEFAULT_CONFIG, ConfigOption, StateDirOption, load_or_exit, lock_state_dir_or_exit, state_dir
+from .common import DEFAULT_CONFIG, ConfigOption, StateDirOption, load_or_exit, lock_state_dir_or_exit, state_paths
 
 EXIT_NOT_RUNNING = 1  # status: no appliance runs on the state directory
 EXIT_DEGRADED = 3  # status: HAProxy serves, but no controller supervises it
@@ -83,7 +83,7 @@ def up(
     checkpoint = _pause_checkpoint(pause_at)
     loaded = load_or_exit(config)
     assert loaded.config is not None
-    paths = StatePaths(state_dir(state_dir_option).absolute())
+    paths = state_paths(state_dir_option)
     lock = lock_state_dir_or_exit(paths)
     _log_to_file(paths)
     try:
@@ -140,7 +140,7 @@ def stop(
     from ..controller.lock import holder_pid, is_locked
     from ..engines.haproxy import process
 
-    paths = StatePaths(state_dir(state_dir_option).absolute())
+    paths = state_paths(state_dir_option)
     did_something = False
     if is_locked(paths):
         pid = holder_pid(paths)
@@ -220,7 +220,7 @@ def status(
     from ..controller.lock import holder_pid, is_locked
     from ..controller.status import ApplianceStatus
 
-    paths = StatePaths(state_dir(state_dir_option).absolute())
+    paths = state_paths(state_dir_option)
     code = 0
     try:
         data = ControllerClient(paths).status()

@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 
 from . import app
-from .common import StateDirOption, state_dir
+from .common import StateDirOption, state_paths
 
 user_app = typer.Typer(help="Users of the management API and WebUI (roles admin, operator, viewer) and their API keys.",
                        no_args_is_help=True)  # fmt: skip
@@ -42,7 +42,8 @@ def _stores(state_dir_option):
     from ..store.audit import AuditLog
     from ..store.users import UserStore
 
-    root = state_dir(state_dir_option).absolute()
+    # exit 1 when another user could have planted its users; a missing state directory is made 0750
+    root = state_paths(state_dir_option, create=True).root
     try:
         return root, UserStore(state.users_db(root)), AuditLog(state.audit_db(root))
     except Exception as exc:  # noqa: BLE001 - StoreError, OSError: say which file and why

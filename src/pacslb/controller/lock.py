@@ -1,5 +1,8 @@
 """One controller per state directory: an exclusive flock on StatePaths.controller_lock.
 
+Taking it is the controller's start: a state directory that another user could change is refused
+there (statedir.py), and a missing one is made, mode 0750.
+
 The kernel drops the lock when the holder dies, even by SIGKILL, so a stale lock file never blocks
 a new controller. The holder writes its PID into the lock file (and StatePaths.controller_pid), so a
 refused second controller can name the one that runs.
@@ -12,6 +15,7 @@ import os
 from pathlib import Path
 
 from ..paths import StatePaths
+from ..statedir import trusted
 
 
 class LockHeld(Exception):
@@ -43,7 +47,9 @@ class ControllerLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.paths.root.mkdir(mode=0o750, parents=True, exist_ok=True)
+        """Raises LockHeld, UntrustedStateDir (the state directory could be changed by another user: statedir.py)
+        or OSError. A missing state directory is made, mode 0750."""
+        trusted(self.paths.root, create=True)
         fd = os.open(self.paths.controller_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -52,7 +52,7 @@ from .spec import DemoSpec, ReplicaSpec, ServiceSpec, TlsSpec, replica_address
 
 REPLICAS = 2
 FIRST_SUBNET = 10
-DEFAULT_STATE_DIR = Path("/tmp/pacslb-demo")
+DEFAULT_STATE_DIR = Path("/var/lib/pacslb-demo")  # not /tmp: a predictable name there is anyone's to create first
 CONFIG_NAME = "true-pacs-demo.yaml"
 SPEC_NAME = "demo-services.json"
 CHECK_LISTENER_SUFFIX = "-https-check"

@@ -19,6 +19,10 @@ not only the runtime API (docs/health-checks.md has the whole argument):
 A state change is also pushed at once through the runtime API (`set server S/R agent up|down`): the
 fast path; the agent's next answer says the same.
 
+The agent port is held from the start of the appliance to its end, whether or not any service uses such
+a check, and it is privileged by default: no local user can answer HAProxy in the appliance's place
+(HealthService; docs/security.md, "The agent-check port").
+
 Until a watch has seen `rise` passes or `fall` failures (after a controller restart, or for a new
 server) it answers nothing, and HAProxy keeps the state it has.
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -42,6 +47,24 @@ log = logging.getLogger("pacslb.health")
 AGENT_HOST = "127.0.0.1"
 MAX_REASON = 200  # HAProxy shows the description in `show stat` and its log; keep it one short line
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f#]")
+UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+
+
+def unprivileged_port_start() -> int:
+    """The lowest port a process without CAP_NET_BIND_SERVICE may bind (net.ipv4.ip_unprivileged_port_start)."""
+    try:
+        return int(UNPRIVILEGED_PORT_START.read_text().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+def cannot_listen(port: int, exc: OSError, consequence: str) -> str:
+    """The error of an agent port that cannot be had: the field, the reason, what follows and the fix."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio's own wording repeats the address
+    return (
+        f"settings.health.agent_port: cannot listen on {AGENT_HOST}:{port} ({reason}): {consequence}; "
+        f"stop what listens there (ss -ltnp 'sport = :{port}') or choose a free port below 1024"
+    )
 
 
 def appliance_checked(config: Config) -> list[VirtualService]:
@@ -98,14 +121,22 @@ def agent_reply(watch: Watch | None) -> str:
 
 class HealthService:
     """A subsystem of the appliance: watches, the agent port, and results for `pacslb status`. `admin_socket` is
-    HAProxy's stats socket, where state changes are pushed at once (None: only through the agent port)."""
+    HAProxy's stats socket, where state changes are pushed at once (None: only through the agent port).
+
+    The agent port is held for the whole life of the appliance, whether or not a service uses an
+    appliance-run check: a port left free is a port a local user can listen on first, and HAProxy would
+    then ask that process whether real servers are up (docs/security.md). `listen` binds it before
+    the engines start; a change that moves it binds the new port first (`prepare`, a precondition of
+    the change transaction) and is refused when it cannot; the old port is closed once the change is
+    applied (`applied`), or the new one when the change did not land (`release`)."""
 
     name = "health checks"
 
     def __init__(self, admin_socket: Path | str | None) -> None:
         self.admin_socket = str(admin_socket) if admin_socket is not None else None
         self.checker = Checker(self._changed)
-        self.agent: AgentServer | None = None
+        self.agent: AgentServer | None = None  # the listener of the running configuration's agent_port
+        self._prepared: dict[int, AgentServer] = {}  # listeners bound for changes not yet applied, by port
         self.config: Config | None = None
         self.check_types: dict[tuple[str, str], str] = {}
 
@@ -116,60 +147,106 @@ class HealthService:
         service, _, server = request.strip().partition("/")
         return agent_reply(self.checker.watches.get((service, server)))
 
-    async def _listen(self, port: int | None) -> None:
-        """Listen on `port` (None: not needed); raises OSError when it cannot."""
-        if self.agent is not None and (port is None or self.agent.port != port):
+    async def _bind(self, port: int) -> AgentServer:
+        """A listener on AGENT_HOST:`port`; raises OSError when it cannot."""
+        agent = AgentServer(self.answer, AGENT_HOST, port)
+        await agent.start()
+        log.info("health-check results served to HAProxy on %s:%d (agent-check)", AGENT_HOST, agent.bound_port or port)
+        if port >= unprivileged_port_start():
+            log.warning("settings.health.agent_port %d is not a privileged port: a local user could listen on it "
+                        "while the appliance is down; choose a port below %d", port, unprivileged_port_start())  # fmt: skip
+        return agent
+
+    async def listen(self, config: Config) -> None:
+        """Hold the configuration's agent port (at startup, before the engines start: HAProxy asks it as soon
+        as it runs). Raises SubsystemError naming settings.health.agent_port when it cannot."""
+        from ..serving import SubsystemError
+
+        port = config.settings.health.agent_port
+        if self.agent is not None and self.agent.port == port:
+            return
+        try:
+            agent = await self._bind(port)
+        except OSError as exc:
+            raise SubsystemError(cannot_listen(port, exc, "the appliance does not start")) from None
+        if self.agent is not None:
+            await self.agent.close()
+        self.agent = agent
+
+    async def prepare(self, old: Config, new: Config) -> str | None:
+        """A precondition of every change (change/service.py): the new configuration's agent port is listened
+        on before any engine commits it. Returns why the change is refused, or None."""
+        port = new.settings.health.agent_port
+        if self.agent is None:  # not listening (an appliance that does not run): nothing to hand over
+            return None
+        if self.agent.port == port or port in self._prepared:
+            return None
+        try:
+            self._prepared[port] = await self._bind(port)
+        except OSError as exc:
+            return cannot_listen(port, exc, "nothing was changed")
+        return None
+
+    async def release(self, running: Config) -> None:
+        """After a change that was not applied (refused, dry run, unchanged): close what `prepare` bound for it."""
+        keep = running.settings.health.agent_port
+        for port, agent in list(self._prepared.items()):
+            if port != keep:
+                del self._prepared[port]
+                await agent.close()
+                log.info("agent port %s:%d closed (the change that needed it was not applied)", AGENT_HOST, port)
+
+    async def _move_to(self, port: int) -> None:
+        """The running configuration's agent port is now `port`: use what `prepare` bound (or bind it), then close
+        the old port. Fail static: when the new port cannot be had, the old listener stays."""
+        if self.agent is not None and self.agent.port == port:
+            return
+        agent = self._prepared.pop(port, None)
+        if agent is None:
+            try:
+                agent = await self._bind(port)
+            except OSError as exc:
+                log.error("%s", cannot_listen(port, exc, "HAProxy keeps the last states it was told"))
+                return
+        if self.agent is not None:
             await self.agent.close()
             log.info("agent port %s:%d closed", AGENT_HOST, self.agent.port)
-            self.agent = None
-        if port is not None and self.agent is None:
-            agent = AgentServer(self.answer, AGENT_HOST, port)
-            await agent.start()
-            self.agent = agent
-            log.info("health-check results served to HAProxy on %s:%d (agent-check)", AGENT_HOST, port)
+        self.agent = agent
 
     # --- subsystem ----------------------------------------------------------------------------------
 
-    async def _take(self, config: Config) -> None:
+    def _take(self, config: Config) -> None:
         services = appliance_checked(config)
-        await self._listen(config.settings.health.agent_port if services else None)
         self.config = config
         self.check_types = {(vs.name, rs.name): vs.health_check.type for vs in services for rs in vs.real_servers}
         self.checker.replace(watches(config))
 
     async def start(self, config: Config) -> None:
-        from ..serving import SubsystemError
-
-        try:
-            await self._take(config)
-        except OSError as exc:
-            raise SubsystemError(
-                f"settings.health.agent_port: cannot listen on {AGENT_HOST}:{config.settings.health.agent_port} "
-                f"({exc.strerror or exc}): choose a free port"
-            ) from None
+        await self.listen(config)  # the appliance listened already, before its engines started
+        self._take(config)
         if self.checker.watches:
             log.info("health checks: %d real servers checked by the appliance", len(self.checker.watches))
 
     async def applied(self, config: Config) -> None:
-        """A new configuration: changed watches restart, unchanged ones keep their state (Checker.replace)."""
-        try:
-            await self._take(config)
-        except OSError as exc:
-            log.error(
-                "settings.health.agent_port: cannot listen on %s:%d (%s): HAProxy keeps the last states it was told; "
-                "choose a free port",
-                AGENT_HOST,
-                config.settings.health.agent_port,
-                exc.strerror or exc,
-            )
-            self.config = config
-            self.checker.replace(watches(config))
+        """A new configuration: the agent port follows it; changed watches restart, unchanged ones keep their
+        state (Checker.replace)."""
+        await self._move_to(config.settings.health.agent_port)
+        await self.release(config)
+        self._take(config)
 
     async def stop(self) -> None:
+        """The watches stop; the agent port stays held until `close` (after the engines stopped: HAProxy asks it
+        until then, and nobody else may answer)."""
         await self.checker.close()
-        if self.agent is not None:
-            await self.agent.close()
-            self.agent = None
+
+    async def close(self) -> None:
+        """Stop the watches and close every agent port (idempotent)."""
+        await self.checker.close()
+        for agent in [self.agent, *self._prepared.values()]:
+            if agent is not None:
+                await agent.close()
+        self.agent = None
+        self._prepared = {}
 
     # --- results ------------------------------------------------------------------------------------
 

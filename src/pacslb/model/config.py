@@ -629,11 +629,11 @@ class HealthSettings(Strict):
     """The appliance's health-check service (dicom-echo, hl7, amqp and external checks)."""
 
     agent_port: int = Field(
-        default=3334,
+        default=334,  # privileged (below 1024): no local user can listen on it in the appliance's place
         ge=1,
         le=65535,
         description="loopback TCP port (127.0.0.1) where the appliance tells HAProxy the results of its own checks "
-        "(HAProxy's agent-check protocol); listened on only while a service uses such a check",
+        "(HAProxy's agent-check protocol); held from start to stop, so keep it below 1024",
     )
 
 

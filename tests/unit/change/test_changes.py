@@ -182,6 +182,48 @@ async def test_a_stale_base_revision_is_refused_before_anything(rig):
     assert audited[0][3].outcome is Outcome.CONFLICT  # refusals are audited too
 
 
+class FakePrecondition:
+    """What the health service is to a change: something taken before any engine commits (its agent port)."""
+
+    def __init__(self, calls: list, refusal: str | None = None) -> None:
+        self.calls = calls
+        self.refusal = refusal
+
+    async def prepare(self, old: Config, new: Config) -> str | None:
+        self.calls.append(("prepare", "agent port"))
+        return self.refusal
+
+    async def release(self, running: Config) -> None:
+        self.calls.append(("release", running))
+
+
+async def test_a_refused_precondition_is_refused_before_any_engine_and_records_nothing(rig):
+    changes, engines, calls, notified, audited, stages, old = rig
+    why = "settings.health.agent_port: cannot listen on 127.0.0.1:4334 (Address already in use): nothing was changed"
+    changes.preconditions = [FakePrecondition(calls, why)]
+    result = await changes.apply(text=TEXT.replace("port: 8080", "port: 8081"), origin=Origin("ann", "api"))
+    assert result.outcome is Outcome.REFUSED and result.message == why and result.http_status == 409
+    assert steps(calls) == [("prepare", "agent port"), ("release", old)]  # no engine checked, none committed
+    assert changes.config is old and changes.store.current_id() == 1 and len(changes.store.list()) == 1
+    assert notified == [] and stages == [] and all(e.runs == artefact(e.name, old) for e in engines)
+    assert audited[-1][3].outcome is Outcome.REFUSED
+
+
+async def test_a_precondition_is_taken_before_the_engines_and_released_whatever_the_engines_said(rig):
+    changes, engines, calls, notified, *_, old = rig
+    changes.preconditions = [FakePrecondition(calls)]
+    engines[1].fail.add("commit")
+    refused = await changes.apply(text=TEXT.replace("port: 8080", "port: 8081"))
+    assert refused.outcome is Outcome.REFUSED
+    assert steps(calls)[0] == ("prepare", "agent port") and steps(calls)[-1] == ("release", old)
+    engines[1].fail.clear()
+    calls.clear()
+    applied = await changes.apply(text=TEXT.replace("port: 8080", "port: 8082"))
+    assert applied.outcome is Outcome.APPLIED
+    assert steps(calls)[0] == ("prepare", "agent port") and steps(calls)[1] == ("check", "nftables")
+    assert steps(calls)[-1] == ("release", changes.config) and notified == [changes.config]
+
+
 async def test_an_engine_with_nothing_to_do_stays_out(rig):
     changes, engines, calls, *_ = rig
     engines[2].unchanged = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -12,6 +13,7 @@ from pacslb.health.probes import ConnectProbe
 from pacslb.health.runner import Watch
 from pacslb.health.service import HealthService, agent_reply, appliance_checked, context, reason_text, watches
 from pacslb.model import load_text
+from support.net import free_port
 
 CONFIG = """
 version: 1
@@ -138,20 +140,72 @@ async def test_feedback_style_server_answers_without_a_request() -> None:
         await server.close()
 
 
-async def test_service_listens_only_while_a_service_needs_it_and_reports_a_busy_port() -> None:
+def with_agent_port(c, port: int):
+    health = c.settings.health.model_copy(update={"agent_port": port})
+    return c.model_copy(update={"settings": c.settings.model_copy(update={"health": health})})
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+async def test_service_holds_the_agent_port_even_without_checks_and_reports_a_busy_port() -> None:
+    """A port the appliance does not hold is a port a local user can answer HAProxy on (docs/security.md)."""
     from pacslb.serving import SubsystemError
 
     service = HealthService(None)
     c = config()
-    await service.start(c.model_copy(update={"virtual_services": [c.service("web")]}))
-    assert service.agent is None  # nothing to check: no port taken
+    port = free_port()
+    await service.start(with_agent_port(c.model_copy(update={"virtual_services": [c.service("web")]}), port))
     blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     busy = blocker.sockets[0].getsockname()[1]
     try:
-        health = c.settings.health.model_copy(update={"agent_port": busy})
-        busy_config = c.model_copy(update={"settings": c.settings.model_copy(update={"health": health})})
-        with pytest.raises(SubsystemError, match=r"settings.health.agent_port: cannot listen on 127.0.0.1:\d+"):
-            await HealthService(None).start(busy_config)
+        assert service.agent is not None and service.agent.bound_port == port  # nothing to check, held all the same
+        assert listening(port)
+        await service.stop()  # the watches stop; the port is held until close (after the engines stopped)
+        assert listening(port)
+        with pytest.raises(SubsystemError, match=r"settings.health.agent_port: cannot listen on 127.0.0.1:\d+ .*below 1024"):
+            await HealthService(None).start(with_agent_port(c, busy))
     finally:
         blocker.close()
-        await service.stop()
+        await service.close()
+    assert not listening(port)
+
+
+async def test_a_new_agent_port_is_bound_before_the_change_and_the_old_one_closed_after() -> None:
+    service = HealthService(None)
+    old_port, new_port = free_port(), free_port()
+    old = with_agent_port(config(), old_port)
+    new = with_agent_port(config(), new_port)
+    await service.start(old)
+    try:
+        assert await service.prepare(old, new) is None
+        assert listening(old_port) and listening(new_port)  # HAProxy may ask either while the change commits
+        await service.applied(new)
+        assert service.agent.port == new_port and listening(new_port) and not listening(old_port)
+        assert await service.prepare(new, new) is None and not service._prepared  # the same port: nothing to bind
+    finally:
+        await service.close()
+
+
+async def test_a_change_to_a_busy_agent_port_is_refused_and_a_change_that_did_not_land_releases_its_port() -> None:
+    service = HealthService(None)
+    old_port, free = free_port(), free_port()
+    old = with_agent_port(config(), old_port)
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    busy = blocker.sockets[0].getsockname()[1]
+    await service.start(old)
+    try:
+        refusal = await service.prepare(old, with_agent_port(config(), busy))
+        assert refusal is not None and refusal.startswith(f"settings.health.agent_port: cannot listen on 127.0.0.1:{busy}")
+        assert "nothing was changed" in refusal
+        assert await service.prepare(old, with_agent_port(config(), free)) is None and listening(free)
+        await service.release(old)  # the engines refused that change: the old configuration runs on
+        assert not listening(free) and listening(old_port) and service.agent.port == old_port
+    finally:
+        blocker.close()
+        await service.close()

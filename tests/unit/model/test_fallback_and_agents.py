@@ -77,7 +77,7 @@ def test_feedback_agent() -> None:
 
 
 def test_agent_port_setting() -> None:
-    assert load_text("version: 1\n").config.settings.health.agent_port == 3334
+    assert load_text("version: 1\n").config.settings.health.agent_port == 334  # privileged: docs/security.md
     loaded = load_text("version: 1\nsettings: {health: {agent_port: 0}}\n")
     assert [p.path for p in loaded.problems] == ["settings.health.agent_port"]
 
