@@ -44,8 +44,13 @@ def _class_holds(cls: type[BaseModel]) -> bool:
     return _HOLDS[cls]
 
 
-def _fields_that_hold(cls: type[BaseModel]) -> list[str]:
-    return [name for name, f in cls.model_fields.items() if _type_holds(f.annotation)]
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields_that_hold(cls: type[BaseModel]) -> tuple[str, ...]:
+    if cls not in _FIELDS:
+        _FIELDS[cls] = tuple(name for name, f in cls.model_fields.items() if _type_holds(f.annotation))
+    return _FIELDS[cls]
 
 
 def _label(item: Any, index: int) -> str:
