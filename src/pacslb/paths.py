@@ -82,6 +82,12 @@ class StatePaths:
         return self.root / "revisions.sqlite"
 
     @property
+    def secrets_db(self) -> Path:
+        """The secrets of each revision (the AMQP check's password), kept out of revisions.sqlite (SQLite, mode
+        0600; store/secrets.py)."""
+        return self.root / "secrets.sqlite"
+
+    @property
     def certs_dir(self) -> Path:
         return self.root / "certs"
 

@@ -59,3 +59,30 @@ async def test_a_server_that_is_not_amqp_is_down():
     async with server:
         result = await AMQPProbe(timeout=2).probe(Target(LOOPBACK, server.sockets[0].getsockname()[1]))
     assert not result.up and result.reason.startswith("not AMQP 0-9-1"), result
+
+
+async def test_a_configurations_secret_reaches_the_probe_through_a_placeholder_round_trip(rabbitmq):
+    """The password is a secret of the model (shown as the placeholder): what the API answered, sent back,
+    resolves to the stored value, and the probe built from it logs in to RabbitMQ with the real password."""
+    from pacslb.model import load_text
+    from pacslb.model.secrets import resolve, stored_form
+    from pacslb.model.types import SECRET_PLACEHOLDER
+
+    text = f"""version: 1
+virtual_services:
+  - name: RMQ
+    mode: layer7-tcp
+    listen: [{{address: 127.0.0.1, port: 5672}}]
+    health_check: {{type: amqp, username: guest, password: guest, timeout: 4s}}
+    real_servers: [{{name: mq1, address: {LOOPBACK}, port: {rabbitmq.port}}}]
+"""
+    running = load_text(text).config
+    sent_back = load_text(running.model_dump_json()).config  # what GET /config answered: the placeholder
+    assert sent_back.virtual_services[0].health_check.password.reveal() == SECRET_PLACEHOLDER
+    resolved, problems = resolve(sent_back, stored_form(running))
+    assert problems == []
+    result = await probe_for(resolved.virtual_services[0].health_check).probe(Target(LOOPBACK, rabbitmq.port))
+    assert result.up and result.reason.startswith("AMQP login to vhost '/' on RabbitMQ"), result
+    # the placeholder itself is no password: the broker refuses it
+    refused = await probe_for(sent_back.virtual_services[0].health_check).probe(Target(LOOPBACK, rabbitmq.port))
+    assert not refused.up and "403 ACCESS_REFUSED" in refused.reason, refused

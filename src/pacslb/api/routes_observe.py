@@ -83,7 +83,9 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
     async def revision_diff_route(rev_id: RevId, _: Principal = Depends(READ),
                                   from_id: int | None = Query(None, alias="from", ge=1, le=MAX_ID)) -> JSONResponse:  # fmt: skip
         try:
-            found = await asyncio.to_thread(revision_diff, controller.changes.store, from_id, rev_id)
+            found = await asyncio.to_thread(
+                revision_diff, controller.changes.store, from_id, rev_id, controller.changes.secret_store()
+            )
         except StoreError as exc:
             return ApiError(404, str(exc)).response()
         return JSONResponse(found.as_dict())
@@ -92,7 +94,9 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
     async def diff(_: Principal = Depends(READ), from_id: int | None = Query(None, alias="from", ge=1, le=MAX_ID),
                    to_id: int | None = Query(None, alias="to", ge=1, le=MAX_ID)) -> JSONResponse:  # fmt: skip
         try:
-            found = await asyncio.to_thread(revision_diff, controller.changes.store, from_id, to_id)
+            found = await asyncio.to_thread(
+                revision_diff, controller.changes.store, from_id, to_id, controller.changes.secret_store()
+            )
         except StoreError as exc:
             return ApiError(404, str(exc)).response()
         return JSONResponse(found.as_dict())

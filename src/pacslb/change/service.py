@@ -11,6 +11,11 @@ A change, under the appliance's change gate (one at a time):
   -> revision `applied` (or `failed` with the reason) -> the subsystems hear of it -> answer.
 Every answer is also written to the audit log, whichever door it came through.
 
+Secrets (the AMQP check's password; model/secrets.py) are stored apart: the revision holds the placeholder
+"********", the secret store (store/secrets.py, mode 0600) the values by revision and field path, written
+before any engine is touched. A placeholder written back keeps the running secret; a rollback takes the
+secrets of the revision it goes back to.
+
 At startup `startup` settles the revisions a killed controller left pending (change/transaction.py
 `settle`) and chooses what to run: the current revision, or the configuration file when it changed
 since it was last read; `started` records it once the engines run.
@@ -28,7 +33,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
 from .. import files
 from ..engines.contract import Engine, Prepared
@@ -37,11 +42,13 @@ from ..model import Config, dump_yaml, load_text, validate_data
 from ..model.config import RealServerState
 from ..model.diff import diff
 from ..model.ha import restart_needed
+from ..model.secrets import has_secrets, resolve, stored_form
 from ..paths import StatePaths
-from ..store import Revision, RevisionStore, StoreError
+from ..store import Revision, RevisionStore, SecretStore, StoreError
 from ..store.revisions import config_digest
 from . import runner
 from .result import ChangeResult, Outcome
+from .secrets_apart import move_secrets_out
 from .transaction import settle, stale
 
 log = logging.getLogger("pacslb.controller")
@@ -188,6 +195,7 @@ class Changes:
     certificates: Any = None  # the engine that hot-swaps certificates (HAProxy): plan_certificate(path, bundle, loaded_as)
     preconditions: Sequence[Precondition] = ()  # checked before any engine commits (the health service's agent port)
     _store: RevisionStore | None = field(default=None, init=False)
+    _secrets: SecretStore | None = field(default=None, init=False)
     _startup_revision: Revision | None = field(default=None, init=False)
     _file_seen: dict[str, str] | None = field(default=None, init=False)
 
@@ -196,6 +204,49 @@ class Changes:
         if self._store is None:
             self._store = RevisionStore(self.paths.revisions_db)
         return self._store
+
+    @property
+    def secrets(self) -> SecretStore:
+        """The secrets of each revision (created with the first revision that has one)."""
+        if self._secrets is None:
+            self._secrets = SecretStore(self.paths.secrets_db)
+        return self._secrets
+
+    def secret_store(self) -> SecretStore | None:
+        """The secret store when there is one (for revision diffs), else None."""
+        return self.secrets if self.paths.secrets_db.exists() else None
+
+    def stored_secrets(self, rev_id: int) -> dict[str, str]:
+        """The secrets revision `rev_id` ran with, by field path (blocking); {} when none are stored."""
+        if not self.paths.secrets_db.exists():
+            return {}
+        return self.secrets.get(rev_id)
+
+    def _record_secrets(self, rev_id: int, config: Config) -> None:
+        """Store a revision's secrets apart from it (blocking); nothing to write for a configuration without."""
+        values = stored_form(config)
+        if values:
+            self.secrets.put(rev_id, values)
+
+    def _mark_applied(self, rev_id: int) -> None:
+        """Mark a revision applied (blocking); the secrets of the revisions that pruned away go with them."""
+        pruned = self.store.mark_applied(rev_id)
+        if pruned and self.paths.secrets_db.exists():
+            try:
+                self.secrets.forget(pruned)
+            except StoreError as exc:  # the next start deletes them (keep_only)
+                log.warning("the secrets of pruned revisions could not be deleted: %s", exc)
+
+    def revision_config(self, rev: Revision) -> Config:
+        """The configuration of a revision with the secrets it ran with (blocking): what HA sync pushes.
+        StoreError when it no longer validates or its secrets are not stored."""
+        loaded = validate_data(rev.config_data)
+        if not loaded.ok or loaded.config is None:
+            raise StoreError(f"revision {rev.id} no longer validates: " + "; ".join(map(str, loaded.problems)))
+        config, problems = resolve(loaded.config, self.stored_secrets(rev.id), f"revision {rev.id}'s stored secrets")
+        if problems:
+            raise StoreError("; ".join(map(str, problems)))
+        return config
 
     @property
     def config(self) -> Config:
@@ -225,6 +276,9 @@ class Changes:
         Returns the text to keep as the copy of what runs (StatePaths.config).
         """
         store = self.store
+        move_secrets_out(store, lambda: self.secrets, config_yaml)  # once: revisions of older releases hold them
+        if self.paths.secrets_db.exists():
+            self.secrets.keep_only(store.ids())  # revisions pruned meanwhile (pacslb revisions prune)
         running = {e.name: e.applied_digest() for e in self.engines} if engines_running else {}
         pending = {rev.id: recorded_digests(rev.engine_digest) for rev in store.pending()}
         for verdict in settle(pending, running):
@@ -240,31 +294,42 @@ class Changes:
         config_file = self.running.config_file
         seen = {"path": str(config_file), "sha256": files.sha256(config_text or "")}
         self._file_seen = seen
+        stored = self.stored_secrets(current.id) if current is not None else {}
         if current is not None and store.meta(META_CONFIG_FILE) == seen:
             loaded = validate_data(current.config_data)
+            problems = loaded.problems
             if loaded.ok and loaded.config is not None:
-                self.running.config = loaded.config
-                self.running.base_dir = Path(current.base_dir) if current.base_dir else config_file.parent
-                log.info("running revision %d (%s has not changed since it was last read)", current.id, config_file)
-                return current.config_text
-            log.error("revision %d no longer validates (%s): running %s instead", current.id,
-                      "; ".join(map(str, loaded.problems)), config_file)  # fmt: skip
-        data = self.running.config.model_dump_json()
-        if current is not None and current.digest == config_digest(data):
+                config, problems = resolve(loaded.config, stored, f"revision {current.id}'s stored secrets")
+                if not problems:
+                    self.running.config = config
+                    self.running.base_dir = Path(current.base_dir) if current.base_dir else config_file.parent
+                    log.info("running revision %d (%s has not changed since it was last read)", current.id, config_file)
+                    return current.config_text
+            log.error("revision %d cannot run again (%s): running %s instead", current.id,
+                      "; ".join(map(str, problems)), config_file)  # fmt: skip
+        # a placeholder in the file keeps the secret that ran last; with none stored the file cannot run
+        self.running.config, problems = resolve(self.running.config, stored, "the revision that ran last")
+        if problems:
+            raise StoreError(f"{config_file}: " + "; ".join(map(str, problems)))
+        data = self.running.config.model_dump_json()  # secrets as the placeholder: the revision holds none
+        secret = has_secrets(self.running.config)
+        if current is not None and current.digest == config_digest(data) and stored == stored_form(self.running.config):
             log.info("%s holds revision %d, the one that ran last", config_file, current.id)
-            return config_text
+            return current.config_text if secret else config_text
         why = f"it changed since revision {current.id}" if current else "first start"
+        text = config_yaml(self.running.config) if secret or not config_text else config_text  # the file's text has them
         self._startup_revision = store.add(
             data,
-            config_text or config_yaml(self.running.config),
+            text,
             author=default_author(),
             message=f"{config_file} read at startup ({why})",
             kind="file",
             parent=current.id if current else None,
             base_dir=str(config_file.parent),
         )
+        self._record_secrets(self._startup_revision.id, self.running.config)
         log.info("revision %d: %s (%s)", self._startup_revision.id, config_file, why)
-        return config_text
+        return text if secret else config_text
 
     def started(self, config_text: str | None) -> None:
         """After the engines started or were adopted (blocking): record what runs."""
@@ -273,7 +338,7 @@ class Changes:
         if self._startup_revision is not None:
             digests = {e.name: d for e in self.engines if (d := e.applied_digest())}
             self.store.set_engine_digest(self._startup_revision.id, json.dumps(digests, sort_keys=True))
-            self.store.mark_applied(self._startup_revision.id)
+            self._mark_applied(self._startup_revision.id)
             self._startup_revision = None
         if self._file_seen is not None:
             self.store.set_meta(META_CONFIG_FILE, self._file_seen)
@@ -348,14 +413,22 @@ class Changes:
     ) -> ChangeResult:  # fmt: skip
         """Record the revision `pending`, run the transaction, and record what it did (the gate held)."""
         steps = {p.engine: p.steps for _, p in parts}
+        if stored_text and has_secrets(new):
+            stored_text = config_yaml(new)  # the text given holds the secrets; the model's dump shows the placeholder
+        rev = None
         try:
+            # the revision holds the placeholder (the default dump); the values go to the secret store, before
+            # any engine is touched (a controller killed in between leaves a pending revision no engine ran)
             rev = await asyncio.to_thread(
                 self.store.add, new.model_dump_json(), stored_text, author=origin.author, message=message, kind=kind,
                 parent=parent, base_dir=str(base_dir), plan=plan.as_dict(),
             )  # fmt: skip
+            await asyncio.to_thread(self._record_secrets, rev.id, new)
         except StoreError as exc:
             for engine, prepared in parts:
                 engine.discard(prepared)
+            if rev is not None:
+                await asyncio.to_thread(self.store.mark_failed, rev.id, f"its secrets cannot be stored: {exc}")
             return ChangeResult(Outcome.REFUSED, f"the revision cannot be recorded ({exc}): nothing was changed",
                                 plan=plan, parent=parent, timings=clock.done())  # fmt: skip
         clock.lap("record")
@@ -380,7 +453,7 @@ class Changes:
         try:
             if stored_text:
                 await asyncio.to_thread(files.atomic_write, self.paths.config, stored_text)
-            await asyncio.to_thread(self.store.mark_applied, rev.id)
+            await asyncio.to_thread(self._mark_applied, rev.id)
         except (OSError, StoreError) as exc:  # the engines run it: the next start settles it by its digests
             log.error("revision %d runs but cannot be marked applied: %s", rev.id, exc)
             warnings.append(f"the revision could not be marked applied ({exc}); the next start will")
@@ -436,9 +509,14 @@ class Changes:
         dry_run: bool = False,
         action: str = "config.apply",
         target: str = "config",
+        secrets: Mapping[str, str] | None = None,
+        secrets_source: str = "the running configuration",
     ) -> ChangeResult:
         """Apply a whole configuration (YAML `text`, plain `data`, or an `edit` of the running one's data, made
-        under the gate) as a new revision. With `base_revision`, refused when another change landed since."""
+        under the gate) as a new revision. With `base_revision`, refused when another change landed since.
+
+        A secret written as the placeholder keeps the stored one: the running configuration's, or those of
+        `secrets` (a rollback: the revision's own); a placeholder with none stored is a problem."""
         origin = origin or Origin(author or default_author())
         if not dry_run and (refusal := self.guard(kind)):
             return await self._record_audit(origin, action, target, ChangeResult(Outcome.REFUSED, refusal))
@@ -468,8 +546,10 @@ class Changes:
                 if not loaded.ok or loaded.config is None:
                     return await self._record_audit(origin, action, target, _invalid(loaded.problems, clock))
             assert loaded is not None and loaded.config is not None
-            new = loaded.config
             old = self.running.config
+            new, unresolved = resolve(loaded.config, stored_form(old) if secrets is None else secrets, secrets_source)
+            if unresolved:
+                return await self._record_audit(origin, action, target, _invalid(unresolved, clock))
             if reason := restart_needed(old.ha, new.ha):
                 result = ChangeResult(Outcome.REFUSED, reason, parent=current, timings=clock.done())
             else:
@@ -563,10 +643,15 @@ class Changes:
         if rev is None:  # never was, or pruned (the store says which, and what it keeps)
             return ChangeResult(Outcome.NOT_FOUND, await asyncio.to_thread(self.store.missing, rev_id))
         note = f"rollback to revision {rev_id}" + (f": {message}" if message else "")
+        try:
+            secrets = await asyncio.to_thread(self.stored_secrets, rev_id)  # the secrets that revision ran with
+        except StoreError as exc:
+            return ChangeResult(Outcome.REFUSED, f"the secrets of revision {rev_id} cannot be read ({exc}): nothing was changed")
         return await self.apply(
             data=rev.config_data, yaml_text=rev.config_yaml or None, base_dir=Path(rev.base_dir) if rev.base_dir else None,
             origin=origin, message=note, kind="rollback", dry_run=dry_run, base_revision=base_revision,
-            action="revision.rollback", target=f"revision {rev_id}",
+            action="revision.rollback", target=f"revision {rev_id}", secrets=secrets,
+            secrets_source=f"revision {rev_id}'s stored secrets",
         )  # fmt: skip
 
     async def apply_file(self) -> ChangeResult:

@@ -13,6 +13,7 @@ previous configuration keeps serving), no such service / real server / revision,
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -225,6 +226,23 @@ def _store(option: Path | None):
         raise typer.Exit(1) from None
 
 
+def _secret_store(option: Path | None, without: str = "changes of secrets alone are not shown"):
+    """The secret store when this user may read it (root: secrets.sqlite is mode 0600), else None, saying what
+    is done `without` it."""
+    from ..store import SecretStore, StoreError
+
+    path = state_paths(option).secrets_db
+    if not path.exists():
+        return None
+    if not os.access(path, os.R_OK):
+        print(f"note: {path} cannot be read by this user: {without}", file=sys.stderr)
+        return None
+    try:
+        return SecretStore(path, create_file=False)
+    except StoreError:
+        return None
+
+
 def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp)) if timestamp else "-"
 
@@ -309,6 +327,9 @@ def prune(
     store = _store(state_dir_option)
     try:
         done = store.prune(keep, vacuum=vacuum)
+        secrets = _secret_store(state_dir_option, "the controller's next start deletes the pruned revisions' secrets")
+        if done.deleted and secrets is not None:
+            secrets.forget(done.deleted)  # else the controller's next start deletes them
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
@@ -340,7 +361,7 @@ def diff(
 
     store = _store(state_dir_option)
     try:
-        found = revision_diff(store, revision, other)
+        found = revision_diff(store, revision, other, _secret_store(state_dir_option))
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None

@@ -144,7 +144,7 @@ def changes_router(changes: ChangeSurface) -> APIRouter:
     @router.get("/diff")
     async def diff(from_id: int | None = Query(None, alias="from"), to_id: int | None = Query(None, alias="to")) -> JSONResponse:
         try:
-            found = await asyncio.to_thread(revision_diff, changes.store, from_id, to_id)
+            found = await asyncio.to_thread(revision_diff, changes.store, from_id, to_id, changes.secret_store())
         except StoreError as exc:
             return _not_found(str(exc))
         return JSONResponse(found.as_dict())

@@ -36,6 +36,7 @@ from ..engines.keepalived.render import SPLIT_BRAIN_BONUS
 from ..model.checks import resolve
 from ..model.config import Config
 from ..serving import InLoopServer, SubsystemError
+from ..store import StoreError
 from . import peer_link, split_brain
 from .roles import SYNC_KIND, Roles
 from .vrrp import MAX_TRANSITIONS, Event, reason
@@ -224,7 +225,13 @@ class HAPair:
         rev = await asyncio.to_thread(self.changes.store.current)
         # What the revision says, not the running model: a change sets the running model a moment before its
         # revision is marked applied, and the number pushed must name the configuration pushed.
-        config = await asyncio.to_thread(Config.model_validate_json, rev.config_json) if rev else self.config
+        # The revision holds its secrets as the placeholder: the change front door puts back the values it ran with.
+        try:
+            config = await asyncio.to_thread(self.changes.revision_config, rev) if rev else self.config
+        except StoreError as exc:
+            log.error("revision %s cannot be pushed to the peer %s: %s", rev.id if rev else None, self.ha.peer_address, exc)
+            self.last_push = {"at": time.time(), "revision": rev.id if rev else None, "ok": False, "message": str(exc)}
+            return
         body = {
             "revision": rev.id if rev else None,
             "author": rev.author if rev else "pacslb",

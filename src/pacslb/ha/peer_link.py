@@ -7,7 +7,9 @@ one, as a server (it asks every client for a certificate and accepts no other) a
 optional `ha.sync.peer_fingerprint` must then match that file. There is no password and no CA.
 
 What is synced: the whole configuration but its node-local parts (`model.ha.NODE_LOCAL`: the `ha`
-section, settings.management), which the receiving node keeps from its own configuration.
+section, settings.management), which the receiving node keeps from its own configuration. Secrets (the
+AMQP check's password) are synced with their values: the peer's probes log in with them, and the link is
+mutually authenticated TLS between two pinned certificates (docs/security.md).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..model.config import Config
 from ..model.ha import NODE_LOCAL
+from ..model.secrets import revealed_dump
 from ..paths import StatePaths
 
 CERT_DAYS = 3650
@@ -166,8 +169,8 @@ def server_socket(address: str, port: int) -> socket.socket:
 
 
 def synced_data(config: Config) -> dict[str, Any]:
-    """The configuration without its node-local parts (plain JSON data)."""
-    data = config.model_dump(mode="json")
+    """The configuration without its node-local parts (plain JSON data), secrets with their values."""
+    data = revealed_dump(config)
     for dotted in NODE_LOCAL:
         *parents, last = dotted.split(".")
         node: Any = data
@@ -185,7 +188,7 @@ def synced_digest(config: Config) -> str:
 def merge_local(received: dict[str, Any], own: Config) -> dict[str, Any]:
     """The received configuration with this node's own node-local parts put back."""
     merged = json.loads(json.dumps(received))
-    own_data = own.model_dump(mode="json")
+    own_data = revealed_dump(own)
     for dotted in NODE_LOCAL:
         *parents, last = dotted.split(".")
         src: Any = own_data

@@ -257,7 +257,7 @@ class Handshake:
     a Result (None until then). Without a username the verdict comes with Connection.Start."""
 
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or a traceback
     virtual_host: str = "/"
     stage: str = "greeting"  # greeting -> tune -> open -> closing -> done
     product: str = "the server"  # from Connection.Start, for the reasons
@@ -337,7 +337,7 @@ class AMQPProbe:
     timeout: float
     virtual_host: str = "/"
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or a traceback
 
     async def probe(self, target: Target) -> Result:
         handshake = Handshake(self.username, self.password, self.virtual_host)

@@ -145,7 +145,7 @@ def probe_for(check: object, context: CheckContext | None = None) -> Probe | Non
             timeout=check.timeout.seconds,
             virtual_host=check.virtual_host,
             username=check.username,
-            password=check.password,
+            password=check.password.reveal() if check.password is not None else None,  # the probe logs in with the value
         )
     if isinstance(check, ExternalCheck):
         context = context or CheckContext()

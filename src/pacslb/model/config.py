@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
-from .types import Duration, Host, IPAddress, Name, Network, PortRange, Size, Text, URLPath
+from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
 
 
 class Strict(BaseModel):
@@ -250,7 +250,9 @@ class AMQPCheck(CheckTiming):
     type: Literal["amqp"]
     virtual_host: Text = Field(default="/", description="vhost opened by a whole login")
     username: Text | None = Field(default=None, description="log in as this user (PLAIN); omitted, stop at Connection.Start")
-    password: Text | None = Field(default=None, description="password of `username`")
+    password: Secret | None = Field(
+        default=None, description=f"password of `username`: a secret, shown as {SECRET_PLACEHOLDER!r} (docs/security.md)"
+    )
 
     @model_validator(mode="after")
     def _credentials_together(self) -> "AMQPCheck":

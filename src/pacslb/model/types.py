@@ -5,7 +5,9 @@ Each type validates itself at the model boundary, so renderers can trust what th
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -232,3 +234,104 @@ def _check_size(value: Any) -> int:
 
 
 Size = Annotated[int, BeforeValidator(_check_size), PlainSerializer(int)]
+
+
+# --- secrets -----------------------------------------------------------------------------------------
+
+SECRET_PLACEHOLDER = "********"
+"""What a secret is shown as wherever the configuration is shown or dumped for people; written back, it means
+'keep the stored secret' (model/secrets.py `resolve`)."""
+
+REVEAL = {"secrets": "reveal"}
+"""Serialization context that dumps secrets as their values: `model_dump(mode="json", context=REVEAL)`. Only the
+parts that need the value use it: the secret store, HA configuration sync, the health probes."""
+
+MARK = {"secrets": "mark"}
+"""Serialization context that dumps a secret as a mark of its value (model/secrets.py `mark`): two dumps can be
+compared (a diff sees that a secret changed) without either holding it."""
+
+
+class Secret:
+    """A secret of the configuration (a password): kept in the model, never shown.
+
+    `str()`, `repr()` and every dump show SECRET_PLACEHOLDER unless the dump asks for the value (REVEAL);
+    `reveal()` gives it to the code that needs it (a health probe logging in). Two secrets are equal when
+    their values are, so a changed password is a changed model.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself: for the engines and probes that use it, never for a person."""
+        return self._value
+
+    @property
+    def is_placeholder(self) -> bool:
+        """Written as SECRET_PLACEHOLDER: 'keep the stored secret', not a value."""
+        return self._value == SECRET_PLACEHOLDER
+
+    def __str__(self) -> str:
+        return SECRET_PLACEHOLDER
+
+    def __repr__(self) -> str:
+        return f"Secret({SECRET_PLACEHOLDER!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    @classmethod
+    def parse(cls, value: Any) -> "Secret":
+        # the messages never quote the value: a problem is shown to whoever sent it, and logged
+        if isinstance(value, Secret):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValueError("must be text")
+        text = str(value)
+        if _CONTROL_RE.search(text):
+            raise ValueError("must not contain control characters (newlines, tabs, NUL)")
+        return cls(text)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls.parse,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                _dump_secret, info_arg=True, return_schema=core_schema.str_schema()
+            ),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {
+            "type": "string",
+            "format": "password",
+            "writeOnly": True,
+            "description": f"a secret: shown as {SECRET_PLACEHOLDER!r}; sent back as {SECRET_PLACEHOLDER!r}, the stored one is kept",
+        }
+
+
+_MARK_KEY = os.urandom(32)  # marks are compared within one process only: a fresh key each start
+SECRET_MARK_PREFIX = "\x00secret:"
+
+
+def secret_mark(value: str) -> str:
+    """A mark of a secret's value: equal values, equal marks; the value cannot be read back from it."""
+    return SECRET_MARK_PREFIX + hmac.new(_MARK_KEY, value.encode(), "sha256").hexdigest()
+
+
+def _dump_secret(value: Secret, info: Any) -> str:
+    context = info.context if isinstance(info.context, dict) else {}
+    how = context.get("secrets")
+    if how == "reveal":
+        return value.reveal()
+    if how == "mark":
+        return secret_mark(value.reveal())
+    return SECRET_PLACEHOLDER

@@ -1,7 +1,7 @@
 """Revisions: every change of the running configuration, kept in SQLite (DESIGN.md, principle 6).
 
 A revision holds the whole configuration (as JSON, and as YAML: the text the user gave when there
-was one), who made it, when, why (message), how (kind: file, apply, server, rollback) and from which
+was one; its secrets as the placeholder "********", their values in store/secrets.py), who made it, when, why (message), how (kind: file, apply, server, rollback) and from which
 revision (parent). Its status moves one way:
 
     pending --(the engines confirmed it)--> applied
@@ -258,9 +258,10 @@ class RevisionStore:
                 (engine_digest, json.dumps(plan) if plan is not None else None, rev_id),
             )
 
-    def mark_applied(self, rev_id: int, plan: dict[str, Any] | None = None) -> None:
+    def mark_applied(self, rev_id: int, plan: dict[str, Any] | None = None) -> list[int]:
         """The engines confirmed it: it is what runs now. Then the oldest revisions beyond its own
-        settings.revisions.keep are pruned (about 10 ms to read the setting from a 2.5 MB revision)."""
+        settings.revisions.keep are pruned (about 10 ms to read the setting from a 2.5 MB revision);
+        returns the ids pruned (the secret store forgets theirs)."""
         with self._connect() as db:
             updated = db.execute(
                 "UPDATE revisions SET status = 'applied', applied = 1, applied_at = ?, error = NULL,"
@@ -274,9 +275,10 @@ class RevisionStore:
             ).fetchone()[0]
         # in its own transaction: the mark stands even if pruning fails (the next applied revision prunes)
         try:
-            self.prune(keep if isinstance(keep, int) and keep >= pruning.MIN_KEEP else pruning.DEFAULT_KEEP)
+            return self.prune(keep if isinstance(keep, int) and keep >= pruning.MIN_KEEP else pruning.DEFAULT_KEEP).deleted
         except StoreError as exc:
             log.warning("revision %d applied, but older revisions could not be pruned: %s", rev_id, exc)
+            return []
 
     def mark_failed(self, rev_id: int, error: str, plan: dict[str, Any] | None = None) -> None:
         """Refused, failed or interrupted: what ran before still runs."""
@@ -334,6 +336,32 @@ class RevisionStore:
         finally:
             db.close()
 
+    def rewrite(self, rev_id: int, config_json: str, config_yaml: str, plan: dict[str, Any] | None) -> None:
+        """Replace a revision's configuration and plan (to move its secrets out: change/service.py); its
+        digest follows the new JSON. Freed space is overwritten (secure_delete): nothing of the old text stays."""
+        with self._connect() as db:
+            db.execute("PRAGMA secure_delete = ON")
+            db.execute(
+                "UPDATE revisions SET config_json = ?, config_yaml = ?, digest = ?, plan = ? WHERE id = ?",
+                (config_json, config_yaml, config_digest(config_json), json.dumps(plan) if plan is not None else None, rev_id),
+            )
+
+    def compact(self) -> None:
+        """Rebuild the file (VACUUM) and empty the write-ahead log, so that no old page of a rewritten revision
+        is left in either."""
+        try:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        try:
+            db.execute("PRAGMA secure_delete = ON")
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+        finally:
+            db.close()
+
     def set_meta(self, key: str, value: Any) -> None:
         with self._connect() as db:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
@@ -366,6 +394,11 @@ class RevisionStore:
                 f"SELECT {_COLUMNS} FROM revisions WHERE applied = 1 AND id < ? ORDER BY id DESC LIMIT 1", (rev_id,)
             ).fetchone()
         return _row(row) if row else None
+
+    def ids(self) -> list[int]:
+        """The ids of every revision the store keeps (the secret store keeps theirs only)."""
+        with self._connect(write=False) as db:
+            return [row[0] for row in db.execute("SELECT id FROM revisions ORDER BY id")]
 
     def pending(self) -> list[Revision]:
         with self._connect(write=False) as db:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..model.config import Mode, RealServerState, Scheduler
+from ..model.types import SECRET_PLACEHOLDER
 
 HEALTH_CHECK_TYPES = ("none", "connect", "http", "https", "dicom-echo", "hl7", "amqp", "external")
 TIMED = HEALTH_CHECK_TYPES[1:]  # every type but "none" has interval, timeout, rise, fall, port
@@ -30,7 +31,7 @@ RULE_ACTIONS = ("use_service", "redirect", "deny")
 class Field:
     name: str  # the model's field, dotted when nested
     label: str
-    kind: str = "text"  # text | number | select | checkbox | textarea | list (comma-separated)
+    kind: str = "text"  # text | number | select | checkbox | textarea | list (comma-separated) | password (a secret)
     options: tuple[str, ...] = ()
     help: str = ""
     types: tuple[str, ...] = ()  # the variants (health-check, persistence types) it belongs to; () = all
@@ -58,7 +59,13 @@ HEALTH_CHECK_FIELDS: tuple[Field, ...] = (
     Field("receiving_application", "Receiving application (MSH-5)", types=("hl7",)),
     Field("virtual_host", "Virtual host", types=("amqp",), placeholder="/"),
     Field("username", "User name", help="log in as this user; empty: stop at Connection.Start", types=("amqp",)),
-    Field("password", "Password", types=("amqp",)),
+    Field(
+        "password",
+        "Password",
+        "password",
+        help=f"a secret: shown as {SECRET_PLACEHOLDER} when one is stored; leave it so to keep it, or type a new one",
+        types=("amqp",),
+    ),
     Field("script", "Script", help="absolute path; run as SCRIPT VIP VIP_PORT RS RS_PORT", types=("external",)),
 )
 

@@ -33,18 +33,19 @@ async def revisions_page(
 @router.get("/revisions/{rev_id}", response_class=HTMLResponse)
 async def revision_page(request: Request, rev_id: int, principal: Principal = Depends(page_principal)) -> Response:
     store = controller_of(request).changes.store
+    secrets = controller_of(request).changes.secret_store()  # a changed secret is a change (without its value)
     revision = await asyncio.to_thread(store.get, rev_id, False)
     if revision is None:
         raise HTTPException(404, detail=await asyncio.to_thread(store.missing, rev_id))
     current = await asyncio.to_thread(store.current_id)
     try:
-        changed = await asyncio.to_thread(revision_diff, store, None, rev_id)  # what this revision changed
+        changed = await asyncio.to_thread(revision_diff, store, None, rev_id, secrets)  # what this revision changed
     except StoreError:
         changed = None
     undo = None
     if current is not None and current != rev_id:
         try:
-            undo = await asyncio.to_thread(revision_diff, store, current, rev_id)  # what a rollback would change
+            undo = await asyncio.to_thread(revision_diff, store, current, rev_id, secrets)  # what a rollback would change
         except StoreError:
             undo = None
     return render(request, "revision.html", principal, revision=revision, current=current, changed=changed, undo=undo)

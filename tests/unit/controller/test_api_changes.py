@@ -35,6 +35,9 @@ class Changes:
         self.calls.append(("rollback", rev_id, kwargs))
         return self._result()
 
+    def secret_store(self):
+        return None  # no secrets stored: diffs compare the revisions as stored
+
 
 class Controller:
     def __init__(self, changes: Changes) -> None:

@@ -169,3 +169,55 @@ def test_a_short_split_brain_is_recorded_once_and_a_handover_not_at_all(tmp_path
     assert len(recorded) == 1
     ha._split_brain_during(t + 51, cut)  # the next answer: the same overlap lies before `since`
     assert len([e for e in ha.events if e.state == "SPLIT-BRAIN"]) == 1
+
+
+async def test_a_push_carries_the_secrets_values_to_the_peer(tmp_path: Path):
+    """HA sync sends secrets with their values (the peer link is mutually authenticated TLS): the primary pushes
+    its current revision, whose stored copy holds only the placeholder, and the secondary's probes get the
+    real password. The push goes through HAPair._push and HAPair.receive; only the HTTPS client is stood in."""
+    from pacslb.model.secrets import revealed_dump
+
+    secret = "ha-Synced-Pa55word"
+    pin = {"peer_certificate": str(ha_sync.ensure_node_certificate(tmp_path / "peer"))}  # a file that validates
+
+    def node(role: str) -> HAPair:
+        paths = StatePaths(tmp_path / role)
+        changes = _changes(paths.root, _config(role, sync=pin))
+        roles = Roles(paths.root, lambda: changes.config.ha)
+        changes.guard = roles.guard
+        return HAPair(changes, KeepalivedEngine(paths, asyncio.Lock()), roles)
+
+    primary, secondary = node("primary"), node("secondary")
+    data = revealed_dump(_config("primary", sync=pin))
+    data["virtual_services"][0]["health_check"] = {"type": "amqp", "username": "pacs", "password": secret}
+    applied = await primary.changes.apply(data=data)
+    assert applied.outcome is Outcome.APPLIED, applied.problems
+    assert secret.encode() not in b"".join(f.read_bytes() for f in (tmp_path / "primary").glob("revisions.sqlite*"))
+    sent: list[dict] = []
+
+    class Answer:
+        def __init__(self, status: int, body: dict) -> None:
+            self.status_code, self.body, self.text = status, body, str(body)
+
+        def json(self) -> dict:
+            return self.body
+
+    class PeerLink:  # the peer's HTTPS endpoint, in-process
+        async def __aenter__(self):
+            return self
+
+        async def __aexit__(self, *exc) -> None:
+            return None
+
+        async def post(self, url: str, json: dict) -> Answer:
+            sent.append(json)
+            return Answer(*await secondary.receive(json))
+
+    primary._client = lambda timeout: PeerLink()
+    await primary._push({})
+    assert primary.last_push["ok"], primary.last_push
+    assert sent[0]["config"]["virtual_services"][0]["health_check"]["password"] == secret
+    check = secondary.changes.config.service("web").health_check
+    assert check.password.reveal() == secret and secondary.changes.config.ha.role == "secondary"
+    assert secret.encode() not in b"".join(f.read_bytes() for f in (tmp_path / "secondary").glob("revisions.sqlite*"))
+    assert ha_sync.synced_digest(secondary.changes.config) == ha_sync.synced_digest(primary.changes.config)
