@@ -89,6 +89,8 @@ class StatePaths:
 
     @property
     def certs_dir(self) -> Path:
+        """Certificates uploaded through the management API: the one folder of the state directory whose files a
+        configuration may name, and only as certificates (model/files.py `Reserved`)."""
         return self.root / "certs"
 
     @property

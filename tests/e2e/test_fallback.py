@@ -66,7 +66,8 @@ def test_maintenance_page_when_every_real_server_is_down(start_appliance, http_s
         "\n".join(
             [
                 "version: 1",
-                "settings: {max_connections: 2000}",
+                # the page lies beside the appliance's folder, not in it: its folder is allowed explicitly
+                f"settings: {{max_connections: 2000, files: {{allowed_directories: [{tmp_path}]}}}}",
                 "virtual_services:",
                 "  - name: viewer",
                 "    mode: layer7-http",

@@ -51,7 +51,8 @@ def _tcp_config(port: int, agent_port: int, servers: list[TinyHTTPServer], scrip
         port,
         servers,
         vip=vip,
-        settings=f"{{max_connections: 2000, health: {{agent_port: {agent_port}}}}}",
+        # the script lies beside the appliance's folder, not in it: its folder is allowed explicitly
+        settings=f"{{max_connections: 2000, health: {{agent_port: {agent_port}}}, files: {{allowed_directories: [{script.parent}]}}}}",
         health_check=f"{{type: external, script: {script}, interval: 300ms, timeout: 300ms, rise: 2, fall: 2}}",
     )
 

@@ -1,15 +1,20 @@
-"""external: a real script run with VIP, VIP port, real server and port; up, down, timeout (process group killed)."""
+"""external: a real script run with VIP, VIP port, real server and port; up, down, timeout (process group killed);
+only a script of root, in directories only root can change, runs."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from pacslb.health import CheckContext, ExternalProbe, Target, probe_for
+from pacslb.model import load_text
+from pacslb.model.checks import check_files
 from pacslb.model.config import ExternalCheck
+from support.accounts import system_user
 from support.processes import pid_gone
 
 
@@ -69,3 +74,62 @@ async def test_a_cancelled_check_leaves_no_script_running(tmp_path):
     while not all(pid_gone(pid) for pid in recorded):
         assert asyncio.get_running_loop().time() < deadline, f"still running: {recorded}"
         await asyncio.sleep(0.05)
+
+
+# --- only root's scripts run (docs/security.md "External check scripts") ------------------------------
+
+
+def _marked_script(directory: Path, marker: Path) -> Path:
+    """A script that leaves `marker` behind when it runs."""
+    directory.mkdir(mode=0o755, exist_ok=True)
+    script = directory / "check.sh"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\nexit 0\n")
+    script.chmod(0o755)
+    return script
+
+
+async def test_a_script_in_a_directory_of_another_user_never_runs(tmp_path, caplog):
+    marker = tmp_path / "ran"
+    with system_user("ext") as (name, uid):
+        theirs = tmp_path / "theirs"
+        script = _marked_script(theirs, marker)
+        os.chown(theirs, uid, -1)  # its owner could put anything there, and root would run it
+        loaded = load_text(f"""
+version: 1
+virtual_services:
+  - name: pacs
+    mode: layer7-tcp
+    listen: [{{address: 192.0.2.1, port: 104}}]
+    health_check: {{type: external, script: {script}}}
+    real_servers: [{{name: rs1, address: 127.0.0.1, port: 11112}}]
+""")
+        (problem,) = check_files(loaded.config, tmp_path)
+        assert problem.path == "virtual_services[pacs].health_check.script"
+        assert problem.message.startswith(f"{theirs} is owned by uid {uid} ({name}), not root")
+        # at run time too (a directory given away after the configuration was applied): down, saying why, logged once
+        probe = ExternalProbe(timeout=4, script=str(script))
+        for _ in range(3):
+            result = await probe.probe(Target("127.0.0.1", 1))
+            assert not result.up
+            assert result.reason == f"script {script} could not run: {theirs} is owned by uid {uid} ({name}), not root"
+        assert not marker.exists(), "the script ran"
+        logged = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert len(logged) == 1 and f"external check script {script} refused: {theirs} is owned by uid {uid}" in logged[0]
+        # given back to root (0755): it runs
+        os.chown(theirs, 0, -1)
+        result = await probe.probe(Target("127.0.0.1", 1))
+        assert result.up and marker.exists()
+
+
+async def test_a_script_in_a_root_owned_0755_directory_runs(tmp_path):
+    marker = tmp_path / "ran"
+    checks = tmp_path / "checks"
+    script = _marked_script(checks, marker)
+    os.chown(checks, 0, 0)
+    checks.chmod(0o755)
+    result = await ExternalProbe(timeout=4, script=str(script)).probe(Target("127.0.0.1", 1))
+    assert result.up and marker.exists()
+    checks.chmod(0o777)  # anyone could now swap it: refused before it runs
+    marker.unlink()
+    result = await ExternalProbe(timeout=4, script=str(script)).probe(Target("127.0.0.1", 1))
+    assert not result.up and "is writable by its group or by others (mode 0777)" in result.reason and not marker.exists()

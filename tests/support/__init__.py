@@ -7,6 +7,7 @@
   support.configs      configuration builders (real_server, service, config_text, http_service_config, ...)
   support.appliance    the appliance harness: `pacslb up` on a state directory, its API, its end by PID
   support.netns        network-namespace beds (Lab; the layer 4 bed), without pytest: bench/ can import it
+  support.accounts     system_user(purpose): a local non-root user for the length of a test
 
 Directory-specific helpers stay beside their tests (e2e/changes_support.py, e2e/true_pacs_support.py,
 api/api_support.py, netns/ha_support.py, health/health_peers.py) and build on this package.

@@ -41,7 +41,9 @@ from ..engines.haproxy.plan import Method, Plan
 from ..model import Config, dump_yaml, load_text, validate_data
 from ..model.config import RealServerState
 from ..model.diff import diff
+from ..model.files import Reserved
 from ..model.ha import restart_needed
+from ..model.problems import Problem
 from ..model.secrets import has_secrets, resolve, stored_form
 from ..paths import StatePaths
 from ..store import Revision, RevisionStore, SecretStore, StoreError
@@ -55,6 +57,9 @@ log = logging.getLogger("pacslb.controller")
 
 META_CONFIG_FILE = "config_file"  # {"path", "sha256"} of the configuration file as it was last read
 SYNC_KIND = "sync"  # a configuration the HA peer pushed: the only change a secondary takes
+# The doors of root on the appliance's host (the controller's Unix socket, SIGHUP, the start): only they may change
+# settings.files, which says what root may read and run; an admin of the management API may not widen it.
+HOST_DOORS = frozenset({"cli", "signal", "startup"})
 
 Guard = Callable[[str], "str | None"]
 Notify = Callable[[Config], Awaitable[None]]
@@ -256,6 +261,11 @@ class Changes:
     def base_dir(self) -> Path:
         return self.running.base_dir
 
+    @property
+    def reserved(self) -> Reserved:
+        """The state directory, where no configured file may lie but the certificates uploaded to certs/."""
+        return Reserved(self.paths.root, self.paths.certs_dir)
+
     def current_revision(self) -> int | None:
         return self.store.current_id()
 
@@ -296,13 +306,14 @@ class Changes:
         self._file_seen = seen
         stored = self.stored_secrets(current.id) if current is not None else {}
         if current is not None and store.meta(META_CONFIG_FILE) == seen:
-            loaded = validate_data(current.config_data)
+            base_dir = Path(current.base_dir) if current.base_dir else config_file.parent
+            loaded = validate_data(current.config_data, base_dir, self.reserved)  # its files too: where they lie
             problems = loaded.problems
             if loaded.ok and loaded.config is not None:
                 config, problems = resolve(loaded.config, stored, f"revision {current.id}'s stored secrets")
                 if not problems:
                     self.running.config = config
-                    self.running.base_dir = Path(current.base_dir) if current.base_dir else config_file.parent
+                    self.running.base_dir = base_dir
                     log.info("running revision %d (%s has not changed since it was last read)", current.id, config_file)
                     return current.config_text
             log.error("revision %d cannot run again (%s): running %s instead", current.id,
@@ -541,7 +552,7 @@ class Changes:
                     return await self._record_audit(
                         origin, action, target, ChangeResult(exc.outcome, exc.message, extra=exc.extra)
                     )
-                loaded = await asyncio.to_thread(validate_data, edited, base_dir)
+                loaded = await asyncio.to_thread(validate_data, edited, base_dir, self.reserved)
                 clock.lap("validate")
                 if not loaded.ok or loaded.config is None:
                     return await self._record_audit(origin, action, target, _invalid(loaded.problems, clock))
@@ -552,6 +563,8 @@ class Changes:
                 return await self._record_audit(origin, action, target, _invalid(unresolved, clock))
             if reason := restart_needed(old.ha, new.ha):
                 result = ChangeResult(Outcome.REFUSED, reason, parent=current, timings=clock.done())
+            elif problem := _host_only(origin, old, new):
+                result = _invalid([problem], clock)
             else:
                 stored = yaml_text if yaml_text is not None else (text if text is not None else config_yaml(new))
                 result = await self._transact(old, new, stored, base_dir, origin, message or "", kind, dry_run, clock)
@@ -562,8 +575,8 @@ class Changes:
 
     async def _load(self, text: str | None, data: dict[str, Any] | None, base_dir: Path):
         if text is not None:
-            return await asyncio.to_thread(load_text, text, base_dir)
-        return await asyncio.to_thread(validate_data, data, base_dir)
+            return await asyncio.to_thread(load_text, text, base_dir, self.reserved)
+        return await asyncio.to_thread(validate_data, data, base_dir, self.reserved)
 
     def _release_later(self) -> None:
         """release_memory in a thread, after the answer (it takes tens of milliseconds on large models)."""
@@ -702,6 +715,18 @@ def _conflict(base_revision: int | None, current: int | None) -> ChangeResult | 
         return ChangeResult(Outcome.CONFLICT, reason, parent=current,
                             extra={"current_revision": current, "base_revision": base_revision})  # fmt: skip
     return None
+
+
+def _host_only(origin: Origin, old: Config, new: Config) -> Problem | None:
+    """A change of settings.files through a door other than the host's (HOST_DOORS), or None."""
+    if origin.via in HOST_DOORS or new.settings.files == old.settings.files:
+        return None
+    return Problem(
+        "settings.files.allowed_directories",
+        f"is changed only on the appliance's host (the configuration file, or pacslb apply), not through the "
+        f"management API or the WebUI: it says which files HAProxy and the checks may read and run as root; keep "
+        f"allowed_directories: [{', '.join(old.settings.files.allowed_directories)}] as it is",
+    )
 
 
 def _invalid(problems, clock: _Clock) -> ChangeResult:

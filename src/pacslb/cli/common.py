@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Iterable
 import typer
 
 from ..model import DEFAULT_CONFIG_FILE, Loaded, Problem, load_file
+from ..model.files import Reserved
 from ..paths import StatePaths
 
 if TYPE_CHECKING:
@@ -61,9 +62,11 @@ def print_problems(problems: Iterable[Problem]) -> None:
         print(problem, file=sys.stderr)
 
 
-def load_or_exit(path: Path) -> Loaded:
-    """Load and validate a configuration; on errors print each one and exit 2."""
-    loaded = load_file(path)
+def load_or_exit(path: Path, paths: StatePaths | None = None) -> Loaded:
+    """Load and validate a configuration; on errors print each one and exit 2. With the state directory's
+    `paths` (an appliance about to run it), a file the configuration names there is refused too."""
+    reserved = Reserved(paths.root, paths.certs_dir) if paths is not None else None
+    loaded = load_file(path, reserved)
     print_problems(loaded.problems)
     if not loaded.ok:
         count = len([p for p in loaded.problems if p.severity == "error"])

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from ..model import Config
+from ..paths import StatePaths
 from . import app
 from .common import DEFAULT_CONFIG, EXIT_INVALID, ConfigOption, StateDirOption, load_or_exit, state_dir
 
@@ -23,9 +24,13 @@ class Engine(str, Enum):
 
 
 @app.command()
-def validate(config: ConfigOption = DEFAULT_CONFIG) -> None:
-    """Check a configuration: exit 0 when valid, else exit 2 with one line per problem ('field.path: message')."""
-    load_or_exit(config)
+def validate(config: ConfigOption = DEFAULT_CONFIG, state_dir_option: StateDirOption = None) -> None:
+    """Check a configuration: exit 0 when valid, else exit 2 with one line per problem ('field.path: message').
+
+    Files it names are checked as `pacslb up` checks them on that state directory (none may lie there, but
+    certificates in its certs/ folder).
+    """
+    load_or_exit(config, StatePaths(state_dir(state_dir_option).absolute()))
     print(f"{config}: valid")
 
 

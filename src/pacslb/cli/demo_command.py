@@ -149,7 +149,7 @@ def demo(
             log.warning("stopping the HAProxy (master PID %d) that an earlier run left on %s", master, paths.root)
             process.stop(master)
         plan.write()
-        loaded = load_or_exit(plan.config_file)
+        loaded = load_or_exit(plan.config_file, paths)
         assert loaded.config is not None
 
         services = plan.services(stderr=None)

@@ -81,9 +81,9 @@ def up(
 
     _setup_logging(verbose)
     checkpoint = _pause_checkpoint(pause_at)
-    loaded = load_or_exit(config)
-    assert loaded.config is not None
     paths = state_paths(state_dir_option)
+    loaded = load_or_exit(config, paths)
+    assert loaded.config is not None
     lock = lock_state_dir_or_exit(paths)
     _log_to_file(paths)
     try:

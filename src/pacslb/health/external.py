@@ -4,19 +4,44 @@ That argument order is the reference appliance's convention, so existing scripts
 Exit status 0 means up; anything else, or running past the timeout, means down. The script runs in a
 process group of its own, and the whole group is killed at the timeout (its children too).
 The same values come as environment variables, for scripts that prefer names.
+
+Scripts run as root, so before each run the script is examined again (model/files.py `untrusted_script`):
+root's own, in directories only root can change, no symbolic link on the way. Validation refused any other
+at apply time; asking again before each run catches a file or directory changed since. A script refused then
+is a check down, with the reason, and a warning in the log (once for each new reason).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from dataclasses import dataclass
 
+from ..model.files import RECOMMENDED_SCRIPT_DIR, untrusted_script
 from .base import Result, Target
 
+log = logging.getLogger("pacslb.health")
+
 STDERR_KEPT = 4096  # enough for the first line of a complaint
+
+_refusals_logged: dict[str, str] = {}  # script -> the reason last logged, so that a refusal is logged once, not per check
+
+
+def refusal(script: str) -> Result | None:
+    """The check's result when `script` must not run as root (logged once for each new reason), or None."""
+    why = untrusted_script(script)
+    if why is None:
+        _refusals_logged.pop(script, None)
+        return None
+    if _refusals_logged.get(script) != why:
+        _refusals_logged[script] = why
+        log.warning("external check script %s refused: %s; scripts run as root, so only a script root owns, in "
+                    "directories only root can change and named without symbolic links, runs (e.g. in %s; see "
+                    "docs/security.md)", script, why, RECOMMENDED_SCRIPT_DIR)  # fmt: skip
+    return Result(False, f"script {script} could not run: {why}")
 
 
 def arguments(script: str, vip: str | None, vip_port: int | None, target: Target) -> list[str]:
@@ -68,6 +93,8 @@ class ExternalProbe:
     vip_port: int | None = None
 
     async def probe(self, target: Target) -> Result:
+        if (refused := refusal(self.script)) is not None:
+            return refused
         try:
             process = await asyncio.create_subprocess_exec(
                 *arguments(self.script, self.vip, self.vip_port, target),

@@ -1,12 +1,14 @@
 """Checks that span objects: references between services, listener clashes, what each mode can have.
 
 `check(config)` is pure and returns every problem it finds. `check_files(config, base_dir)` is the
-one place that looks at the disk (certificate and CA files).
+one place that looks at the disk: every file the configuration names (model/files.py says where they may
+come from, and what they must be).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import stat
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +16,7 @@ from typing import Iterator
 from cryptography import x509
 
 from .config import Config, Mode, Protocol, VirtualService
+from .files import MAX_PEM_BYTES, Reserved, location_problems, named_files, regular_file_problem, resolve, script_problem
 from .ha_checks import ha_problems
 from .problems import Problem
 
@@ -281,59 +284,80 @@ def _listener_clashes(config: Config) -> Iterator[Problem]:
             seen.append((path, ip, first, last, protocols))
 
 
-def check_files(config: Config, base_dir: Path) -> list[Problem]:
-    """Certificate and CA files must exist and hold PEM; relative paths are read from `base_dir`."""
-    problems: list[Problem] = []
+def check_files(config: Config, base_dir: Path, reserved: Reserved | None = None) -> list[Problem]:
+    """Every file the configuration names: in an allowed directory (never in `reserved`, the appliance's state
+    directory, when the caller knows it), a regular file of bounded size, and then what it must hold (PEM,
+    a page) or be (a script root may run). Relative paths are read from `base_dir`. A file refused for where
+    it lies is never opened."""
+    problems = location_problems(config, base_dir, reserved)
+    refused = {p.path for p in problems}
+    pem = _pem_fields(config)
+    for named in named_files(config):
+        if named.field in refused:
+            continue
+        file = resolve(named.value, base_dir)
+        if named.kind == "script":
+            problem = script_problem(named.field, named.value)
+        elif named.kind == "page":
+            problem = _page_problem(named.field, file)
+        elif named.field in pem:
+            problems += _pem_problems(named.field, file, need_key=pem[named.field])
+            continue
+        else:  # a file HAProxy does not read as PEM here (the management server reads its certificate at its start)
+            problem = regular_file_problem(named.field, file, MAX_PEM_BYTES, "PEM file")
+        problems += [problem] if problem else []
     for vs in config.virtual_services:
-        p = _vs_path(vs)
-        if vs.tls:
-            for i, cert in enumerate(vs.tls.certificates):
-                problems += _pem_problems(f"{p}.tls.certificates[{i}]", resolve(cert, base_dir), need_key=True)
-        if vs.fallback is not None and vs.fallback.page is not None:
-            problems += _page_problems(f"{p}.fallback.page", resolve(vs.fallback.page, base_dir))
         encrypted = any(rs.encrypted for rs in vs.real_servers) or (vs.fallback and vs.fallback.encrypted)
-        if encrypted and vs.server_tls.verify == "required":
-            if not vs.server_tls.ca_file:
-                problems.append(
-                    Problem(
-                        f"{p}.server_tls.ca_file",
-                        "encrypted real servers are verified by default: set ca_file to the CA that signed them, or verify: none",
-                    )
+        if encrypted and vs.server_tls.verify == "required" and not vs.server_tls.ca_file:
+            problems.append(
+                Problem(
+                    f"{_vs_path(vs)}.server_tls.ca_file",
+                    "encrypted real servers are verified by default: set ca_file to the CA that signed them, or verify: none",
                 )
-            else:
-                problems += _pem_problems(f"{p}.server_tls.ca_file", resolve(vs.server_tls.ca_file, base_dir), need_key=False)
-    if config.ha is not None and config.ha.sync.peer_certificate:  # the HA pair's pinned peer certificate
-        problems += _pem_problems("ha.sync.peer_certificate", resolve(config.ha.sync.peer_certificate, base_dir), need_key=False)
+            )
     return problems
+
+
+def _pem_fields(config: Config) -> dict[str, bool]:
+    """The fields whose files are read as PEM, and whether each must hold a private key too."""
+    fields: dict[str, bool] = {}
+    for vs in config.virtual_services:
+        for i in range(len(vs.tls.certificates) if vs.tls else 0):
+            fields[f"{_vs_path(vs)}.tls.certificates[{i}]"] = True
+        if vs.server_tls.ca_file and vs.server_tls.verify == "required":  # with verify none HAProxy never reads it
+            fields[f"{_vs_path(vs)}.server_tls.ca_file"] = False
+    if config.ha is not None and config.ha.sync.peer_certificate:
+        fields["ha.sync.peer_certificate"] = False
+    return fields
 
 
 # HAProxy answers `http-request return ... file` from one buffer (16 KiB with the response's headers).
 MAX_PAGE_BYTES = 15 * 1024
 
 
-def _page_problems(path: str, file: Path) -> list[Problem]:
+def _page_problem(path: str, file: Path) -> Problem | None:
+    if problem := regular_file_problem(path, file, MAX_PAGE_BYTES, "maintenance page"):
+        return problem
     try:
-        size = file.stat().st_size
-    except FileNotFoundError:
-        return [Problem(path, f"file {file} does not exist: create it, or correct the path")]
-    except OSError as exc:
-        return [Problem(path, f"cannot read {file}: {exc.strerror}")]
-    if size > MAX_PAGE_BYTES:
-        return [Problem(path, f"{file} has {size} bytes; a maintenance page may have at most {MAX_PAGE_BYTES}: make it smaller")]
-    return []
-
-
-def resolve(path: str, base_dir: Path) -> Path:
-    """A configured file path: absolute as written, relative to the configuration file's folder otherwise."""
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else (base_dir / candidate)
+        mode = file.stat().st_mode
+    except OSError as exc:  # gone since: said as the first stat would have
+        return Problem(path, f"cannot read {file}: {exc.strerror}")
+    if not mode & stat.S_IROTH:
+        # A page goes to every client of the VIP: never publish what the host keeps from its own users.
+        return Problem(
+            path,
+            f"{file} is not readable by every local user (mode {stat.S_IMODE(mode):04o}): a maintenance page is served "
+            "to every client of the VIP, so pacslb serves only a file that is public on the host already; make it "
+            "readable (chmod o+r) if it is meant to be public",
+        )
+    return None
 
 
 def _pem_problems(path: str, file: Path, need_key: bool) -> list[Problem]:
+    if problem := regular_file_problem(path, file, MAX_PEM_BYTES, "PEM file"):
+        return [problem]
     try:
         text = file.read_text(errors="replace")
-    except FileNotFoundError:
-        return [Problem(path, f"file {file} does not exist: create it, or correct the path")]
     except OSError as exc:
         return [Problem(path, f"cannot read {file}: {exc.strerror}")]
     if "-----BEGIN CERTIFICATE-----" not in text:

@@ -265,7 +265,11 @@ class ExternalCheck(CheckTiming):
     """A script run as `SCRIPT VIP VIP_PORT REAL_SERVER REAL_SERVER_PORT`; exit status 0 means up."""
 
     type: Literal["external"]
-    script: str = Field(min_length=1, description="absolute path of an executable script")
+    script: str = Field(
+        min_length=1,
+        description="absolute path of an executable script that root owns, in directories only root can change, "
+        "named without symbolic links (e.g. /etc/pacslb/checks/pacs.sh); it runs as root",
+    )
 
     @field_validator("script")
     @classmethod
@@ -639,6 +643,23 @@ class HealthSettings(Strict):
     )
 
 
+# Where configured files may come from by default: the configuration file's own folder (the True PACS template
+# writes its placeholder certificate there), /etc/pacslb, and the system's certificates.
+DEFAULT_ALLOWED_DIRECTORIES: tuple[str, ...] = (".", "/etc/pacslb", "/etc/ssl")
+
+
+class FileSettings(Strict):
+    """Where the files a configuration names (pages, certificates, CA files, scripts) may come from (model/files.py)."""
+
+    allowed_directories: list[Annotated[Text, Field(min_length=1)]] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWED_DIRECTORIES),
+        min_length=1,
+        description="directories that maintenance pages, certificates, CA files and external check scripts must lie "
+        "in (after symbolic links are resolved); a relative entry is read from the configuration file's folder, '.' "
+        "is that folder. Node-local, and changed only on the appliance's host, never through the management API",
+    )
+
+
 class RevisionSettings(Strict):
     """How many revisions the store keeps (store/revisions.py prunes the oldest after each applied one)."""
 
@@ -667,6 +688,7 @@ class Settings(Strict):
     health: HealthSettings = Field(default_factory=HealthSettings)
     management: Management = Field(default_factory=Management)
     revisions: RevisionSettings = Field(default_factory=RevisionSettings)
+    files: FileSettings = Field(default_factory=FileSettings, description="where files named by the configuration may come from")
 
 
 class Config(Strict):

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .types import Duration, IPAddress
 
 # Fields of Config (dotted paths) that belong to one node and are never copied by configuration sync.
-NODE_LOCAL: tuple[str, ...] = ("ha", "settings.management")
+# settings.files: which of this host's directories root may read configured files from (model/files.py).
+NODE_LOCAL: tuple[str, ...] = ("ha", "settings.management", "settings.files")
 
 DEFAULT_PRIORITY = {"primary": 150, "secondary": 100}
 

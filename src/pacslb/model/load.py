@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from .checks import check, check_files
 from .config import Config
+from .files import Reserved
 from .problems import Problem, errors, from_validation_error
 
 DEFAULT_CONFIG_FILE = "pacslb.yaml"
@@ -82,8 +83,9 @@ def parse_yaml(text: str) -> tuple[Any, list[Problem]]:
         return None, [Problem("", f"not valid YAML: {exc}")]
 
 
-def validate_data(data: Any, base_dir: Path | None = None) -> Loaded:
-    """Plain data (from YAML or JSON) to a Config, with every problem; files are checked when base_dir is given."""
+def validate_data(data: Any, base_dir: Path | None = None, reserved: Reserved | None = None) -> Loaded:
+    """Plain data (from YAML or JSON) to a Config, with every problem; files are checked when base_dir is given
+    (and refused inside `reserved`, the appliance's state directory, when the caller runs an appliance)."""
     if not isinstance(data, dict):
         return Loaded(None, [Problem("", "the configuration must be a mapping with 'version: 1' and 'virtual_services'")])
     try:
@@ -92,18 +94,18 @@ def validate_data(data: Any, base_dir: Path | None = None) -> Loaded:
         return Loaded(None, from_validation_error(exc, data, Config))
     problems = check(config)
     if base_dir is not None:
-        problems += check_files(config, base_dir)
+        problems += check_files(config, base_dir, reserved)
     return Loaded(config if not errors(problems) else None, problems)
 
 
-def load_text(text: str, base_dir: Path | None = None) -> Loaded:
+def load_text(text: str, base_dir: Path | None = None, reserved: Reserved | None = None) -> Loaded:
     data, problems = parse_yaml(text)
     if problems:
         return Loaded(None, problems)
-    return validate_data(data, base_dir)
+    return validate_data(data, base_dir, reserved)
 
 
-def load_file(path: Path) -> Loaded:
+def load_file(path: Path, reserved: Reserved | None = None) -> Loaded:
     """Read and validate a configuration file; relative certificate paths are taken from its folder."""
     try:
         text = path.read_text()
@@ -111,7 +113,7 @@ def load_file(path: Path) -> Loaded:
         return Loaded(None, [Problem("", f"{path} does not exist: write one with 'pacslb init --template true-pacs -o {path}'")])
     except (OSError, UnicodeDecodeError) as exc:
         return Loaded(None, [Problem("", f"cannot read {path}: {exc}")])
-    return load_text(text, base_dir=path.resolve().parent)
+    return load_text(text, base_dir=path.resolve().parent, reserved=reserved)
 
 
 def dump_yaml(config: Config) -> str:

@@ -178,21 +178,26 @@ async def test_a_push_carries_the_secrets_values_to_the_peer(tmp_path: Path):
     from pacslb.model.secrets import revealed_dump
 
     secret = "ha-Synced-Pa55word"
-    pin = {"peer_certificate": str(ha_sync.ensure_node_certificate(tmp_path / "peer"))}  # a file that validates
+
+    def pin(role: str) -> dict:
+        """A peer certificate that validates: in the node's configuration folder (settings.files.allowed_directories),
+        not in its state directory."""
+        return {"peer_certificate": str(ha_sync.ensure_node_certificate(tmp_path / role / "etc"))}
 
     def node(role: str) -> HAPair:
-        paths = StatePaths(tmp_path / role)
-        changes = _changes(paths.root, _config(role, sync=pin))
+        paths = StatePaths(tmp_path / role / "state")
+        etc = tmp_path / role / "etc"
+        changes = Changes(paths, Running(_config(role, sync=pin(role)), etc, etc / "pacslb.yaml"), [], asyncio.Lock())
         roles = Roles(paths.root, lambda: changes.config.ha)
         changes.guard = roles.guard
         return HAPair(changes, KeepalivedEngine(paths, asyncio.Lock()), roles)
 
     primary, secondary = node("primary"), node("secondary")
-    data = revealed_dump(_config("primary", sync=pin))
+    data = revealed_dump(_config("primary", sync=pin("primary")))
     data["virtual_services"][0]["health_check"] = {"type": "amqp", "username": "pacs", "password": secret}
     applied = await primary.changes.apply(data=data)
     assert applied.outcome is Outcome.APPLIED, applied.problems
-    assert secret.encode() not in b"".join(f.read_bytes() for f in (tmp_path / "primary").glob("revisions.sqlite*"))
+    assert secret.encode() not in b"".join(f.read_bytes() for f in (tmp_path / "primary" / "state").glob("revisions.sqlite*"))
     sent: list[dict] = []
 
     class Answer:
@@ -219,5 +224,5 @@ async def test_a_push_carries_the_secrets_values_to_the_peer(tmp_path: Path):
     assert sent[0]["config"]["virtual_services"][0]["health_check"]["password"] == secret
     check = secondary.changes.config.service("web").health_check
     assert check.password.reveal() == secret and secondary.changes.config.ha.role == "secondary"
-    assert secret.encode() not in b"".join(f.read_bytes() for f in (tmp_path / "secondary").glob("revisions.sqlite*"))
+    assert secret.encode() not in b"".join(f.read_bytes() for f in (tmp_path / "secondary" / "state").glob("revisions.sqlite*"))
     assert ha_sync.synced_digest(secondary.changes.config) == ha_sync.synced_digest(primary.changes.config)
