@@ -373,3 +373,22 @@ async def test_logins_from_another_site_are_refused(app):
         assert (await login(client, "admin", headers={"Origin": "https://testserver"})).status_code == 200
         assert (await login(client, "admin", headers={"Sec-Fetch-Site": "same-origin"})).status_code == 200
         assert (await login(client, "admin")).status_code == 200  # scripts send neither
+
+
+async def test_the_controller_log_does_not_name_the_user_of_a_failed_login(caplog, tmp_path):
+    """Every role reads the controller log; a mistyped password often lands in the user name field."""
+    import logging
+
+    from pacslb.api.auth import AuthService
+    from pacslb.store.audit import AuditLog
+    from pacslb.store.users import UserStore
+
+    users = UserStore(tmp_path / "users.sqlite")
+    users.add("alice", "a long enough pass phrase", "viewer")
+    auth = AuthService(users, AuditLog(tmp_path / "audit.sqlite"))
+    with caplog.at_level(logging.INFO, logger="pacslb.api"):
+        assert await auth.login("my-Secret-passw0rd", "wrong", "127.0.0.9") is None
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "failed login from 127.0.0.9" in text and "my-Secret-passw0rd" not in text
+    (row,) = [r for r in auth.audit_log.list() if r.action == "login"]
+    assert row.username == "my-Secret-passw0rd"  # the audit log, admins only, keeps it

@@ -211,7 +211,9 @@ class AuthService:
         if user is None:
             if self.on_failed_login is not None:
                 self.on_failed_login()
-            log.warning("failed login for %r from %s", username, client_ip)
+            # No user name here: every role reads the controller log, and a failed login's "name" is often a
+            # password typed in the wrong field. The audit log (admins only) keeps it.
+            log.warning("failed login from %s (the user name is in the audit log)", client_ip)
             await self.audit_async(username or "-", "login", outcome="failed", client_ip=client_ip, via="session",
                                    detail={"reason": "unknown user or wrong password"})  # fmt: skip
             return None
