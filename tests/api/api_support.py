@@ -77,7 +77,10 @@ def config_text(vip: str, port: int, tls_port: int, servers: list[TinyHTTPServer
         service("web", "layer7-http", vip, port, rs,
                 health_check="{type: http, path: /, interval: 500ms, timeout: 500ms, rise: 1, fall: 2}"),
         service("secure", "layer7-http", vip, tls_port, rs, health_check="{type: none}", tls=f"{{certificates: [{cert}]}}"),
-        settings=f"{{max_connections: 2000, management: {{address: 127.0.0.1, port: 0{extra_settings}}}}}",
+        # each appliance its own agent port: the agent port is held from start to stop, and a module's
+        # appliance may run while a test starts a second one
+        settings=f"{{max_connections: 2000, health: {{agent_port: {free_port('127.0.0.1')}}}, "
+        f"management: {{address: 127.0.0.1, port: 0{extra_settings}}}}}",
     )  # fmt: skip
 
 

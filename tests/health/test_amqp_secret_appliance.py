@@ -63,7 +63,10 @@ def test_the_appliance_logs_in_with_the_secret_and_shows_it_to_no_one(rabbitmq, 
         assert logged_in["outcome"] == "passed", logged_in
 
         # the viewer's API shows the placeholder
-        added = appliance.cli("user", "add", "eve", "--role", "viewer", "--password", VIEWER_LOGIN)
+        login_file = appliance.state_dir.parent / "eve-password"  # never on a command line (docs/security.md)
+        login_file.write_text(VIEWER_LOGIN + "\n")
+        login_file.chmod(0o600)
+        added = appliance.cli("user", "add", "eve", "--role", "viewer", "--password-file", str(login_file))
         assert added.returncode == 0, added.stderr
         url = (appliance.state_dir / "management-url").read_text().strip().rstrip("/")
         with httpx.Client(base_url=url, verify=False, timeout=10) as viewer:

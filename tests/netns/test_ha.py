@@ -241,7 +241,7 @@ def test_a_new_floating_ip_reloads_keepalived_on_both_nodes_without_moving_the_v
     master = _both_up(pair)
     primary = pair.nodes["lb1"]
     text = primary.config.read_text()
-    changed = tmp_path / "lb1-more.yaml"
+    changed = primary.config.with_name("lb1-more.yaml")  # beside the first: its peer certificate is in an allowed folder
     changed.write_text(text.replace("      - {address: 10.77.0.10, port: 8080}\n",
                                     "      - {address: 10.77.0.10, port: 8080}\n      - {address: 10.77.0.20, port: 8080}\n"))  # fmt: skip
     stop_file = tmp_path / "stop"
