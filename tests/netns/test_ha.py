@@ -285,6 +285,9 @@ def test_split_brain_keep_current_leaves_the_vip_with_the_node_that_held_it(pair
     pair.cut_peer_link()
     try:
         wait_until(lambda: all(n.vrrp() == "MASTER" for n in pair.nodes.values()), 30, 0.1, "both nodes to claim master")
+        # As in the test above: a split brain shorter than two adverts is not told from a handover, so the cut
+        # must last past one sync interval (1 s) to be recorded; restored at once it was missed in 1 CI run of 4.
+        time.sleep(1.5)
     finally:
         pair.restore_peer_link()
     assert pair.wait_one_master() == "lb2"
