@@ -17,6 +17,7 @@ from cryptography import x509
 
 from .config import Config, Mode, Protocol, VirtualService
 from .files import MAX_PEM_BYTES, Reserved, location_problems, named_files, regular_file_problem, resolve, script_problem
+from .gslb import gslb_problems
 from .ha_checks import ha_problems
 from .problems import Problem
 
@@ -34,6 +35,7 @@ def check(config: Config) -> list[Problem]:
     problems += _listener_clashes(config)
     problems += _layer4_addresses(config)
     problems += ha_problems(config)  # the HA pair (issue 7): model/ha.py
+    problems += gslb_problems(config)  # global server load balancing (issue 19): model/gslb.py
     return problems
 
 

@@ -691,6 +691,9 @@ class Settings(Strict):
     files: FileSettings = Field(default_factory=FileSettings, description="where files named by the configuration may come from")
 
 
+from .gslb import GSLB  # noqa: E402 - model/gslb.py reuses the health checks and Strict defined above
+
+
 class Config(Strict):
     """A whole pacslb configuration (`pacslb.yaml`)."""
 
@@ -698,6 +701,7 @@ class Config(Strict):
     settings: Settings = Field(default_factory=Settings)
     virtual_services: list[VirtualService] = Field(default_factory=list)
     ha: HA | None = Field(default=None, description="this node's part in an HA pair (node-local: never synced)")
+    gslb: GSLB | None = Field(default=None, description="health-aware DNS answers across sites (PowerDNS); omitted, none")
 
     def service(self, name: str) -> VirtualService | None:
         """The virtual service called `name`, or None."""
