@@ -6,7 +6,8 @@
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
-DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium
+DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium \
+	pdns-server pdns-backend-geoip dnsperf bind9-dnsutils
 
 .PHONY: demo test lint lock deps venv debs clean
 
@@ -32,6 +33,11 @@ debs:
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "error: installing Debian packages needs root (run as root, or install:$$missing)" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@# PowerDNS (GSLB): pacslb runs its own pdns_server per state directory; the Debian service stays stopped
+	@if [ -d /run/systemd/system ]; then systemctl disable --now pdns >/dev/null 2>&1 || true; fi
+	@if pdns_control --socket-dir=/run/pdns ping >/dev/null 2>&1; then \
+	  echo "stopping the system's pdns_server (pacslb runs its own)"; pdns_control --socket-dir=/run/pdns quit >/dev/null 2>&1 || true; \
 	fi
 
 # The virtual environment is rebuilt only when pyproject.toml or the lock changes. Every dependency comes from

@@ -40,7 +40,10 @@ from .engines.haproxy import process as haproxy_process
 from .engines.haproxy.engine import HAProxyEngine, Renderer, render_haproxy
 from .engines.keepalived.engine import KeepalivedEngine
 from .engines.nftables.engine import NftablesEngine
+from .engines.powerdns.engine import PowerDNSEngine
+from .engines.powerdns.status import gslb_status
 from .ha.roles import Roles
+from .health.gslb import GslbChecks
 from .health.layer4 import Layer4Checks
 from .health.service import HealthService
 from .model import Config
@@ -89,6 +92,9 @@ class Facade:
     def healthy(self) -> tuple[bool, str]:
         return self._appliance.healthy()
 
+    def gslb_status(self) -> dict:
+        return self._appliance.gslb_status()
+
 
 class Appliance:
     def __init__(
@@ -109,9 +115,10 @@ class Appliance:
         self.haproxy = HAProxyEngine(paths, self.gate, haproxy_binary, renderer, supervise_interval)
         self.nftables = NftablesEngine(paths)
         self.keepalived = KeepalivedEngine(paths, self.gate, on_event=self._keepalived_event)
+        self.powerdns = PowerDNSEngine(paths, self.gate)  # GSLB (issue 19): wanted only with a gslb section
         # the engines, one line each, in the order they start and commit (HAProxy first: it checks the most, and a
         # configuration it refuses at startup then touches nothing); keepalived last: floating IPs follow services
-        self.engines: list[Engine] = [self.haproxy, self.nftables, self.keepalived]
+        self.engines: list[Engine] = [self.haproxy, self.nftables, self.powerdns, self.keepalived]
         self.roles = Roles(paths.root, lambda: self.running.config.ha)
         # the health service holds the agent port HAProxy asks: a change that moves it is refused unless the
         # new port is listened on before any engine commits (a precondition of the change)
@@ -120,6 +127,7 @@ class Appliance:
                                notify=self._notify, audit=ChangeAudit(paths.audit_log), checkpoint=checkpoint,
                                certificates=self.haproxy, preconditions=[self.health])  # fmt: skip
         self.layer4_checks = Layer4Checks(self.nftables.health_changed)
+        self.gslb_checks = GslbChecks(self.powerdns.health_changed, self._local_services_up)
         self.facade = Facade(self)
         self.ha: Any = None  # the HA pair, when the running configuration has an `ha` section (built in run)
         self.management: Any = None
@@ -163,6 +171,7 @@ class Appliance:
     async def _notify(self, config: Config) -> None:
         """Every part hears of a configuration once it is applied (after an apply, a runtime change, a rollback)."""
         self.layer4_checks.replace(config)
+        self.gslb_checks.replace(config)
         for subsystem in self.subsystems:
             try:
                 await subsystem.applied(config)
@@ -192,6 +201,15 @@ class Appliance:
             except RuntimeError:  # the watches changed while being read (another thread): next time
                 pass
         return results
+
+    async def _local_services_up(self) -> dict[str, bool]:
+        """Which local virtual services are up (a GSLB site that is this appliance follows its service)."""
+        status = await asyncio.to_thread(self.status)
+        return {vs.name: vs.state.value == "UP" for vs in status.virtual_services}
+
+    def gslb_status(self) -> dict:
+        """Per GSLB name, which sites are answered to which client networks and why; per site its health."""
+        return gslb_status(self.config, self.powerdns, self.gslb_checks)
 
     def healthy(self) -> tuple[bool, str]:
         if self._stop.is_set():
@@ -250,6 +268,7 @@ class Appliance:
         except (StoreError, OSError) as exc:
             log.error("the revision store cannot be written: %s", exc)
         self.layer4_checks.replace(config)
+        self.gslb_checks.replace(config)
         try:
             await self._start_subsystems(config)
         except SubsystemError as exc:
@@ -258,7 +277,7 @@ class Appliance:
             return 2
         try:
             api = await serve(self, self.paths.controller_socket, self.changes,
-                              ha=self.ha)  # fmt: skip
+                              ha=self.ha, gslb=self.gslb_status)  # fmt: skip
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - uvicorn exits (SystemExit) or raises anything on some startup failures
             log.error("the API cannot listen on %s: %s", self.paths.controller_socket, exc)
             await self._shutdown(None)
@@ -287,6 +306,7 @@ class Appliance:
                 log.exception("%s did not stop cleanly", subsystem.name)
         self.subsystems = []
         await self.layer4_checks.close()
+        await self.gslb_checks.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

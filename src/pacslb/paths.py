@@ -123,6 +123,11 @@ class StatePaths:
         return self.root / "keepalived"
 
     @property
+    def powerdns_dir(self) -> Path:
+        """PowerDNS (GSLB): pdns.conf, zones.yaml, its PID file, control socket and log; pdns_server's chroot."""
+        return self.root / "powerdns"
+
+    @property
     def ha_dir(self) -> Path:
         return self.root / "ha"
 

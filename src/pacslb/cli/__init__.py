@@ -18,6 +18,7 @@ from . import (  # noqa: E402 - the command modules register on `app`, which mus
     change_commands,  # noqa: F401
     config_commands,  # noqa: F401
     demo_command,  # noqa: F401
+    gslb_commands,  # noqa: F401  (GSLB, issue 19)
     ha_commands,  # noqa: F401  (the HA pair, issue 7)
     init_command,  # noqa: F401
     layer4_commands,  # noqa: F401

@@ -168,6 +168,7 @@ def stop(
             raise typer.Exit(1) from None
         did_something = True
     did_something |= _remove_orphan_tables(paths)
+    did_something |= _stop_orphan_pdns(paths)  # GSLB (issue 19)
     if did_something:
         print(f"stopped the appliance on {paths.root}")
     else:
@@ -189,6 +190,18 @@ def _remove_orphan_tables(paths: StatePaths) -> bool:
         raise typer.Exit(1) from None
     paths.nftables_applied.unlink(missing_ok=True)
     print("removed pacslb's nftables tables, which served without a controller", file=sys.stderr)
+    return True
+
+
+def _stop_orphan_pdns(paths: StatePaths) -> bool:
+    """The pdns_server of this state directory (GSLB) left running by a controller that died."""
+    from ..engines.powerdns import process as pdns
+
+    pid = pdns.adopt(pdns.Files(paths.powerdns_dir))
+    if pid is None:
+        return False
+    print(f"stopping pdns_server (PID {pid}), which ran without a controller", file=sys.stderr)
+    pdns.stop(pid)
     return True
 
 

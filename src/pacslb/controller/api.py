@@ -35,7 +35,7 @@ class ControllerSurface(Protocol):
     def request_stop(self, reason: str) -> None: ...
 
 
-def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None) -> FastAPI:
+def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None, gslb: Any = None) -> FastAPI:
     app = FastAPI(
         title="pacslb controller",
         description="Live state and control of one pacslb appliance.",
@@ -68,6 +68,12 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
         from ..ha.api import ha_router
 
         app.include_router(ha_router(ha))
+    if gslb is not None:  # GSLB (issue 19): GET /api/v1/gslb, `pacslb gslb status`
+
+        @app.get(f"{API_PREFIX}/gslb")
+        async def gslb_status() -> dict:
+            return await asyncio.to_thread(gslb)
+
     return app
 
 
@@ -97,8 +103,9 @@ def bind_unix_socket(path: Path) -> socket.socket:
     return sock
 
 
-async def serve(controller: ControllerSurface, socket_path: Path, changes: Any = None, ha: Any = None) -> ApiServer:
+async def serve(controller: ControllerSurface, socket_path: Path, changes: Any = None, ha: Any = None,
+                gslb: Any = None) -> ApiServer:  # fmt: skip
     """Start uvicorn on the Unix socket inside the running event loop; return once it listens."""
-    server = InLoopServer(create_app(controller, changes, ha), bind_unix_socket(socket_path), uds=str(socket_path))
+    server = InLoopServer(create_app(controller, changes, ha, gslb), bind_unix_socket(socket_path), uds=str(socket_path))
     await server.start()
     return ApiServer(server, socket_path)

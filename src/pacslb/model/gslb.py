@@ -38,7 +38,6 @@ MAX_ADDRESSES_PER_SITE = 16
 MAX_NEAR_NETWORKS_PER_SITE = 256
 MAX_NAMESERVERS = 8
 MAX_FALLBACK_ADDRESSES = 16
-MAX_TRANSFER_NETWORKS = 32
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})+$")
@@ -158,11 +157,6 @@ class GSLB(Strict):
     """Health-aware DNS across sites (PowerDNS Authoritative)."""
 
     listen: Listen = Field(default_factory=Listen)
-    allow_transfer: list[Network] = Field(
-        default_factory=list,
-        max_length=MAX_TRANSFER_NETWORKS,
-        description="networks allowed to transfer the zones (AXFR); omitted, zone transfers are refused",
-    )
     zones: list[Zone] = Field(min_length=1, max_length=MAX_ZONES)
     sites: list[Site] = Field(min_length=1, max_length=MAX_SITES)
     names: list[GslbName] = Field(min_length=1, max_length=MAX_NAMES)

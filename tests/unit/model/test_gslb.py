@@ -56,7 +56,7 @@ def test_base_is_valid_and_names_are_kept_lower_case_without_the_final_dot():
     assert loaded.problems == []
     gslb = loaded.config.gslb
     assert gslb.names[0].name == "wfc.pacs.example.org"
-    assert gslb.names[0].ttl == 30 and gslb.listen.port == 5300 and gslb.allow_transfer == []
+    assert gslb.names[0].ttl == 30 and gslb.listen.port == 5300
     assert gslb.zones[0].mailbox == "hostmaster.pacs.example.org"
     assert gslb.zone_of("wfc.pacs.example.org").name == "pacs.example.org"
 
@@ -166,7 +166,6 @@ LIMITS = [
     (["names", 0, "sites"], g.MAX_SITES_PER_NAME, lambda i: "dc1" if i == 0 else f"s{i}"),
     (["names", 0, "fallback"], g.MAX_FALLBACK_ADDRESSES, lambda i: f"203.0.113.{i + 1}"),
     (["zones", 0, "nameservers"], g.MAX_NAMESERVERS, lambda i: f"ns{i}.example.net"),
-    (["allow_transfer"], g.MAX_TRANSFER_NETWORKS, lambda i: f"10.{i}.0.0/16"),
 ]
 
 
