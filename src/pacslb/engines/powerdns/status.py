@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...model.config import Config
+from .answers import decide
 
 
 def gslb_status(config: Config, engine: Any, checks: Any) -> dict:
@@ -16,9 +17,10 @@ def gslb_status(config: Config, engine: Any, checks: Any) -> dict:
     results = checks.check_results()
     sites = []
     for site in config.gslb.sites:
-        row = results.get(site.name, {"up": True})
+        row = {**results.get(site.name, {}), "up": engine.health.get(site.name, True)}  # up: what PowerDNS serves
         sites.append({"name": site.name, "addresses": list(site.addresses), "near": list(site.near), "weight": site.weight,
-                      "priority": site.priority, **row})  # fmt: skip
+                      "priority": site.priority, "check": site.health_check.type, "virtual_service": site.virtual_service,
+                      **row})  # fmt: skip
     return {
         "configured": True,
         "running": state.running,
@@ -27,5 +29,5 @@ def gslb_status(config: Config, engine: Any, checks: Any) -> dict:
         "listen": f"{config.gslb.listen.address}:{config.gslb.listen.port}",
         "reloads": state.detail.get("reloads", 0),
         "sites": sites,
-        "names": [answer.as_dict() for answer in engine.answers()],
+        "names": [answer.as_dict() for answer in decide(config.gslb, engine.health)],
     }
