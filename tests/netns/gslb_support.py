@@ -165,9 +165,12 @@ class GslbBed:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def build_bed(config: str | None = None) -> GslbBed:
-    """The whole bed with the appliance up and both sites healthy; the caller closes it (GslbBed.close)."""
+def build_bed(config: str | None = None, tag: str = "") -> GslbBed:
+    """The whole bed with the appliance up and both sites healthy; the caller closes it (GslbBed.close).
+    `tag` goes into the namespaces' names (pacslb-<tag>-<pid>-<n>-<role>), e.g. "bench"."""
     lab = Lab()
+    if tag:
+        lab.tag = lab.tag.replace("pacslb-", f"pacslb-{tag}-", 1)
     bed: GslbBed | None = None
     try:
         sw = lab.ns("sw")
