@@ -186,3 +186,17 @@ def test_every_list_has_its_limit(path, limit, item):
     over = problems(filled(limit + 1))
     dotted = "gslb." + ".".join(str(k) for k in path if not isinstance(k, int))
     assert any(p.split(":")[0].startswith(dotted.split(".")[0]) and str(limit) in p for p in over), over
+
+
+def test_the_true_pacs_example_of_docs_gslb_md_is_valid():
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "gslb.md").read_text()
+    example = text.split("## Example: True PACS in two data centres", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    loaded = validate_data(yaml.safe_load(example))
+    assert loaded.problems == [], loaded.problems
+    gslb = loaded.config.gslb
+    assert [n.policy for n in gslb.names] == ["topology", "failover"]
+    assert {s.virtual_service for s in gslb.sites} == {"WFC_443", "SR_https_vs", None}
