@@ -102,6 +102,7 @@ def failover_times(bed: GslbBed, count: int) -> list[dict]:
 
 def run(seconds: float, failovers: int) -> dict:
     started = utc_now()
+    load_before = os.getloadavg()[0]
     bed = build_bed(tag="bench")
     try:
         cases = []
@@ -122,6 +123,7 @@ def run(seconds: float, failovers: int) -> dict:
             "pdns": first_line(["pdns_server", "--version"]),
             "dnsperf": first_line(["dnsperf", "-h"]),
         },  # fmt: skip
+        "load_average": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
         "settings": {"seconds": seconds, "dnsperf": "-c 8 -T 2 -q 200", "check_interval_s": CHECK_INTERVAL},
         "cases": cases,
         "failovers": rounds,
@@ -138,7 +140,8 @@ def _stats(values: list[float]) -> str:
 def section(doc: dict) -> str:
     lines = [
         f"Run {doc['started'][:19]}Z, {doc['machine']['cpus']} CPUs (shared), kernel {doc['machine']['kernel']}; "
-        f"PowerDNS 4.7 geoip backend, dnsperf {doc['settings']['dnsperf']}, {doc['settings']['seconds']:g} s per case.",
+        f"PowerDNS 4.7 geoip backend, dnsperf {doc['settings']['dnsperf']}, {doc['settings']['seconds']:g} s per case; "
+        f"load average {doc['load_average']['before']:g} before, {doc['load_average']['after']:g} after.",
         "",
         "| case | answer (ECS scope) | queries/s | lost | mean latency (ms) |",
         "|---|---|---|---|---|",
