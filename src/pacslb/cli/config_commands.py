@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from enum import Enum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated
 
 import typer
@@ -21,6 +21,7 @@ class Engine(str, Enum):
     haproxy = "haproxy"
     nftables = "nftables"
     keepalived = "keepalived"
+    powerdns = "powerdns"
 
 
 @app.command()
@@ -43,7 +44,8 @@ def render(
         Path | None, typer.Option("--l2", help="nftables DR: YAML of devices, routes and MACs (default: read from this host)")
     ] = None,
 ) -> None:
-    """Print the engine configuration that the model produces (nothing is written or started)."""
+    """Print the engine configuration that the model produces (nothing is written or started); for powerdns,
+    pdns.conf and then the zone data as it is with every site up."""
     from ..engines.haproxy.render import HAProxyEnv
     from ..engines.haproxy.render import render as render_haproxy
 
@@ -62,6 +64,15 @@ def render(
         except RenderError as exc:
             print(f"error: {exc}; add one (docs/high-availability.md)", file=sys.stderr)
             raise typer.Exit(EXIT_INVALID) from None
+        return
+    if engine is Engine.powerdns:  # GSLB (issue 19): pdns.conf, then the zone data with every site up
+        from ..engines.powerdns.render import render_conf, render_zones
+
+        if loaded.config.gslb is None:
+            print("error: the configuration has no gslb section (docs/gslb.md)", file=sys.stderr)
+            raise typer.Exit(EXIT_INVALID)
+        root = PurePosixPath(StatePaths(state_dir(state_dir_option).absolute()).powerdns_dir)
+        sys.stdout.write(render_conf(loaded.config.gslb, root) + "# zones.yaml\n" + render_zones(loaded.config.gslb, {}, 1))
         return
     from ..engines.haproxy.engine import worker_privileges  # the workers' user and chroot, as the controller runs them
 
