@@ -70,6 +70,7 @@ class GslbChecks:
         self.local: dict[str, bool] = {}
         self.health: dict[str, bool] = {}
         self._poll: asyncio.Task | None = None
+        self._pending: set[asyncio.Task] = set()  # publications under way (a task nobody holds may be collected)
 
     def _checked_states(self) -> dict[str, bool]:
         return {key[1]: watch.up for key, watch in self.checker.watches.items()}
@@ -95,7 +96,9 @@ class GslbChecks:
         elif not local and self._poll is not None:
             self._poll.cancel()
             self._poll, self.local = None, {}
-        asyncio.get_running_loop().create_task(self._publish())
+        task = asyncio.get_running_loop().create_task(self._publish())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _poll_local(self) -> None:
         while True:

@@ -191,6 +191,12 @@ def gslb_problems(config: Any) -> Iterator[Problem]:
     if gslb is None:
         return
     services = {vs.name for vs in config.virtual_services}
+    for vs in config.virtual_services:
+        for listener in vs.listen:
+            same_address = gslb.listen.address == listener.address or listener.address in ("0.0.0.0", "::")
+            if same_address and listener.port.first <= gslb.listen.port <= listener.port.last:
+                yield Problem("gslb.listen.port", f"virtual service '{vs.name}' listens on {listener.address} port "
+                              f"{gslb.listen.port} (TCP): choose another port or address for DNS")  # fmt: skip
     for site in gslb.sites:
         p = f"gslb.sites[{site.name}]"
         if site.check_address is not None and site.check_address not in site.addresses:

@@ -122,6 +122,11 @@ CASES = [
     (_set(["gslb", "sites", 0, "weight"], 1001), "gslb.sites[dc1].weight: "),
     (_set(["gslb", "listen", "address"], "localhost"), "gslb.listen.address: 'localhost' is not an IPv4 or IPv6 address"),
     (_set(["gslb", "bogus"], 1), "gslb.bogus: "),
+    (
+        _set(["gslb", "listen"], {"address": "127.0.0.1", "port": 8443}),
+        "gslb.listen.port: virtual service 'WFC_443' listens on 127.0.0.1 port 8443 (TCP): choose another port or address",
+    ),
+    (_set(["gslb", "listen"], {"address": "127.0.0.2", "port": 8443}), None),
 ]
 
 
