@@ -127,3 +127,18 @@ async def test_a_gslb_section_removed_stops_pdns_and_added_starts_it(state: Stat
     await engine.commit(gone)
     assert engine.pid is None and engine.applied_digest() is None
     await asyncio.to_thread(wait_until, lambda: pid_gone(pid), 10, 0.05, "pdns_server to end")
+
+
+async def test_pacslb_stop_without_a_controller_stops_the_pdns_server_left_running(state: StatePaths):
+    from typer.testing import CliRunner
+
+    from pacslb.cli import app
+
+    address, port = loopback_host(55), free_port(loopback_host(55))
+    engine = PowerDNSEngine(state, asyncio.Lock())
+    await engine.start(_config(port, address), state.root)  # as a controller killed with SIGKILL leaves it
+    pid = engine.pid
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["stop", "--state-dir", str(state.root)])
+    assert result.exit_code == 0, result.output
+    assert f"stopping pdns_server (PID {pid}), which ran without a controller" in result.output
+    await asyncio.to_thread(wait_until, lambda: pid_gone(pid), 10, 0.05, "pdns_server to end")
