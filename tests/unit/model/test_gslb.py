@@ -205,3 +205,16 @@ def test_the_true_pacs_example_of_docs_gslb_md_is_valid():
     gslb = loaded.config.gslb
     assert [n.policy for n in gslb.names] == ["topology", "failover"]
     assert {s.virtual_service for s in gslb.sites} == {"WFC_443", "SR_https_vs", None}
+
+
+def test_a_site_check_password_is_a_secret_like_any_other():
+    from pacslb.model.secrets import revealed_dump, secrets_of
+
+    data = base()
+    data["gslb"]["sites"][1]["health_check"] = {"type": "amqp", "port": 5671, "username": "pacs", "password": "s3cret"}
+    config = validate_data(data).config
+    assert list(secrets_of(config)) == ["gslb.sites[dc2].health_check.password"]
+    assert (
+        "s3cret" not in config.model_dump_json()
+        and revealed_dump(config)["gslb"]["sites"][1]["health_check"]["password"] == "s3cret"
+    )
