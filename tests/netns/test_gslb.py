@@ -9,6 +9,7 @@ bed's namespaces.
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import sys
 import time
@@ -212,3 +213,16 @@ def test_a_change_is_a_revision_that_reloads_the_answers_without_a_restart(bed: 
         back = bed.cli("apply", "-c", str(bed.config), timeout=120)
         assert back.returncode == 0, back.stdout + back.stderr
     assert bed.query("wfc.pacs.test", subnet=NEAR1)["ttl"] == 20
+
+
+def test_a_controller_killed_leaves_dns_answering_and_the_next_one_adopts_pdns(bed: GslbBed):
+    _both_sites_up(bed)
+    pdns = bed.status()["pid"]
+    controller = int((bed.state / "controller.pid").read_text())
+    os.kill(controller, signal.SIGKILL)
+    bed.proc.wait(30)
+    assert bed.query("wfc.pacs.test", subnet=NEAR1)["answers"] == [S1]  # fail static: PowerDNS answers on its own
+    bed.up()
+    assert bed.status()["pid"] == pdns, "the new controller started a second pdns_server instead of adopting it"
+    assert "adopted pdns_server" in bed.log.read_text()
+    assert bed.query("wfc.pacs.test", subnet=NEAR2)["answers"] == [VIP]
