@@ -16,7 +16,8 @@ The faults:
                     dicom-echo, hl7, amqp), until the check marks it down (or 10 s), then SIGCONT
   disk-full         the state directory (a 64 MiB tmpfs) filled, then an apply and a runtime operation
   read-only         the state directory remounted read-only, then an apply and a runtime operation
-  clock-jump        the wall clock of the controller and HAProxy (libfaketime) jumps 2 h ahead, then back
+  clock-jump        the wall clock of the controller and HAProxy jumps 2 h ahead, back, 2 h behind, back
+                    (bench/lib/clockshift.c, preloaded: the monotonic clock stays, as in a real jump)
 
 A client sends one request after another, each on a new connection (100 ms connect timeout, so that a
 lost connection is retried at once; 2 s for the answer), and records when each started and ended and
@@ -39,6 +40,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -77,7 +79,6 @@ CONNECT_TIMEOUT = 0.1
 ANSWER_TIMEOUT = 2.0
 CHECK = "interval: 300ms, timeout: 300ms, rise: 1, fall: 2"
 STARTUP_TIMEOUT = 180.0  # a loaded 2-core machine (a CI run beside) starts Python slowly
-FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 # The real servers: one small asyncio process each, so that one can be frozen alone.
 PEER_CODE = r"""
@@ -252,7 +253,7 @@ class Bed:
     workdir: Path
     checks: tuple[str, ...]
     state_dir: Path | None = None  # a given one (a tmpfs mount point), else a new one
-    preload: dict[str, str] = field(default_factory=dict)  # environment of `pacslb up` (libfaketime)
+    preload: dict[str, str] = field(default_factory=dict)  # environment of `pacslb up` (the clock shifter)
     peers: dict[str, list[Peer]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     appliance: Appliance | None = None
@@ -452,11 +453,24 @@ def storage_fault(workdir: Path, fault: str) -> dict:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
+def clock_shifter(workdir: Path) -> tuple[dict[str, str], Callable[[int], None]]:
+    """The environment that preloads bench/lib/clockshift.c (compiled here), and a function that moves the
+    wall clock of the processes started with it by N seconds (their monotonic clock stays)."""
+    if shutil.which("gcc") is None:
+        raise SystemExit("clock-jump compiles bench/lib/clockshift.c: install gcc (apt-get install -y gcc)")
+    library, shift = workdir / "clockshift.so", workdir / "clockshift"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(library), str(HERE / "lib" / "clockshift.c"), "-ldl"], check=True)
+    shift.write_bytes(struct.pack("<q", 0))
+
+    def jump(seconds: int) -> None:
+        with open(shift, "r+b") as f:  # in place: the processes read it through a shared mapping
+            f.write(struct.pack("<q", seconds))
+
+    return {"LD_PRELOAD": str(library), "CLOCKSHIFT_FILE": str(shift)}, jump
+
+
 def clock_fault(workdir: Path) -> dict:
-    clock = workdir / "faketime"
-    clock.write_text("+0\n")
-    env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": str(clock), "FAKETIME_NO_CACHE": "1",
-           "DONT_FAKE_MONOTONIC": "1"}  # fmt: skip
+    env, jump = clock_shifter(workdir)
     bed = Bed(workdir / "app", ("http", "hl7"), preload=env)
     try:
         app = bed.start()
@@ -465,12 +479,12 @@ def clock_fault(workdir: Path) -> dict:
         time.sleep(1.0)
         start = time.time()
         steps = {}
-        for offset in ("+2h", "+0", "-2h", "+0"):
-            clock.write_text(f"{offset}\n")
+        for label, seconds in (("2 h ahead", 7200), ("back", 0), ("2 h behind", -7200), ("back again", 0)):
+            jump(seconds)
             time.sleep(3.0)
             drain = app.api("POST", "/virtual-services/fz-http/real-servers/rs1/state",
-                            json={"state": "drain" if offset != "+0" else "online", "author": "faults"}, timeout=30)  # fmt: skip
-            steps[offset if offset not in steps else offset + " again"] = {
+                            json={"state": "drain" if seconds else "online", "author": "faults"}, timeout=30)  # fmt: skip
+            steps[label] = {
                 "healthy": serving(app),
                 "checks_up": bed.up("http", "rs2") and bed.up("hl7", "rs1"),
                 "runtime_op": answer(drain)["outcome"],
@@ -478,6 +492,9 @@ def clock_fault(workdir: Path) -> dict:
         end = time.time()
         result = gap(client.stop(), start, end)
         result["steps"] = steps
+        result["controller_errors"] = [line for line in app.read_log().splitlines() if "ERROR" in line or "Traceback" in line][
+            -10:
+        ]
         return result
     finally:
         bed.close()
