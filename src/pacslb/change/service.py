@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import gc
 import getpass
 import json
@@ -54,6 +55,24 @@ from .secrets_apart import move_secrets_out
 from .transaction import settle, stale
 
 log = logging.getLogger("pacslb.controller")
+
+
+def store_guarded(change):
+    """A change whose state directory cannot be read or written (disk full, read-only, I/O error) is refused
+    with what to do, instead of ending in a server error. Every StoreError that reaches this point comes
+    before the engines changed or after they were set back (the applied path catches its own)."""
+
+    @functools.wraps(change)
+    async def guarded(self, *args, **kwargs):
+        try:
+            return await change(self, *args, **kwargs)
+        except StoreError as exc:
+            log.error("a change was refused: the state directory cannot be read or written (%s)", exc)
+            return ChangeResult(Outcome.REFUSED, f"the state directory {self.paths.root} cannot be read or written ({exc}): "
+                                "nothing was changed; free space on it or make it writable, then try again")  # fmt: skip
+
+    return guarded
+
 
 META_CONFIG_FILE = "config_file"  # {"path", "sha256"} of the configuration file as it was last read
 SYNC_KIND = "sync"  # a configuration the HA peer pushed: the only change a secondary takes
@@ -477,8 +496,13 @@ class Changes:
         if kind == "server" and not engine.get("reloaded"):
             how = _HOW["runtime"]
         log.info("revision %d applied (%s) by %s: %s", rev.id, how, origin.author, message or kind)
+        try:
+            recorded = await asyncio.to_thread(self.store.get, rev.id, False)
+        except StoreError as exc:  # it runs all the same: say so, never "nothing was changed"
+            recorded = None
+            warnings.append(f"revision {rev.id} runs but cannot be read back ({exc})")
         return ChangeResult(Outcome.APPLIED, f"revision {rev.id} applied: {how}", plan=plan,
-                            revision=self.store.get(rev.id, False), parent=parent, warnings=warnings,
+                            revision=recorded, parent=parent, warnings=warnings,
                             timings=clock.done(), engine=engine, engines=steps)  # fmt: skip
 
     async def _dry_run(self, parts: list[tuple[Engine, Prepared]], plan: Plan, parent: int | None, clock: _Clock) -> ChangeResult:
@@ -504,6 +528,7 @@ class Changes:
 
     # --- apply -----------------------------------------------------------------------------------
 
+    @store_guarded
     async def apply(
         self,
         *,
@@ -587,6 +612,7 @@ class Changes:
 
     # --- runtime control of real servers -----------------------------------------------------------
 
+    @store_guarded
     async def set_real_server(
         self,
         service: str,
@@ -647,6 +673,7 @@ class Changes:
 
     # --- rollback and SIGHUP -----------------------------------------------------------------------
 
+    @store_guarded
     async def rollback(
         self, rev_id: int, *, author: str | None = None, origin: Origin | None = None, message: str | None = None,
         dry_run: bool = False, base_revision: int | None = None,

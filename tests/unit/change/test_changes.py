@@ -282,3 +282,27 @@ async def test_an_invalid_configuration_reaches_no_engine(rig):
     result = await changes.apply(text=TEXT.replace("port: 8080", "port: 80800"))
     assert result.outcome is Outcome.INVALID and result.problems
     assert calls == [] and len(changes.store.list()) == 1
+
+
+@pytest.mark.parametrize("door", ["apply", "drain", "rollback"])
+async def test_a_state_directory_that_cannot_be_written_refuses_the_change_and_touches_no_engine(rig, monkeypatch, door):
+    """Disk full or read-only (bench/faults.py): SQLite raises, the change is refused with what to do, not a 500."""
+    changes, engines, calls, notified, audited, stages, old = rig
+    from pacslb.store import StoreError
+
+    def broken(*args, **kwargs):
+        raise StoreError(f"{changes.paths.revisions_db}: disk I/O error")
+
+    monkeypatch.setattr(type(changes.store), "current_id", broken)
+    monkeypatch.setattr(type(changes.store), "get", broken)
+    if door == "apply":
+        result = await changes.apply(text=TEXT.replace("port: 8080", "port: 8081"))
+    elif door == "drain":
+        result = await changes.set_real_server("web", "rs1", state=RealServerState.DRAIN)
+    else:
+        result = await changes.rollback(1)
+    assert result.outcome is Outcome.REFUSED and result.http_status == 409
+    assert "cannot be read or written" in result.message and "disk I/O error" in result.message
+    assert "nothing was changed" in result.message and "free space on it or make it writable" in result.message
+    assert steps(calls) == [] and notified == []
+    assert all(e.runs == artefact(e.name, old) for e in engines) and changes.config is old

@@ -30,6 +30,7 @@ from typing import Callable
 from ... import files
 from ...model import Config
 from ...paths import StatePaths
+from .. import exits
 from ..contract import EngineError, EngineState, Prepared
 from . import logcopy, process, runtime_ops
 from .plan import Method, Plan, make_plan
@@ -406,7 +407,10 @@ class HAProxyEngine:
     async def _restart_loop(self) -> None:
         backoff = 1.0
         while not self._stopping.is_set():
-            await self._sleep(self.supervise_interval)
+            if self.master is not None:  # wake as soon as it ends (a killed worker takes its master with it)
+                await exits.process_exit(self.master.pid, self.supervise_interval, self._stopping)
+            else:
+                await self._sleep(self.supervise_interval)
             if self._stopping.is_set():
                 return
             try:

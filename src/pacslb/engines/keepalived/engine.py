@@ -20,6 +20,7 @@ it is kept here because it is one of keepalived's inputs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Callable
 from ... import files
 from ...model.config import Config
 from ...paths import StatePaths
+from .. import exits
 from ..contract import EngineError, EngineState, Prepared
 from . import process
 from .render import KeepalivedPaths, RenderError, render, render_scripts
@@ -178,11 +180,13 @@ class KeepalivedEngine:
     async def supervise(self) -> None:
         backoff = 1.0
         while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=SUPERVISE_INTERVAL)
+            if self.pid is not None:  # wake as soon as it ends, not at the next look
+                await exits.process_exit(self.pid, SUPERVISE_INTERVAL, self._stopping)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=SUPERVISE_INTERVAL)
+            if self._stopping.is_set():
                 return
-            except asyncio.TimeoutError:
-                pass
             if self.config is None or self.config.ha is None:
                 continue
             async with self.gate:
