@@ -12,6 +12,7 @@ the composition root (pacslb.appliance) does it, so the API knows nothing of the
   /certificates                certificate files with their expiry
   /graphs                      requests, sessions and errors per virtual service (metrics history)
   /log                         the end of HAProxy's log, live
+  /backup                      download a backup, upload one to restore (admins)
 
 The metrics sampler that feeds /graphs is pacslb.web.history.Sampler.
 """
@@ -24,11 +25,12 @@ web_router = APIRouter(include_in_schema=False)
 
 
 def _include() -> None:
-    from . import pages, revisions, services
+    from . import backup, pages, revisions, services
 
     web_router.include_router(pages.router)
     web_router.include_router(services.router)
     web_router.include_router(revisions.router)
+    web_router.include_router(backup.router)
 
 
 _include()
