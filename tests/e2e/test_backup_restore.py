@@ -15,9 +15,11 @@ import httpx
 import pytest
 
 from pacslb import pki
+from pacslb.store.users import UserStore
 from support.appliance import Appliance
 from support.configs import http_check, real_server, service
 from support.net import free_port, http_get, loopback_host
+from support.realservers import TinyHTTPServer
 from support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -28,7 +30,8 @@ PASSPHRASE = f"backup passphrase {uuid.uuid4().hex[:8]}"
 
 def config_text(vip: str, port: int, tls_port: int, agent_port: int, servers, mq_port: int) -> str:
     lines = ["version: 1",
-             f"settings: {{max_connections: 2000, health: {{agent_port: {agent_port}}}, management: {{address: 127.0.0.1, port: 0}}}}",
+             f"settings: {{max_connections: 2000, log: {{requests: all}}, health: {{agent_port: {agent_port}}}, "
+             "management: {address: 127.0.0.1, port: 0}}",
              "virtual_services:"]  # fmt: skip
     lines += service("web", "layer7-http", vip, port, [real_server(s) for s in servers], health_check=http_check(300))
     lines += service("secure", "layer7-http", vip, tls_port, [real_server(servers[0])], health_check=http_check(300),
@@ -77,10 +80,14 @@ def revisions(appliance: Appliance) -> list[dict]:
     return response.json()["revisions"]
 
 
-def users(appliance: Appliance) -> list[str]:
-    done = appliance.cli("user", "list")
-    assert done.returncode == 0, done.stderr
-    return sorted(line.split("\t")[0] + " " + line.split("\t")[1] for line in done.stdout.splitlines() if "\t" in line)
+def users(appliance: Appliance) -> list[tuple]:
+    """Users and API keys as the store holds them (hashes included: a restore must bring back the same ones)."""
+    store = UserStore(appliance.paths.users_db)
+    return sorted((u.username, u.role, u.changed_at) for u in store.list()) + sorted((k.id, k.username) for k in store.api_keys())
+
+
+def add_user(appliance: Appliance, name: str, role: str, password: str) -> None:
+    UserStore(appliance.paths.users_db).add(name, password, role)
 
 
 def api_key_works(appliance: Appliance, token: str) -> bool:
@@ -96,13 +103,14 @@ def secret_file(directory: Path, name: str, text: str) -> Path:
     return path
 
 
-@pytest.fixture
-def appliance(tmp_path, http_server):
-    servers = [http_server("rs1"), http_server("rs2")]
+@pytest.fixture(scope="module")
+def appliance(tmp_path_factory):
+    """One appliance for the module (its start is the slow part): the backup test wipes and restores it, and leaves
+    it running the restored state, which the support-bundle test needs no more than running."""
+    servers = [TinyHTTPServer(f"rs{i}", loopback_host(200 + i)).start() for i in (1, 2)]
     vip = loopback_host(240)
     port = free_port(vip)
-    work = tmp_path / "work"
-    work.mkdir()
+    work = tmp_path_factory.mktemp("backup")
     (work / "web.pem").write_bytes(pki.self_signed("web.example", ["web.example"]).bundle())
     text = config_text(vip, port, free_port(vip), free_port(), servers, free_port())
     appliance = Appliance.create(text, work, "pacslb-backup-")
@@ -112,6 +120,8 @@ def appliance(tmp_path, http_server):
         yield appliance
     finally:
         appliance.shut_down()
+        for server in servers:
+            server.stop()
 
 
 def test_backup_under_traffic_then_restore_into_a_fresh_state_directory(appliance, tmp_path):
@@ -120,12 +130,8 @@ def test_backup_under_traffic_then_restore_into_a_fresh_state_directory(applianc
     second.write_text(appliance.text.replace("interval: 300ms", "interval: 400ms", 1))
     applied = appliance.cli("apply", "-c", str(second), "-m", "a second revision")
     assert applied.returncode == 0, applied.stderr
-    login = secret_file(tmp_path, "alice-login", "alice long login words")
-    added = appliance.cli("user", "add", "alice", "--role", "operator", "--password-file", str(login))
-    assert added.returncode == 0, added.stderr
-    made = appliance.cli("user", "apikey", "alice", "--name", "monitoring")
-    assert made.returncode == 0, made.stderr
-    token = made.stdout.strip()
+    add_user(appliance, "alice", "operator", "alice long login words")
+    _, token = UserStore(appliance.paths.users_db).add_api_key("alice", "monitoring")
     assert api_key_works(appliance, token)
 
     plain, sealed = tmp_path / "plain.backup", tmp_path / "sealed.backup"
@@ -179,8 +185,7 @@ def test_backup_under_traffic_then_restore_into_a_fresh_state_directory(applianc
     third.write_text(appliance.text.replace("      - {name: rs2", "      # - {name: rs2", 1))
     applied = appliance.cli("apply", "-c", str(third), "-m", "rs2 removed")
     assert applied.returncode == 0, applied.stderr
-    added = appliance.cli("user", "add", "bob", "--role", "viewer", "--password-file", str(login))
-    assert added.returncode == 0, added.stderr
+    add_user(appliance, "bob", "viewer", "bob long login words")
     count = len(revisions(appliance))
     restored = appliance.cli("restore", str(plain))
     assert restored.returncode == 0, restored.stderr
@@ -190,3 +195,52 @@ def test_backup_under_traffic_then_restore_into_a_fresh_state_directory(applianc
     wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 20, what="rs2 back after restoring into the running appliance")
     assert users(appliance) == before["users"]  # bob, added after the backup, is gone
     assert api_key_works(appliance, token)
+
+
+def unpacked(data: bytes) -> dict[str, bytes]:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name.removeprefix("pacslb-support/"): tar.extractfile(m).read() for m in tar if m.isreg()}
+
+
+def test_the_support_bundle_holds_no_secret(appliance, tmp_path):
+    wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 20, what="rs1 and rs2 UP")
+    carol_login = "carol long login words 7"
+    add_user(appliance, "carol", "operator", carol_login)
+    _, token = UserStore(appliance.paths.users_db).add_api_key("carol", "support")
+    admin_password = appliance.paths.initial_admin_password.read_text().strip()
+    key_pem = (appliance.config.parent / "web.pem").read_bytes().split(b"-----BEGIN PRIVATE KEY-----")[1]
+    key_lines = [line for line in key_pem.split(b"\n") if len(line) > 20 and b"-----" not in line]
+    secrets = [CHECK_SECRET.encode(), carol_login.encode(), admin_password.encode(), token.encode(), *key_lines]
+    # a client that puts secrets in a URL: HAProxy's log holds them, the bundle must not
+    leak = f"/?check={CHECK_SECRET}&key={token}&login={carol_login.replace(' ', '+')}"
+    assert http_get(appliance.vip, appliance.vip_port, leak)[0] == 200
+    wait_until(lambda: CHECK_SECRET in appliance.haproxy_log(), 20, what="the request with secrets in HAProxy's log")
+
+    written = tmp_path / "support.tar.gz"
+    done = appliance.cli("support-bundle", "-o", str(written), "--hours", "2")
+    assert done.returncode == 0, done.stderr
+    assert written.stat().st_mode & 0o777 == 0o600
+    url = appliance.paths.management_url.read_text().strip().rstrip("/")
+    with httpx.Client(base_url=url, verify=False, timeout=60) as client:
+        assert client.post("/api/v1/support-bundle", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+        answer = client.post("/api/v1/login", json={"username": "admin", "password": admin_password})
+        assert answer.status_code == 200, answer.text
+        fetched = client.post("/api/v1/support-bundle", headers={"X-CSRF-Token": answer.json()["csrf_token"]})
+        assert fetched.status_code == 200, fetched.text
+
+    for bundle in (written.read_bytes(), fetched.content):
+        members = unpacked(bundle)
+        everything = bundle + b"".join(members.values())
+        leaked = [s[:12] for s in secrets if s in everything]
+        assert leaked == [], f"secrets in the bundle: {leaked}"
+        assert {"versions.txt", "haproxy-vv.txt", "config.yaml", "status.json", "revisions.json", "engines/haproxy.cfg",
+                "logs/haproxy/haproxy.log", "logs/controller.log", "system/nft-ruleset.txt", "system/addresses.txt",
+                "system/routes.txt"} <= set(members), sorted(members)  # fmt: skip
+        assert b"HAProxy version 2." in members["versions.txt"] and b"keepalived" in members["versions.txt"]
+        assert b"Build options" in members["haproxy-vv.txt"]
+        assert b"password: '********'" in members["config.yaml"] or b'password: "********"' in members["config.yaml"]
+        assert b"check=********" in members["logs/haproxy/haproxy.log"]  # the request is there, its secret is not
+        assert b'"web"' in members["status.json"] and b"inet 127.0.0.1" in members["system/addresses.txt"]

@@ -2,6 +2,7 @@
 
   POST /api/v1/backup    {passphrase?}  -> the backup file (application/gzip, or application/octet-stream
                                            when encrypted), as an attachment
+  POST /api/v1/support-bundle?hours=24  -> the support bundle (application/gzip), secrets redacted (backup/bundle.py)
   POST /api/v1/restore   the backup file as the body (application/octet-stream, at most
                          limits.RESTORE_LIMIT); its passphrase in the X-Backup-Passphrase header;
                          ?replace_certificates=true overwrites certificate files that exist with other content
@@ -12,12 +13,14 @@ in the audit log), then replaces users and API keys; the answer is the change's,
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from ..backup import bundle
 from ..backup.archive import BackupError
 from ..backup.crypto import MAX_PASSPHRASE_LENGTH, BackupCryptoError
 from ..backup.operations import backup_name, make_backup, restore_running
@@ -70,5 +73,18 @@ def backup_router(controller, auth) -> APIRouter:
         audit(request, principal, "backup.restore", "ok" if answer.ok else answer.body.get("outcome", "refused"),
               {"message": answer.body.get("message"), **(answer.body.get("restored") or {})})  # fmt: skip
         return JSONResponse(answer.body, status_code=answer.status)
+
+    @router.post("/support-bundle", summary="The support bundle: versions, configuration, status, logs, engine files; "
+                 "secrets redacted", responses={200: {"content": {"application/gzip": {}}}})  # fmt: skip
+    async def support_bundle(request: Request, hours: float = Query(bundle.DEFAULT_HOURS, gt=0, le=bundle.MAX_HOURS),
+                             principal: Principal = Depends(ADMIN)) -> Response:  # fmt: skip
+        def run() -> bytes:
+            status = controller.status().model_dump(mode="json")
+            return bundle.pack_bundle(bundle.collect_bundle(controller.paths, status, hours=hours, running=controller.config))
+
+        data = await asyncio.to_thread(run)
+        audit(request, principal, "support-bundle.create", "ok", {"hours": hours, "bytes": len(data)})
+        name = time.strftime("pacslb-support-%Y%m%d-%H%M%S.tar.gz", time.gmtime())
+        return Response(data, media_type="application/gzip", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     return router

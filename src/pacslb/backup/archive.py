@@ -5,7 +5,8 @@
     state/secrets.sqlite       their secrets, by revision and field path
     state/users.sqlite         users (argon2 hashes) and API keys (SHA-256 of the key)
     state/pacslb.yaml          the copy of the configuration that runs
-    state/management/server.pem, state/ha/node.pem, state/ha/node.key, state/certs/NAME
+    state/management/server.pem, state/ha/node.pem, state/ha/node.key, state/certs/NAME,
+    state/initial-admin-password (while the first admin still has it)
     certificates/N.pem         each certificate file the configuration names (its path in the manifest)
 
 A backup is read as hostile input: the file is bounded (MAX_BACKUP_BYTES), and so are the members' count
@@ -25,6 +26,7 @@ import json
 import re
 import tarfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -127,7 +129,7 @@ def unpack(data: bytes, passphrase: str | None = None) -> Backup:
                     raise BackupError(f"the members add up to more than {MAX_TOTAL_BYTES} bytes; the backup is refused")
                 extracted = tar.extractfile(info)
                 members[name] = extracted.read(limit + 1) if extracted is not None else b""
-    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error, UnicodeError) as exc:
         raise BackupError(f"the backup is damaged: {exc}") from None
     raw = members.pop(MANIFEST, None)
     if raw is None:

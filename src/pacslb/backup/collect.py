@@ -26,6 +26,7 @@ KEYS = {
     "management_certificate": "state/management/server.pem",
     "ha_node_certificate": "state/ha/node.pem",
     "ha_node_key": "state/ha/node.key",
+    "initial_admin_password": "state/initial-admin-password",  # while the first admin's password is unchanged
 }
 CERTS_DIR = "state/certs/"
 CERTIFICATES_DIR = "certificates/"

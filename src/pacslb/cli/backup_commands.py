@@ -178,3 +178,35 @@ def _restore_running(paths, checked, backup_file: Path, replace_certificates: bo
            detail={"into": "running", "revision": result.get("revision"), **checked.summary()})  # fmt: skip
     _report(result, as_json=False)
     print(f"restored {users} users and {keys} API keys from {backup_file}")
+
+
+@app.command("support-bundle")
+def support_bundle(
+    output: Annotated[Path, typer.Option("--output", "-o", help="the bundle to write (a gzip'd tar, mode 0600)")],
+    hours: Annotated[float, typer.Option("--hours", help="the logs of how many hours (1 to 720)")] = 24.0,
+    state_dir_option: StateDirOption = None,
+) -> None:
+    """Everything support needs in one file, with every secret redacted: versions, haproxy -vv, the configuration,
+    status, revisions, the last hours of every log, the rendered engine files, the nft ruleset, addresses and routes."""
+    from ..backup import bundle
+    from ..backup.archive import BackupError
+    from ..backup.files import write_backup
+    from ..controller.client import ControllerClient, ControllerUnavailable
+
+    paths = state_paths(state_dir_option)
+    try:
+        bundle.check_hours(hours)
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        status = ControllerClient(paths, timeout=30).status()
+    except ControllerUnavailable as exc:
+        print(f"note: no status in the bundle: {exc}", file=sys.stderr)
+        status = None
+    members = bundle.collect_bundle(paths, status, hours=hours)
+    try:
+        write_backup(output, bundle.pack_bundle(members))
+    except BackupError as exc:
+        _fail(str(exc), 1)
+    _audit(paths.root, "support-bundle.create", str(output))
+    print(f"wrote {output}: {len(members)} files, secrets redacted (look before you send it: it names hosts and addresses)")

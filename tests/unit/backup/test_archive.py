@@ -146,3 +146,19 @@ def test_not_a_backup_and_a_damaged_one():
         unpack(whole[: len(whole) // 2])
     with pytest.raises(BackupError, match="not encrypted, but a passphrase"):
         unpack(whole, PASSPHRASE)
+
+
+def test_a_byte_changed_anywhere_is_refused_as_a_backup_error():
+    """Every position of a plain backup, flipped: BackupError (never a zlib, tar or JSON exception), or, for the
+    bytes gzip does not check (its header's time and OS), exactly the same contents."""
+    members = {**MEMBERS, "state/users.sqlite": bytes(range(256)) * 8}
+    whole = pack(members, {"revision": 1})
+    refused = 0
+    for where in range(len(whole)):
+        changed = bytearray(whole)
+        changed[where] ^= 0x40
+        try:
+            assert unpack(bytes(changed)).members == members, f"byte {where} changed the contents unnoticed"
+        except BackupError:
+            refused += 1
+    assert refused > len(whole) * 0.9  # the rest: gzip header fields and tar padding, which hold no content
