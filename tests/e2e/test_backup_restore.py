@@ -172,6 +172,7 @@ def test_backup_under_traffic_then_restore_into_a_fresh_state_directory(applianc
 
     restored = appliance.cli("restore", str(sealed), "--passphrase-file", str(passphrase))
     assert restored.returncode == 0, restored.stderr
+    assert f"pacslb up -c {appliance.config} " in restored.stdout, restored.stdout  # the file it ran from
     appliance.up(wait=True)
     wait_until(lambda: up_servers(appliance) == {"rs1", "rs2"}, 20, what="rs1 and rs2 UP after the restore")
     assert revisions(appliance) == before["revisions"]

@@ -64,6 +64,7 @@ class Checked:
     users: list[str] = field(default_factory=list)
     api_keys: int = 0
     certificates: list[Certificate] = field(default_factory=list)
+    config_file: str | None = None  # the configuration file the appliance last read at startup (its path there)
 
     @property
     def conflicts(self) -> list[Certificate]:
@@ -118,6 +119,7 @@ def check(backup: Backup, workdir: Path) -> Checked:
         store = RevisionStore(_store_path(workdir, STORES["revisions_db"]))
         problems += [f"{STORES['revisions_db']}: {p}" for p in store.check_integrity()]
         current = store.current()
+        seen = store.meta("config_file")
     except StoreError as exc:
         raise BackupError(f"member {STORES['revisions_db']}: {exc}") from None
     config, config_text, base_dir = None, "", Path("/")
@@ -160,7 +162,8 @@ def check(backup: Backup, workdir: Path) -> Checked:
     if problems:
         raise BackupError("the backup cannot be restored; nothing was changed:\n  " + "\n  ".join(problems))
     return Checked(backup, workdir, current.id if current else None, config, config_text, base_dir,
-                   [f"{u.username} ({u.role})" for u in listed], keys, certificates)  # fmt: skip
+                   [f"{u.username} ({u.role})" for u in listed], keys, certificates,
+                   seen.get("path") if isinstance(seen, dict) else None)  # fmt: skip
 
 
 # --- certificates ------------------------------------------------------------------------------------

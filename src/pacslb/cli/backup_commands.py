@@ -143,7 +143,10 @@ def _restore_fresh(paths, checked, backup_file: Path, replace_certificates: bool
     _audit(paths.root, "backup.restore", str(backup_file), detail={"into": "fresh", **checked.summary()})
     print(f"restored {backup_file} into {paths.root}: revision {checked.revision_id}, users {', '.join(checked.users)}, "
           f"{checked.api_keys} API keys, {len(restored)} files")  # fmt: skip
-    print(f"start it: pacslb up -c {paths.config} --state-dir {paths.root}")
+    # the file it ran from: relative certificate paths are read from its folder (the copy in the state directory
+    # would read them from there)
+    print(f"start it with the configuration file it ran from: pacslb up -c {checked.config_file or 'FILE'} "
+          f"--state-dir {paths.root}  ({paths.config} is a copy of what runs)")  # fmt: skip
 
 
 def _restore_running(paths, checked, backup_file: Path, replace_certificates: bool) -> None:
