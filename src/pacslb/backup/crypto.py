@@ -40,6 +40,10 @@ def check_passphrase(passphrase: str) -> str:
         raise BackupCryptoError(f"the passphrase is too short: use at least {MIN_PASSPHRASE_LENGTH} characters")
     if len(passphrase) > MAX_PASSPHRASE_LENGTH:
         raise BackupCryptoError(f"the passphrase is too long: use at most {MAX_PASSPHRASE_LENGTH} characters")
+    try:
+        passphrase.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BackupCryptoError("the passphrase is not valid text (a lone surrogate): type it again") from None
     return passphrase
 
 
@@ -67,6 +71,12 @@ def decrypt(data: bytes, passphrase: str | None) -> bytes:
     when the backup was changed (AES-GCM cannot tell these apart: both fail the tag)."""
     if passphrase is None:
         raise BackupCryptoError("the backup is encrypted: give its passphrase (--passphrase-file FILE)")
+    if len(passphrase) > MAX_PASSPHRASE_LENGTH:
+        raise BackupCryptoError("the passphrase is wrong, or the backup was changed since it was made")
+    try:
+        passphrase.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BackupCryptoError("the passphrase is wrong, or the backup was changed since it was made") from None
     end = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER_BYTES)
     if end < 0:
         raise BackupCryptoError("the backup's encryption header is damaged (no header line)")

@@ -55,9 +55,15 @@ def test_encrypted_round_trip_and_a_wrong_passphrase():
         unpack(sealed)
 
 
-def test_a_short_passphrase_is_refused():
+def test_a_passphrase_out_of_bounds_is_refused():
     with pytest.raises(BackupCryptoError, match="at least 10"):
         pack(MEMBERS, {}, "short")
+    with pytest.raises(BackupCryptoError, match="at most 1024"):
+        pack(MEMBERS, {}, "x" * 1025)
+    with pytest.raises(BackupCryptoError, match="not valid text"):
+        pack(MEMBERS, {}, "long enough \ud800 passphrase")
+    with pytest.raises(BackupCryptoError, match="passphrase is wrong"):
+        unpack(pack(MEMBERS, {}, PASSPHRASE), "\ud800" * 12)
 
 
 def test_an_encrypted_backup_changed_anywhere_is_refused():
