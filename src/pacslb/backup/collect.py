@@ -18,7 +18,7 @@ from ..model import validate_data
 from ..model.files import MAX_PEM_BYTES, named_files, resolve
 from ..paths import StatePaths
 from ..store import RevisionStore, StoreError
-from .archive import BackupError
+from .archive import MAX_MEMBER_BYTES, BackupError
 
 STORES = {"revisions_db": "state/revisions.sqlite", "secrets_db": "state/secrets.sqlite", "users_db": "state/users.sqlite"}
 KEYS = {
@@ -52,12 +52,12 @@ def sqlite_copy(path: Path) -> bytes:
         return target.read_bytes()
 
 
-def _read_small(path: Path, what: str) -> bytes:
+def _read_small(path: Path, what: str, limit: int = MAX_PEM_BYTES) -> bytes:
     try:
         if not path.is_file():
             raise BackupError(f"{what}: {path} is not a regular file")
-        if path.stat().st_size > MAX_PEM_BYTES:
-            raise BackupError(f"{what}: {path} is larger than {MAX_PEM_BYTES} bytes")
+        if path.stat().st_size > limit:
+            raise BackupError(f"{what}: {path} is larger than {limit} bytes")
         return path.read_bytes()
     except OSError as exc:
         raise BackupError(f"{what}: cannot read {path}: {exc}") from None
@@ -75,7 +75,7 @@ def collect(paths: StatePaths) -> tuple[dict[str, bytes], dict[str, Any]]:
     for attribute, name in KEYS.items():
         path = getattr(paths, attribute)
         if path.exists():
-            members[name] = _read_small(path, name)
+            members[name] = _read_small(path, name, MAX_MEMBER_BYTES if attribute == "config" else MAX_PEM_BYTES)
     if paths.certs_dir.is_dir():
         for path in sorted(paths.certs_dir.iterdir()):
             if path.is_file() and not path.is_symlink():
@@ -84,7 +84,7 @@ def collect(paths: StatePaths) -> tuple[dict[str, bytes], dict[str, Any]]:
         current = RevisionStore(paths.revisions_db, create=False).current()
     except StoreError as exc:
         raise BackupError(str(exc)) from None
-    certificates = []
+    certificates, missing = [], []
     if current is not None:
         loaded = validate_data(current.config_data)
         base_dir = Path(current.base_dir) if current.base_dir else paths.root
@@ -94,6 +94,9 @@ def collect(paths: StatePaths) -> tuple[dict[str, bytes], dict[str, Any]]:
                 if named.kind == "certificate":
                     wanted.setdefault(str(resolve(named.value, base_dir).absolute()), []).append(named.field)
             for i, (path, fields) in enumerate(sorted(wanted.items())):
+                if not Path(path).exists():  # gone since it was loaded: the backup says so, the restore will too
+                    missing.append({"path": path, "fields": fields})
+                    continue
                 member = f"{CERTIFICATES_DIR}{i}.pem"
                 members[member] = _read_small(Path(path), fields[0])
                 certificates.append({"member": member, "path": path, "fields": fields})
@@ -101,5 +104,6 @@ def collect(paths: StatePaths) -> tuple[dict[str, bytes], dict[str, Any]]:
         "state_dir": str(paths.root),
         "revision": current.id if current is not None else None,
         "certificates": certificates,
+        "certificates_missing": missing,
     }
     return members, about

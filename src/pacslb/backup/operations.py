@@ -46,7 +46,8 @@ async def make_backup(paths: StatePaths, passphrase: str | None) -> tuple[bytes,
     def run() -> tuple[bytes, dict[str, Any]]:
         members, about = collect(paths)
         return pack(members, about, passphrase), {"revision": about["revision"], "files": len(members),
-                                                 "encrypted": passphrase is not None}  # fmt: skip
+                                                 "encrypted": passphrase is not None,
+                                                 "certificates_missing": about["certificates_missing"]}  # fmt: skip
 
     return await asyncio.to_thread(run)
 
@@ -66,7 +67,11 @@ async def restore_running(changes: Any, paths: StatePaths, data: bytes, passphra
             return Answer(409, {"outcome": "conflict", "message": conflict_message(checked),
                                 "certificates": [str(c.path) for c in checked.conflicts]})  # fmt: skip
         certs = CertificateWrites()
-        await asyncio.to_thread(certs.write, checked, replace_certificates)
+        try:
+            await asyncio.to_thread(certs.write, checked, replace_certificates)
+        except OSError as exc:
+            await asyncio.to_thread(certs.undo)
+            return Answer(409, {"outcome": "refused", "message": f"a certificate cannot be written: {exc}; nothing was changed"})
         result = await changes.apply(**apply_arguments(checked, source), origin=origin, kind="restore",
                                      action="config.restore", target="config")  # fmt: skip
         body = result.as_dict()

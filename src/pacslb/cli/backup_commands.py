@@ -78,6 +78,8 @@ def backup(
     except (BackupError, BackupCryptoError) as exc:
         _audit(paths.root, "backup.create", str(output), "refused", {"message": str(exc)})
         _fail(f"{exc}; no backup was written", 1)
+    for gone in about["certificates_missing"]:
+        print(f"warning: {gone['fields'][0]}: {gone['path']} does not exist: it is not in the backup", file=sys.stderr)
     _audit(paths.root, "backup.create", str(output), detail={"encrypted": passphrase is not None, "revision": about["revision"]})
     print(f"wrote {output}: revision {about['revision']}, {len(members)} files"
           + (", encrypted" if passphrase is not None else " (not encrypted: keep it as safe as the appliance)"))  # fmt: skip

@@ -136,3 +136,13 @@ def test_users_of_a_running_appliance_are_replaced_in_one_go(appliance, tmp_path
     workdir.mkdir()
     assert restore_users(check(unpack(data), workdir), appliance.users_db) == (2, 1)
     assert {u.username for u in UserStore(appliance.users_db).list()} == {"admin", "op"}
+
+
+def test_a_certificate_gone_since_it_was_loaded_is_named_not_fatal(appliance, tmp_path):
+    members, about = collect(appliance)
+    cert = Path(about["certificates"][0]["path"])
+    cert.unlink()
+    members, about = collect(appliance)
+    assert about["certificates"] == [] and about["certificates_missing"] == [
+        {"path": str(cert), "fields": ["virtual_services[web].tls.certificates[0]"]}
+    ]
