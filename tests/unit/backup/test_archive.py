@@ -168,3 +168,19 @@ def test_a_byte_changed_anywhere_is_refused_as_a_backup_error():
         except BackupError:
             refused += 1
     assert refused > len(whole) * 0.9  # the rest: gzip header fields and tar padding, which hold no content
+
+
+def test_the_manifest_is_bounded(monkeypatch):
+    monkeypatch.setattr(archive, "MAX_MANIFEST_BYTES", 50)
+    with pytest.raises(BackupError, match="manifest.json: .* more than the 50 allowed"):
+        unpack(pack(MEMBERS, {}))
+
+
+def test_a_backup_upload_gets_its_own_body_limit_with_credentials_only():
+    from pacslb.api.limits import LOGIN_LIMIT, RESTORE_LIMIT, WRITE_LIMIT, limit_for
+
+    key = [(b"authorization", b"Bearer x")]
+    assert limit_for({"path": "/api/v1/restore", "headers": key}) == RESTORE_LIMIT == 64 * 1024 * 1024
+    assert limit_for({"path": "/backup/restore", "headers": [(b"cookie", b"pacslb_session=abc")]}) == RESTORE_LIMIT
+    assert limit_for({"path": "/api/v1/restore", "headers": []}) == LOGIN_LIMIT
+    assert limit_for({"path": "/api/v1/config", "headers": key}) == WRITE_LIMIT
