@@ -99,6 +99,23 @@ def pack(
     return encrypt(plain, passphrase) if passphrase is not None else plain
 
 
+class _Bounded:
+    """The decompressed stream, refused once it passes what a backup within the limits can be: tar reads headers
+    (a pax header may declare any size) before the member checks below see them."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.read_so_far = 0
+        self.limit = MAX_TOTAL_BYTES + MAX_MANIFEST_BYTES + (MAX_MEMBERS + 2) * 3 * 512 + 20 * 10240
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0 or self.read_so_far + size > self.limit:
+            raise BackupError(f"the archive unpacks to more than {self.limit} bytes; the backup is refused")
+        data = self.stream.read(size)
+        self.read_so_far += len(data)
+        return data
+
+
 def unpack(data: bytes, passphrase: str | None = None) -> Backup:
     """The checked contents of a backup file; BackupError (or crypto.BackupCryptoError) on any problem."""
     if len(data) > MAX_BACKUP_BYTES:
@@ -112,7 +129,8 @@ def unpack(data: bytes, passphrase: str | None = None) -> Backup:
     members: dict[str, bytes] = {}
     total = 0
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+        stream = _Bounded(gzip.GzipFile(fileobj=io.BytesIO(data)))
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
             for info in tar:
                 name = check_name(info.name)
                 if not info.isreg():
@@ -129,6 +147,8 @@ def unpack(data: bytes, passphrase: str | None = None) -> Backup:
                     raise BackupError(f"the members add up to more than {MAX_TOTAL_BYTES} bytes; the backup is refused")
                 extracted = tar.extractfile(info)
                 members[name] = extracted.read(limit + 1) if extracted is not None else b""
+        while stream.read(65536):  # to the end: gzip checks its CRC-32 of everything there, tar stops before it
+            pass
     except (tarfile.TarError, OSError, EOFError, zlib.error, UnicodeError) as exc:
         raise BackupError(f"the backup is damaged: {exc}") from None
     raw = members.pop(MANIFEST, None)
