@@ -28,6 +28,7 @@ from . import API_V1
 from .auth import AuthService, Principal, current_principal
 from .limits import BodyLimit
 from .metrics import ControllerMetrics
+from .routes_backup import backup_router
 from .routes_certs import certificates_router
 from .routes_config import config_router
 from .routes_gslb import gslb_router
@@ -136,5 +137,6 @@ def create_management_app(
     app.include_router(config_router(writer), prefix=API_V1)
     app.include_router(certificates_router(writer), prefix=API_V1)
     app.include_router(gslb_router(controller), prefix=API_V1)  # GSLB (issue 19)
+    app.include_router(backup_router(controller, auth), prefix=API_V1)
     app.include_router(metrics_router(controller, metrics, metrics_socket(controller)))
     return app

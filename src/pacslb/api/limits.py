@@ -8,7 +8,9 @@ here. The limits (documented in docs/api.md):
     that carries no credentials at all (no cookie, no Authorization header): such a request can only
     be refused, so its body is never worth more;
   - WRITE_LIMIT (8 MiB) for everything else: whole configurations (PUT /api/v1/config: 1,000 services
-    of 10 real servers are about 3 MB of JSON), certificates, WebUI forms.
+    of 10 real servers are about 3 MB of JSON), certificates, WebUI forms;
+  - RESTORE_LIMIT (64 MiB) for an authenticated upload of a backup (POST /api/v1/restore, the WebUI's
+    /backup/restore); a larger backup is restored with `pacslb restore` on the appliance.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ KiB = 1024
 LOGIN_LIMIT = 64 * KiB
 WRITE_LIMIT = 8 * 1024 * KiB
 LOGIN_PATHS = frozenset({f"{API_V1}/login", "/login"})
+RESTORE_LIMIT = 64 * 1024 * KiB
+RESTORE_PATHS = frozenset({f"{API_V1}/restore", "/backup/restore"})
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -34,15 +38,17 @@ class BodyTooLarge(Exception):
 
 
 def limit_for(scope: Scope) -> int:
-    """The body limit of a request: LOGIN_LIMIT for logins and requests without credentials, else WRITE_LIMIT."""
+    """The body limit of a request: LOGIN_LIMIT for logins and requests without credentials, else WRITE_LIMIT
+    (RESTORE_LIMIT for the upload of a backup)."""
     if scope.get("path") in LOGIN_PATHS:
         return LOGIN_LIMIT
+    authenticated = RESTORE_LIMIT if scope.get("path") in RESTORE_PATHS else WRITE_LIMIT
     names = {name.lower() for name, _ in scope.get("headers", [])}
     if b"authorization" in names:
-        return WRITE_LIMIT
+        return authenticated
     for name, value in scope.get("headers", []):
         if name.lower() == b"cookie" and b"pacslb_session=" in value:
-            return WRITE_LIMIT
+            return authenticated
     return LOGIN_LIMIT
 
 

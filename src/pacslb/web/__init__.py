@@ -13,6 +13,7 @@ the composition root (pacslb.appliance) does it, so the API knows nothing of the
   /graphs                      requests, sessions and errors per virtual service (metrics history)
   /log                         the end of HAProxy's log, live
   /gslb                        GSLB: per name, which sites are answered to which client networks and why
+  /backup                      download a backup, upload one to restore (admins)
 
 The metrics sampler that feeds /graphs is pacslb.web.history.Sampler.
 """
@@ -25,12 +26,13 @@ web_router = APIRouter(include_in_schema=False)
 
 
 def _include() -> None:
-    from . import gslb, pages, revisions, services
+    from . import backup, gslb, pages, revisions, services
 
     web_router.include_router(pages.router)
     web_router.include_router(gslb.router)  # GSLB (issue 19)
     web_router.include_router(services.router)
     web_router.include_router(revisions.router)
+    web_router.include_router(backup.router)
 
 
 _include()

@@ -38,7 +38,8 @@ templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 
 NAV = [("/", "Dashboard"), ("/services", "Services"), ("/revisions", "Revisions"), ("/certificates", "Certificates"),
-       ("/graphs", "Graphs"), ("/log", "Log"), ("/gslb", "GSLB")]  # fmt: skip
+       ("/graphs", "Graphs"), ("/log", "Log"), ("/gslb", "GSLB"), ("/backup", "Backup")]  # fmt: skip
+ADMIN_PAGES = frozenset({"/backup"})  # shown in the nav bar to admins only
 
 
 class LoginRedirect(HTTPException):
@@ -110,7 +111,7 @@ def render(request: Request, name: str, principal: Principal | None, status_code
     context.update(
         request=request,
         principal=principal,
-        nav=NAV,
+        nav=[item for item in NAV if item[0] not in ADMIN_PAGES or (principal and principal.allowed("admin"))],
         can_operate=bool(principal and principal.allowed("operator")),
         can_edit=bool(principal and principal.allowed("admin")),
         flash=take_flash(request, principal) if principal is not None and not name.startswith("_") else None,
