@@ -16,7 +16,16 @@ from typing import Iterator
 from cryptography import x509
 
 from .config import Config, Mode, Protocol, VirtualService
-from .files import MAX_PEM_BYTES, Reserved, location_problems, named_files, regular_file_problem, resolve, script_problem
+from .files import (
+    MAX_PEM_BYTES,
+    Reserved,
+    location_problems,
+    named_files,
+    read_named_file,
+    regular_file_problem,
+    resolve,
+    script_problem,
+)
 from .ha_checks import ha_problems
 from .problems import Problem
 
@@ -336,17 +345,15 @@ MAX_PAGE_BYTES = 15 * 1024
 
 
 def _page_problem(path: str, file: Path) -> Problem | None:
-    if problem := regular_file_problem(path, file, MAX_PAGE_BYTES, "maintenance page"):
-        return problem
-    try:
-        mode = file.stat().st_mode
-    except OSError as exc:  # gone since: said as the first stat would have
-        return Problem(path, f"cannot read {file}: {exc.strerror}")
+    found = read_named_file(path, file, MAX_PAGE_BYTES, "maintenance page")
+    if isinstance(found, Problem):
+        return found
+    mode = found.mode
     if not mode & stat.S_IROTH:
         # A page goes to every client of the VIP: never publish what the host keeps from its own users.
         return Problem(
             path,
-            f"{file} is not readable by every local user (mode {stat.S_IMODE(mode):04o}): a maintenance page is served "
+            f"{file} is not readable by every local user (mode {mode:04o}): a maintenance page is served "
             "to every client of the VIP, so pacslb serves only a file that is public on the host already; make it "
             "readable (chmod o+r) if it is meant to be public",
         )
@@ -354,12 +361,10 @@ def _page_problem(path: str, file: Path) -> Problem | None:
 
 
 def _pem_problems(path: str, file: Path, need_key: bool) -> list[Problem]:
-    if problem := regular_file_problem(path, file, MAX_PEM_BYTES, "PEM file"):
-        return [problem]
-    try:
-        text = file.read_text(errors="replace")
-    except OSError as exc:
-        return [Problem(path, f"cannot read {file}: {exc.strerror}")]
+    found = read_named_file(path, file, MAX_PEM_BYTES, "PEM file")
+    if isinstance(found, Problem):
+        return [found]
+    text = found.data.decode(errors="replace")
     if "-----BEGIN CERTIFICATE-----" not in text:
         return [Problem(path, f"{file} holds no PEM certificate")]
     if need_key and "PRIVATE KEY-----" not in text:
