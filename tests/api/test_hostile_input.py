@@ -79,3 +79,53 @@ def test_a_hostile_certificate_is_refused_by_apply_and_by_the_api_changing_nothi
     _unchanged(api, before)
     for path in hostile.values():
         path.unlink()
+
+
+# --- parsing limits: nesting and size ------------------------------------------------------------
+
+
+def _nested(levels: int) -> list:
+    inner: list = []
+    for _ in range(levels - 1):
+        inner = [inner]
+    return inner
+
+
+def test_documents_nested_5000_levels_and_over_size_bodies_are_refused_changing_nothing(api):
+    from pacslb.model.limits import MAX_CONFIG_BYTES, MAX_DEPTH
+
+    admin = api.login("admin")
+    before = _snapshot(api)
+    current = admin.get("/api/v1/config").json()
+    deep = b'{"config": ' + b"[" * 5000 + b"]" * 5000 + b', "base_revision": %d}' % current["revision"]
+    response = admin.put("/api/v1/config", content=deep, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "nests deeper than" in response.json()["message"]
+    # under the body's bound, over the model's: the model names the field
+    data = current["config"]
+    data["virtual_services"][0]["description"] = _nested(MAX_DEPTH - 2)  # 3 levels above it: 33 in all, 34 in the body
+    response = admin.put("/api/v1/config", json={"config": data, "base_revision": current["revision"]})
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["problems"]
+    assert problem["path"].startswith("virtual_services[web].description[0]") and "nested deeper" in problem["message"]
+    # over the body limit of the management API
+    response = admin.put("/api/v1/config", content=b" " * (9 * MiB), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "larger than" in response.json()["message"], response.text
+
+    # the controller's socket: the same bodies
+    deep_apply = b'{"config": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = api.appliance.api("POST", "/apply", content=deep_apply, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "nests deeper than" in response.text, response.text
+
+    # pacslb apply: YAML 5,000 levels deep, and a file over the size bound; exit 2, the controller untouched
+    folder = api.appliance.config.parent
+    for name, text, says in (
+        ("deep.yaml", "version: 1\nsettings: " + "[" * 5000 + "]" * 5000 + "\n", f"nests deeper than {MAX_DEPTH} levels"),
+        ("huge.yaml", "#" * (MAX_CONFIG_BYTES + 1), f"may have at most {MAX_CONFIG_BYTES}"),
+    ):
+        (folder / name).write_text(text)
+        done = api.appliance.cli("apply", "-c", str(folder / name), timeout=120)
+        assert done.returncode == 2 and says in done.stderr, (done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and "no controller answers" not in done.stderr
+        (folder / name).unlink()
+    _unchanged(api, before)

@@ -6,8 +6,8 @@ model sees it, so that no input makes the appliance parse, recurse or allocate w
 
 - MAX_CONFIG_BYTES: the text of a configuration. The generated benchmark configuration (1,000 services of
   10 real servers each, bench/runtime_ops.py) is 0.7 MB of YAML; the True PACS template 30 KB.
-- MAX_DEPTH: mappings and lists inside each other. The model's deepest field is 6 levels down
-  (virtual_services[x].rules[y].match.path_prefix[z]); 5,000 levels made the parsers recurse out of stack.
+- MAX_DEPTH: mappings and lists inside each other. The model's deepest field is 8 levels down; 5,000
+  levels made the parsers recurse out of stack (issue 13).
 - MAX_VALUES: values in the document once YAML aliases are expanded (an alias of an alias of ... is the
   "billion laughs"): the benchmark configuration holds about 90,000.
 
