@@ -129,3 +129,30 @@ def test_documents_nested_5000_levels_and_over_size_bodies_are_refused_changing_
         assert "Traceback" not in done.stderr and "no controller answers" not in done.stderr
         (folder / name).unlink()
     _unchanged(api, before)
+
+
+# --- model limits through the API ----------------------------------------------------------------
+
+
+def test_the_10_mb_description_and_one_over_the_bound_are_refused_by_the_api(api):
+    from pacslb.model.limits import MAX_DESCRIPTION
+
+    admin = api.login("admin")
+    before = _snapshot(api)
+    current = admin.get("/api/v1/config").json()
+    data = current["config"]
+    web = next(vs for vs in data["virtual_services"] if vs["name"] == "web")
+    web["description"] = "x" * (10 * 1024 * 1024)
+    response = admin.put("/api/v1/config", json={"config": data, "base_revision": current["revision"]})
+    assert response.status_code == 413 and "larger than 8192 KiB" in response.json()["message"], response.text
+    web["description"] = "x" * (MAX_DESCRIPTION + 1)
+    response = admin.put("/api/v1/config", json={"config": data, "base_revision": current["revision"]})
+    assert response.status_code == 422, response.text
+    assert [(p["path"], p["message"]) for p in response.json()["problems"]] == [
+        ("virtual_services[web].description", f"at most {MAX_DESCRIPTION:,} characters (this one has {MAX_DESCRIPTION + 1:,}): "
+                                              "shorten it")]  # fmt: skip
+    _unchanged(api, before)
+    web["description"] = "x" * MAX_DESCRIPTION  # at the bound: applied
+    response = admin.put("/api/v1/config", json={"config": data, "base_revision": current["revision"]})
+    assert response.status_code == 200, response.text
+    assert admin.get("/api/v1/config").json()["config"]["virtual_services"][0]["description"] == "x" * MAX_DESCRIPTION

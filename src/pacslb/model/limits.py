@@ -12,12 +12,19 @@ model sees it, so that no input makes the appliance parse, recurse or allocate w
   "billion laughs"): the benchmark configuration holds about 90,000.
 
 Each refusal is a Problem; `shape_problems` walks the data without recursion and without expanding aliases.
+
+Then the model's own bounds, declared on its fields (so in the JSON Schema as maxLength and maxItems, and
+enforced by pydantic with the field's path): every text at most MAX_TEXT characters (paths need PATH_MAX), a
+description at most MAX_DESCRIPTION, and each list at most its MAX_* items below. They are generous for True
+PACS (35 services) and for the 1,000 services of 10 real servers of the benchmark.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from pydantic import BeforeValidator
 
 from .problems import Problem, item_label
 
@@ -26,6 +33,18 @@ MiB = 1024 * KiB
 MAX_CONFIG_BYTES = 8 * MiB
 MAX_DEPTH = 32
 MAX_VALUES = 1_000_000
+
+MAX_TEXT = 4096  # any text of the model: PATH_MAX for file paths; URLs, header values, HL7 segments
+MAX_DESCRIPTION = 1024  # a virtual service's description: a sentence or two, stored with every revision
+MAX_VIRTUAL_SERVICES = 5000
+MAX_REAL_SERVERS = 1000  # per virtual service
+MAX_RULES = 1000  # per virtual service
+MAX_LISTENERS = 256  # per virtual service (a listener can be a port range)
+MAX_PORT_RANGES = 256  # listeners with a port range, in all: each is compared with every listener (checks.py)
+MAX_CERTIFICATES = 1000  # per virtual service: one per SNI name served
+MAX_HEADER_RULES = 256  # request and response header changes, each
+MAX_MATCH_ITEMS = 1000  # the alternatives of one rule condition (paths, hosts, networks...)
+MAX_SMALL_LIST = 100  # expected statuses, HL7 segments, allowed directories, floating IPs
 
 
 def _children(node: Any) -> list[Any]:
@@ -102,3 +121,16 @@ def read_config_text(path: Path) -> str | Problem:
         return found.data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Problem("", f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8")
+
+
+def at_most(length: int) -> BeforeValidator:
+    """A validator that refuses text over `length` characters first, before any other check of the field reads
+    it, saying how long it is (never echoing it: it may be megabytes). Beside `Field(max_length=...)`, which
+    puts the bound in the JSON Schema."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > length:
+            raise ValueError(f"at most {length:,} characters (this one has {len(value):,}): shorten it")
+        return value
+
+    return BeforeValidator(check)

@@ -128,6 +128,13 @@ def _message(err: dict[str, Any], known: set[str]) -> str:
         return "must be a mapping of fields (key: value)"
     if kind == "list_type":
         return "must be a list (items starting with '- ')"
+    if kind == "string_too_long" or (kind == "too_long" and isinstance(err.get("input"), str)):
+        # never echo the input: it may be megabytes (model/limits.py)
+        given = f" (this one has {len(err['input']):,})" if isinstance(err.get("input"), str) else ""
+        return f"at most {err['ctx']['max_length']:,} characters{given}: shorten it"
+    if kind == "too_long":
+        given = f" (this one has {len(err['input']):,})" if isinstance(err.get("input"), (list, tuple)) else ""
+        return f"at most {err['ctx']['max_length']:,} items{given}: split the configuration, or remove some"
     return msg[0].lower() + msg[1:] if msg else kind
 
 
