@@ -138,8 +138,20 @@ def _message(err: dict[str, Any], known: set[str]) -> str:
     return msg[0].lower() + msg[1:] if msg else kind
 
 
+MAX_SHOWN = 60  # characters of a value quoted back in a message
+MAX_MESSAGE = 1000
+
+
+def _brief(message: str, given: Any) -> str:
+    """The message with the value it quotes shortened: a hostile value may be megabytes, and a problem is
+    printed, logged, stored with the audit log and sent back in every answer (model/limits.py)."""
+    if isinstance(given, str) and len(given) > MAX_SHOWN:
+        message = message.replace(repr(given), f"{given[:MAX_SHOWN]!r}... ({len(given):,} characters)")
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
+
+
 def from_validation_error(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[Problem]:
     """Every problem pydantic found, with readable paths and messages, in a stable order."""
     known = known_field_names(model)
-    found = [Problem(path_of(tuple(e["loc"]), data), _message(e, known)) for e in exc.errors()]
+    found = [Problem(path_of(tuple(e["loc"]), data), _brief(_message(e, known), e.get("input"))) for e in exc.errors()]
     return list(dict.fromkeys(found))  # a union can report the same problem twice

@@ -166,3 +166,13 @@ def test_the_bench_configuration_is_within_every_limit():
                 for i in range(1000)]  # fmt: skip
     loaded = validate_data({"version": 1, "virtual_services": copy.deepcopy(services)})
     assert loaded.ok, [str(p) for p in loaded.problems][:5]
+
+
+def test_a_refusal_never_echoes_a_huge_value():
+    data = _base()
+    _vs(data)["mode"] = "m" * (10 * 1024 * 1024)  # a choice, whose message quotes what was given
+    _vs(data)["real_servers"][0]["address"] = "a" * 5000  # a validator's own message quoting it
+    problems = {p.path: p.message for p in validate_data(data).problems}
+    assert problems["virtual_services[svc0].mode"].startswith(f"{'m' * 60!r}... (10,485,760 characters) is not allowed")
+    assert problems["virtual_services[svc0].real_servers[rs1].address"].startswith(f"{'a' * 60!r}... (5,000 characters)")
+    assert all(len(m) < 1100 for m in problems.values())
