@@ -125,3 +125,20 @@ def test_a_configuration_file_that_is_a_device_or_too_large_is_refused(tmp_path:
         done = subprocess.run([sys.executable, "-m", "pacslb", "validate", "-c", str(path)], capture_output=True, text=True,
                               timeout=120, preexec_fn=_limit_memory)  # fmt: skip
         assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_the_other_readers_of_named_files_go_through_the_bounded_reader(tmp_path: Path):
+    from pacslb.ha.peer_link import PeerLinkError, check_pin, client_context
+    from pacslb.web.certs import certificate_info
+
+    fifo = tmp_path / "peer.pem"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    info = certificate_info(Path("/dev/zero"))  # the WebUI's certificates page
+    assert info.error and "is not a regular file" in info.error
+    assert "is not a regular file" in (certificate_info(fifo).error or "")
+    with pytest.raises(PeerLinkError, match=r"^ha.sync.peer_certificate: .* is not a regular file"):
+        check_pin(fifo, None)  # the HA peer link, at its start
+    with pytest.raises(PeerLinkError, match="is not a regular file"):
+        client_context(tmp_path / "state", fifo)  # and each time it connects
+    assert time.monotonic() - started < 2.0
