@@ -26,8 +26,8 @@ from pacslb.templates.true_pacs import render_true_pacs
 
 pytestmark = [pytest.mark.engine, pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")]
 
-SEED = 13  # the issue's number: change it to explore, keep it fixed in CI
-CORPUS = 240  # inputs in all: data mutations, then text mutations
+SEED = int(os.environ.get("PACSLB_CORPUS_SEED", "13"))  # 13, the issue's number, in CI; set it to explore
+CORPUS = 180  # inputs in all: data mutations, then text mutations
 TIME_BOUND = 120.0  # seconds the corpus may take on the shared CI machine
 
 # What a hostile or careless writer puts in a field: wrong types, out of range, injections, huge, deep.
@@ -128,9 +128,15 @@ def mutate_text(text: str, rng: random.Random) -> tuple[str, str]:
     return f"{kind} line {i + 1}", "\n".join(lines) + "\n"
 
 
+WHOLE_DOCUMENT = "the configuration must be a mapping"  # a text cut to its comments: the root itself is wrong
+
+
 def _explained(problems: list, text_level: bool) -> list[str]:
-    """The problems that do not say where: a field path, or for a YAML text a line."""
-    return [str(p) for p in problems if p.severity == "error" and not p.path and not (text_level and "line " in p.message)]
+    """The problems that do not say where: a field path, or for a YAML text a line (or the whole document)."""
+    return [
+        str(p) for p in problems
+        if p.severity == "error" and not p.path and not (text_level and ("line " in p.message or WHOLE_DOCUMENT in p.message))
+    ]  # fmt: skip
 
 
 def test_every_mutation_of_true_pacs_is_valid_and_passes_haproxy_c_or_is_refused_naming_where(site: Path):

@@ -32,11 +32,14 @@ def warnings(problems: Iterable[Problem]) -> list[Problem]:
     return [p for p in problems if p.severity == "warning"]
 
 
+MAX_LABEL = 64  # a valid name has at most 63 characters: a longer one (hostile, say) is named by its index
+
+
 def item_label(item: Any, index: int) -> str:
     """`[name]` for a list item that has a usable name, `[index]` otherwise."""
     if isinstance(item, dict):
         name = item.get("name")
-        if isinstance(name, str) and name and all(c not in name for c in "[]\n"):
+        if isinstance(name, str) and name and len(name) <= MAX_LABEL and all(c not in name for c in "[]\n"):
             return f"[{name}]"
     if isinstance(item, BaseModel) and isinstance(getattr(item, "name", None), str):
         return f"[{item.name}]"

@@ -176,3 +176,5 @@ def test_a_refusal_never_echoes_a_huge_value():
     assert problems["virtual_services[svc0].mode"].startswith(f"{'m' * 60!r}... (10,485,760 characters) is not allowed")
     assert problems["virtual_services[svc0].real_servers[rs1].address"].startswith(f"{'a' * 60!r}... (5,000 characters)")
     assert all(len(m) < 1100 for m in problems.values())
+    _vs(data)["real_servers"][0] = {"name": "n" * 5000, "address": "192.0.2.11", "port": 80}  # a path names it by index
+    assert "virtual_services[svc0].real_servers[0].name" in {p.path for p in validate_data(data).problems}
