@@ -24,9 +24,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from ..request_limits import JsonBodyLimit
 from . import API_V1
 from .auth import AuthService, Principal, current_principal
-from .limits import BodyLimit
+from .limits import WRITE_LIMIT, BodyLimit
 from .metrics import ControllerMetrics
 from .routes_backup import backup_router
 from .routes_certs import certificates_router
@@ -102,6 +103,7 @@ def create_management_app(
     auth.on_failed_login = metrics.login_failed
     # innermost of the middleware (added first): bodies are limited before any route or form parser reads them,
     # and its 413 still gets the security headers and the request count of count_and_harden
+    app.add_middleware(JsonBodyLimit, max_bytes=WRITE_LIMIT)  # inside BodyLimit: JSON nested too deep, 422
     app.add_middleware(BodyLimit)
 
     @app.middleware("http")

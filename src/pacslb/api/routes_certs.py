@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from .. import pki
 from ..model.checks import resolve
+from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
 from .auth import Principal, client_ip, require_role
 from .certs import CertificateProblems, check_name, describe, validate_bundle
 from .writes import ApiError, Writer, base_revision_of, find, origin_of
@@ -85,9 +86,13 @@ def certificates_router(writer: Writer) -> APIRouter:
 
     def entry(path: Path) -> dict[str, Any]:
         item: dict[str, Any] = {"name": path.stem, "file": str(path), "used_by": [vs for vs, _ in used_by(path)]}
+        found = read_named_file(path.name, path, MAX_PEM_BYTES, "PEM file")
+        if isinstance(found, Problem):
+            item["error"] = found.message
+            return item
         try:
-            item.update(describe(path.read_bytes()))
-        except (OSError, ValueError) as exc:
+            item.update(describe(found.data))
+        except ValueError as exc:
             item["error"] = str(exc)
         return item
 
@@ -136,7 +141,12 @@ def certificates_router(writer: Writer) -> APIRouter:
 
     def pending_key(name: str) -> bytes | None:
         key = certs_dir / f"{name}.key"
-        return key.read_bytes() if key.exists() else None
+        if not key.exists():
+            return None
+        found = read_named_file(key.name, key, MAX_PEM_BYTES, "key file")
+        if isinstance(found, Problem):
+            raise CertificateProblems([{"path": "key", "message": found.message, "severity": "error"}])
+        return found.data
 
     @router.post("/certificates", summary="Upload a certificate, its key and chain (admin)")
     async def upload(body: CertificateUpload, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:

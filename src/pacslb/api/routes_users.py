@@ -38,7 +38,7 @@ class LoginRequest(BaseModel):
 class UserCreate(BaseModel):
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)
-    role: str = Field(description="admin, operator or viewer")
+    role: str = Field(max_length=16, description="admin, operator or viewer")
 
 
 class PasswordChange(BaseModel):
@@ -48,7 +48,7 @@ class PasswordChange(BaseModel):
 
 
 class RoleChange(BaseModel):
-    role: str = Field(description="admin, operator or viewer")
+    role: str = Field(max_length=16, description="admin, operator or viewer")
 
 
 class ApiKeyCreate(BaseModel):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..model import Config
+from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
 from ..serving import InLoopServer, SubsystemError
 from ..store import StoreError
 from ..store.audit import AuditLog
@@ -169,7 +170,10 @@ class ManagementServer:
             path = Path(configured)
             if not path.is_absolute():
                 path = self.controller.base_dir / path
-            # fail now with a clear message rather than inside uvicorn
+            # fail now with a clear message rather than inside uvicorn (or reading a device without end)
+            found = read_named_file("settings.management.certificate", path, MAX_PEM_BYTES, "PEM file")
+            if isinstance(found, Problem):
+                raise SubsystemError(str(found))
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(str(path))
             return path
         return ensure_certificate(self.root, config.settings.management.address)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..model import validate_data
-from ..model.files import MAX_PEM_BYTES, named_files, resolve
+from ..model.files import MAX_PEM_BYTES, named_files, read_named_file, resolve
+from ..model.problems import Problem
 from ..paths import StatePaths
 from ..store import RevisionStore, StoreError
 from .archive import MAX_MEMBER_BYTES, BackupError
@@ -53,14 +54,11 @@ def sqlite_copy(path: Path) -> bytes:
 
 
 def _read_small(path: Path, what: str, limit: int = MAX_PEM_BYTES) -> bytes:
-    try:
-        if not path.is_file():
-            raise BackupError(f"{what}: {path} is not a regular file")
-        if path.stat().st_size > limit:
-            raise BackupError(f"{what}: {path} is larger than {limit} bytes")
-        return path.read_bytes()
-    except OSError as exc:
-        raise BackupError(f"{what}: cannot read {path}: {exc}") from None
+    """A file of the backup, read as every named file is (model/files.py: a regular file, bounded)."""
+    found = read_named_file(what, path, limit, what)
+    if isinstance(found, Problem):
+        raise BackupError(f"{what}: {found.message}")
+    return found.data
 
 
 def collect(paths: StatePaths) -> tuple[dict[str, bytes], dict[str, Any]]:

@@ -44,6 +44,7 @@ from ..model.config import RealServerState
 from ..model.diff import diff
 from ..model.files import Reserved
 from ..model.ha import restart_needed
+from ..model.limits import read_config_text
 from ..model.problems import Problem
 from ..model.secrets import has_secrets, resolve, stored_form
 from ..paths import StatePaths
@@ -697,11 +698,10 @@ class Changes:
     async def apply_file(self) -> ChangeResult:
         """SIGHUP: read the configuration file again and apply it as a revision."""
         path = self.running.config_file
-        try:
-            text = await asyncio.to_thread(path.read_text)
-        except OSError as exc:
-            log.error("cannot read %s: %s; nothing was changed", path, exc)
-            return ChangeResult(Outcome.INVALID, f"cannot read {path}: {exc}")
+        text = await asyncio.to_thread(read_config_text, path)  # regular, bounded (model/limits.py)
+        if not isinstance(text, str):
+            log.error("cannot read %s: %s; nothing was changed", path, text.message)
+            return ChangeResult(Outcome.INVALID, f"cannot read {path}: {text.message}")
         result = await self.apply(text=text, base_dir=path.parent, origin=Origin(default_author(), "signal"),
                                   message=f"{path} read again (SIGHUP)", kind="file")  # fmt: skip
         for problem in result.problems:

@@ -47,11 +47,14 @@ def _client(option: Path | None):
 
 
 def _call(option: Path | None, call) -> dict[str, Any]:
-    from ..controller.client import ControllerUnavailable
+    from ..controller.client import ControllerError, ControllerUnavailable
 
     paths = state_paths(option)
     try:
         return call(_client(option))
+    except ControllerError as exc:  # it runs, and refused: say what it said (a body too large or invalid exits 2)
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_INVALID if exc.status in (413, 422) else 1) from None
     except ControllerUnavailable as exc:
         print(
             f"error: no controller answers on {paths.root} ({exc}); start the appliance with "
@@ -164,14 +167,14 @@ def apply(
     Prints the plan: runtime operations (no reload) when they suffice, else a hitless reload and why.
     A change that fails leaves the previous configuration serving and says why.
     """
+    from ..model.limits import read_config_text
     from ..model.load import parse_yaml
     from .common import print_problems
 
-    try:
-        text = config.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"error: cannot read {config}: {exc}", file=sys.stderr)
-        raise typer.Exit(EXIT_INVALID) from None
+    text = read_config_text(config)  # a regular file of bounded size: never a device read without end
+    if not isinstance(text, str):
+        print(f"error: cannot read {config}: {text.message}; nothing was changed", file=sys.stderr)
+        raise typer.Exit(EXIT_INVALID)
     # Parsed here and sent as JSON too: YAML parsing is the costly part of a large file, and this process ends.
     data, problems = parse_yaml(text)
     if problems:

@@ -15,7 +15,7 @@ import typer
 
 from ..paths import StatePaths
 from . import app
-from .common import DEFAULT_CONFIG, ConfigOption, StateDirOption, load_or_exit, lock_state_dir_or_exit, state_paths
+from .common import DEFAULT_CONFIG, EXIT_INVALID, ConfigOption, StateDirOption, load_or_exit, lock_state_dir_or_exit, state_paths
 
 EXIT_NOT_RUNNING = 1  # status: no appliance runs on the state directory
 EXIT_DEGRADED = 3  # status: HAProxy serves, but no controller supervises it
@@ -78,6 +78,7 @@ def up(
     applies the configuration file again.
     """
     from ..appliance import Appliance
+    from ..model.limits import read_config_text
 
     _setup_logging(verbose)
     checkpoint = _pause_checkpoint(pause_at)
@@ -90,7 +91,11 @@ def up(
         logging.getLogger("pacslb.controller").info("pacslb controller (PID %d) on %s with %s", os.getpid(), paths.root, config)
         appliance = Appliance(paths, config, loaded.config, checkpoint=checkpoint)
         del loaded  # the appliance may run another revision (change/service.py): keep one model, not two
-        code = asyncio.run(appliance.run(config.read_text()))
+        text = read_config_text(config)  # as load_or_exit read it: regular, bounded
+        if not isinstance(text, str):
+            print(f"error: {config}: {text.message}", file=sys.stderr)
+            raise typer.Exit(EXIT_INVALID)
+        code = asyncio.run(appliance.run(text))
     finally:
         lock.release()
     raise typer.Exit(code)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from ..request_limits import CONTROLLER_BODY_LIMIT, JsonBodyLimit
 from ..serving import InLoopServer
 from . import API_PREFIX
 from .status import ApplianceStatus
@@ -44,6 +45,7 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
+    app.add_middleware(JsonBodyLimit, max_bytes=CONTROLLER_BODY_LIMIT)  # bounded bodies, JSON not nested too deep
 
     @app.get(f"{API_PREFIX}/health")
     async def health() -> JSONResponse:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, model_validator
 from ..change.requests import ChangeRequest, RollbackChange, StateChange, WeightChange
 from ..change.result import ChangeResult
 from ..change.service import Origin, default_author
+from ..model.limits import MAX_CONFIG_BYTES, MAX_TEXT
 from ..store import RevisionStore, StoreError
 from ..store.history import revision_diff
 from . import API_PREFIX
@@ -48,13 +49,17 @@ class Authored(BaseModel):
 
 
 class ApplyRequest(Authored, ChangeRequest):
-    yaml: str | None = Field(default=None, description="the configuration as YAML text (stored as given)")
+    yaml: str | None = Field(
+        default=None, max_length=MAX_CONFIG_BYTES, description="the configuration as YAML text (stored as given)"
+    )
     config: dict[str, Any] | None = Field(
         default=None,
         description="the configuration as JSON; with `yaml` too, this is what is validated and `yaml` the text it "
         "was read from (the CLI parses the file itself: large files cost the controller far less memory as JSON)",
     )
-    base_dir: str | None = Field(default=None, description="folder that relative certificate paths are read from")
+    base_dir: str | None = Field(
+        default=None, max_length=MAX_TEXT, description="folder that relative certificate paths are read from"
+    )
     dry_run: bool = Field(default=False, description="validate, check with every engine and plan; change nothing")
 
     @model_validator(mode="after")

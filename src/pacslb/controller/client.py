@@ -14,6 +14,26 @@ class ControllerUnavailable(Exception):
     """No controller answers on this state directory's socket."""
 
 
+class ControllerError(ControllerUnavailable):
+    """The controller answered, with an error status: it runs (say so, never "no controller answers")."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _said(response: httpx.Response) -> str:
+    """What an error answer says: its `message` (and `problems`) when it is the controller's JSON, else its text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        problems = [f"{p.get('path')}: {p.get('message')}" for p in body.get("problems") or [] if isinstance(p, dict)]
+        return "; ".join([body["message"], *problems])[:2000]
+    return response.text[:500]
+
+
 class ControllerClient:
     def __init__(self, paths: StatePaths, timeout: float = 10.0) -> None:
         self.paths = paths
@@ -36,9 +56,10 @@ class ControllerClient:
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code >= 400:
-            raise ControllerUnavailable(
+            raise ControllerError(
+                response.status_code,
                 f"the controller answered {response.status_code} to {response.request.method} {response.request.url.path}: "
-                f"{response.text[:500]}"
+                f"{_said(response)}",
             )
         return response.json()
 

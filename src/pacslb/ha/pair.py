@@ -35,6 +35,7 @@ from ..engines.keepalived.engine import KeepalivedEngine
 from ..engines.keepalived.render import SPLIT_BRAIN_BONUS
 from ..model.checks import resolve
 from ..model.config import Config
+from ..request_limits import PEER_BODY_LIMIT, JsonBodyLimit
 from ..serving import InLoopServer, SubsystemError
 from ..store import StoreError
 from . import peer_link, split_brain
@@ -303,6 +304,7 @@ class HAPair:
         from fastapi.responses import JSONResponse
 
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+        app.add_middleware(JsonBodyLimit, max_bytes=PEER_BODY_LIMIT)  # a peer's push: bounded, not nested too deep
 
         @app.get("/ha/v1/state")
         async def state() -> dict:

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..model.config import Config
+from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
 from ..model.ha import NODE_LOCAL
 from ..model.secrets import revealed_dump
 from ..paths import StatePaths
@@ -98,12 +99,20 @@ class PeerLinkError(Exception):
     """The peer link cannot be set up (certificates) or the peer does not answer as it should."""
 
 
+def read_pinned(peer_certificate: Path) -> bytes:
+    """The pinned certificate's bytes, read as every configured file is (model/files.py: regular, bounded)."""
+    found = read_named_file("ha.sync.peer_certificate", peer_certificate, MAX_PEM_BYTES, "PEM file")
+    if isinstance(found, Problem):
+        raise PeerLinkError(str(found))
+    return found.data
+
+
 def check_pin(peer_certificate: Path, peer_fingerprint: str | None) -> None:
     """The pinned file holds one non-CA certificate, and matches the fingerprint when one is given."""
+    pem = read_pinned(peer_certificate)
     try:
-        pem = peer_certificate.read_bytes()
         cert = x509.load_pem_x509_certificate(pem)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         raise PeerLinkError(f"ha.sync.peer_certificate: cannot read {peer_certificate}: {exc}") from None
     try:
         if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
@@ -148,7 +157,7 @@ def client_context(state_dir: Path, peer_certificate: Path) -> ssl.SSLContext:
     ctx = harden(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
     ctx.check_hostname = False  # identity is the pinned certificate itself, not a name
     ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(cafile=str(peer_certificate))
+    ctx.load_verify_locations(cadata=read_pinned(peer_certificate).decode("ascii", errors="replace"))
     ctx.load_cert_chain(str(cert), str(key))
     return ctx
 

@@ -10,15 +10,26 @@ from __future__ import annotations
 import ipaddress
 import stat
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from cryptography import x509
 
 from .config import Config, Mode, Protocol, VirtualService
-from .files import MAX_PEM_BYTES, Reserved, location_problems, named_files, regular_file_problem, resolve, script_problem
+from .files import (
+    MAX_PEM_BYTES,
+    Reserved,
+    location_problems,
+    named_files,
+    read_named_file,
+    regular_file_problem,
+    resolve,
+    script_problem,
+)
 from .gslb import gslb_problems
 from .ha_checks import ha_problems
+from .limits import MAX_PORT_RANGES
 from .problems import Problem
 
 
@@ -257,9 +268,30 @@ def _protocols(vs: VirtualService) -> set[str]:
     return {vs.protocol.value}
 
 
-def _listener_clashes(config: Config) -> Iterator[Problem]:
-    """Two services on the same address, port and protocol (a wildcard address clashes with every address)."""
-    seen: list[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address, int, int, set[str]]] = []
+@dataclass(frozen=True)
+class _Bound:
+    """One listener as the clash check sees it (its place in the configuration decides which one is named)."""
+
+    order: int
+    path: str
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    wildcard: bool
+    first: int
+    last: int
+    protocols: frozenset[str]
+
+    def clashes(self, other: "_Bound") -> bool:
+        same_family = self.ip.version == other.ip.version
+        return (
+            (self.ip == other.ip or ((self.wildcard or other.wildcard) and same_family))
+            and self.first <= other.last
+            and other.first <= self.last
+            and bool(self.protocols & other.protocols)
+        )
+
+
+def _bounds(config: Config) -> Iterator[_Bound]:
+    order = 0
     for vs in config.virtual_services:
         ports = [(f"{_vs_path(vs)}.listen[{i}]", lis.address, lis.port.first, lis.port.last) for i, lis in enumerate(vs.listen)]
         if vs.tls and vs.tls.http_redirect_port:
@@ -268,22 +300,50 @@ def _listener_clashes(config: Config) -> Iterator[Problem]:
                 (f"{_vs_path(vs)}.tls.http_redirect_port", address, vs.tls.http_redirect_port, vs.tls.http_redirect_port)
                 for address in dict.fromkeys(lis.address for lis in vs.listen)
             ]
+        protocols = frozenset(_protocols(vs))
         for path, address, first, last in ports:
             ip = ipaddress.ip_address(address)
-            protocols = _protocols(vs)
-            for other_path, other_ip, ofirst, olast, oprotocols in seen:
-                same_family = ip.version == other_ip.version
-                wildcard = ip.is_unspecified or other_ip.is_unspecified
-                if (
-                    (ip == other_ip or (wildcard and same_family))
-                    and first <= olast
-                    and ofirst <= last
-                    and protocols & oprotocols
-                ):
-                    port = max(first, ofirst)
-                    yield Problem(path, f"{address} port {port} is already taken by {other_path}: choose another address or port")
-                    break
-            seen.append((path, ip, first, last, protocols))
+            yield _Bound(order, path, ip, ip.is_unspecified, first, last, protocols)
+            order += 1
+
+
+def _listener_clashes(config: Config) -> Iterator[Problem]:
+    """Two services on the same address, port and protocol (a wildcard address clashes with every address).
+
+    Each listener is named against the first earlier one it clashes with. Single ports (nearly all) are
+    looked up by (family, port) in an index, so that 1,000s of services cost no more than a pass; port
+    ranges, rare, are compared with each earlier listener (at most MAX_PORT_RANGES of them, model/limits.py)."""
+    every: dict[tuple[int, int], list[_Bound]] = defaultdict(list)  # single ports by (family, port)
+    exact: dict[tuple[object, int], list[_Bound]] = defaultdict(list)  # ... by (address, port)
+    wildcards: dict[tuple[int, int], list[_Bound]] = defaultdict(list)  # ... 0.0.0.0 and :: by (family, port)
+    ranges: list[_Bound] = []
+    bounds = list(_bounds(config))
+    ranged = sum(1 for b in bounds if b.first != b.last)
+    if ranged > MAX_PORT_RANGES:  # each range is compared with every listener: their number is bounded
+        yield Problem("virtual_services", f"at most {MAX_PORT_RANGES:,} listeners with a port range in all (this one has "
+                                          f"{ranged:,}): list the ports that are used, or merge ranges")  # fmt: skip
+        return
+    for bound in bounds:
+        family = bound.ip.version
+        if bound.first != bound.last:
+            ports = range(bound.first, bound.last + 1)
+            if len(ports) > len(every):  # look up whichever is fewer: the range's ports, or the ports in use
+                ports = [port for (v, port) in every if v == family and bound.first <= port <= bound.last]  # type: ignore[assignment]
+            candidates = [b for port in ports for b in every.get((family, port), ())]
+        elif bound.wildcard:
+            candidates = list(every.get((family, bound.first), ()))
+        else:
+            candidates = [*exact.get((bound.ip, bound.first), ()), *wildcards.get((family, bound.first), ())]
+        candidates += ranges
+        taken = min((c for c in candidates if bound.clashes(c)), key=lambda c: c.order, default=None)
+        if taken is not None:
+            port = max(bound.first, taken.first)
+            yield Problem(bound.path, f"{bound.ip} port {port} is already taken by {taken.path}: choose another address or port")
+        if bound.first != bound.last:
+            ranges.append(bound)
+            continue
+        every[(family, bound.first)].append(bound)
+        (wildcards[(family, bound.first)] if bound.wildcard else exact[(bound.ip, bound.first)]).append(bound)
 
 
 def check_files(config: Config, base_dir: Path, reserved: Reserved | None = None) -> list[Problem]:
@@ -338,17 +398,15 @@ MAX_PAGE_BYTES = 15 * 1024
 
 
 def _page_problem(path: str, file: Path) -> Problem | None:
-    if problem := regular_file_problem(path, file, MAX_PAGE_BYTES, "maintenance page"):
-        return problem
-    try:
-        mode = file.stat().st_mode
-    except OSError as exc:  # gone since: said as the first stat would have
-        return Problem(path, f"cannot read {file}: {exc.strerror}")
+    found = read_named_file(path, file, MAX_PAGE_BYTES, "maintenance page")
+    if isinstance(found, Problem):
+        return found
+    mode = found.mode
     if not mode & stat.S_IROTH:
         # A page goes to every client of the VIP: never publish what the host keeps from its own users.
         return Problem(
             path,
-            f"{file} is not readable by every local user (mode {stat.S_IMODE(mode):04o}): a maintenance page is served "
+            f"{file} is not readable by every local user (mode {mode:04o}): a maintenance page is served "
             "to every client of the VIP, so pacslb serves only a file that is public on the host already; make it "
             "readable (chmod o+r) if it is meant to be public",
         )
@@ -356,12 +414,10 @@ def _page_problem(path: str, file: Path) -> Problem | None:
 
 
 def _pem_problems(path: str, file: Path, need_key: bool) -> list[Problem]:
-    if problem := regular_file_problem(path, file, MAX_PEM_BYTES, "PEM file"):
-        return [problem]
-    try:
-        text = file.read_text(errors="replace")
-    except OSError as exc:
-        return [Problem(path, f"cannot read {file}: {exc.strerror}")]
+    found = read_named_file(path, file, MAX_PEM_BYTES, "PEM file")
+    if isinstance(found, Problem):
+        return [found]
+    text = found.data.decode(errors="replace")
     if "-----BEGIN CERTIFICATE-----" not in text:
         return [Problem(path, f"{file} holds no PEM certificate")]
     if need_key and "PRIVATE KEY-----" not in text:

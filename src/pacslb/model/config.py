@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from . import limits as L
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
 
@@ -19,7 +20,7 @@ from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network,
 class Strict(BaseModel):
     """Base of every model class: unknown keys are errors, never silently dropped."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False, str_max_length=L.MAX_TEXT)
 
 
 class Mode(str, Enum):
@@ -171,7 +172,7 @@ class HTTPCheck(CheckTiming):
     path: URLPath = "/"
     host: Text | None = Field(default=None, description="Host header sent with the check")
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
-        default_factory=lambda: [200], min_length=1, description="any of these statuses passes"
+        default_factory=lambda: [200], min_length=1, max_length=L.MAX_SMALL_LIST, description="any of these statuses passes"
     )
     expect_body: Text | None = Field(default=None, description="text the answer's body must contain")
 
@@ -203,6 +204,7 @@ class HL7Check(CheckTiming):
     message: list[Text] | None = Field(
         default=None,
         min_length=1,
+        max_length=L.MAX_SMALL_LIST,
         description="the HL7 v2 message to send, one segment per item (or per line of one text), MSH first "
         "(MSH-7 and MSH-10 are set per check); omitted, a network-management query (NMQ^N01) from sending_application",
     )
@@ -357,7 +359,9 @@ class TLSTermination(Strict):
     """TLS offload on the load balancer for a Layer 7 virtual service."""
 
     certificates: list[str] = Field(
-        min_length=1, description="PEM files, each with certificate, key and chain; the first is the default"
+        min_length=1,
+        max_length=L.MAX_CERTIFICATES,
+        description="PEM files, each with certificate, key and chain; the first is the default",
     )
     min_version: Literal["1.2", "1.3"] = Field(default="1.2", description="oldest TLS version accepted")
     cipher_policy: Literal["modern", "intermediate", "custom"] = Field(
@@ -404,8 +408,12 @@ class Headers(Strict):
     forwarded_for: bool | None = Field(
         default=None, description="insert X-Forwarded-For with the client address; on by default for HTTP"
     )
-    request: list[HeaderRule] = Field(default_factory=list, description="changes to requests, in order")
-    response: list[HeaderRule] = Field(default_factory=list, description="changes to responses, in order")
+    request: list[HeaderRule] = Field(
+        default_factory=list, max_length=L.MAX_HEADER_RULES, description="changes to requests, in order"
+    )
+    response: list[HeaderRule] = Field(
+        default_factory=list, max_length=L.MAX_HEADER_RULES, description="changes to responses, in order"
+    )
 
 
 # --- rules -------------------------------------------------------------------------------------
@@ -420,12 +428,16 @@ class HeaderMatch(Strict):
 class Match(Strict):
     """Conditions of a rule. Every condition given must hold; a list holds when any of its items does."""
 
-    path_begins: list[URLPath] = Field(default_factory=list)
-    path_ends: list[Annotated[Text, Field(min_length=1)]] = Field(default_factory=list)
-    host: list[Annotated[Text, Field(min_length=1)]] = Field(default_factory=list, description="Host header, without port")
-    header: list[HeaderMatch] = Field(default_factory=list)
-    sni: list[Annotated[Text, Field(min_length=1)]] = Field(default_factory=list, description="TLS server name")
-    source: list[Network] = Field(default_factory=list, description="client networks")
+    path_begins: list[URLPath] = Field(default_factory=list, max_length=L.MAX_MATCH_ITEMS)
+    path_ends: list[Annotated[Text, Field(min_length=1)]] = Field(default_factory=list, max_length=L.MAX_MATCH_ITEMS)
+    host: list[Annotated[Text, Field(min_length=1)]] = Field(
+        default_factory=list, max_length=L.MAX_MATCH_ITEMS, description="Host header, without port"
+    )
+    header: list[HeaderMatch] = Field(default_factory=list, max_length=L.MAX_MATCH_ITEMS)
+    sni: list[Annotated[Text, Field(min_length=1)]] = Field(
+        default_factory=list, max_length=L.MAX_MATCH_ITEMS, description="TLS server name"
+    )
+    source: list[Network] = Field(default_factory=list, max_length=L.MAX_MATCH_ITEMS, description="client networks")
 
     @model_validator(mode="after")
     def _not_empty(self) -> "Match":
@@ -497,9 +509,11 @@ class VirtualService(Strict):
     """A virtual service (VIP), or a backend-only service reached through another service's rules."""
 
     name: Name
-    description: Text | None = None
+    description: Annotated[Text, L.at_most(L.MAX_DESCRIPTION), Field(max_length=L.MAX_DESCRIPTION)] | None = None
     mode: Mode
-    listen: list[Listener] = Field(default_factory=list, description="addresses and ports; none for backend-only")
+    listen: list[Listener] = Field(
+        default_factory=list, max_length=L.MAX_LISTENERS, description="addresses and ports; none for backend-only"
+    )
     protocol: Protocol = Field(default=Protocol.TCP, description="Layer 4 only: tcp, udp or tcp+udp")
     scheduler: Scheduler = Scheduler.WEIGHTED_ROUND_ROBIN
     persistence: Persistence = Field(default_factory=lambda: NoPersistence(type="none"))
@@ -507,10 +521,10 @@ class VirtualService(Strict):
     feedback_agent: FeedbackAgent | None = Field(
         default=None, description="weights (and drain or down) follow an agent on each real server"
     )
-    real_servers: list[RealServer] = Field(default_factory=list)
+    real_servers: list[RealServer] = Field(default_factory=list, max_length=L.MAX_REAL_SERVERS)
     server_tls: ServerTLS = Field(default_factory=ServerTLS, description="how encrypted real servers are reached")
     fallback: FallbackServer | None = None
-    rules: list[Rule] = Field(default_factory=list, description="Layer 7 rules, first match wins")
+    rules: list[Rule] = Field(default_factory=list, max_length=L.MAX_RULES, description="Layer 7 rules, first match wins")
     default_service: Name | None = Field(default=None, description="backend-only service for requests that no rule takes")
     tls: TLSTermination | None = Field(default=None, description="terminate TLS on the load balancer")
     headers: Headers = Field(default_factory=Headers)
@@ -654,6 +668,7 @@ class FileSettings(Strict):
     allowed_directories: list[Annotated[Text, Field(min_length=1)]] = Field(
         default_factory=lambda: list(DEFAULT_ALLOWED_DIRECTORIES),
         min_length=1,
+        max_length=L.MAX_SMALL_LIST,
         description="directories that maintenance pages, certificates, CA files and external check scripts must lie "
         "in (after symbolic links are resolved); a relative entry is read from the configuration file's folder, '.' "
         "is that folder. Node-local, and changed only on the appliance's host, never through the management API",
@@ -699,7 +714,7 @@ class Config(Strict):
 
     version: Literal[1] = Field(description="configuration format version; this release reads 1")
     settings: Settings = Field(default_factory=Settings)
-    virtual_services: list[VirtualService] = Field(default_factory=list)
+    virtual_services: list[VirtualService] = Field(default_factory=list, max_length=L.MAX_VIRTUAL_SERVICES)
     ha: HA | None = Field(default=None, description="this node's part in an HA pair (node-local: never synced)")
     gslb: GSLB | None = Field(default=None, description="health-aware DNS answers across sites (PowerDNS); omitted, none")
 

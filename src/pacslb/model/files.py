@@ -15,7 +15,9 @@ HAProxy and the health-check service run as root, so every path in a configurati
   safe: nobody else can rename or replace the root-owned entries in it), and no symbolic link on the way.
   `untrusted_script` says why one is not; the health-check service asks again before each run.
 
-`check_files` in model/checks.py calls these; this module reads the disk (stat) but never a file's content.
+`check_files` in model/checks.py calls these. `read_named_file` is the one reader of a named file's content
+(model/checks.py, the WebUI's and the API's certificate pages, the management server, the HA peer link):
+regular files only, opened without following links or blocking, read up to a stated bound (docs/limits.md).
 """
 
 from __future__ import annotations
@@ -130,20 +132,71 @@ def location_problems(config: Config, base_dir: Path, reserved: Reserved | None 
     return problems
 
 
-def regular_file_problem(field: str, file: Path, limit: int, what: str) -> Problem | None:
-    """A Problem unless `file` is a regular file of at most `limit` bytes (a device or FIFO would be read forever)."""
+@dataclass(frozen=True)
+class Content:
+    """A named file as it was read: its bytes and its mode bits (a page must be readable by everyone)."""
+
+    data: bytes
+    mode: int
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def _kind(mode: int) -> str:
+    return "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+
+
+def read_named_file(field: str, file: Path, limit: int, what: str) -> Content | Problem:
+    """The content of a file a configuration names, or the Problem (naming `field`) why it is not read.
+
+    The one reader of such files (certificates, CA files, pages, the management certificate, the peer
+    link's pinned certificate): symbolic links are resolved once (where they lead was checked against the
+    allowed directories), then the real path is examined with lstat and opened only when it is a regular
+    file, with O_NOFOLLOW (a link put there since is not followed) and O_NONBLOCK (a FIFO put there since
+    does not block), checked again with fstat on what was opened, and read up to `limit` bytes: a device,
+    FIFO, directory or huge file is refused without reading a byte more than the bound.
+    """
+    found = Path(os.path.realpath(file))
     try:
-        st = file.stat()
+        st = os.lstat(found)
     except FileNotFoundError:
         return Problem(field, f"file {file} does not exist: create it, or correct the path")
     except OSError as exc:
         return Problem(field, f"cannot read {file}: {exc.strerror}")
     if not stat.S_ISREG(st.st_mode):
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, FIFO or socket)"
-        return Problem(field, f"{file} is {kind}: name the {what} itself")
+        return Problem(field, f"{file} is {_kind(st.st_mode)}: name the {what} itself")
     if st.st_size > limit:
         return Problem(field, f"{file} has {st.st_size} bytes; a {what} may have at most {limit}: make it smaller")
-    return None
+    try:
+        fd = os.open(found, _OPEN_FLAGS)
+    except OSError as exc:
+        return Problem(field, f"cannot read {file}: {exc.strerror}")
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            return Problem(field, f"{file} was replaced while it was read ({_kind(opened.st_mode)} now): name the {what} itself")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:  # one byte past the bound tells a file that grew since lstat
+            chunk = os.read(fd, min(64 * 1024, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        return Problem(field, f"cannot read {file}: {exc.strerror}")
+    finally:
+        os.close(fd)
+    if size > limit:
+        return Problem(field, f"{file} has more than {limit} bytes; a {what} may have at most {limit}: make it smaller")
+    return Content(b"".join(chunks), stat.S_IMODE(opened.st_mode))
+
+
+def regular_file_problem(field: str, file: Path, limit: int, what: str) -> Problem | None:
+    """A Problem unless `file` is a regular file of at most `limit` bytes that can be read (`read_named_file`)."""
+    found = read_named_file(field, file, limit, what)
+    return found if isinstance(found, Problem) else None
 
 
 def _owner(uid: int) -> str:

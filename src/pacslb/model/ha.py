@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .limits import MAX_SMALL_LIST, MAX_TEXT
 from .types import Duration, IPAddress
 
 # Fields of Config (dotted paths) that belong to one node and are never copied by configuration sync.
@@ -28,7 +29,7 @@ _FINGERPRINT_RE = re.compile(r"^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, str_max_length=MAX_TEXT)
 
 
 class FloatingIP(_Strict):
@@ -97,7 +98,9 @@ class HA(_Strict):
         default=None, description="the interface's network (e.g. 10.0.0.0/24): floating IPs outside it are errors"
     )
     floating_ips: list[FloatingIP] | None = Field(
-        default=None, description="addresses that move to the master; omitted, every VIP address of the configuration"
+        default=None,
+        max_length=MAX_SMALL_LIST,
+        description="addresses that move to the master; omitted, every VIP address of the configuration",
     )
     virtual_router_id: int = Field(default=51, ge=1, le=255, description="VRRP router ID, the same on both nodes")
     advert_interval: Duration = Field(

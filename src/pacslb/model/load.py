@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from .checks import check, check_files
 from .config import Config
 from .files import Reserved
+from .limits import MAX_CONFIG_BYTES, read_config_text, shape_problems, too_deep, too_large
 from .problems import Problem, errors, from_validation_error
 
 DEFAULT_CONFIG_FILE = "pacslb.yaml"
@@ -66,15 +67,21 @@ def parse_yaml(text: str) -> tuple[Any, list[Problem]]:
     """YAML text to plain data, or a problem that names the line.
 
     libyaml reads it when PyYAML has it; a document it refuses is read again by the pure Python
-    loader, whose messages are more precise (they name a tab, say).
+    loader, whose messages are more precise (they name a tab, say). Text over MAX_CONFIG_BYTES is not
+    parsed, and a document too deep for the parsers is refused (model/limits.py).
     """
+    if len(text) > MAX_CONFIG_BYTES:  # characters: at least as many bytes
+        return None, [too_large(len(text.encode(errors="replace")))]
     if _FastUniqueKeyLoader is not None:
         try:
             return yaml.load(text, Loader=_FastUniqueKeyLoader), []
-        except yaml.YAMLError:
-            pass
+        except yaml.YAMLError as exc:
+            if "maximum nesting depth" in str(exc):  # libyaml's own bound (1,000): the Python loader would recurse
+                return None, [too_deep()]
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader), []
+    except RecursionError:
+        return None, [too_deep()]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
@@ -88,6 +95,8 @@ def validate_data(data: Any, base_dir: Path | None = None, reserved: Reserved | 
     (and refused inside `reserved`, the appliance's state directory, when the caller runs an appliance)."""
     if not isinstance(data, dict):
         return Loaded(None, [Problem("", "the configuration must be a mapping with 'version: 1' and 'virtual_services'")])
+    if shape := shape_problems(data):  # nesting, size, aliases: before the model recurses into it
+        return Loaded(None, shape)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -107,12 +116,11 @@ def load_text(text: str, base_dir: Path | None = None, reserved: Reserved | None
 
 def load_file(path: Path, reserved: Reserved | None = None) -> Loaded:
     """Read and validate a configuration file; relative certificate paths are taken from its folder."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return Loaded(None, [Problem("", f"{path} does not exist: write one with 'pacslb init --template true-pacs -o {path}'")])
-    except (OSError, UnicodeDecodeError) as exc:
-        return Loaded(None, [Problem("", f"cannot read {path}: {exc}")])
+    text = read_config_text(path)  # a regular file of bounded size (model/limits.py)
+    if isinstance(text, Problem):
+        return Loaded(None, [text])
     return load_text(text, base_dir=path.resolve().parent, reserved=reserved)
 
 

@@ -32,11 +32,14 @@ def warnings(problems: Iterable[Problem]) -> list[Problem]:
     return [p for p in problems if p.severity == "warning"]
 
 
+MAX_LABEL = 64  # a valid name has at most 63 characters: a longer one (hostile, say) is named by its index
+
+
 def item_label(item: Any, index: int) -> str:
     """`[name]` for a list item that has a usable name, `[index]` otherwise."""
     if isinstance(item, dict):
         name = item.get("name")
-        if isinstance(name, str) and name and all(c not in name for c in "[]\n"):
+        if isinstance(name, str) and name and len(name) <= MAX_LABEL and all(c not in name for c in "[]\n"):
             return f"[{name}]"
     if isinstance(item, BaseModel) and isinstance(getattr(item, "name", None), str):
         return f"[{item.name}]"
@@ -128,11 +131,30 @@ def _message(err: dict[str, Any], known: set[str]) -> str:
         return "must be a mapping of fields (key: value)"
     if kind == "list_type":
         return "must be a list (items starting with '- ')"
+    if kind == "string_too_long" or (kind == "too_long" and isinstance(err.get("input"), str)):
+        # never echo the input: it may be megabytes (model/limits.py)
+        given = f" (this one has {len(err['input']):,})" if isinstance(err.get("input"), str) else ""
+        return f"at most {err['ctx']['max_length']:,} characters{given}: shorten it"
+    if kind == "too_long":
+        given = f" (this one has {len(err['input']):,})" if isinstance(err.get("input"), (list, tuple)) else ""
+        return f"at most {err['ctx']['max_length']:,} items{given}: split the configuration, or remove some"
     return msg[0].lower() + msg[1:] if msg else kind
+
+
+MAX_SHOWN = 60  # characters of a value quoted back in a message
+MAX_MESSAGE = 1000
+
+
+def _brief(message: str, given: Any) -> str:
+    """The message with the value it quotes shortened: a hostile value may be megabytes, and a problem is
+    printed, logged, stored with the audit log and sent back in every answer (model/limits.py)."""
+    if isinstance(given, str) and len(given) > MAX_SHOWN:
+        message = message.replace(repr(given), f"{given[:MAX_SHOWN]!r}... ({len(given):,} characters)")
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
 
 
 def from_validation_error(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[Problem]:
     """Every problem pydantic found, with readable paths and messages, in a stable order."""
     known = known_field_names(model)
-    found = [Problem(path_of(tuple(e["loc"]), data), _message(e, known)) for e in exc.errors()]
+    found = [Problem(path_of(tuple(e["loc"]), data), _brief(_message(e, known), e.get("input"))) for e in exc.errors()]
     return list(dict.fromkeys(found))  # a union can report the same problem twice

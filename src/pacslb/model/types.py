@@ -239,6 +239,7 @@ Size = Annotated[int, BeforeValidator(_check_size), PlainSerializer(int)]
 # --- secrets -----------------------------------------------------------------------------------------
 
 SECRET_PLACEHOLDER = "********"
+MAX_SECRET = 1024  # a password or key; like every text of the model, bounded (model/limits.py)
 """What a secret is shown as wherever the configuration is shown or dumped for people; written back, it means
 'keep the stored secret' (model/secrets.py `resolve`)."""
 
@@ -295,6 +296,8 @@ class Secret:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise ValueError("must be text")
         text = str(value)
+        if len(text) > MAX_SECRET:
+            raise ValueError(f"at most {MAX_SECRET:,} characters (this one has {len(text):,}): shorten it")
         if _CONTROL_RE.search(text):
             raise ValueError("must not contain control characters (newlines, tabs, NUL)")
         return cls(text)
@@ -314,6 +317,7 @@ class Secret:
             "type": "string",
             "format": "password",
             "writeOnly": True,
+            "maxLength": MAX_SECRET,
             "description": f"a secret: shown as {SECRET_PLACEHOLDER!r}; sent back as {SECRET_PLACEHOLDER!r}, the stored one is kept",
         }
 

@@ -14,8 +14,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from ..model import Config
-
-MAX_PEM_BYTES = 1024 * 1024
+from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
 
 
 @dataclass
@@ -46,7 +45,11 @@ def certificate_info(path: Path) -> CertificateInfo:
     """The first certificate of a PEM file (a CA file or a bundle with its key)."""
     info = CertificateInfo(str(path))
     try:
-        data = path.read_bytes()[:MAX_PEM_BYTES]
+        found = read_named_file(str(path), path, MAX_PEM_BYTES, "PEM file")
+        if isinstance(found, Problem):
+            info.error = found.message
+            return info
+        data = found.data
         if b"-----BEGIN CERTIFICATE-----" not in data:
             info.error = "no certificate in this file (a key only?)"
             return info
