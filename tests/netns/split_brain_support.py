@@ -11,8 +11,8 @@ One round, on a bed whose master is lb1 (primary-wins: lb1 wins every split brai
    depends on a gratuitous ARP from lb1 after the restore: without one, the client keeps sending to
    lb2's MAC, where the VIP is gone, until its ARP entry expires (24 to 44 s measured in issue 13).
 
-`split_brain_round` returns when the client's entry names lb1 again, or after `limit` seconds (stranded);
-a stranded client's entry is then flushed so that the next round starts clean. Used by
+`split_brain_round` returns when the client's entry names lb1 again, or after `limit` seconds (stranded;
+its entry is then flushed so that the next round starts clean), and the client is answered again. Used by
 tests/netns/test_ha_split_brain.py and bench/split_brain.py.
 """
 
@@ -75,6 +75,8 @@ def split_brain_round(pair: Pair, hold: float, limit: float) -> Round:
     except AssertionError:
         back = None
         flush_client(pair)
+    # the next round starts once the client is answered (a request in flight at the ARP change may still time out)
+    wait_until(lambda: pair.request()["ok"], 10, 0.02, "the client to be answered by lb1")
     return Round(cut, restored, settled, back)
 
 
