@@ -97,6 +97,7 @@ def run(remedies: list[str], rounds: int, hold: float, limit: float) -> dict:
                     print(f"{remedy}: round {i + 1}/{rounds}: cut {r.restored - r.cut:.3f}s, lb2 released the VIP after "
                           f"{r.settled - r.restored:.3f}s, client back after "
                           f"{'stranded' if r.back is None else f'{r.back - r.restored:.3f}s'}", file=sys.stderr)  # fmt: skip
+                wait_until(lambda: pair.request()["ok"], 10, 0.05, "the client to be answered after the last round")
             finally:
                 stop_file.touch()
                 out, _ = loop.communicate(timeout=120)

@@ -12,7 +12,7 @@ One round, on a bed whose master is lb1 (primary-wins: lb1 wins every split brai
    lb2's MAC, where the VIP is gone, until its ARP entry expires (24 to 44 s measured in issue 13).
 
 `split_brain_round` returns when the client's entry names lb1 again, or after `limit` seconds (stranded;
-its entry is then flushed so that the next round starts clean), and the client is answered again. Used by
+its entry is then flushed so that the next round starts clean) and lb1 serves the client again. Used by
 tests/netns/test_ha_split_brain.py and bench/split_brain.py.
 """
 
@@ -23,10 +23,13 @@ from dataclasses import dataclass
 
 from ha_support import VIP, Pair, wait_until
 
+from pacslb.engines.haproxy.runtime import RuntimeAPI
+
 
 @dataclass
 class Round:
     cut: float  # time.time() of the cut
+    followed: float  # the client's ARP entry names lb2 (until then lb1 answers it as before the cut)
     restored: float  # of the restore
     settled: float  # lb2 no longer holds the VIP
     back: float | None  # the client's ARP entry names lb1 again (None: stranded past the limit)
@@ -60,6 +63,7 @@ def split_brain_round(pair: Pair, hold: float, limit: float) -> Round:
         # lb2 misses three adverts, takes the VIP and announces it: the client follows lb2
         wait_until(lambda: pair.holders() == ["lb1", "lb2"], 10, 0.02, "lb2 to take the VIP during the cut")
         wait_until(lambda: client_points_to(pair) == loser, 10, 0.02, "the client to follow lb2's gratuitous ARP")
+        followed = time.time()
         remaining = cut + hold - time.time()
         if remaining > 0:
             time.sleep(remaining)  # the cut's length is the scenario, not a wait for a condition
@@ -75,9 +79,23 @@ def split_brain_round(pair: Pair, hold: float, limit: float) -> Round:
     except AssertionError:
         back = None
         flush_client(pair)
-    # the next round starts once the client is answered (a request in flight at the ARP change may still time out)
-    wait_until(lambda: pair.request()["ok"], 10, 0.02, "the client to be answered by lb1")
-    return Round(cut, restored, settled, back)
+    if back is not None:
+        # lb1 serves the client again (so the round's answers end before the next cut, which lb1 answers through)
+        start = served(pair, "lb1")
+        wait_until(lambda: served(pair, "lb1") > start + 1, 10, 0.01, "lb1 to serve the client again")
+    return Round(cut, followed, restored, settled, back)
+
+
+def served(pair: Pair, name: str) -> int:
+    """Sessions the node's HAProxy sent to the real servers of `web` (its runtime API: no process started)."""
+    text = RuntimeAPI(pair.nodes[name].paths.haproxy_admin_socket, timeout=5).command("show stat")
+    lines = text.splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    for line in lines[1:]:
+        fields = line.split(",")
+        if fields[:2] == ["web", "BACKEND"]:
+            return int(fields[header.index("stot")] or 0)
+    raise AssertionError(f"{name}: no backend web in show stat")
 
 
 def answered_after(records: list, restored: float, until: float) -> float | None:
