@@ -126,7 +126,10 @@ def status(
                   f"{'yes' if peer['reachable'] and peer_state.get('synced_digest') == node['synced_digest'] else 'no'}")  # fmt: skip
     if data.get("split_brain"):
         sb = data["split_brain"]
-        console.print(f"[red]split brain[/] at {_when(sb['since'])}, rule {sb['rule']}, resolved {_when(sb.get('resolved'))}")
+        lasted = f", both nodes master for {sb['seconds']:.2f}s" if sb.get("seconds") is not None else ""
+        console.print(
+            f"[red]split brain[/] at {_when(sb['since'])}{lasted}, rule {sb['rule']}, resolved {_when(sb.get('resolved'))}"
+        )
     push = data.get("last_push")
     if push:
         console.print(escape(f"last push: revision {push['revision']} at {_when(push['at'])}: "

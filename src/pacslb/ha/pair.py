@@ -66,7 +66,8 @@ class HAPair:
         self.peer: dict[str, Any] | None = None  # the peer's last answer
         self.peer_seen: float | None = None
         self.peer_error: str | None = "not asked yet"
-        self.split_brain: dict[str, Any] | None = None
+        self.split_brain: dict[str, Any] | None = None  # the latest one reported
+        self.watching_since = 0.0  # split brains over before this are not reported (set at start)
         self.last_push: dict[str, Any] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -122,6 +123,9 @@ class HAPair:
                 log.warning("cannot read %s: %s", self.kpaths.events, exc)
                 found = []
             for t in found:
+                if t.state == "START":  # the controller's mark before keepalived starts afresh: not a VRRP state
+                    self.event(t.state, reason(self.vrrp_state, t.state), t.priority, t.at)
+                    continue
                 if t.state == self.vrrp_state:
                     continue
                 why = reason(self.vrrp_state, t.state)
@@ -177,50 +181,54 @@ class HAPair:
         if self.peer_error is not None:
             log.info("the peer %s answers on the peer link (%s, VRRP %s)", self.ha.peer_address, peer.get("role"),
                      peer.get("vrrp_state"))  # fmt: skip
-        ongoing = self.split_brain is not None and self.split_brain.get("resolved") is None
-        if self.peer_seen is not None and not ongoing:
-            # Were both nodes master since the last answer? A cut shorter than the sync interval (VRRP
-            # settles it within a few adverts) leaves no failed ask behind, only the two nodes' transitions.
-            self._split_brain_during(self.peer_seen, peer)
         self.peer, self.peer_seen, self.peer_error = peer, time.time(), None
-        self._split_brain(peer)
+        self._check_split_brain(peer, time.time())
+        self._keep_current(peer)
         if self.pushes and peer.get("synced_digest") != peer_link.synced_digest(self.config):
             await self._push(peer)
 
-    def _split_brain(self, peer: dict[str, Any]) -> None:
-        both = self.vrrp_state == "MASTER" and peer.get("vrrp_state") == "MASTER"
-        if both and self.split_brain is None:
-            rule = self.ha.split_brain
-            winner = split_brain.winner(rule)
-            self.split_brain = {"since": time.time(), "rule": rule, "resolved": None}
-            log.error("split brain: both nodes are master; the rule %s decides: %s keeps the floating IPs", rule, winner)
-            self.event("SPLIT-BRAIN", f"both nodes master; rule {rule}: {winner} keeps the floating IPs")
-        elif not both and self.split_brain is not None and self.split_brain.get("resolved") is None:
-            self.split_brain["resolved"] = time.time()
-            log.warning("split brain resolved: this node is %s, the peer %s", self.vrrp_state, peer.get("vrrp_state"))
-            self.event(self.vrrp_state, f"split brain resolved by rule {self.ha.split_brain}")
-        if self.ha.split_brain == "keep-current":
-            # The bonus marks the node that held the floating IPs while the peer was seen as backup.
-            if self.vrrp_state == "MASTER" and peer.get("vrrp_state") == "BACKUP":
-                self.keepalived.set_bonus(SPLIT_BRAIN_BONUS)
-        if self.vrrp_state != "MASTER" and self.ha.split_brain == "keep-current" and not both:
-            self.keepalived.set_bonus(0)
-
-    def _split_brain_during(self, since: float, peer: dict[str, Any]) -> None:
-        """Both nodes were master at once while the peer link was down (VRRP may have settled it before we ask)."""
-        now = time.time()
+    def _check_split_brain(self, peer: dict[str, Any], now: float) -> None:
+        """Were (or are) both nodes master at once for at least two adverts? From the two nodes' transitions, at every
+        answer of the peer: a cut shorter than the sync interval (VRRP settles it within a few adverts) leaves no failed
+        ask behind, only the transitions. Each split brain is reported once, at ERROR with its duration."""
         mine = [[e.at, e.state] for e in self.events if e.state != "SPLIT-BRAIN"]
-        found = split_brain.overlaps(mine, peer.get("transitions") or [], since, now, 2 * self.ha.advert_interval.seconds)
-        if not found:
-            return
-        start, end = found[0][0], found[-1][1]
+        least = 2 * self.ha.advert_interval.seconds
+        for found in split_brain.overlaps(mine, peer.get("transitions") or [], now, least):
+            if found.end < self.watching_since:
+                continue  # over before this controller ran: not told again at every restart
+            known = self.split_brain
+            if known is not None and abs(found.start - known["since"]) < 0.001:
+                if known["resolved"] is None and not found.ongoing:
+                    known.update(resolved=found.end, seconds=round(found.seconds, 2))
+                    log.warning("split brain over: both nodes were master for %.2fs; this node is %s, the peer %s",
+                                found.seconds, self.vrrp_state, peer.get("vrrp_state"))  # fmt: skip
+                continue
+            if known is not None and found.start < known["since"]:
+                continue  # an older one, reported before the latest
+            self._report_split_brain(found, peer)
+
+    def _report_split_brain(self, found: split_brain.Overlap, peer: dict[str, Any]) -> None:
         rule = self.ha.split_brain
         keeper = "this node" if self.vrrp_state == "MASTER" else "the peer" if peer.get("vrrp_state") == "MASTER" else "none"
-        self.split_brain = {"since": start, "rule": rule, "resolved": end if end < now - 0.01 else None, "kept_by": keeper}
-        log.error("split brain: both nodes were master for %.2fs while the peer link was down; rule %s: %s keeps the "
-                  "floating IPs", end - start, rule, keeper)  # fmt: skip
-        self.event("SPLIT-BRAIN", f"both nodes were master for {end - start:.2f}s (peer link down); rule {rule}: "
-                   f"{keeper} keeps the floating IPs", at=start)  # fmt: skip
+        self.split_brain = {"since": found.start, "rule": rule, "resolved": None if found.ongoing else found.end,
+                            "seconds": round(found.seconds, 2), "kept_by": keeper}  # fmt: skip
+        if found.ongoing:
+            what = f"both nodes are master (for {found.seconds:.2f}s so far)"
+            then = f"the rule {rule} decides: {split_brain.winner(rule)} keeps the floating IPs"
+        else:
+            what = f"both nodes were master for {found.seconds:.2f}s"
+            then = f"rule {rule}: {keeper} keeps the floating IPs"
+        log.error("split brain: %s; %s", what, then)
+        self.event("SPLIT-BRAIN", f"{what}; {then}", at=found.start)
+
+    def _keep_current(self, peer: dict[str, Any]) -> None:
+        """`split_brain: keep-current`: the bonus marks the node that held the floating IPs while the peer was seen as backup."""
+        if self.ha.split_brain != "keep-current":
+            return
+        if self.vrrp_state == "MASTER" and peer.get("vrrp_state") == "BACKUP":
+            self.keepalived.set_bonus(SPLIT_BRAIN_BONUS)
+        elif self.vrrp_state != "MASTER":
+            self.keepalived.set_bonus(0)
 
     async def _push(self, peer: dict[str, Any]) -> None:
         rev = await asyncio.to_thread(self.changes.store.current)
@@ -333,6 +341,7 @@ class HAPair:
         except peer_link.PeerLinkError as exc:
             raise SubsystemError(str(exc)) from None
         self.roles.dir.mkdir(parents=True, exist_ok=True)
+        self.watching_since = time.time()
         events = self.kpaths.events
         self._offset = events.stat().st_size if events.exists() else 0
         last, _ = keepalived_process.read_events(events)
@@ -342,8 +351,9 @@ class HAPair:
             if t.state != previous:
                 self.event(t.state, reason(previous, t.state), t.priority, t.at)
                 previous = t.state
-        if last and keepalived_process.adopt(self.kpaths) == self.keepalived.pid and last[-1].state != "STOP":
-            self.vrrp_state, self.vrrp_since, self.priority = last[-1].state, last[-1].at, last[-1].priority
+        states = [t for t in last if t.state != "START"]
+        if states and keepalived_process.adopt(self.kpaths) == self.keepalived.pid and states[-1].state != "STOP":
+            self.vrrp_state, self.vrrp_since, self.priority = states[-1].state, states[-1].at, states[-1].priority
         try:
             await self._serve()
         except (OSError, SystemExit) as exc:

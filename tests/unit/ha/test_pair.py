@@ -13,7 +13,7 @@ from pacslb.engines.keepalived.engine import KeepalivedEngine
 from pacslb.ha import peer_link as ha_sync
 from pacslb.ha.pair import HAPair
 from pacslb.ha.roles import SYNC_KIND, Roles
-from pacslb.ha.split_brain import master_intervals
+from pacslb.ha.split_brain import master_intervals, overlaps
 from pacslb.model import validate_data
 from pacslb.paths import StatePaths
 
@@ -109,6 +109,15 @@ def test_master_intervals_and_their_overlap():
     theirs = master_intervals([[5.0, "MASTER"], [25.0, "BACKUP"], [28.0, "MASTER"]], now=30.0)
     assert mine == [(11.0, 20.0)]
     assert theirs == [(5.0, 25.0), (28.0, 30.0)]
+    # a keepalived that ended without a trace: its mastership has no known end and counts for nothing
+    assert master_intervals([[5.0, "MASTER"], [9.0, "START"], [9.1, "BACKUP"], [12.0, "MASTER"]], now=30.0) == [(12.0, 30.0)]
+    assert master_intervals([[5.0, "MASTER"], [9.0, "UNKNOWN"]], now=30.0) == []
+    assert master_intervals([[5.0, "MASTER"], [9.0, "STOP"]], now=30.0) == [(5.0, 9.0)]
+    found = overlaps([[11.0, "MASTER"], [20.0, "BACKUP"]], [[5.0, "MASTER"], [25.0, "BACKUP"], [28.0, "MASTER"]], 30.0, 0.2)
+    assert [(o.start, o.end, o.ongoing) for o in found] == [(11.0, 20.0, False)]
+    found = overlaps([[11.0, "MASTER"]], [[28.0, "MASTER"]], 30.0, 0.2)
+    assert [(o.start, o.end, o.ongoing) for o in found] == [(28.0, 30.0, True)]
+    assert overlaps([[11.0, "MASTER"]], [[29.9, "MASTER"]], 30.0, 0.2) == []  # 100 ms: a handover
 
 
 def test_pin_checks_the_fingerprint_and_refuses_a_ca(tmp_path: Path):
@@ -158,17 +167,79 @@ def test_a_short_split_brain_is_recorded_once_and_a_handover_not_at_all(tmp_path
     t = 1000.0
     ha.event("MASTER", "start", at=t)
     handover = {"vrrp_state": "BACKUP", "transitions": [[t - 10, "MASTER"], [t + 0.005, "BACKUP"]]}
-    ha._split_brain_during(t - 1, handover)
+    ha._check_split_brain(handover, now=t + 1)
     assert ha.split_brain is None
 
-    cut = {"vrrp_state": "BACKUP", "transitions": [[t + 50, "MASTER"], [t + 50.4, "BACKUP"]]}
-    ha._split_brain_during(t + 49, cut)
+    cut = {"vrrp_state": "BACKUP", "transitions": [*handover["transitions"], [t + 50, "MASTER"], [t + 50.4, "BACKUP"]]}
+    ha._check_split_brain(cut, now=t + 51)
     assert ha.split_brain is not None and ha.split_brain["rule"] == "primary-wins"
     assert ha.split_brain["since"] == t + 50 and ha.split_brain["resolved"] == t + 50.4
+    assert ha.split_brain["seconds"] == 0.4
     recorded = [e for e in ha.events if e.state == "SPLIT-BRAIN"]
-    assert len(recorded) == 1
-    ha._split_brain_during(t + 51, cut)  # the next answer: the same overlap lies before `since`
+    assert len(recorded) == 1 and "both nodes were master for 0.40s" in recorded[0].reason
+    ha._check_split_brain(cut, now=t + 52)  # the next answer: the same split brain, not told again
     assert len([e for e in ha.events if e.state == "SPLIT-BRAIN"]) == 1
+
+
+def test_an_overlap_of_less_than_two_adverts_is_no_split_brain(tmp_path: Path):
+    """The threshold the docs promise holds for an overlap that goes on too (the live check had none)."""
+    ha = _subsystem(tmp_path, "secondary")
+    t = 1000.0
+    ha.event("BACKUP", "start", at=t)
+    ha.event("MASTER", "the peer stopped advertising", at=t + 10)
+    ha.vrrp_state = "MASTER"
+    peer = {"vrrp_state": "MASTER", "transitions": [[t, "MASTER"]]}  # the peer's answer trails its stop
+    ha._check_split_brain(peer, now=t + 10.15)
+    assert ha.split_brain is None
+    ha._check_split_brain(peer, now=t + 10.5)  # still both master after five adverts: a split brain, going on
+    assert ha.split_brain is not None and ha.split_brain["resolved"] is None and ha.split_brain["seconds"] == 0.5
+    peer = {"vrrp_state": "BACKUP", "transitions": [[t, "MASTER"], [t + 10.7, "BACKUP"]]}
+    ha._check_split_brain(peer, now=t + 11)
+    assert ha.split_brain["resolved"] == t + 10.7 and ha.split_brain["seconds"] == 0.7
+    assert len([e for e in ha.events if e.state == "SPLIT-BRAIN"]) == 1
+
+
+def test_a_graceful_stop_is_no_split_brain(tmp_path: Path):
+    """`pacslb stop` on the master: the controller marks STOP before keepalived sends priority 0 (issue 13:
+    "split brain at ..., resolved -" after every graceful stop)."""
+    ha = _subsystem(tmp_path, "secondary")
+    t = 1000.0
+    ha.event("BACKUP", "start", at=t)
+    ha.event("MASTER", "the peer sent priority 0", at=t + 10.02)
+    ha.vrrp_state = "MASTER"
+    # the peer comes back: its record holds the controller's STOP, keepalived's own STOP later, then a fresh start
+    peer = {"vrrp_state": "BACKUP", "transitions": [[t, "MASTER"], [t + 10.0, "STOP"], [t + 10.4, "STOP"],
+                                                    [t + 30, "START"], [t + 30.1, "BACKUP"]]}  # fmt: skip
+    ha._check_split_brain(peer, now=t + 31)
+    assert ha.split_brain is None
+
+
+def test_a_hard_failover_and_rejoin_is_no_split_brain(tmp_path: Path):
+    """The master dies (kill -9, power): its record ends with MASTER; it comes back with a fresh keepalived.
+    Read up to its START, its mastership covered its whole death: "both nodes were master for 6.85s" (issue 13)."""
+    ha = _subsystem(tmp_path, "secondary")
+    t = 1000.0
+    ha.event("BACKUP", "start", at=t)
+    ha.event("MASTER", "the peer stopped advertising", at=t + 10.36)
+    ha.vrrp_state = "MASTER"
+    peer = {"vrrp_state": "BACKUP", "transitions": [[t, "MASTER"], [t + 17.2, "START"], [t + 17.3, "BACKUP"]]}
+    ha._check_split_brain(peer, now=t + 18)
+    assert ha.split_brain is None
+    # the controller found keepalived dead and started it again (the supervisor's UNKNOWN line): the same
+    peer = {"vrrp_state": "BACKUP", "transitions": [[t, "MASTER"], [t + 11, "UNKNOWN"], [t + 11, "START"], [t + 11.1, "BACKUP"]]}
+    ha._check_split_brain(peer, now=t + 12)
+    assert ha.split_brain is None
+
+
+def test_a_split_brain_over_before_the_controller_started_is_not_told_again(tmp_path: Path):
+    ha = _subsystem(tmp_path, "primary")
+    t = 1000.0
+    ha.event("MASTER", "start", at=t)
+    ha.vrrp_state = "MASTER"
+    ha.watching_since = t + 60
+    peer = {"vrrp_state": "BACKUP", "transitions": [[t + 50, "MASTER"], [t + 51, "BACKUP"]]}
+    ha._check_split_brain(peer, now=t + 61)
+    assert ha.split_brain is None
 
 
 async def test_a_push_carries_the_secrets_values_to_the_peer(tmp_path: Path):

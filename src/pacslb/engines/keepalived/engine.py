@@ -166,6 +166,7 @@ class KeepalivedEngine:
         # a keepalived that starts afresh starts without the bonus: it holds no floating IP yet
         files.atomic_write(self.paths.bonus, "0\n")
         self.bonus = 0
+        process.mark(self.paths.events, "START")
         self.pid = process.start(self.paths, self.binary)
         ha = config.ha
         log.info("keepalived started (PID %d): VRRPv3, %s, priority %d, %s", self.pid, ha.transport,
@@ -209,6 +210,8 @@ class KeepalivedEngine:
         self._stopping.set()
         if self.pid is not None:
             pid = self.pid
+            if process.alive(pid):
+                process.mark(self.paths.events, "STOP")  # before SIGTERM: this node is master no longer than this
             await asyncio.to_thread(process.stop, pid)
             log.info("keepalived stopped (PID %d): the peer takes the floating IPs over", pid)
             self.pid = None

@@ -152,8 +152,17 @@ def vrrp_pids(pid: int) -> list[int]:
 @dataclass(frozen=True)
 class Transition:
     at: float
-    state: str  # MASTER, BACKUP, FAULT, STOP
+    state: str  # MASTER, BACKUP, FAULT, STOP (notify.sh); STOP, START (the controller: `mark`)
     priority: int | None
+
+
+def mark(path: Path, state: str) -> None:
+    """Append the controller's own line to the VRRP record: STOP just before it stops keepalived (the master's
+    interval ends before the peer takes over), START just before it starts one afresh (whatever the keepalived
+    before it was, it ended without a trace if no STOP precedes). ha/split_brain.py reads both."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(f"{time.time():.9f} {state}\n")
 
 
 def read_events(path: Path, offset: int = 0) -> tuple[list[Transition], int]:

@@ -80,7 +80,8 @@ class KeepalivedPaths:
 
     @property
     def events(self) -> Path:
-        """One line per VRRP state change: `UNIX-TIME STATE PRIORITY` (written by notify.sh)."""
+        """One line per VRRP state change: `UNIX-TIME STATE PRIORITY` (written by notify.sh), and the controller's
+        `UNIX-TIME STOP` / `UNIX-TIME START` around keepalived's stops and fresh starts (process.mark)."""
         return self.dir / "vrrp-events"
 
     @property
