@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from .alerts import Alerts  # who is told when something happens (issue 14)
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
 
@@ -698,6 +699,7 @@ class Config(Strict):
     settings: Settings = Field(default_factory=Settings)
     virtual_services: list[VirtualService] = Field(default_factory=list)
     ha: HA | None = Field(default=None, description="this node's part in an HA pair (node-local: never synced)")
+    alerts: Alerts | None = Field(default=None, description="e-mail, webhook and syslog receivers of alerts (docs/alerts.md)")
 
     def service(self, name: str) -> VirtualService | None:
         """The virtual service called `name`, or None."""
