@@ -35,7 +35,7 @@ class ControllerSurface(Protocol):
     def request_stop(self, reason: str) -> None: ...
 
 
-def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None) -> FastAPI:
+def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None, alerts: Any = None) -> FastAPI:
     app = FastAPI(
         title="pacslb controller",
         description="Live state and control of one pacslb appliance.",
@@ -68,6 +68,10 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
         from ..ha.api import ha_router
 
         app.include_router(ha_router(ha))
+    if alerts is not None:  # GET /api/v1/alerts, POST /api/v1/alerts/test
+        from ..alerts.api import alerts_router
+
+        app.include_router(alerts_router(alerts))
     return app
 
 
@@ -97,8 +101,10 @@ def bind_unix_socket(path: Path) -> socket.socket:
     return sock
 
 
-async def serve(controller: ControllerSurface, socket_path: Path, changes: Any = None, ha: Any = None) -> ApiServer:
+async def serve(
+    controller: ControllerSurface, socket_path: Path, changes: Any = None, ha: Any = None, alerts: Any = None
+) -> ApiServer:
     """Start uvicorn on the Unix socket inside the running event loop; return once it listens."""
-    server = InLoopServer(create_app(controller, changes, ha), bind_unix_socket(socket_path), uds=str(socket_path))
+    server = InLoopServer(create_app(controller, changes, ha, alerts), bind_unix_socket(socket_path), uds=str(socket_path))
     await server.start()
     return ApiServer(server, socket_path)
