@@ -134,5 +134,9 @@ def create_management_app(
     app.include_router(observe_router(writer, metrics, controller_log), prefix=API_V1)
     app.include_router(config_router(writer), prefix=API_V1)
     app.include_router(certificates_router(writer), prefix=API_V1)
+    if getattr(controller, "alerts", None) is not None:  # the appliance's Facade has them; a test's stand-in may not
+        from .routes_alerts import alerts_router
+
+        app.include_router(alerts_router(controller.alerts), prefix=API_V1)
     app.include_router(metrics_router(controller, metrics, metrics_socket(controller)))
     return app
