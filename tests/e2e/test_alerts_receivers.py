@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 from typing import Any, Callable
 
@@ -17,6 +18,7 @@ from pacslb.alerts import events
 from pacslb.alerts.service import AlertService
 from pacslb.model import load_text
 from support.alert_receivers import SmtpReceiver, SyslogTCP, SyslogUDP, SyslogUnix, WebhookReceiver, parse_rfc5424
+from support.appliance import PACSLB
 from support.net import LOOPBACK, free_port
 
 # aiosmtpd cannot see TLS from the first byte, and warns of AUTH without STARTTLS on each such connection
@@ -170,3 +172,25 @@ async def test_a_dead_receiver_never_makes_callers_wait_and_its_drops_are_counte
             assert hanging_status["sent"] == 0 and hanging_status["queued"] >= 9
         finally:
             await service.stop()
+
+
+def test_pacslb_alerts_test_sends_straight_from_the_file_without_a_controller(tmp_path):
+    with WebhookReceiver() as hook, SyslogUDP() as udp:
+        config_file = tmp_path / "pacslb.yaml"
+        config_file.write_text(
+            "version: 1\nalerts:\n  receivers:\n"
+            f"    - {{name: hook, type: webhook, url: '{hook.url}', secret: k}}\n"
+            f"    - {{name: udp, type: syslog, target: '{udp.target}'}}\n"
+            f"    - {{name: refused, type: webhook, url: 'http://{LOOPBACK}:{free_port()}/x'}}\n"
+        )  # fmt: skip
+        run = [*PACSLB, "alerts", "test", "-c", str(config_file), "--state-dir", str(tmp_path / "no-state")]
+        done = subprocess.run([*run, "--receiver", "hook"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout == "hook: sent\n", done.stdout + done.stderr
+        assert json.loads(hook.posts[0][0])["event"] == "test"
+        done = subprocess.run(run, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[:2] == ["hook: sent", "udp: sent"] and lines[2].startswith("refused: FAILED: POST http://")
+        assert parse_rfc5424(udp.lines[0][0])["msgid"] == b"test"
+        done = subprocess.run([*run, "--receiver", "nope"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "no alert receiver called 'nope'" in done.stderr and "hook, udp, refused" in done.stderr

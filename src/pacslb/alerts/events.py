@@ -71,7 +71,8 @@ def split_brain(reason: str, at: float) -> Alert:
 
 def config_applied(action: str, target: str, revision: int | None, author: str, via: str, message: str, at: float) -> Alert:
     rev = f"revision {revision}" if revision is not None else "the configuration"
-    return Alert("config-applied", "info", target or "configuration", f"{rev} applied by {author} via {via}: {message}", at,
+    how = message.removeprefix(f"{rev} applied: ")  # the front door's answer names the revision already
+    return Alert("config-applied", "info", target or "configuration", f"{rev} applied by {author} via {via}: {how}", at,
                  {"action": action, "target": target, "revision": revision, "author": author, "via": via})  # fmt: skip
 
 
@@ -79,7 +80,7 @@ def config_refused(action: str, target: str, author: str, via: str, message: str
     first = f"; {problems[0]}" if problems else ""
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return Alert("config-refused", "warning", target or "configuration",
-                 f"a change by {author} via {via} was refused, nothing changed: {message}{first}{more}", at,
+                 f"a change by {author} via {via} was refused: {message}{first}{more}", at,
                  {"action": action, "target": target, "author": author, "via": via, "problems": problems[:20]})  # fmt: skip
 
 
