@@ -60,7 +60,8 @@ def virtual_service_up(service: str, at: float) -> Alert:
 
 
 def ha_role_change(old: str, new: str, reason: str, at: float) -> Alert:
-    severity = "warning" if new in ("MASTER", "BACKUP") else "critical"  # FAULT, STOP: this node cannot take over
+    # FAULT, STOP: this node cannot take over; the first state after a start (from UNKNOWN) is news, not trouble
+    severity = "critical" if new not in ("MASTER", "BACKUP") else "info" if old == "UNKNOWN" else "warning"
     return Alert("ha-role-change", severity, "vrrp", f"HA: this node went from {old} to {new} ({reason})", at,
                  {"from": old, "to": new, "reason": reason})  # fmt: skip
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import socket
@@ -127,6 +128,7 @@ class AlertService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
         self._last_look: watch.Look | None = None
+        self._check_certificates_now = asyncio.Event()
 
     # --- events in -----------------------------------------------------------------------------------
 
@@ -232,6 +234,7 @@ class AlertService:
     async def _watch_certificates(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            self._check_certificates_now.clear()
             config = self.config
             if config is not None and config.alerts is not None and self._certificate_files is not None:
                 files = self._certificate_files(config)
@@ -239,7 +242,8 @@ class AlertService:
                 found = await loop.run_in_executor(self._look_executor, certificates.expiring, files, days, self._clock())
                 for alert in found:
                     self._offer(alert)
-            await asyncio.sleep(CERTIFICATE_INTERVAL_S)
+            with contextlib.suppress(asyncio.TimeoutError):  # a day, or until alerts are first configured
+                await asyncio.wait_for(self._check_certificates_now.wait(), CERTIFICATE_INTERVAL_S)
 
     # --- subsystem ----------------------------------------------------------------------------------------
 
@@ -272,7 +276,11 @@ class AlertService:
             log.info("alerts: %d receivers (%s)", len(self.outboxes), ", ".join(self.outboxes))
 
     async def applied(self, config: Config) -> None:
+        before = self.config.alerts if self.config is not None else None
         self._take(config)
+        after = config.alerts
+        if after is not None and (before is None or before.certificate_expiry_days != after.certificate_expiry_days):
+            self._check_certificates_now.set()  # alerts just configured (or the horizon moved): look now, not tomorrow
 
     async def stop(self) -> None:
         tasks = self._tasks + [o.task for o in self.outboxes.values() if o.task is not None]
