@@ -1,17 +1,19 @@
 """Delivery at the edge: one function per kind of receiver, each bounded by the receiver's timeout.
 
-`send_email` and `send_syslog` block (smtplib, sockets): the alerts service runs them on threads of its own,
-never on the event loop's shared pool, so a receiver that hangs cannot hold a thread a change needs.
+All three block (smtplib, urllib, sockets): the alerts service runs them on a thread of each receiver's own,
+never on the event loop's shared pool, so a receiver that hangs holds neither a thread a change needs nor
+another receiver's.
 Each raises DeliveryError with words a person can act on when the receiver did not take the alert.
 """
 
 from __future__ import annotations
 
+import http.client
 import smtplib
 import socket
 import ssl
-
-import httpx
+import urllib.error
+import urllib.request
 
 from ..model.alerts import EmailReceiver, SyslogReceiver, WebhookReceiver
 from . import format
@@ -58,20 +60,33 @@ def send_email(receiver: EmailReceiver, alert: Alert, node: str) -> None:
         raise DeliveryError(f"SMTP {receiver.host}:{receiver.effective_port}: {exc or type(exc).__name__}") from None
 
 
-async def send_webhook(receiver: WebhookReceiver, alert: Alert, node: str) -> None:
-    """POST one alert as JSON, signed when the receiver has a secret."""
+def send_webhook(receiver: WebhookReceiver, alert: Alert, node: str) -> None:
+    """POST one alert as JSON, signed when the receiver has a secret (blocking). A plain blocking client on a thread:
+    an asyncio client cancelled in the middle of an exchange has been seen never to finish its cancellation."""
     body = format.webhook_body(alert, node)
     headers = {"Content-Type": "application/json", "User-Agent": "pacslb-alerts"}
     if receiver.secret is not None:
         headers[format.SIGNATURE_HEADER] = format.signature(body, receiver.secret.reveal())
-    verify: ssl.SSLContext | bool = _tls_context(receiver.verify) if receiver.url.startswith("https:") else False
+    request = urllib.request.Request(receiver.url, data=body, headers=headers, method="POST")
+    # no proxy from the environment, no redirects followed (a signed body goes where it was configured to, or nowhere)
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({}), _NoRedirect()]
+    if receiver.url.startswith("https:"):
+        handlers.append(urllib.request.HTTPSHandler(context=_tls_context(receiver.verify)))
     try:
-        async with httpx.AsyncClient(timeout=receiver.timeout.seconds, verify=verify, trust_env=False) as client:
-            response = await client.post(receiver.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"POST {receiver.url}: {exc or type(exc).__name__}") from None
-    if not 200 <= response.status_code < 300:
-        raise DeliveryError(f"POST {receiver.url} answered {response.status_code}: {format.one_line(response.text, 200)}")
+        with urllib.request.build_opener(*handlers).open(request, timeout=receiver.timeout.seconds) as response:
+            status, text = response.status, response.read(200).decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read(200).decode(errors="replace")
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise DeliveryError(f"POST {receiver.url}: {reason or type(exc).__name__}") from None
+    if not 200 <= status < 300:
+        raise DeliveryError(f"POST {receiver.url} answered {status}: {format.one_line(text, 200)}")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # a 3xx is an answer, not a delivery
+        return None
 
 
 def _host_port(target: str) -> tuple[str, int]:

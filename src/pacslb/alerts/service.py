@@ -5,8 +5,8 @@
         -> each receiver that wants the event at its severity: its own bounded queue (a full one drops, counted)
         -> its own worker: deliver, retry with back-off (1s, 2s, 4s, ... at most 60s), then drop (counted)
 
-Blocking deliveries (SMTP, syslog) run on threads of the service's own, so a receiver that hangs holds none of the
-threads the appliance's changes use. Once a second the service also looks at the appliance (a callable the
+Deliveries (SMTP, HTTP, syslog: blocking clients) run on one thread per receiver, so a receiver that hangs holds
+none of the threads the appliance's changes use, nor another receiver's. Once a second the service also looks at the appliance (a callable the
 composition root gives: real servers, virtual services, engine restarts; watch.py says what changed), and once a
 day at the certificates the configuration names (certificates.py).
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -36,8 +37,8 @@ log = logging.getLogger("pacslb.alerts")
 LOOK_INTERVAL_S = 1.0  # a real server that goes down is told within about a second of the status showing it
 CERTIFICATE_INTERVAL_S = 86_400.0
 MAX_BACKOFF_S = 60.0
-DELIVERY_THREADS = 4
 RECENT = 50  # the last alerts kept for `pacslb alerts status`
+STOP_TIMEOUT_S = 5.0
 
 Receiver = EmailReceiver | WebhookReceiver | SyslogReceiver
 
@@ -66,6 +67,19 @@ class Outbox:
     counters: Counters = field(default_factory=Counters)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task | None = None
+    # its own thread: a receiver that hangs delays only itself (the thread is made at the first delivery)
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="pacslb-alert"))
+
+    closed: bool = False
+
+    def close(self) -> None:
+        """Stop the worker: it ends at its next step even when the cancellation is lost (asyncio.wait_for in
+        Python 3.11 can swallow one that comes as the delivery finishes)."""
+        self.closed = True
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.ready.set()
+        if self.task is not None:
+            self.task.cancel()
 
     def wants(self, alert: Alert) -> bool:
         return alert.event == "test" or (
@@ -88,19 +102,20 @@ class Outbox:
 
 
 async def deliver(receiver: Receiver, alert: Alert, node: str, executor: ThreadPoolExecutor | None = None) -> None:
-    """Deliver one alert to one receiver, bounded by its timeout (raises receivers.DeliveryError)."""
+    """Deliver one alert to one receiver on `executor`, bounded by its timeout (raises receivers.DeliveryError)."""
     bound = receiver.timeout.seconds + 5  # the libraries' own timeouts apply per step; this bounds the whole
-    loop = asyncio.get_running_loop()
+    if isinstance(receiver, WebhookReceiver):
+        send = functools.partial(receivers.send_webhook, receiver, alert, node)
+    elif isinstance(receiver, EmailReceiver):
+        send = functools.partial(receivers.send_email, receiver, alert, node)
+    else:
+        send = functools.partial(receivers.send_syslog, receiver, alert, node, os.getpid())
     try:
-        if isinstance(receiver, WebhookReceiver):
-            await asyncio.wait_for(receivers.send_webhook(receiver, alert, node), bound)
-        elif isinstance(receiver, EmailReceiver):
-            await asyncio.wait_for(loop.run_in_executor(executor, receivers.send_email, receiver, alert, node), bound)
-        else:
-            await asyncio.wait_for(loop.run_in_executor(executor, receivers.send_syslog, receiver, alert, node, os.getpid()),
-                                   bound)  # fmt: skip
+        await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(executor, send), bound)
     except asyncio.TimeoutError:
         raise receivers.DeliveryError(f"no answer within {bound:g}s") from None
+    except RuntimeError:  # the receiver's thread was shut down (removed by a change, or the appliance stops)
+        raise receivers.DeliveryError("the receiver was removed or the appliance stops") from None
 
 
 class AlertService:
@@ -123,7 +138,6 @@ class AlertService:
         self.outboxes: dict[str, Outbox] = {}
         self.flap = FlapPolicy(300.0)
         self.recent: collections.deque[Alert] = collections.deque(maxlen=RECENT)
-        self._executor = ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="pacslb-alerts")
         self._look_executor = ThreadPoolExecutor(1, thread_name_prefix="pacslb-alerts-look")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
@@ -161,16 +175,18 @@ class AlertService:
     # --- delivery --------------------------------------------------------------------------------------
 
     async def _work(self, outbox: Outbox) -> None:
-        while True:
-            while not outbox.queue:
+        while not outbox.closed:
+            while not outbox.queue and not outbox.closed:
                 outbox.ready.clear()
                 await outbox.ready.wait()
+            if outbox.closed:
+                return
             alert = outbox.queue[0]
             attempt = 0
-            while True:
+            while not outbox.closed:
                 receiver = outbox.receiver  # a change may replace it while alerts wait
                 try:
-                    await deliver(receiver, alert, self.node, self._executor)
+                    await deliver(receiver, alert, self.node, outbox.executor)
                 except receivers.DeliveryError as exc:
                     outbox.counters.failed_attempts += 1
                     outbox.counters.last_error = str(exc)
@@ -194,24 +210,23 @@ class AlertService:
         return alerts.retries if alerts is not None else 0
 
     async def test(self, name: str | None = None) -> list[dict[str, Any]]:
-        """Send a test alert to each receiver (or the one called `name`) at once, past queues and flap grouping;
-        the result of each delivery. Unknown name: an empty list."""
-        results = []
-        for outbox in list(self.outboxes.values()):
-            if name is not None and outbox.receiver.name != name:
-                continue
-            alert = events.test_alert(outbox.receiver.name, self._clock())
+        """Send a test alert to each receiver (or the one called `name`) at once, past queues and flap grouping, all
+        at the same time (each bounded by its timeout); the result of each delivery. Unknown name: an empty list."""
+        chosen = [o for o in self.outboxes.values() if name is None or o.receiver.name == name]
+
+        async def one(outbox: Outbox) -> dict[str, Any]:
             try:
-                await deliver(outbox.receiver, alert, self.node, self._executor)
+                await deliver(outbox.receiver, events.test_alert(outbox.receiver.name, self._clock()), self.node,
+                              outbox.executor)  # fmt: skip
             except receivers.DeliveryError as exc:
                 outbox.counters.failed_attempts += 1
                 outbox.counters.last_error = str(exc)
-                results.append({"receiver": outbox.receiver.name, "ok": False, "error": str(exc)})
-                continue
+                return {"receiver": outbox.receiver.name, "ok": False, "error": str(exc)}
             outbox.counters.sent += 1
             outbox.counters.last_sent_at = self._clock()
-            results.append({"receiver": outbox.receiver.name, "ok": True, "error": None})
-        return results
+            return {"receiver": outbox.receiver.name, "ok": True, "error": None}
+
+        return list(await asyncio.gather(*(one(o) for o in chosen)))
 
     # --- looking ----------------------------------------------------------------------------------------
 
@@ -220,7 +235,9 @@ class AlertService:
         while True:
             for out in self.flap.tick(self._clock()):
                 self._fan_out(out)
-            if self._look is not None:
+            if not self.outboxes:
+                self._last_look = None  # nobody to tell: no looking (HAProxy's stats once a second), and no baseline
+            elif self._look is not None:
                 try:
                     look = await loop.run_in_executor(self._look_executor, self._look)
                 except Exception:  # a failed look (HAProxy restarting) is retried next second; logged
@@ -254,9 +271,7 @@ class AlertService:
         wanted = {r.name: r for r in section.receivers} if section is not None else {}
         for name in list(self.outboxes):
             if name not in wanted:
-                outbox = self.outboxes.pop(name)
-                if outbox.task is not None:
-                    outbox.task.cancel()
+                self.outboxes.pop(name).close()
         for name, receiver in wanted.items():
             outbox = self.outboxes.get(name)
             if outbox is None:
@@ -284,12 +299,18 @@ class AlertService:
 
     async def stop(self) -> None:
         tasks = self._tasks + [o.task for o in self.outboxes.values() if o.task is not None]
-        for task in tasks:
+        for outbox in self.outboxes.values():
+            outbox.close()
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # bounded all the same: the appliance's shutdown must never wait on a receiver (a delivery's thread ends
+            # at its own timeout, at most 60s, whatever happens here)
+            _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            if pending:
+                log.warning("alerts: %d deliveries did not stop within %gs; left behind", len(pending), STOP_TIMEOUT_S)
         self._tasks = []
         self._loop = None
-        self._executor.shutdown(wait=False, cancel_futures=True)
         self._look_executor.shutdown(wait=False, cancel_futures=True)
 
     def status(self) -> dict[str, Any]:

@@ -45,6 +45,7 @@ SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")  # in rising order
 MAX_RECEIVERS = 20
 MAX_RECIPIENTS = 20
 MAX_URL_LENGTH = 2048
+MAX_TIMEOUT_MS = 60_000
 
 # An address as RFC 5321 allows it in practice: local@domain, no spaces, quotes or angle brackets (one line, no
 # header injection); the domain a hostname or a bracketed address literal.
@@ -71,6 +72,13 @@ class Receiver(_Strict):
         default_factory=lambda: list(EVENTS), min_length=1, description="the events this receiver is told of; omitted, all"
     )
     min_severity: Severity = Field(default="info", description="events less severe than this are not sent here")
+
+    @field_validator("timeout", check_fields=False)  # each kind has its own default timeout
+    @classmethod
+    def _timeout_bounds(cls, timeout: Duration) -> Duration:
+        if not 1000 <= timeout.milliseconds <= MAX_TIMEOUT_MS:
+            raise ValueError("timeout must be between 1s and 60s: a delivery holds its receiver's thread that long at most")
+        return timeout
 
 
 class EmailReceiver(Receiver):

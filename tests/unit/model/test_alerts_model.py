@@ -82,6 +82,8 @@ def test_the_smtp_password_and_the_hmac_key_are_secrets():
         ("{name: s, type: syslog, target: 'logs.example:70000'}", "alerts.receivers[s].target", "write HOST:PORT"),
         ("{name: s, type: syslog, target: '/x', events: [server-down]}", "alerts.receivers[s].events[0]", "real-server-down"),
         ("{name: s, type: syslog, target: '/x', min_severity: error}", "alerts.receivers[s].min_severity", "critical"),
+        ("{name: s, type: syslog, target: '/x', timeout: 2m}", "alerts.receivers[s].timeout", "between 1s and 60s"),
+        ("{name: w, type: webhook, url: 'http://x.example/', timeout: 500ms}", "alerts.receivers[w].timeout", "between 1s"),
         ("{name: s, type: pager, target: '/x'}", "alerts.receivers[s]", "choose one of 'email', 'webhook', 'syslog'"),
     ],
 )
