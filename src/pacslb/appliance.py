@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import statedir
-from .alerts import events as alert_events
 from .alerts.certificates import watched as watched_certificates
 from .alerts.service import AlertService
-from .alerts.watch import Look
+from .alerts_wiring import AlertWiring
+from .alerts_wiring import look as alert_look
 from .change.audit import ChangeAudit
 from .change.runner import Checkpoint, no_checkpoint
 from .change.service import Changes, Running
@@ -123,11 +123,10 @@ class Appliance:
         self.health = HealthService(paths.haproxy_admin_socket)
         # alerts hear of the appliance through callbacks wired here: its looks at the status, the change audit,
         # the HA pair's events, the certificates the configuration names (no part imports alerts)
-        self.alerts = AlertService(look=self._alert_look, certificate_files=self._alert_certificates)
-        self._change_audit = ChangeAudit(paths.audit_log)
-        self._vrrp_state = "UNKNOWN"
+        self.alerts = AlertService(look=lambda: alert_look(self.status(), self.engines), certificate_files=self._certificates)
+        self.alert_wiring = AlertWiring(self.alerts, ChangeAudit(paths.audit_log))
         self.changes = Changes(paths, self.running, self.engines, self.gate, guard=self.roles.guard,
-                               notify=self._notify, audit=self._audit, checkpoint=checkpoint,
+                               notify=self._notify, audit=self.alert_wiring.audit, checkpoint=checkpoint,
                                certificates=self.haproxy, preconditions=[self.health])  # fmt: skip
         self.layer4_checks = Layer4Checks(self.nftables.health_changed)
         self.facade = Facade(self)
@@ -153,7 +152,7 @@ class Appliance:
         if config.ha is not None:
             from .ha.pair import HAPair
 
-            self.ha = HAPair(self.changes, self.keepalived, self.roles, on_event=self._ha_event)
+            self.ha = HAPair(self.changes, self.keepalived, self.roles, on_event=self.alert_wiring.ha_event)
             built.append(self.ha)
         built.append(Sampler(self.facade))
         if config.settings.management.enabled:
@@ -170,46 +169,8 @@ class Appliance:
         if self.ha is not None:
             self.ha.event(state, reason)
 
-    # --- alerts ------------------------------------------------------------------------------------------
-
-    def _audit(self, origin, action: str, target: str, result) -> None:
-        """Every answer of the change front door: into the audit log, and applied or refused ones to alerts."""
-        self._change_audit(origin, action, target, result)
-        outcome = result.outcome.value
-        if outcome == "applied":
-            rev = result.revision.id if result.revision else None
-            self.alerts.emit(alert_events.config_applied(action, target, rev, origin.author, origin.via, result.message,
-                                                         time.time()))  # fmt: skip
-        elif outcome in ("invalid", "refused", "conflict"):
-            problems = [str(p) for p in result.problems]
-            self.alerts.emit(alert_events.config_refused(action, target, origin.author, origin.via, result.message, problems,
-                                                         time.time()))  # fmt: skip
-
-    def _ha_event(self, state: str, why: str) -> None:
-        """A line of the HA pair's VRRP record: a role change or split brain."""
-        if state == "SPLIT-BRAIN":
-            self.alerts.emit(alert_events.split_brain(why, time.time()))
-        elif state in ("MASTER", "BACKUP", "FAULT", "STOP") and state != self._vrrp_state:  # not UNKNOWN (a restart)
-            old, self._vrrp_state = self._vrrp_state, state
-            self.alerts.emit(alert_events.ha_role_change(old, state, why, time.time()))
-
-    def _alert_look(self) -> Look:
-        """What alerts compare once a second (blocking: it asks HAProxy): states, check words, engine restarts."""
-        status = self.status()
-        servers, services = {}, {}
-        for vs in status.virtual_services:
-            services[vs.name] = vs.state.value
-            for rs in vs.real_servers:
-                summary = rs.check.summary()
-                reason = summary.removeprefix("failed: ") if summary not in ("-", "pending") else ""
-                servers[(vs.name, rs.name)] = (rs.state.value, reason)
-        restarts = {}
-        for engine in self.engines:
-            state = engine.observe()
-            restarts[engine.name] = (state.restarts, state.error)
-        return Look(servers, services, restarts)
-
-    def _alert_certificates(self, config: Config) -> list[tuple[str, Path]]:
+    def _certificates(self, config: Config) -> list[tuple[str, Path]]:
+        """The certificates alerts watch for expiry (the management one: configured, or the state directory's)."""
         return watched_certificates(config, self.running.base_dir, self.paths.management_certificate)
 
     async def _notify(self, config: Config) -> None:

@@ -42,10 +42,10 @@ def test_applied_and_refused_changes_are_told_and_still_audited(tmp_path: Path):
     built, caught = appliance(tmp_path)
     (tmp_path / "state").mkdir()
     origin = Origin("alice", "api", "10.0.0.9")
-    built._audit(origin, "apply", "pacslb.yaml", ChangeResult(Outcome.APPLIED, "applied: 2 changes"))
-    built._audit(origin, "apply", "pacslb.yaml", ChangeResult(Outcome.INVALID, "invalid: nothing was changed",
+    built.alert_wiring.audit(origin, "apply", "pacslb.yaml", ChangeResult(Outcome.APPLIED, "applied: 2 changes"))
+    built.alert_wiring.audit(origin, "apply", "pacslb.yaml", ChangeResult(Outcome.INVALID, "invalid: nothing was changed",
                                                            problems=[Problem("virtual_services[x].port", "bad port")]))  # fmt: skip
-    built._audit(origin, "apply", "pacslb.yaml", ChangeResult(Outcome.UNCHANGED, "unchanged"))
+    built.alert_wiring.audit(origin, "apply", "pacslb.yaml", ChangeResult(Outcome.UNCHANGED, "unchanged"))
     assert [a.event for a in caught] == ["config-applied", "config-refused"]
     assert caught[0].message == "the configuration applied by alice via api: applied: 2 changes"
     assert caught[1].severity == "warning" and "virtual_services[x].port: bad port" in caught[1].message
@@ -61,7 +61,10 @@ def test_role_changes_and_split_brain_reach_alerts_through_the_ha_pair(tmp_path:
     paths = StatePaths(tmp_path / "state")
     changes = Changes(paths, Running(config, tmp_path, tmp_path / "pacslb.yaml"), [], asyncio.Lock(), guard=lambda kind: None)
     pair = HAPair(
-        changes, KeepalivedEngine(paths, asyncio.Lock()), Roles(paths.root, lambda: config.ha), on_event=built._ha_event
+        changes,
+        KeepalivedEngine(paths, asyncio.Lock()),
+        Roles(paths.root, lambda: config.ha),
+        on_event=built.alert_wiring.ha_event,
     )
     pair.event("BACKUP", "keepalived started")
     pair.event("MASTER", "the peer's adverts stopped")
