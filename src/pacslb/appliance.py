@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import statedir
+from .alerts.certificates import watched as watched_certificates
+from .alerts.service import AlertService
+from .alerts_wiring import AlertWiring
+from .alerts_wiring import look as alert_look
 from .change.audit import ChangeAudit
 from .change.runner import Checkpoint, no_checkpoint
 from .change.service import Changes, Running
@@ -77,6 +81,7 @@ class Facade:
         self._appliance = appliance
         self.paths = appliance.paths
         self.changes = appliance.changes
+        self.alerts = appliance.alerts
 
     @property
     def config(self) -> Config:
@@ -123,8 +128,12 @@ class Appliance:
         # the health service holds the agent port HAProxy asks: a change that moves it is refused unless the
         # new port is listened on before any engine commits (a precondition of the change)
         self.health = HealthService(paths.haproxy_admin_socket)
+        # alerts hear of the appliance through callbacks wired here: its looks at the status, the change audit,
+        # the HA pair's events, the certificates the configuration names (no part imports alerts)
+        self.alerts = AlertService(look=lambda: alert_look(self.status(), self.engines), certificate_files=self._certificates)
+        self.alert_wiring = AlertWiring(self.alerts, ChangeAudit(paths.audit_log))
         self.changes = Changes(paths, self.running, self.engines, self.gate, guard=self.roles.guard,
-                               notify=self._notify, audit=ChangeAudit(paths.audit_log), checkpoint=checkpoint,
+                               notify=self._notify, audit=self.alert_wiring.audit, checkpoint=checkpoint,
                                certificates=self.haproxy, preconditions=[self.health])  # fmt: skip
         self.layer4_checks = Layer4Checks(self.nftables.health_changed)
         self.gslb_checks = GslbChecks(self.powerdns.health_changed, self._local_services_up)
@@ -147,11 +156,11 @@ class Appliance:
         sampler, and last the management API and WebUI (it serves what the others report)."""
         from .web.history import Sampler
 
-        built: list[Subsystem] = [self.health]
+        built: list[Subsystem] = [self.health, self.alerts]
         if config.ha is not None:
             from .ha.pair import HAPair
 
-            self.ha = HAPair(self.changes, self.keepalived, self.roles)
+            self.ha = HAPair(self.changes, self.keepalived, self.roles, on_event=self.alert_wiring.ha_event)
             built.append(self.ha)
         built.append(Sampler(self.facade))
         if config.settings.management.enabled:
@@ -167,6 +176,10 @@ class Appliance:
     def _keepalived_event(self, state: str, reason: str) -> None:
         if self.ha is not None:
             self.ha.event(state, reason)
+
+    def _certificates(self, config: Config) -> list[tuple[str, Path]]:
+        """The certificates alerts watch for expiry (the management one: configured, or the state directory's)."""
+        return watched_certificates(config, self.running.base_dir, self.paths.management_certificate)
 
     async def _notify(self, config: Config) -> None:
         """Every part hears of a configuration once it is applied (after an apply, a runtime change, a rollback)."""
@@ -277,7 +290,7 @@ class Appliance:
             return 2
         try:
             api = await serve(self, self.paths.controller_socket, self.changes,
-                              ha=self.ha, gslb=self.gslb_status)  # fmt: skip
+                              ha=self.ha, gslb=self.gslb_status, alerts=self.alerts)  # fmt: skip
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - uvicorn exits (SystemExit) or raises anything on some startup failures
             log.error("the API cannot listen on %s: %s", self.paths.controller_socket, exc)
             await self._shutdown(None)

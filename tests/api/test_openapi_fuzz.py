@@ -100,7 +100,8 @@ def test_no_request_gets_a_5xx(target):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # verify=False: the appliance's self-signed certificate
                 response = case.call(base_url=url, headers=headers, verify=False, timeout=60)
-            if case.method != "GET" and response.status_code == 200:
+            # a test alert is sent, not written: it does not count as a write that applied
+            if case.method != "GET" and response.status_code == 200 and case.path != "/api/v1/alerts/test":
                 writes_applied.add(f"{case.method} {operation.path}")  # noqa: B023 - run() runs in this iteration
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} {case.body!r:.300} -> {response.status_code} "

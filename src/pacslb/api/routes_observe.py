@@ -183,7 +183,24 @@ def _live_gauges(controller: Any) -> dict:
                 up.append(({**labels, "state": rs.state.value}, 1 if rs.state.value in ("UP", "no-check") else 0))
                 if rs.check.outcome.value in ("passed", "failed"):
                     passed.append((labels, 1 if rs.check.outcome.value == "passed" else 0))
+    alerts = getattr(controller, "alerts", None)
+    receivers = alerts.status()["receivers"] if alerts is not None else []
     return {
+        "pacslb_alerts_sent_total": (
+            "alerts delivered, by receiver",
+            "counter",
+            [({"receiver": r["name"]}, r["sent"]) for r in receivers],
+        ),
+        "pacslb_alerts_dropped_total": (
+            "alerts dropped (queue full, or every attempt failed), by receiver",
+            "counter",
+            [({"receiver": r["name"]}, r["dropped"]) for r in receivers],
+        ),
+        "pacslb_alerts_queued": (
+            "alerts waiting for delivery, by receiver",
+            "gauge",
+            [({"receiver": r["name"]}, r["queued"]) for r in receivers],
+        ),
         "pacslb_revision_current": ("id of the revision that runs", "gauge", [({}, current)]),
         "pacslb_haproxy_up": ("1 when HAProxy serves and its stats socket answers", "gauge", [({}, 1 if ok else 0)]),
         "pacslb_real_server_up": (

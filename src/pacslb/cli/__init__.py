@@ -16,6 +16,7 @@ app = typer.Typer(
 from . import (  # noqa: E402 - the command modules register on `app`, which must exist first
     agent_command,  # noqa: F401
     backup_commands,  # noqa: F401  (backup, restore, support bundle: issue 14)
+    alerts_commands,  # noqa: F401  (alerts, issue 14)
     change_commands,  # noqa: F401
     config_commands,  # noqa: F401
     demo_command,  # noqa: F401

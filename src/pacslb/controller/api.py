@@ -36,7 +36,8 @@ class ControllerSurface(Protocol):
     def request_stop(self, reason: str) -> None: ...
 
 
-def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None, gslb: Any = None) -> FastAPI:
+def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None, gslb: Any = None,
+               alerts: Any = None) -> FastAPI:  # fmt: skip
     app = FastAPI(
         title="pacslb controller",
         description="Live state and control of one pacslb appliance.",
@@ -76,6 +77,10 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
         async def gslb_status() -> dict:
             return await asyncio.to_thread(gslb)
 
+    if alerts is not None:  # GET /api/v1/alerts, POST /api/v1/alerts/test
+        from ..alerts.api import alerts_router
+
+        app.include_router(alerts_router(alerts))
     return app
 
 
@@ -106,8 +111,8 @@ def bind_unix_socket(path: Path) -> socket.socket:
 
 
 async def serve(controller: ControllerSurface, socket_path: Path, changes: Any = None, ha: Any = None,
-                gslb: Any = None) -> ApiServer:  # fmt: skip
+                gslb: Any = None, alerts: Any = None) -> ApiServer:  # fmt: skip
     """Start uvicorn on the Unix socket inside the running event loop; return once it listens."""
-    server = InLoopServer(create_app(controller, changes, ha, gslb), bind_unix_socket(socket_path), uds=str(socket_path))
+    server = InLoopServer(create_app(controller, changes, ha, gslb, alerts), bind_unix_socket(socket_path), uds=str(socket_path))
     await server.start()
     return ApiServer(server, socket_path)

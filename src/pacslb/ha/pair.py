@@ -26,7 +26,7 @@ import ssl
 import time
 from collections import deque
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Callable
 
 from .. import files
 from ..change.service import Changes, Origin
@@ -52,8 +52,10 @@ PUSH_TIMEOUT = 60.0
 class HAPair:
     name = "HA pair (VRRP record, peer link)"
 
-    def __init__(self, changes: Changes, keepalived: KeepalivedEngine, roles: Roles) -> None:
+    def __init__(self, changes: Changes, keepalived: KeepalivedEngine, roles: Roles,
+                 on_event: Callable[[str, str], None] | None = None) -> None:  # fmt: skip
         self.changes = changes
+        self._on_event = on_event  # the composition root passes each line on to alerts
         self.keepalived = keepalived
         self.roles = roles
         self.root = changes.paths.root
@@ -113,6 +115,8 @@ class HAPair:
     def event(self, state: str, why: str, priority: int | None = None, at: float | None = None) -> None:
         """Add a line to the VRRP record (keepalived's engine reports its restarts here too)."""
         self.events.append(Event(at or time.time(), state, why, priority))
+        if self._on_event is not None:
+            self._on_event(state, why)
 
     async def _read_events(self) -> None:
         while not self._stopping:

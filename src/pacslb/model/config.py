@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from . import limits as L
+from .alerts import Alerts  # who is told when something happens (issue 14)
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
 
@@ -717,6 +718,7 @@ class Config(Strict):
     virtual_services: list[VirtualService] = Field(default_factory=list, max_length=L.MAX_VIRTUAL_SERVICES)
     ha: HA | None = Field(default=None, description="this node's part in an HA pair (node-local: never synced)")
     gslb: GSLB | None = Field(default=None, description="health-aware DNS answers across sites (PowerDNS); omitted, none")
+    alerts: Alerts | None = Field(default=None, description="e-mail, webhook and syslog receivers of alerts (docs/alerts.md)")
 
     def service(self, name: str) -> VirtualService | None:
         """The virtual service called `name`, or None."""

@@ -45,8 +45,9 @@ def config(text: str = TEXT) -> Config:
 
 
 def test_every_secret_field_of_the_model_is_a_secret():
-    # the model's only credential today; a new one must be a Secret too (and is then found by every walk)
-    assert secret_field_names(Config) == {"password"}
+    # the model's credentials (the AMQP check's and SMTP password, a webhook's HMAC key); a new one must be a Secret
+    # too (and is then found by every walk)
+    assert secret_field_names(Config) == {"password", "secret"}
 
 
 def test_every_dump_for_people_shows_the_placeholder():
