@@ -18,6 +18,7 @@ from cryptography import x509
 from .config import Config, Mode, Protocol, VirtualService
 from .files import MAX_PEM_BYTES, Reserved, location_problems, named_files, regular_file_problem, resolve, script_problem
 from .ha_checks import ha_problems
+from .network import network_problems
 from .problems import Problem
 
 
@@ -34,6 +35,7 @@ def check(config: Config) -> list[Problem]:
     problems += _listener_clashes(config)
     problems += _layer4_addresses(config)
     problems += ha_problems(config)  # the HA pair (issue 7): model/ha.py
+    problems += network_problems(config)  # a single node's VIP addresses (issue 14): model/network.py
     return problems
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
+from .network import NetworkSettings
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
 
 
@@ -689,6 +690,9 @@ class Settings(Strict):
     management: Management = Field(default_factory=Management)
     revisions: RevisionSettings = Field(default_factory=RevisionSettings)
     files: FileSettings = Field(default_factory=FileSettings, description="where files named by the configuration may come from")
+    network: NetworkSettings = Field(
+        default_factory=NetworkSettings, description="the interface of a single node's VIP addresses"
+    )
 
 
 class Config(Strict):
