@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -11,6 +13,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"pacslb {version('pacslb')}")  # the installed distribution's (the Debian package builds it)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """pacslb: an open application delivery controller (load balancer) for medical imaging."""
+
 
 # Importing the command modules registers their commands on `app`.
 from . import (  # noqa: E402 - the command modules register on `app`, which must exist first

@@ -121,3 +121,13 @@ def test_without_the_setting_nothing_is_written(ip: FakeIP, tmp_path: Path) -> N
     asyncio.run(engine.start(config("10.0.0.10", interface=None), Path(".")))
     asyncio.run(engine.stop())
     assert ip.log == [] and not (tmp_path / "addresses").exists()
+
+
+def test_pacslb_stop_removes_what_a_dead_controller_added(ip: FakeIP, tmp_path: Path) -> None:
+    from pacslb.cli.run_commands import _remove_orphan_addresses
+
+    asyncio.run(AddressesEngine(StatePaths(tmp_path)).start(config("10.0.0.10", "10.0.0.20"), Path(".")))
+    # the controller died here (SIGKILL): its record is all that is left
+    assert _remove_orphan_addresses(StatePaths(tmp_path))
+    assert ip.interfaces["eth0"] == {"10.0.0.1/24", "10.0.0.20/32"}  # its own gone, the one it found stays
+    assert not _remove_orphan_addresses(StatePaths(tmp_path))  # nothing left: nothing done
