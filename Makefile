@@ -56,7 +56,7 @@ lock: venv
 # The Debian package, build/deb/pacslb_<version>-<DEB_REVISION>_<arch>.deb (docs/operations.md)
 DEB_REVISION ?= 1
 deb: venv
-	packaging/deb/build.sh $(DEB_REVISION)
+	DEV_PY=$(abspath $(PY)) packaging/deb/build.sh $(DEB_REVISION)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build src/*.egg-info
