@@ -7,7 +7,7 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium \
-		   iputils-arping systemd lintian
+		   iputils-arping systemd lintian binutils python3-venv
 
 .PHONY: demo test lint lock deps venv debs deb clean
 
