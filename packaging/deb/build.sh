@@ -33,6 +33,7 @@ mkdir -p "$ROOT/DEBIAN" "$OUT/wheel"
 TARGET_PIP="$DEV_PY -m pip --python $ROOT$PREFIX/bin/python"
 "$DEV_PY" "$HERE/runtime_lock.py" "$REPO/requirements.lock" >"$OUT/runtime.lock"
 "$DEV_PY" -m pip wheel -q --no-deps -w "$OUT/wheel" "$REPO"
+rm -rf "$REPO/build/lib" "$REPO"/build/bdist.*  # setuptools builds the wheel in the tree: leave it as it was
 $TARGET_PIP install -q --no-compile --no-deps --require-hashes -r "$OUT/runtime.lock"
 $TARGET_PIP install -q --no-compile --no-deps "$OUT"/wheel/pacslb-*.whl
 $TARGET_PIP check
