@@ -7,9 +7,10 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium \
-	pdns-server pdns-backend-geoip dnsperf bind9-dnsutils
+	pdns-server pdns-backend-geoip dnsperf bind9-dnsutils \
+	iputils-arping systemd lintian binutils python3-venv
 
-.PHONY: demo test lint lock deps venv debs clean
+.PHONY: demo test lint lock deps venv debs deb clean
 
 demo: deps
 	$(VENV)/bin/pacslb demo $(DEMO_ARGS)
@@ -57,6 +58,11 @@ lock: venv
 	$(PY) -m pip install -q pip-tools
 	$(VENV)/bin/pip-compile -q --generate-hashes --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
 	  -o requirements.lock pyproject.toml
+
+# The Debian package, build/deb/pacslb_<version>-<DEB_REVISION>_<arch>.deb (docs/operations.md)
+DEB_REVISION ?= 1
+deb: venv
+	DEV_PY=$(abspath $(PY)) packaging/deb/build.sh $(DEB_REVISION)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build src/*.egg-info

@@ -39,6 +39,7 @@ from .change.service import Changes, Running
 from .controller.api import ApiServer, serve
 from .controller.observe import observe
 from .controller.status import ApplianceStatus, ControllerStatus, EngineStatus
+from .engines.addresses.engine import AddressesEngine
 from .engines.contract import Engine, EngineError
 from .engines.haproxy import process as haproxy_process
 from .engines.haproxy.engine import HAProxyEngine, Renderer, render_haproxy
@@ -121,9 +122,11 @@ class Appliance:
         self.nftables = NftablesEngine(paths)
         self.keepalived = KeepalivedEngine(paths, self.gate, on_event=self._keepalived_event)
         self.powerdns = PowerDNSEngine(paths, self.gate)  # GSLB (issue 19): wanted only with a gslb section
+        self.addresses = AddressesEngine(paths)  # a single node's VIP addresses (settings.network.interface)
         # the engines, one line each, in the order they start and commit (HAProxy first: it checks the most, and a
-        # configuration it refuses at startup then touches nothing); keepalived last: floating IPs follow services
-        self.engines: list[Engine] = [self.haproxy, self.nftables, self.powerdns, self.keepalived]
+        # configuration it refuses at startup then touches nothing); keepalived last: floating IPs follow services.
+        # Before them all, a single node's VIP addresses: HAProxy binds them (none without an interface named)
+        self.engines: list[Engine] = [self.addresses, self.haproxy, self.nftables, self.powerdns, self.keepalived]
         self.roles = Roles(paths.root, lambda: self.running.config.ha)
         # the health service holds the agent port HAProxy asks: a change that moves it is refused unless the
         # new port is listened on before any engine commits (a precondition of the change)
@@ -143,6 +146,7 @@ class Appliance:
         self.subsystems: list[Subsystem] = []
         self._stop = asyncio.Event()
         self._stop_reason = ""
+        self._leave_engines = False  # a hand-over (SIGUSR2, a package upgrade): the engines keep serving
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -235,6 +239,12 @@ class Appliance:
             log.info("stopping (%s)", reason)
             self._stop.set()
 
+    def hand_over(self) -> None:
+        """Stop the controller but leave every engine serving, for the next controller to adopt (a package
+        upgrade: `pacslb stop --leave-engines`, SIGUSR2). Fail static, on purpose."""
+        self._leave_engines = True
+        self.request_stop("hand-over: the engines keep serving for the next controller")
+
     # --- running -------------------------------------------------------------------------------------
 
     async def run(self, config_text: str | None = None) -> int:
@@ -251,6 +261,7 @@ class Appliance:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
+        loop.add_signal_handler(signal.SIGUSR2, self.hand_over)
         self.paths.haproxy_dir.mkdir(parents=True, exist_ok=True)
         try:
             # revisions: settle what a killed controller left pending; run the current revision, or the
@@ -324,6 +335,9 @@ class Appliance:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for engine in reversed(self.engines):
+            if self._leave_engines:
+                log.info("%s keeps serving (hand-over)", engine.name)
+                continue
             try:
                 await engine.stop()
             except Exception:

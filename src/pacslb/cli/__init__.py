@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -12,11 +14,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"pacslb {version('pacslb')}")  # the installed distribution's (the Debian package builds it)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """pacslb: an open application delivery controller (load balancer) for medical imaging."""
+
+
 # Importing the command modules registers their commands on `app`.
 from . import (  # noqa: E402 - the command modules register on `app`, which must exist first
     agent_command,  # noqa: F401
-    backup_commands,  # noqa: F401  (backup, restore, support bundle: issue 14)
     alerts_commands,  # noqa: F401  (alerts, issue 14)
+    backup_commands,  # noqa: F401  (backup, restore, support bundle: issue 14)
     change_commands,  # noqa: F401
     config_commands,  # noqa: F401
     demo_command,  # noqa: F401

@@ -134,6 +134,14 @@ def _wait(condition, timeout: float, interval: float = 0.1) -> bool:
 def stop(
     state_dir_option: StateDirOption = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for everything to end")] = 30.0,
+    leave_engines: Annotated[
+        bool,
+        typer.Option(
+            "--leave-engines",
+            help="stop only the controller (SIGUSR2): the engines keep serving, and the next 'pacslb up' adopts them "
+            "(a package upgrade does this)",
+        ),
+    ] = False,
 ) -> None:
     """Stop the appliance and its engines, and wait until they are gone.
 
@@ -146,6 +154,9 @@ def stop(
     from ..engines.haproxy import process
 
     paths = state_paths(state_dir_option)
+    if leave_engines:
+        _hand_over(paths, timeout)
+        return
     did_something = False
     if is_locked(paths):
         pid = holder_pid(paths)
@@ -174,10 +185,30 @@ def stop(
         did_something = True
     did_something |= _remove_orphan_tables(paths)
     did_something |= _stop_orphan_pdns(paths)  # GSLB (issue 19)
+    did_something |= _remove_orphan_addresses(paths)
     if did_something:
         print(f"stopped the appliance on {paths.root}")
     else:
         print(f"no appliance runs on {paths.root}: nothing to stop")
+
+
+def _hand_over(paths: StatePaths, timeout: float) -> None:
+    """Stop the controller of `paths` and nothing else (SIGUSR2: Appliance.hand_over); no controller, nothing to do."""
+    from ..controller.lock import holder_pid, is_locked
+    from ..engines.haproxy import process
+
+    if not is_locked(paths):
+        print(f"no controller runs on {paths.root}: nothing to hand over")
+        return
+    pid = holder_pid(paths)
+    if pid is None or not process.is_running(pid) or "pacslb" not in " ".join(process.proc_cmdline(pid)):
+        print(f"error: a controller holds {paths.controller_lock} but its PID is unknown", file=sys.stderr)
+        raise typer.Exit(1)
+    os.kill(pid, signal.SIGUSR2)
+    if not _wait(lambda: not is_locked(paths) and not process.is_running(pid), timeout):
+        print(f"error: the controller (PID {pid}) is still running after {timeout:g}s", file=sys.stderr)
+        raise typer.Exit(1)
+    print(f"the controller (PID {pid}) stopped; the engines keep serving {paths.root} until 'pacslb up' adopts them")
 
 
 def _remove_orphan_tables(paths: StatePaths) -> bool:
@@ -207,6 +238,26 @@ def _stop_orphan_pdns(paths: StatePaths) -> bool:
         return False
     print(f"stopping pdns_server (PID {pid}), which ran without a controller", file=sys.stderr)
     pdns.stop(pid)
+    return True
+
+
+def _remove_orphan_addresses(paths: StatePaths) -> bool:
+    """The VIP addresses a controller that died had added (its record, <state>/addresses/added.json): removed last,
+    after HAProxy, as the controller does."""
+    from ..engines.addresses.engine import AddressesEngine
+    from ..engines.addresses.process import AddressError
+    from ..engines.contract import EngineError
+
+    engine = AddressesEngine(paths)
+    added = list(engine.record.added)
+    if not added:
+        return False
+    try:
+        asyncio.run(engine.stop())
+    except (EngineError, AddressError, OSError) as exc:
+        print(f"error: cannot remove the VIP addresses the appliance added: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print(f"removed the VIP addresses {', '.join(added)}, which the appliance had added", file=sys.stderr)
     return True
 
 

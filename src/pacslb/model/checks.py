@@ -30,6 +30,7 @@ from .files import (
 from .gslb import gslb_problems
 from .ha_checks import ha_problems
 from .limits import MAX_PORT_RANGES
+from .network import network_problems
 from .problems import Problem
 
 
@@ -47,6 +48,7 @@ def check(config: Config) -> list[Problem]:
     problems += _layer4_addresses(config)
     problems += ha_problems(config)  # the HA pair (issue 7): model/ha.py
     problems += gslb_problems(config)  # global server load balancing (issue 19): model/gslb.py
+    problems += network_problems(config)  # a single node's VIP addresses (issue 14): model/network.py
     return problems
 
 

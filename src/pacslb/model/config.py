@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from . import limits as L
 from .alerts import Alerts  # who is told when something happens (issue 14)
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
+from .network import NetworkSettings
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
 
 
@@ -705,6 +706,9 @@ class Settings(Strict):
     management: Management = Field(default_factory=Management)
     revisions: RevisionSettings = Field(default_factory=RevisionSettings)
     files: FileSettings = Field(default_factory=FileSettings, description="where files named by the configuration may come from")
+    network: NetworkSettings = Field(
+        default_factory=NetworkSettings, description="the interface of a single node's VIP addresses"
+    )
 
 
 from .gslb import GSLB  # noqa: E402 - model/gslb.py reuses the health checks and Strict defined above
