@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .limits import MAX_TEXT
 from .types import SECRET_PLACEHOLDER, Duration, Host, Name, Secret, Text
 
 # Every event an alert can be about; `test` is what `pacslb alerts test` sends (every receiver takes it).
@@ -55,7 +56,8 @@ _SYSLOG_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # every text bounded as in the rest of the model (model/limits.py)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, str_max_length=MAX_TEXT)
 
 
 def _mailbox(value: str) -> str:
@@ -69,7 +71,10 @@ class Receiver(_Strict):
 
     name: Name
     events: list[EventName] = Field(
-        default_factory=lambda: list(EVENTS), min_length=1, description="the events this receiver is told of; omitted, all"
+        default_factory=lambda: list(EVENTS),
+        min_length=1,
+        max_length=len(EVENTS),
+        description="the events this receiver is told of; omitted, all",
     )
     min_severity: Severity = Field(default="info", description="events less severe than this are not sent here")
 

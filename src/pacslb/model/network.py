@@ -32,14 +32,15 @@ class NetworkSettings(BaseModel):
 
     interface: str | None = Field(
         default=None,
+        max_length=15,  # IFNAMSIZ - 1; the validator below, run first, says why a name is refused
         description="network interface that gets the VIP addresses of the listeners (each as /32 or /128, with a "
         "gratuitous ARP or unsolicited neighbour advertisement); omitted, the appliance adds no address",
     )
 
-    @field_validator("interface")
+    @field_validator("interface", mode="before")
     @classmethod
-    def _interface_name(cls, value: str | None) -> str | None:
-        if value is not None and (not _INTERFACE_RE.fullmatch(value) or value in (".", "..")):
+    def _interface_name(cls, value: object) -> object:
+        if isinstance(value, str) and (not _INTERFACE_RE.fullmatch(value) or value in (".", "..")):
             raise ValueError(f"{value!r} is not an interface name: at most 15 letters, digits and _.:@- (e.g. eth0, ens18)")
         return value
 

@@ -7,6 +7,7 @@ import pytest
 from pacslb.engines.addresses.render import host_prefix, wanted
 from pacslb.model import validate_data
 from pacslb.model.config import Listener
+from pacslb.model.limits import MAX_LISTENERS
 from pacslb.model.network import MAX_VIP_ADDRESSES, network_problems, vip_addresses
 
 
@@ -66,13 +67,24 @@ def test_an_ha_pair_keeps_the_job_of_keepalived() -> None:
 
 
 def test_the_number_of_addresses_is_bounded() -> None:
-    # network_problems itself (pure): validating 4097 listeners whole takes minutes of the clash checks
+    # network_problems itself (pure): validating 4097 listeners whole takes minutes of the clash checks.
+    # A service has at most MAX_LISTENERS listeners: the addresses are spread over copies of the service.
     loaded = validate_data(data("10.255.0.1"))
-    service = loaded.config.virtual_services[0]
-    service.listen = [Listener(address=f"10.{i // 250}.{i % 250}.1", port=104) for i in range(MAX_VIP_ADDRESSES + 1)]
+    first = loaded.config.virtual_services[0]
+    addresses = [f"10.{i // 250}.{i % 250}.1" for i in range(MAX_VIP_ADDRESSES + 1)]
+    per = MAX_LISTENERS
+
+    def spread(count: int) -> list:
+        chunks = [addresses[i : i + per] for i in range(0, count, per)]
+        return [
+            first.model_copy(update={"name": f"vs{n}", "listen": [Listener(address=a, port=104) for a in chunk]})
+            for n, chunk in enumerate(chunks)
+        ]
+
+    loaded.config.virtual_services = spread(MAX_VIP_ADDRESSES + 1)
     found = [str(p) for p in network_problems(loaded.config)]
     assert len(found) == 1 and found[0].startswith("settings.network.interface") and str(MAX_VIP_ADDRESSES) in found[0]
-    service.listen = service.listen[:MAX_VIP_ADDRESSES]
+    loaded.config.virtual_services = spread(MAX_VIP_ADDRESSES)
     assert network_problems(loaded.config) == []
 
 
