@@ -82,6 +82,7 @@ class Outstanding:
     exam: Exam
     assigned_at: float
     started: float | None = None
+    reason: str = ""
 
 
 @dataclass

@@ -2,17 +2,22 @@
 
 Order of decisions, as issue 21 states them:
 1. Priority: waiting exams are taken STAT > expedited > routine, oldest first; an exam that comes within
-   `escalation_lead` of its class's `max_wait` is escalated and goes before every class, earliest deadline first,
+   `escalation_lead` of its class's `max_wait` (or past half of it, if later) is escalated and goes before every class, earliest deadline first,
    so that routine exams cannot starve behind a steady stream of STATs.
 2. Hard constraints: a reader must work now (on shift, off break) and hold the exam's credential, subspecialty and
    site. Same-patient grouping: an exam whose patient already has an exam open on a qualified working reader's list
    goes to that reader (it is read with the other one; the cap does not apply to it).
 3. Balance: among the qualified readers with room under their caps, the one furthest behind their declared capacity
-   gets the exam. "Behind" is effort assigned minus effort earned by the schedule, in hours of that reader's declared
+   gets the exam (an urgent exam, STAT or escalated, goes first to a reader with nothing open, then to the one
+   with the least effort open, so that it is read soonest; its effort still counts in the balance). "Behind" is effort assigned minus effort earned by the schedule, in hours of that reader's declared
    rate. Breaks earn nothing and reset nothing, so a deficit is carried across them.
 4. Caps: at most `max_queued` exams assigned and not yet opened, and an optional limit of outstanding effort.
 
-Every assignment carries its reason. A reader who is not working has the exams they had not opened taken back to the
+5. Pull: a reader asking for the next case gets the first of their list, unless an exam they may read ranks ahead
+   of it, waiting (a STAT that arrived while every list was full) or unopened on a busy reader's list: then they get
+   that one, so the reader who is free first reads the most urgent exam.
+
+Every assignment carries its reason and is kept in `journal` until the caller takes it (`take_journal`). A reader who is not working has the exams they had not opened taken back to the
 pool (those they opened stay theirs until signed).
 """
 
@@ -47,8 +52,10 @@ class Policy:
         return exam.arrived + self.priority_class(exam.priority).max_wait
 
     def escalated(self, exam: Exam, now: float) -> bool:
-        """True once the exam is within `escalation_lead` of its deadline."""
-        return now >= self.deadline(exam) - self.escalation_lead
+        """True once the exam is within `escalation_lead` of its deadline, or past half its class's `max_wait` when
+        that comes later (a STAT class of 30 min is not escalated on arrival)."""
+        max_wait = self.priority_class(exam.priority).max_wait
+        return now >= exam.arrived + max(max_wait - self.escalation_lead, max_wait / 2)
 
     def order(self, exam: Exam, now: float) -> tuple:
         """Sort key of the reading order: escalated first by deadline, then by class rank and arrival."""
@@ -92,6 +99,7 @@ class Worklist:
         self.waiting: dict[str, Exam] = {}
         self.ledgers: dict[str, Ledger] = {name: Ledger() for name in self.readers}
         self.holder: dict[str, str] = {}  # accession -> reader, for exams open on a list
+        self.journal: list[Assignment] = []
 
     # -- events -------------------------------------------------------------------------------------------------
 
@@ -108,10 +116,23 @@ class Worklist:
         ledger = self._ledger(reader)
         self.assign(now)
         queued = sorted(ledger.queued(), key=lambda o: self.policy.order(o.exam, now))
-        if not queued:
+        ahead = self._ahead_of_list(reader, queued[0].exam if queued else None, now)
+        if ahead is not None:
+            self._give(
+                ahead, reader, now, f"{self._why_priority(ahead, now)}; ranks ahead of {reader}'s list, {reader} asked first"
+            )
+            chosen = ledger.open[ahead.accession]
+        elif queued:
+            chosen = queued[0]
+        else:
             return None
-        queued[0].started = now
-        return queued[0]
+        chosen.started = now
+        return chosen
+
+    def take_journal(self) -> list[Assignment]:
+        """The assignments made since the last call, oldest first (the service records them)."""
+        taken, self.journal = self.journal, []
+        return taken
 
     def sign(self, accession: str) -> str:
         """The report of `accession` is signed: it leaves the reader's list. Returns the reader."""
@@ -132,6 +153,38 @@ class Worklist:
             raise BalanceError(f"accession {accession} is not on the worklist")
         outstanding = self.ledgers[reader].open.pop(accession)
         self.ledgers[reader].assigned_effort -= outstanding.exam.effort
+
+    def _ahead_of_list(self, reader: str, first: Exam | None, now: float) -> Exam | None:
+        """A waiting exam the reader may read that ranks ahead of `first` in reading order, or one that another
+        reader has on their list and has not opened (a list entry is a reservation, not a claim; the exam is taken
+        off that list). Exams whose patient has another exam open are left where they are, so grouping is kept."""
+        if reader not in self.working(now):
+            return None
+        me = self.readers[reader]
+        limit = self.policy.order(first, now) if first is not None else None
+        counts: dict[str, int] = {}
+        for ledger in self.ledgers.values():
+            for o in ledger.open.values():
+                counts[o.exam.patient] = counts.get(o.exam.patient, 0) + 1
+        candidates = [(e, None) for e in self.waiting.values() if counts.get(e.patient, 0) == 0]
+        for name, ledger in self.ledgers.items():
+            if name != reader:
+                candidates += [(o.exam, name) for o in ledger.queued() if counts[o.exam.patient] == 1]
+        for exam, holder in sorted(candidates, key=lambda c: self.policy.order(c[0], now)):
+            if limit is not None and self.policy.order(exam, now) >= limit:
+                return None
+            if not qualified(me, exam):
+                if holder is not None:
+                    self._take_back(exam.accession)
+                return exam
+        return None
+
+    def _take_back(self, accession: str) -> None:
+        """An unopened exam leaves its reader's list for the pool (its effort no longer counts for that reader)."""
+        reader = self.holder.pop(accession)
+        outstanding = self.ledgers[reader].open.pop(accession)
+        self.ledgers[reader].assigned_effort -= outstanding.exam.effort
+        self.waiting[accession] = outstanding.exam
 
     # -- decisions ----------------------------------------------------------------------------------------------
 
@@ -158,12 +211,8 @@ class Worklist:
             if name in working:
                 continue
             for outstanding in ledger.queued():
-                accession = outstanding.exam.accession
-                del ledger.open[accession]
-                del self.holder[accession]
-                ledger.assigned_effort -= outstanding.exam.effort
-                self.waiting[accession] = outstanding.exam
-                released.append(accession)
+                self._take_back(outstanding.exam.accession)
+                released.append(outstanding.exam.accession)
         return released
 
     def assign(self, now: float) -> list[Assignment]:
@@ -189,7 +238,13 @@ class Worklist:
         roomy = [name for name in able if has_room(self.readers[name], self.ledgers[name], exam)]
         if not roomy:
             return None
-        ranked = sorted(roomy, key=lambda n: (self.lag_hours(n, able[n], now), self.ledgers[n].outstanding_effort(), n))
+        urgent = self.policy.escalated(exam, now) or self.policy.priority_class(exam.priority).rank == min(
+            c.rank for c in self.policy.classes
+        )
+        if urgent:
+            ranked = sorted(roomy, key=lambda n: (bool(self.ledgers[n].open), self.ledgers[n].outstanding_effort(), n))
+        else:
+            ranked = sorted(roomy, key=lambda n: (self.lag_hours(n, able[n], now), self.ledgers[n].outstanding_effort(), n))
         name = ranked[0]
         lag = self.lag_hours(name, able[name], now)
         constraints = ", ".join(
@@ -200,7 +255,12 @@ class Worklist:
         reason = (
             f"{why}; {len(able)} of {len(working)} working readers qualified"
             + (f" ({constraints})" if constraints else "")
-            + f", {len(roomy)} with room under their caps; {name} is furthest behind declared capacity ({lag:+.2f} h)"
+            + f", {len(roomy)} with room under their caps; "
+            + (
+                f"urgent: {name} has the least open ({self.ledgers[name].outstanding_effort():.2f} effort)"
+                if urgent
+                else f"{name} is furthest behind declared capacity ({lag:+.2f} h)"
+            )
         )
         if len(ranked) > 1:
             reason += f", next {ranked[1]} ({self.lag_hours(ranked[1], able[ranked[1]], now):+.2f} h)"
@@ -212,7 +272,10 @@ class Worklist:
         ledger.open[exam.accession] = Outstanding(exam, now)
         ledger.assigned_effort += exam.effort
         self.holder[exam.accession] = reader
-        return Assignment(exam.accession, reader, now, reason)
+        ledger.open[exam.accession].reason = reason
+        assignment = Assignment(exam.accession, reader, now, reason)
+        self.journal.append(assignment)
+        return assignment
 
     def _why_priority(self, exam: Exam, now: float) -> str:
         waited = (now - exam.arrived) / 60

@@ -292,3 +292,21 @@ def _grouped(wl: Worklist, reader: str) -> int:
     """Queued exams on the list that share a patient with another open exam (grouping may pass the cap)."""
     patients = [o.exam.patient for o in wl.ledgers[reader].open.values()]
     return sum(1 for o in wl.ledgers[reader].queued() if patients.count(o.exam.patient) > 1)
+
+
+def test_the_reader_free_first_takes_a_stat_from_a_busy_readers_list():
+    wl = Worklist([Reader("a", max_queued=1), Reader("b", max_queued=1)], [day_shift("a"), day_shift("b")])
+    wl.add(exam("r1", arrived=0))
+    wl.add(exam("r2", arrived=1))
+    wl.open_case("a", 10)  # a opens one routine exam, b has the other on their list
+    wl.open_case("b", 10)
+    wl.add(exam("s1", "STAT", arrived=20))
+    [decision] = wl.assign(20)
+    assert decision.reader == "a"  # urgent: both have one exam open, the same effort: by name
+    assert "urgent" in decision.reason
+    wl.sign("r2")
+    case = wl.open_case("b", 30)  # b is free first: the STAT leaves a's list, unopened
+    assert case.exam.accession == "s1" and "b asked first" in case.reason
+    assert "s1" not in wl.ledgers["a"].open and wl.ledgers["a"].assigned_effort == 1.0
+    journal = wl.take_journal()
+    assert [j.accession for j in journal][-1] == "s1" and wl.take_journal() == []
