@@ -15,6 +15,7 @@ app = typer.Typer(
 # Importing the command modules registers their commands on `app`.
 from . import (  # noqa: E402 - the command modules register on `app`, which must exist first
     agent_command,  # noqa: F401
+    balance_commands,  # noqa: F401  (reading-workload balancing, issue 21)
     change_commands,  # noqa: F401
     config_commands,  # noqa: F401
     demo_command,  # noqa: F401
