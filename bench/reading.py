@@ -491,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             + text
             + "\n\n"
             + "\n".join(f"- {'met' if ok else 'NOT met'}: {goal}" for goal, ok in verdicts.items())
+            + "\n"
         )
         replace_section(HERE / "README.md", MARK, section)
     return 0 if all(verdicts.values()) else 1
