@@ -48,4 +48,8 @@ def run(
     from ..balance.runner import run as run_service
 
     loaded = _load(config)
-    asyncio.run(run_service(loaded, state_dir, host, mllp_port, http_port, exit_after))
+    try:
+        asyncio.run(run_service(loaded, state_dir, host, mllp_port, http_port, exit_after))
+    except OSError as exc:  # a port taken, an address not on this host, a state directory we cannot write
+        typer.echo(f"balance: cannot start: {exc}", err=True)
+        raise typer.Exit(1) from None

@@ -196,3 +196,14 @@ async def test_rest_api_and_page(service):
         assert fairness and 0 < fairness[-1]["jain"] <= 1
         page = (await client.get("/")).text
         assert "<svg" in page and "Waiting exams (2, 0 escalated)" in page and ">ada<" in page
+
+
+def test_the_worklist_size_limit_gives_ae(service, monkeypatch):
+    from pacslb.balance import service as service_module
+
+    monkeypatch.setattr(service_module, "MAX_LIVE_EXAMS", 2)
+    for i in range(2):
+        assert msa(service.handle_hl7(orm(f"o{i}", f"A{i}", f"P{i}").encode()))[0] == "AA"
+    code, _, text = msa(service.handle_hl7(orm("o3", "A3", "P3").encode()))
+    assert code == "AE" and "holds 2 exams, its limit" in text
+    assert service.store.state_of("A3") is None
