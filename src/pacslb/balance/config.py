@@ -12,6 +12,7 @@
       - {name: ada, credentials: [MQSA], subspecialties: [neuro], sites: [north], max_queued: 2}
     shifts:
       - {reader: ada, days: [mon, tue, wed, thu, fri], start: "08:00", end: "16:00", capacity: 6.0, breaks: ["12:00-12:30"]}
+    ups: {host: 10.0.0.5, port: 104, called_ae: WORKLIST}   # optional: DICOM UPS push of each assignment
 
 Capacity comes from this schedule only (no measured speed, no presence): see docs/reading-balance.md.
 """
@@ -101,6 +102,16 @@ class ShiftItem(Strict):
         return breaks
 
 
+class UpsPush(Strict):
+    """Optional: push each assignment as a DICOM UPS workitem (N-CREATE) to this worklist manager."""
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(ge=1, le=65535)
+    called_ae: str = Field(min_length=1, max_length=16, pattern=r"^[ -~]*[!-~][ -~]*$")
+    calling_ae: str = Field(default="PACSLB", min_length=1, max_length=16, pattern=r"^[ -~]*[!-~][ -~]*$")
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+
 class BalanceConfig(Strict):
     timezone: str = "UTC"
     escalation_lead_minutes: float = Field(default=60, ge=0, le=24 * 60)
@@ -109,6 +120,7 @@ class BalanceConfig(Strict):
     effort: list[EffortRow] = Field(default_factory=list, max_length=MAX_EFFORT_ROWS)
     readers: list[ReaderItem] = Field(min_length=1, max_length=MAX_READERS)
     shifts: list[ShiftItem] = Field(default_factory=list, max_length=MAX_SHIFTS)
+    ups: UpsPush | None = None
 
     @field_validator("timezone")
     @classmethod

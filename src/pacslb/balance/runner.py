@@ -15,6 +15,7 @@ from .service import BalanceService
 from .store import Store
 
 TICK_SECONDS = 30.0  # escalations and shift changes are minutes apart; a pull brings everything up to date anyway
+UPS_SECONDS = 2.0  # how often pending UPS workitems are pushed (and failed ones tried again)
 
 
 async def run(
@@ -33,7 +34,13 @@ async def run(
             await asyncio.sleep(TICK_SECONDS)
             service.tick()
 
+    async def pushing() -> None:
+        while True:
+            await asyncio.sleep(UPS_SECONDS)
+            await service.push_workitems()
+
     ticker = asyncio.create_task(ticking())
+    pusher = asyncio.create_task(pushing()) if config.ups is not None else None
     while not server.started and not web.done():
         await asyncio.sleep(0.02)
     print(f"balance: HL7 MLLP on {host}:{mllp_port}, REST and page on http://{host}:{http_port}/", flush=True)
@@ -47,6 +54,8 @@ async def run(
     finally:
         server.should_exit = True
         ticker.cancel()
+        if pusher is not None:
+            pusher.cancel()
         listener.close()
         await asyncio.gather(web, return_exceptions=True)
         store.close()

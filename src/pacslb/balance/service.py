@@ -7,11 +7,14 @@ its reply. The clock is passed in, so tests can drive time.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
+from dataclasses import asdict
 from typing import Callable
 from zoneinfo import ZoneInfo
 
+from . import ups
 from .capacity import current_shift, earned
 from .config import BalanceConfig, effort_of, priority_classes, readers, shifts_between
 from .fairness import hourly_fairness
@@ -80,6 +83,10 @@ class BalanceService:
                 self.store.set_place(acc, state, reader, outstanding)
         for assignment in self.worklist.take_journal():
             self.store.record(assignment)
+            holder = self.worklist.holder.get(assignment.accession)
+            if self.config.ups is not None and holder == assignment.reader:
+                item = ups.workitem(self.worklist.ledgers[holder].open[assignment.accession].exam, assignment)
+                self.store.enqueue_workitem(item.sop_instance_uid, asdict(item))
 
     # -- events -----------------------------------------------------------------------------------------------------
 
@@ -162,6 +169,28 @@ class BalanceService:
             case = self.worklist.open_case(reader, now)
             self._sync(before)
         return _exam_view(case.exam, now) | {"reason": case.reason, "assigned_at": case.assigned_at} if case else None
+
+    async def push_workitems(self) -> int:
+        """Push the pending UPS workitems; how many were accepted. Only the network exchange runs in a thread (the store
+        stays on the event loop); a refused or failed push stays pending and is tried again at the next call."""
+        target = self.config.ups
+        if target is None:
+            return 0
+        accepted = 0
+        for item in self.store.pending_workitems():
+            error = await asyncio.to_thread(
+                ups.push,
+                ups.Workitem(**item),
+                target.host,
+                target.port,
+                target.called_ae,
+                target.calling_ae,
+                target.timeout_seconds,
+            )
+            with self.store:
+                self.store.workitem_pushed(item["sop_instance_uid"], self.clock(), error)
+            accepted += not error
+        return accepted
 
     def tick(self) -> None:
         """Periodic: escalations, lists of readers gone off shift back to the pool, new days of the schedule."""

@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS assignments (
 );
 CREATE INDEX IF NOT EXISTS assignments_accession ON assignments(accession);
 CREATE TABLE IF NOT EXISTS messages (control_id TEXT PRIMARY KEY, ack TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ups_outbox (     -- DICOM UPS workitems to push (when configured), one per assignment
+    uid TEXT PRIMARY KEY, workitem TEXT NOT NULL, pushed_at REAL, tries INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT ''
+);
 """
 
 
@@ -88,6 +91,16 @@ class Store:
         """The answer to a control ID, so that a message sent again after a lost ACK is answered the same way."""
         self.db.execute("INSERT OR REPLACE INTO messages(control_id, ack) VALUES (?, ?)", (control_id, ack))
 
+    def enqueue_workitem(self, uid: str, workitem: dict) -> None:
+        self.db.execute("INSERT OR IGNORE INTO ups_outbox(uid, workitem) VALUES (?, ?)", (uid, json.dumps(workitem)))
+
+    def workitem_pushed(self, uid: str, at: float, error: str) -> None:
+        """After a push: done when `error` is empty, else counted as one more try (it is tried again later)."""
+        self.db.execute(
+            "UPDATE ups_outbox SET pushed_at = ?, tries = tries + 1, last_error = ? WHERE uid = ?",
+            (at if not error else None, error, uid),
+        )
+
     # -- reads --------------------------------------------------------------------------------------------------
 
     def ack_for(self, control_id: str) -> str | None:
@@ -128,6 +141,10 @@ class Store:
             args = (accession,)
         rows = self.db.execute(query + " ORDER BY id DESC LIMIT ?", (*args, limit))
         return [{"accession": a, "reader": r, "at": t, "reason": why} for a, r, t, why in rows]
+
+    def pending_workitems(self, limit: int = 50) -> list[dict]:
+        rows = self.db.execute("SELECT workitem FROM ups_outbox WHERE pushed_at IS NULL ORDER BY rowid LIMIT ?", (limit,))
+        return [json.loads(w) for (w,) in rows]
 
     def counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT state, count(*) FROM exams GROUP BY state").fetchall())

@@ -48,6 +48,12 @@ def run(
     from ..balance.runner import run as run_service
 
     loaded = _load(config)
+    if loaded.ups is not None:
+        try:
+            import pynetdicom  # noqa: F401 - only whether it is there
+        except ImportError:
+            typer.echo("ups: the DICOM UPS push needs pynetdicom (pip install 'pacslb[balance]'), or remove ups", err=True)
+            raise typer.Exit(2) from None
     try:
         asyncio.run(run_service(loaded, state_dir, host, mllp_port, http_port, exit_after))
     except OSError as exc:  # a port taken, an address not on this host, a state directory we cannot write
