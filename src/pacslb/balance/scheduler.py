@@ -1,24 +1,25 @@
 """Who reads what: the balancing scheduler, pure (no clock, no I/O; the caller passes `now`).
 
 Order of decisions, as issue 21 states them:
-1. Priority: waiting exams are taken STAT > expedited > routine, oldest first; an exam that comes within
-   `escalation_lead` of its class's `max_wait` (or past half of it, if later) is escalated and goes before every class, earliest deadline first,
-   so that routine exams cannot starve behind a steady stream of STATs.
+1. Priority: waiting exams are taken STAT > expedited > routine, oldest first. An exam that comes within
+   `escalation_lead` of its class's `max_wait` (or past half of it, if later) is escalated and goes before every
+   class, earliest deadline first, so that routine exams cannot starve behind a steady stream of STATs.
 2. Hard constraints: a reader must work now (on shift, off break) and hold the exam's credential, subspecialty and
    site. Same-patient grouping: an exam whose patient already has an exam open on a qualified working reader's list
    goes to that reader (it is read with the other one; the cap does not apply to it).
 3. Balance: among the qualified readers with room under their caps, the one furthest behind their declared capacity
-   gets the exam (an urgent exam, STAT or escalated, goes first to a reader with nothing open, then to the one
-   with the least effort open, so that it is read soonest; its effort still counts in the balance). "Behind" is effort assigned minus effort earned by the schedule, in hours of that reader's declared
-   rate. Breaks earn nothing and reset nothing, so a deficit is carried across them.
+   gets the exam. "Behind" is effort assigned minus effort earned by the schedule, in hours of that reader's
+   declared rate. Breaks earn nothing and reset nothing, so a deficit is carried across them. An urgent exam (STAT
+   or escalated) goes instead to a reader with nothing open, else to the one with the least effort open, so that it
+   is read soonest; its effort still counts in the balance.
 4. Caps: at most `max_queued` exams assigned and not yet opened, and an optional limit of outstanding effort.
-
 5. Pull: a reader asking for the next case gets the first of their list, unless an exam they may read ranks ahead
    of it, waiting (a STAT that arrived while every list was full) or unopened on a busy reader's list: then they get
    that one, so the reader who is free first reads the most urgent exam.
 
-Every assignment carries its reason and is kept in `journal` until the caller takes it (`take_journal`). A reader who is not working has the exams they had not opened taken back to the
-pool (those they opened stay theirs until signed).
+A reader who is not working has the exams they had not opened taken back to the pool (those they opened stay theirs
+until signed). Every assignment carries its reason and is kept in `journal` until the caller takes it
+(`take_journal`).
 """
 
 from __future__ import annotations
