@@ -1,9 +1,11 @@
 """Who reads what: the balancing scheduler, pure (no clock, no I/O; the caller passes `now`).
 
 Order of decisions, as issue 21 states them:
-1. Priority: waiting exams are taken STAT > expedited > routine, oldest first. An exam that comes within
-   `escalation_lead` of its class's `max_wait` (or past half of it, if later) is escalated and goes before every
-   class, earliest deadline first, so that routine exams cannot starve behind a steady stream of STATs.
+1. Priority: STAT exams are taken first, oldest first. The other classes (expedited, routine) are taken together by
+   wait relative to their class's bound, largest fraction first: an exam's priority accumulates while it waits, at
+   a rate set by its class (the accumulating priority queue of Stanford, Taylor and Ziedins, 2014). An exam that
+   comes within `escalation_lead` of its class's `max_wait` (or past half of it, if later) is escalated and goes
+   before every class, earliest deadline first, so that routine exams cannot starve behind a steady stream of STATs.
 2. Hard constraints: a reader must work now (on shift, off break) and hold the exam's credential, subspecialty and
    site. Same-patient grouping: an exam whose patient already has an exam open on a qualified working reader's list
    goes to that reader (it is read with the other one; the cap does not apply to it).
@@ -59,10 +61,16 @@ class Policy:
         return now >= exam.arrived + max(max_wait - self.escalation_lead, max_wait / 2)
 
     def order(self, exam: Exam, now: float) -> tuple:
-        """Sort key of the reading order: escalated first by deadline, then by class rank and arrival."""
+        """Sort key of the reading order: escalated first by deadline; then the top class (STAT) oldest first; then
+        every other class together, by wait relative to its class's bound (largest fraction first, an accumulating
+        priority), so that a routine exam that has waited a third of its bound goes before an expedited exam that has
+        waited less than a third of its own."""
+        cls = self.priority_class(exam.priority)
         if self.escalated(exam, now):
-            return (0, self.deadline(exam), 0, exam.accession)
-        return (1, self.priority_class(exam.priority).rank, exam.arrived, exam.accession)
+            return (0, self.deadline(exam), 0, 0.0, exam.accession)
+        if cls.rank == min(c.rank for c in self.classes):
+            return (1, 0.0, 0, exam.arrived, exam.accession)
+        return (2, -(now - exam.arrived) / cls.max_wait, cls.rank, exam.arrived, exam.accession)
 
 
 def qualified(reader: Reader, exam: Exam) -> str:
@@ -283,7 +291,10 @@ class Worklist:
         if self.policy.escalated(exam, now):
             bound = self.policy.priority_class(exam.priority).max_wait / 60
             return f"{exam.priority} escalated (waited {waited:.0f} of at most {bound:.0f} min)"
-        return f"{exam.priority} (waited {waited:.0f} min)"
+        cls = self.policy.priority_class(exam.priority)
+        if cls.rank == min(c.rank for c in self.policy.classes):
+            return f"{exam.priority} (waited {waited:.0f} min)"
+        return f"{exam.priority} (waited {waited:.0f} min, {100 * waited * 60 / cls.max_wait:.0f}% of its {cls.max_wait / 60:.0f}-min bound)"
 
     def _patient_holder(self, patient: str) -> tuple[str, str] | None:
         """(reader, accession) of an exam of this patient open on a list, the earliest assigned."""

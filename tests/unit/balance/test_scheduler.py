@@ -56,6 +56,20 @@ def test_stat_goes_before_older_routine():
     assert decision.reason.startswith("STAT")
 
 
+def test_expedited_and_routine_compete_by_wait_relative_to_their_bound():
+    wl = Worklist([Reader("a", max_queued=3)], [day_shift("a")])  # default bounds: expedited 4 h, routine 12 h
+    wl.add(exam("r", "routine", arrived=0))  # at 100 min: 100 of 720 min, 14%
+    wl.add(exam("e", "expedited", arrived=80 * 60))  # at 100 min: 20 of 240 min, 8%
+    wl.add(exam("s", "STAT", arrived=99 * 60))  # STAT stays first whatever the others waited
+    decisions = wl.assign(100 * 60)
+    assert [d.accession for d in decisions] == ["s", "r", "e"]
+    assert decisions[1].reason.startswith("routine (waited 100 min, 14% of its 720-min bound)")
+    wl2 = Worklist([Reader("a", max_queued=3)], [day_shift("a")])
+    wl2.add(exam("r", "routine", arrived=0))  # at 100 min: 14%
+    wl2.add(exam("e", "expedited", arrived=50 * 60))  # at 100 min: 50 of 240 min, 21%
+    assert [d.accession for d in wl2.assign(100 * 60)] == ["e", "r"]
+
+
 def test_routine_near_its_bound_is_escalated_above_stat():
     policy = Policy(classes=(PriorityClass("STAT", 0, 3600), PriorityClass("routine", 2, 4 * 3600)), escalation_lead=600)
     wl = Worklist([Reader("a", max_queued=1)], [day_shift("a")], policy)
