@@ -37,6 +37,7 @@ from . import (  # noqa: E402 - the command modules register on `app`, which mus
     agent_command,  # noqa: F401
     alerts_commands,  # noqa: F401  (alerts, issue 14)
     backup_commands,  # noqa: F401  (backup, restore, support bundle: issue 14)
+    balance_commands,  # noqa: F401  (reading-workload balancing, issue 21)
     change_commands,  # noqa: F401
     config_commands,  # noqa: F401
     demo_command,  # noqa: F401

@@ -1,0 +1,89 @@
+"""bench/reading.py: its metrics, determinism, and the issue's goals on a fast run (3 simulated days, two seeds).
+
+The goals asserted: STAT p95 at least 40% below FIFO with cherry-picking, no exam past its class's waiting bound,
+Jain's index >= 0.95, every exam read, and no metric of the table worse than FIFO's, except the four the full run
+leaves worse (routine median, p95 and maximum, and so the longest wait: the price of reading STATs first, see
+docs/reading-balance.md), which are held to at most 1.5 times FIFO's so that a regression still fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("pacslb_bench_reading", REPO / "bench" / "reading.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+reading = _load()
+
+
+def test_jain_and_shannon():
+    assert reading.jain([2.0, 2.0, 2.0]) == pytest.approx(1.0)
+    assert reading.jain([1.0, 0.0]) == pytest.approx(0.5)
+    assert reading.shannon(Counter({"CT": 1})) == 0
+    assert reading.shannon(Counter({"CT": 5, "MR": 5})) == pytest.approx(math.log(2))
+
+
+def test_arrivals_are_seeded_and_follow_the_profile():
+    a, b = reading.arrivals(1, 7), reading.arrivals(1, 7)
+    assert [(x.exam.accession, x.minutes) for x in a] == [(x.exam.accession, x.minutes) for x in b]
+    assert reading.arrivals(1, 8)[0].minutes != a[0].minutes
+    night = sum(1 for x in a if x.exam.arrived % reading.DAY < 6 * reading.HOUR)
+    day = sum(1 for x in a if 9 * reading.HOUR <= x.exam.arrived % reading.DAY < 15 * reading.HOUR)
+    assert day > 3 * night
+    assert all(x.exam.credential == "MQSA" for x in a if x.exam.modality == "MG")
+
+
+# The fast run: 3 simulated days x 2 seeds, aggregated as the full run is (means over seeds, maxima the largest).
+FAST_DAYS, FAST_SEEDS = 3, [1, 2]
+# Metrics the full run (7 days x 5 seeds) leaves worse than FIFO with cherry-picking, and why (docs/reading-balance.md,
+# "The unmet goal"): reading STATs first moves their waiting onto routine exams. They are held to a bound here, so
+# that a regression still fails.
+TRADE_OFF = {"routine_median": 1.5, "routine_p95": 1.5, "routine_max": 1.5, "longest_wait": 1.5}
+# Every other metric of the table must be no worse than FIFO's; the full run meets each outright, and 5% is the
+# allowance for the fast run's seed noise (MR routine median ties FIFO's to within a minute).
+NOISE = 1.05
+
+
+@pytest.fixture(scope="module")
+def table():
+    original = reading.POLICIES
+    reading.POLICIES = ("fifo", "pacslb")
+    try:
+        return reading.compare(FAST_DAYS, FAST_SEEDS)
+    finally:
+        reading.POLICIES = original
+
+
+def test_pacslb_meets_the_goals_against_fifo_with_cherry_picking(table):
+    fifo, ours = table["fifo"], table["pacslb"]
+    assert ours["unread"] == 0 and fifo["unread"] == 0
+    assert ours["STAT_p95"] <= 0.6 * fifo["STAT_p95"]
+    assert ours["over_bound"] == 0
+    assert ours["jain"] >= 0.95
+
+
+def test_no_metric_worse_than_fifo_but_the_stated_trade_off(table):
+    fifo, ours = table["fifo"], table["pacslb"]
+    assert set(TRADE_OFF) <= set(reading.LOWER_IS_BETTER)
+    for key in reading.LOWER_IS_BETTER:
+        limit = TRADE_OFF.get(key, NOISE)
+        assert ours[key] <= limit * fifo[key], (key, ours[key], fifo[key])
+    for key in reading.HIGHER_IS_BETTER:
+        assert ours[key] >= fifo[key] / NOISE, (key, ours[key], fifo[key])
+    # every column of the results table is compared
+    compared = set(reading.LOWER_IS_BETTER) | set(reading.HIGHER_IS_BETTER)
+    assert {key for key, _, _ in reading.COLUMNS} == compared
