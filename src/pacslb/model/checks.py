@@ -19,6 +19,7 @@ from .config import Config, Mode, Protocol, VirtualService
 from .files import MAX_PEM_BYTES, Reserved, location_problems, named_files, regular_file_problem, resolve, script_problem
 from .ha_checks import ha_problems
 from .problems import Problem
+from .waf import waf_problems
 
 
 def _vs_path(vs: VirtualService) -> str:
@@ -34,6 +35,7 @@ def check(config: Config) -> list[Problem]:
     problems += _listener_clashes(config)
     problems += _layer4_addresses(config)
     problems += ha_problems(config)  # the HA pair (issue 7): model/ha.py
+    problems += waf_problems(config)  # the WAF tier (issue 18): model/waf.py
     return problems
 
 

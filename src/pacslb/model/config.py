@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
+from .waf import WafPolicy, WafSettings  # the WAF tier (issue 18): model/waf.py
 
 
 class Strict(BaseModel):
@@ -455,6 +456,7 @@ class Rule(Strict):
     use_service: Name | None = Field(default=None, description="a backend-only service that takes the request")
     redirect: Redirect | None = None
     deny: Deny | None = None
+    waf: WafPolicy | None = Field(default=None, description="the WAF for the requests this rule takes (docs/waf.md)")
 
     @model_validator(mode="after")
     def _one_action(self) -> "Rule":
@@ -518,6 +520,7 @@ class VirtualService(Strict):
     transparent: bool = Field(default=False, description="connect to servers from the client's address (TPROXY)")
     max_connections: int | None = Field(default=None, ge=1, le=10_000_000, description="concurrent client connections")
     timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
+    waf: WafPolicy | None = Field(default=None, description="web application firewall for layer7-http (docs/waf.md)")
 
     @model_validator(mode="after")
     def _portless_servers_need_a_check_port(self) -> "VirtualService":
@@ -689,6 +692,7 @@ class Settings(Strict):
     management: Management = Field(default_factory=Management)
     revisions: RevisionSettings = Field(default_factory=RevisionSettings)
     files: FileSettings = Field(default_factory=FileSettings, description="where files named by the configuration may come from")
+    waf: WafSettings = Field(default_factory=WafSettings, description="the WAF tier's loopback ports (docs/waf.md)")
 
 
 class Config(Strict):
