@@ -6,7 +6,8 @@
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
-DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium
+DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium \
+                   apache2 libapache2-mod-security2 modsecurity-crs
 
 .PHONY: demo test lint lock deps venv debs clean
 
@@ -33,6 +34,9 @@ debs:
 	  if [ "$$(id -u)" != 0 ]; then echo "error: installing Debian packages needs root (run as root, or install:$$missing)" >&2; exit 1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# the WAF tier runs its own Apache (engines/waf); the system's apache2 stays stopped, whatever started it
+	@pid=$$(cat /run/apache2/apache2.pid 2>/dev/null); \
+	if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then echo "stopping the system's apache2 (PID $$pid)"; apache2ctl stop; fi
 
 # The virtual environment is rebuilt only when pyproject.toml or the lock changes. Every dependency comes from
 # requirements.lock, pinned with its hashes (pip refuses a file whose hash is not there); pacslb itself goes in

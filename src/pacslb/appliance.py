@@ -40,6 +40,7 @@ from .engines.haproxy import process as haproxy_process
 from .engines.haproxy.engine import HAProxyEngine, Renderer, render_haproxy
 from .engines.keepalived.engine import KeepalivedEngine
 from .engines.nftables.engine import NftablesEngine
+from .engines.waf.engine import WafEngine
 from .ha.roles import Roles
 from .health.layer4 import Layer4Checks
 from .health.service import HealthService
@@ -111,7 +112,9 @@ class Appliance:
         self.keepalived = KeepalivedEngine(paths, self.gate, on_event=self._keepalived_event)
         # the engines, one line each, in the order they start and commit (HAProxy first: it checks the most, and a
         # configuration it refuses at startup then touches nothing); keepalived last: floating IPs follow services
-        self.engines: list[Engine] = [self.haproxy, self.nftables, self.keepalived]
+        # The WAF tier (issue 18) goes before HAProxy: a policy is served by Apache before HAProxy sends requests to it
+        self.waf = WafEngine(paths.root, self.gate)
+        self.engines: list[Engine] = [self.waf, self.haproxy, self.nftables, self.keepalived]
         self.roles = Roles(paths.root, lambda: self.running.config.ha)
         # the health service holds the agent port HAProxy asks: a change that moves it is refused unless the
         # new port is listened on before any engine commits (a precondition of the change)

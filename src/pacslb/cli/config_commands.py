@@ -21,6 +21,7 @@ class Engine(str, Enum):
     haproxy = "haproxy"
     nftables = "nftables"
     keepalived = "keepalived"
+    waf = "waf"
 
 
 @app.command()
@@ -62,6 +63,12 @@ def render(
         except RenderError as exc:
             print(f"error: {exc}; add one (docs/high-availability.md)", file=sys.stderr)
             raise typer.Exit(EXIT_INVALID) from None
+        return
+    if engine is Engine.waf:  # the WAF tier (issue 18): engines/waf
+        from ..engines.waf.render import WafEnv
+        from ..engines.waf.render import render as render_waf
+
+        sys.stdout.write(render_waf(loaded.config, WafEnv(state_dir(state_dir_option).absolute())))
         return
     from ..engines.haproxy.engine import worker_privileges  # the workers' user and chroot, as the controller runs them
 

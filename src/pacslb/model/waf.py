@@ -143,6 +143,11 @@ def policies(config: Any) -> list[tuple[str, Any, WafPolicy]]:
     return found
 
 
+def policy_ports(config: Any) -> list[int]:
+    """The loopback port of each policy, in the order of `policies`."""
+    return [config.settings.waf.first_port + index for index in range(len(policies(config)))]
+
+
 def waf_problems(config: Any) -> Iterator[Problem]:
     """What a WAF policy cannot be, given the rest of the configuration."""
     for vs in config.virtual_services:
