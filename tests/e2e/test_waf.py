@@ -220,6 +220,26 @@ def test_detect_mode_lets_an_attack_through_and_records_it(bed):
     assert request(vips["pl2"], method, target, headers, body)[0] == 403  # the other policies are unchanged
 
 
+def test_events_and_an_exclusion_from_the_command_line(bed):
+    appliance, vips = bed["appliance"], bed["vips"]
+    done = appliance.cli("waf", "events", "--json", "--service", "pl1")
+    assert done.returncode == 0, done.stderr
+    events = json.loads(done.stdout)["events"]
+    assert events and events[0]["policy"] == "pl1" and "942100" in events[0]["rule_ids"]
+    assert events[0]["client"] == CLIENT and not events[0]["blocked"]  # pl1 is in detect mode since the test before
+    done = appliance.cli("waf", "exclude", "pl1", "--rule-id", "942100", "--parameter", "PatientName",
+                         "--reason", "a test of the exclusion command")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'SecRuleUpdateTargetById 942100 "!ARGS:PatientName"' in WafPaths(appliance.state_dir).config.read_text()
+    assert "WAF exclusion of 942100 in pl1" in appliance.cli("revisions").stdout
+    before = len(audit_lines(appliance, "pl1"))
+    assert request(vips["pl1"], *ATTACKS[0][1:])[0] == 200
+    later = wait_until(lambda: audit_lines(appliance, "pl1")[before:], 10, what="the attack's event")
+    assert "942100" not in rule_ids(later[0])  # the other SQL injection rules still see it
+    done = appliance.cli("waf", "exclude", "pl1", "--parameter", "PatientName")
+    assert done.returncode == 2 and "virtual_services[pl1].waf.exclusions[1]: an exclusion names" in done.stderr
+
+
 def test_a_waf_that_cannot_start_or_does_not_validate_changes_nothing(bed):
     appliance, vips, origin, first = bed["appliance"], bed["vips"], bed["origin"], bed["first"]
     paths = WafPaths(appliance.state_dir)

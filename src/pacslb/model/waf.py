@@ -181,3 +181,22 @@ def waf_problems(config: Any) -> Iterator[Problem]:
     last = config.settings.waf.first_port + count - 1
     if count and last > 65535:
         yield Problem("settings.waf.first_port", f"{count} WAF policies need ports up to {last}: lower first_port")
+
+
+def add_exclusion(data: dict[str, Any], policy: str, exclusion: dict[str, Any]) -> None:
+    """Add `exclusion` to the WAF policy `policy` ('SERVICE' or 'SERVICE.RULE') of configuration data, in place.
+
+    The edit of `pacslb waf exclude` and POST /api/v1/waf/exclusions; the result is validated like any change.
+    Raises LookupError naming what is missing."""
+    service_name, _, rule_name = policy.partition(".")
+    service = next((vs for vs in data.get("virtual_services") or [] if vs.get("name") == service_name), None)
+    if service is None:
+        raise LookupError(f"there is no virtual service {service_name}")
+    owner = service
+    if rule_name:
+        owner = next((r for r in service.get("rules") or [] if r.get("name") == rule_name), None)
+        if owner is None:
+            raise LookupError(f"virtual service {service_name} has no rule {rule_name}")
+    if not isinstance(owner.get("waf"), dict):
+        raise LookupError(f"{policy} has no WAF policy: add waf: to it first")
+    owner["waf"].setdefault("exclusions", []).append(exclusion)
