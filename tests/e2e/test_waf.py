@@ -1,10 +1,11 @@
 """The WAF tier end to end (issue 18): HAProxy -> Apache with ModSecurity and the OWASP CRS -> HAProxy -> origin.
 
-One appliance for the module, with three layer7-http services in front of one DICOMweb origin:
+One appliance for the module, with four layer7-http services in front of one DICOMweb origin:
   pl1, pl2   the PACS profile in block mode at paranoia 1 and 2: the DICOMweb corpus (QIDO-RS, WADO-RS metadata,
              frames, rendered, WADO-URI, STOW-RS of 1 KiB to 64 MiB, streamed) passes with no event at all, and
              SQL injection, XSS, traversal and command injection in parameters, headers and JSON bodies get 403
   plain      CRS untuned at paranoia 2: it breaks imaging (so the profile is what makes the corpus pass)
+  crs        CRS untuned in block mode at paranoia 1: a subset of the CRS regression corpus
 Then changes on the same appliance: detect mode, a policy whose port is taken, a policy that does not validate,
 and a controller killed with SIGKILL whose successor adopts the running Apache.
 """
@@ -25,6 +26,8 @@ import pytest
 from pacslb.engines.waf import process as waf_process
 from pacslb.engines.waf.paths import WafPaths
 from support.appliance import Appliance
+from support.crs_regression import CORPUS as CRS_CORPUS
+from support.crs_regression import Runner, known_reason, load_cases, rule_levels
 from support.dicomweb import ATTACKS, CORPUS, FRAMES_ACCEPT, INST, DicomwebOrigin, stow_body
 from support.net import free_port, loopback_host
 from support.wait import wait_until
@@ -53,7 +56,8 @@ AGENT_PORT = free_port()  # the agent port is held from start to stop: never the
 
 def config(first_port: int, vips: dict[str, int], origin: DicomwebOrigin, pl1: str = "{mode: block, profile: pacs}",
            extra: str = "") -> str:  # fmt: skip
-    policies = {"pl1": pl1, "pl2": "{mode: block, profile: pacs, paranoia_level: 2}", "plain": "{mode: block, paranoia_level: 2}"}
+    policies = {"pl1": pl1, "pl2": "{mode: block, profile: pacs, paranoia_level: 2}", "plain": "{mode: block, paranoia_level: 2}",
+                "crs": "{mode: block, paranoia_level: 1}"}  # fmt: skip
     lines = [
         "version: 1",
         f"settings: {{max_connections: 2000, health: {{agent_port: {AGENT_PORT}}}, management: {{address: 127.0.0.1, port: 0}}, "
@@ -83,14 +87,14 @@ def origin():
 def bed(origin, tmp_path_factory):
     """The appliance, its VIP ports and its first WAF port; stopped by PID at the end, also after a failure."""
     workdir = tmp_path_factory.mktemp("waf")
-    vips = {name: free_port() for name in ("pl1", "pl2", "plain")}
-    first = free_ports(4)
+    vips = {name: free_port() for name in ("pl1", "pl2", "plain", "crs")}
+    first = free_ports(5)
     text = config(first, vips, origin)
     (workdir / "pacslb.yaml").write_text(text)
     state_dir = Path(tempfile.mkdtemp(prefix="pacslb-waf-", dir="/tmp")) / "state"
     appliance = Appliance(state_dir=state_dir, config=workdir / "pacslb.yaml", log=workdir / "pacslb-up.log")
     try:
-        # three policies load three copies of CRS: on a loaded machine that takes a while
+        # four policies load four copies of CRS: on a loaded machine that takes a while
         appliance.up(wait=False)
         appliance.wait_healthy(timeout=STARTUP_TIMEOUT)
         yield {"appliance": appliance, "vips": vips, "first": first, "origin": origin}
@@ -200,6 +204,28 @@ def test_a_client_cannot_pass_itself_off_as_another_address(bed):
     assert seen.headers.get("x-forwarded-for") == CLIENT and "x-pacslb-client" not in seen.headers
 
 
+# The OWASP CRS 3.3.4 regression corpus (bench/waf_crs.py runs all of it; docs/waf.md has its results): a fixed,
+# representative subset, one or two rule files per family (methods, scanners, protocol, LFI, RFI, RCE, PHP, Node.js,
+# XSS, SQLi, session fixation, Java), in block mode at paranoia 1 through HAProxy (the service `crs`).
+CRS_SUBSET = ["911100", "913100", "920170", "920270", "921110", "930100", "931100", "932100", "932160", "933100",
+              "934100", "941100", "941160", "942100", "942190", "943100", "944100"]  # fmt: skip
+CRS_RECORDED_PASSED = 137  # measured on 2026-12-07 (docs/waf.md); the subset must never pass fewer
+CRS_RECORDED_TESTS = 138
+
+
+@pytest.mark.skipif(not CRS_CORPUS.is_dir(), reason=f"the CRS regression corpus is not at {CRS_CORPUS}")
+def test_the_crs_regression_subset_passes_at_least_what_was_recorded(bed):
+    appliance, port = bed["appliance"], bed["vips"]["crs"]
+    cases = load_cases(CRS_CORPUS, CRS_SUBSET)
+    assert len(cases) == CRS_RECORDED_TESTS, "the corpus changed: run bench/waf_crs.py and record the subset again"
+    runner = Runner("127.0.0.1", port, WafPaths(appliance.state_dir).error_log)
+    results = [runner.run(case) for case in cases]
+    passed = sum(r.passed for r in results)
+    levels = rule_levels()
+    unexplained = [(r.case.name, r.why) for r in results if not r.passed and not known_reason(r, levels)]
+    assert passed >= CRS_RECORDED_PASSED, f"{passed} of {len(cases)} passed, {CRS_RECORDED_PASSED} recorded: {unexplained}"
+
+
 def apply(appliance: Appliance, text: str):
     path = appliance.config.with_name("next.yaml")
     path.write_text(text)
@@ -250,13 +276,13 @@ def test_a_waf_that_cannot_start_or_does_not_validate_changes_nothing(bed):
         f"    health_check: {{type: none}}\n    real_servers: [{{name: origin, address: {origin.host}, port: {origin.port}}}]\n"
         "    waf: {mode: block}\n"
     )
-    # the fourth policy's port (first + 3) is held by another program
+    # the fifth policy's port (first + 4) is held by another program
     with socket.socket() as holder:
-        holder.bind(("127.0.0.1", first + 3))
+        holder.bind(("127.0.0.1", first + 4))
         holder.listen()
         done = apply(appliance, config(first, vips, origin, pl1="{mode: detect, profile: pacs}") + one_more)
     assert done.returncode != 0
-    assert f"port(s) {first + 3}, which another program holds" in done.stdout + done.stderr
+    assert f"port(s) {first + 4}, which another program holds" in done.stdout + done.stderr
     assert (paths.config.read_text(), waf_process.adopt(paths), appliance.paths.haproxy_config.read_text()) == before
     assert request(vips["pl2"], "GET", "/dicom-web/studies?PatientName=Doe*", {})[0] == 200
 

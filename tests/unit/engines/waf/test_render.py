@@ -70,6 +70,8 @@ def test_the_pacs_profile_removes_rules_only_for_qido_attributes_and_keeps_the_i
     for rule in ("942100", "941100", "930100", "932100"):
         assert rule not in text
     assert "SecRuleRemoveById" not in text
+    # wado-uid-paths: the engine is off only for GET/HEAD of UID-only URLs without a cookie
+    assert '  SecRule &REQUEST_HEADERS:Cookie "@eq 0" "ctl:ruleEngine=Off"' in text
     assert not _render({}).count("SecRuleUpdateTargetById")
 
 
