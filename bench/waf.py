@@ -97,7 +97,7 @@ def config(vips: dict[str, int], origin_port: int) -> str:
     lines = [
         "version: 1",
         f"settings: {{health: {{agent_port: {free_port()}}}, management: {{address: 127.0.0.1, port: 0}}, "
-        f"waf: {{first_port: {free_port()}}}, threads: 1}}",
+        f"waf: {{first_port: {free_ports(2)}}}, threads: 1}}",
         "virtual_services:",
     ]
     for name in SERVICES:
@@ -107,6 +107,17 @@ def config(vips: dict[str, int], origin_port: int) -> str:
         if POLICY[name]:
             lines.append(f"    waf: {POLICY[name]}")
     return "\n".join(lines) + "\n"
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free loopback ports (one per WAF policy)."""
+    from pacslb.engines.waf.process import port_free
+
+    for _ in range(50):
+        first = free_port()
+        if first + count < 65535 and all(port_free(first + i) for i in range(count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def engine_pids(state_dir: Path) -> list[int]:

@@ -168,6 +168,7 @@ def stop(
             raise typer.Exit(1) from None
         did_something = True
     did_something |= _remove_orphan_tables(paths)
+    did_something |= _stop_orphan_waf(paths)  # the WAF tier (issue 18): after HAProxy, which sent it requests
     if did_something:
         print(f"stopped the appliance on {paths.root}")
     else:
@@ -189,6 +190,19 @@ def _remove_orphan_tables(paths: StatePaths) -> bool:
         raise typer.Exit(1) from None
     paths.nftables_applied.unlink(missing_ok=True)
     print("removed pacslb's nftables tables, which served without a controller", file=sys.stderr)
+    return True
+
+
+def _stop_orphan_waf(paths: StatePaths) -> bool:
+    """An Apache (the WAF tier) of this state directory left running by a controller that died."""
+    from ..engines.waf import process as waf
+    from ..engines.waf.paths import WafPaths
+
+    pid = waf.adopt(WafPaths(paths.root))
+    if pid is None:
+        return False
+    print(f"stopping Apache, the WAF tier (PID {pid}), which ran without a controller", file=sys.stderr)
+    waf.stop(pid)
     return True
 
 

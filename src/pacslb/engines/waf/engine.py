@@ -200,6 +200,12 @@ class WafEngine:
             else:
                 log.info("adopted Apache (WAF, PID %d): it runs this apache.conf", running)
             return
+        taken = [port for port in policy_ports(config) if not process.port_free(port)]
+        if taken:
+            raise process.ApacheError(
+                f"127.0.0.1 port(s) {', '.join(map(str, taken))} are held by another program: choose settings.waf.first_port "
+                "so that one port per WAF policy is free"
+            )
         self.pid = process.start(self.paths, self.binary)
         log.info("Apache (WAF) started (PID %d)", self.pid)
 

@@ -115,6 +115,15 @@ def _log_since(paths: WafPaths, offset: int) -> str:
         return ""
 
 
+def _text_since(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(1 << 16).decode(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
 def _errors(text: str) -> list[str]:
     lines = [line for line in text.splitlines() if ":notice]" not in line and line.strip()]
     return lines[-10:] or ["(nothing in Apache's error log)"]
@@ -127,6 +136,7 @@ def start(paths: WafPaths, binary: str = DEFAULT_BINARY, timeout: float = START_
     """Start Apache on `paths.config`; return its PID once it serves (its log says so)."""
     prepare(paths)
     offset = _log_size(paths)
+    out_size = (paths.dir / "apache.stdout.log").stat().st_size if (paths.dir / "apache.stdout.log").exists() else 0
     with open(paths.dir / "apache.stdout.log", "ab") as out:
         popen = subprocess.Popen(
             command_line(paths, binary),
@@ -137,10 +147,13 @@ def start(paths: WafPaths, binary: str = DEFAULT_BINARY, timeout: float = START_
             start_new_session=True,
             close_fds=True,
         )
+    out_offset = out_size
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if popen.poll() is not None:
-            raise ApacheError(f"Apache exited at start ({popen.returncode}): " + " | ".join(_errors(_log_since(paths, offset))))
+            # before its ErrorLog is open (a port taken, a file missing) Apache writes to its standard error
+            said = _log_since(paths, offset) + _text_since(paths.dir / "apache.stdout.log", out_offset)
+            raise ApacheError(f"Apache exited at start ({popen.returncode}): " + " | ".join(_errors(said)))
         if read_pidfile(paths.pid) == popen.pid and READY in _log_since(paths, offset):
             _popens[popen.pid] = popen  # reaped by alive(): a zombie would look alive to a PID check
             return popen.pid
