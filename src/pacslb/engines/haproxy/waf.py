@@ -14,7 +14,9 @@ into HAProxy, which sends it to the real servers:
                                  the client), then applies the service's rules and sends the request to its
                                  real servers or backend-only service, as the VIP's frontend did before
 
-A rule whose policy is `mode: off` goes straight to its service. Without a WAF policy nothing changes.
+A rule whose policy is `mode: off` goes straight to its service, and so does, with the PACS profile on the service,
+a WADO-RS retrieval whose URL is UIDs only (the profile's wado-uid-paths: GET or HEAD, no query string, no cookie).
+Without a WAF policy nothing changes.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from dataclasses import replace
 from ...model.config import Config, Headers, VirtualService
 from ...model.waf import policies
 from ..waf.paths import WafPaths
+from ..waf.profile import wado_uid_regex
 from .env import HAProxyEnv
 from .frontend import transform_frontend
-from .quoting import Word
-from .view import Backend, Bind, Frontend, Server
+from .quoting import Text, Word
+from .view import Acl, Backend, Bind, Frontend, Server
 
 CLIENT_HEADER = "X-Pacslb-Client"
+EXEMPT = "waf_exempt"  # the ACLs of requests the PACS profile leaves uninspected (their names cannot be a rule's)
 WAF_USER_GROUP = "www-data"  # Apache's workers, which connect to the return socket
 
 
@@ -77,13 +81,30 @@ def _public(frontend: Frontend, vs: VirtualService, names: set[str]) -> Frontend
         else:
             target = service_policy or backend
         use_backends.append((target, condition))
-    client = (
-        ("http-request", "del-header", Word(CLIENT_HEADER)),
-        ("http-request", "set-header", Word(CLIENT_HEADER), "%[src]"),
-    )
+    client: tuple = (("http-request", "del-header", Word(CLIENT_HEADER)),)
+    set_client: tuple = ("http-request", "set-header", Word(CLIENT_HEADER), "%[src]")
+    acls = frontend.acls
+    if service_policy is not None and vs.waf is not None and vs.waf.profile == "pacs":
+        # the PACS profile's wado-uid-paths: a WADO-RS retrieval whose URL is UIDs only, with no query string and no
+        # cookie, is not inspected (engines/waf/profile.py); HAProxy sends it straight on, so that frames never make
+        # the trip through Apache (bench/README.md: that trip, not the rules, is what they cost)
+        acls += (
+            Acl(f"{EXEMPT}_path", Word("path"), ("-m", "reg"), (Text(wado_uid_regex(vs.waf.dicomweb_paths)),)),
+            Acl(f"{EXEMPT}_method", Word("method"), (), ("GET", "HEAD")),
+            Acl(f"{EXEMPT}_cookie", Word("req.hdr(cookie)"), ("-m", "found")),
+            Acl(f"{EXEMPT}_query", Word("query"), ("-m", "found")),
+        )
+        exempt = f"{EXEMPT}_path {EXEMPT}_method !{EXEMPT}_cookie !{EXEMPT}_query"
+        # what goes straight on never returns through waf-return: it must not carry the header to the real servers
+        set_client = (*set_client, "unless", *exempt.split())
+        direct = [(backend, f"{exempt} {condition}") for backend, condition in frontend.use_backends]
+        if frontend.default_backend is not None:
+            direct.append((frontend.default_backend, exempt))
+        use_backends = direct + use_backends
     return replace(
         frontend,
-        http_request=client + frontend.http_request,
+        acls=acls,
+        http_request=(*client, set_client, *frontend.http_request),
         use_backends=tuple(use_backends),
         default_backend=service_policy or frontend.default_backend,
     )

@@ -9,6 +9,7 @@ header and JSON body.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # The content types DICOMweb sends (PS3.18 8.7): STOW-RS bodies are multipart/related of application/dicom,
@@ -100,6 +101,15 @@ WADO_UID_PATH = (
     rf"/studies/{UID}(?:/series/{UID}(?:/instances/{UID}(?:/frames/[0-9]{{1,6}}(?:,[0-9]{{1,6}}){{0,255}})?)?)?"
     r"(?:/metadata|/bulkdata/[0-9A-Fa-f]{8})?$"
 )
+
+
+def wado_uid_regex(dicomweb_paths: list[str]) -> str:
+    """The whole-URL pattern of wado-uid-paths: a DICOMweb path, up to four plain segments (a DICOMweb base such as
+    /dicom-web or /pacs/rs: letters, digits, '-' and '_' only), then UIDs only."""
+    prefixes = "|".join(re.escape(p.rstrip("/")) for p in dicomweb_paths)
+    return rf"^(?:{prefixes})(?:/[A-Za-z0-9_-]{{1,64}}){{0,4}}{WADO_UID_PATH}"
+
+
 # rules that legitimate imaging clients trip on every request (numeric-host, user-agent)
 CLIENT_RULES = (920350, 920320)
 # QIDO-RS matching parameters are DICOM keywords (UpperCamelCase) or tags (8 hex digits), and the rules the PACS

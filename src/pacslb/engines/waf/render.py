@@ -29,9 +29,9 @@ from .profile import (
     QIDO_KEYWORDS,
     QIDO_TAG,
     QIDO_VALUE_RULES,
-    WADO_UID_PATH,
     WADO_URI_PARAMETERS,
     WADO_URI_RULES,
+    wado_uid_regex,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -192,8 +192,7 @@ def _pacs_profile(policy: WafPolicy) -> list[str]:
 
 
 def _uid_paths(paths: list[str]) -> str:
-    prefixes = "|".join(re.escape(p.rstrip("/")) for p in paths)
-    return f"@rx ^(?:{prefixes}){WADO_UID_PATH}"
+    return "@rx " + wado_uid_regex(paths)
 
 
 def _pacs_profile_after() -> list[str]:
