@@ -203,6 +203,7 @@ def _stop_orphan_waf(paths: StatePaths) -> bool:
         return False
     print(f"stopping Apache, the WAF tier (PID {pid}), which ran without a controller", file=sys.stderr)
     waf.stop(pid)
+    waf.remove_run(WafPaths(paths.root))
     return True
 
 

@@ -236,6 +236,7 @@ class WafEngine:
     async def stop(self) -> None:
         self._stopping.set()
         await asyncio.to_thread(self._stop_apache)
+        await asyncio.to_thread(process.remove_run, self.paths)
 
     def observe(self) -> EngineState:
         return EngineState(self.name, self._running(), self.pid, self.restarts, self.error)

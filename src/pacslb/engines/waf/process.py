@@ -56,13 +56,8 @@ def prepare(paths: WafPaths) -> None:
 
 
 def remove_run(paths: WafPaths) -> None:
-    """The run folder, once nothing serves from it (its return sockets belong to HAProxy's binds)."""
-    shutil.rmtree(paths.tmp, ignore_errors=True)
-    try:
-        if not any(paths.run.iterdir()):
-            paths.run.rmdir()
-    except OSError:
-        pass
+    """The run folder, once Apache is stopped: HAProxy stops before it (the reverse of the start order)."""
+    shutil.rmtree(paths.run, ignore_errors=True)
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
