@@ -8,7 +8,8 @@ PY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium \
 	pdns-server pdns-backend-geoip dnsperf bind9-dnsutils \
-	iputils-arping systemd lintian binutils python3-venv
+	iputils-arping systemd lintian binutils python3-venv \
+	apache2 libapache2-mod-security2 modsecurity-crs
 
 .PHONY: demo test lint lock deps venv debs deb clean
 
@@ -40,6 +41,9 @@ debs:
 	@if pdns_control --socket-dir=/run/pdns ping >/dev/null 2>&1; then \
 	  echo "stopping the system's pdns_server (pacslb runs its own)"; pdns_control --socket-dir=/run/pdns quit >/dev/null 2>&1 || true; \
 	fi
+	@# the WAF tier runs its own Apache (engines/waf); the system's apache2 stays stopped, whatever started it
+	@pid=$$(cat /run/apache2/apache2.pid 2>/dev/null); \
+	if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then echo "stopping the system's apache2 (PID $$pid)"; apache2ctl stop; fi
 
 # The virtual environment is rebuilt only when pyproject.toml or the lock changes. Every dependency comes from
 # requirements.lock, pinned with its hashes (pip refuses a file whose hash is not there); pacslb itself goes in

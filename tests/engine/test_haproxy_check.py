@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pacslb.engines.haproxy.render import HAProxyEnv, render
+from pacslb.engines.waf.paths import WafPaths
 from pacslb.model import load_file
 from pacslb.paths import StatePaths
 
@@ -50,6 +51,8 @@ def test_golden_passes_haproxy_check(case: Path, tmp_path: Path) -> None:
 
     golden = case / "haproxy.cfg"
     assert golden.exists(), f"{golden} is missing: run `pytest --update-golden` and review the new file"
+    # the WAF tier's run directory is named after the state directory (engines/waf/paths.py)
+    text = text.replace(str(WafPaths(state.root).run), str(WafPaths(Path(GOLDEN_STATE_DIR)).run))
     mapped = text.replace(str(state.root), GOLDEN_STATE_DIR).replace(str(case), GOLDEN_BASE_DIR)
     assert mapped == golden.read_text(), "the checked rendering differs from the golden beyond its paths"
 

@@ -22,6 +22,7 @@ class Engine(str, Enum):
     nftables = "nftables"
     keepalived = "keepalived"
     powerdns = "powerdns"
+    waf = "waf"
 
 
 @app.command()
@@ -73,6 +74,11 @@ def render(
             raise typer.Exit(EXIT_INVALID)
         root = PurePosixPath(StatePaths(state_dir(state_dir_option).absolute()).powerdns_dir)
         sys.stdout.write(render_conf(loaded.config.gslb, root) + "# zones.yaml\n" + render_zones(loaded.config.gslb, {}, 1))
+    if engine is Engine.waf:  # the WAF tier (issue 18): engines/waf
+        from ..engines.waf.render import WafEnv
+        from ..engines.waf.render import render as render_waf
+
+        sys.stdout.write(render_waf(loaded.config, WafEnv(state_dir(state_dir_option).absolute())))
         return
     from ..engines.haproxy.engine import worker_privileges  # the workers' user and chroot, as the controller runs them
 

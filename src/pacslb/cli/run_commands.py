@@ -185,7 +185,8 @@ def stop(
         did_something = True
     did_something |= _remove_orphan_tables(paths)
     did_something |= _stop_orphan_pdns(paths)  # GSLB (issue 19)
-    did_something |= _remove_orphan_addresses(paths)
+    did_something |= _stop_orphan_waf(paths)  # the WAF tier (issue 18): after HAProxy, which sent it requests
+    did_something |= _remove_orphan_addresses(paths)  # last: every engine above may use the addresses
     if did_something:
         print(f"stopped the appliance on {paths.root}")
     else:
@@ -258,6 +259,20 @@ def _remove_orphan_addresses(paths: StatePaths) -> bool:
         print(f"error: cannot remove the VIP addresses the appliance added: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     print(f"removed the VIP addresses {', '.join(added)}, which the appliance had added", file=sys.stderr)
+    return True
+
+
+def _stop_orphan_waf(paths: StatePaths) -> bool:
+    """An Apache (the WAF tier) of this state directory left running by a controller that died."""
+    from ..engines.waf import process as waf
+    from ..engines.waf.paths import WafPaths
+
+    pid = waf.adopt(WafPaths(paths.root))
+    if pid is None:
+        return False
+    print(f"stopping Apache, the WAF tier (PID {pid}), which ran without a controller", file=sys.stderr)
+    waf.stop(pid)
+    waf.remove_run(WafPaths(paths.root))
     return True
 
 

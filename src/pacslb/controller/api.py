@@ -67,6 +67,9 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
         from .api_changes import changes_router
 
         app.include_router(changes_router(changes))
+        from .api_waf import waf_router  # the WAF tier (issue 18): events, exclusions
+
+        app.include_router(waf_router(changes, changes.paths.root))
     if ha is not None:  # the HA pair: GET /api/v1/ha, POST promote, demote
         from ..ha.api import ha_router
 

@@ -32,6 +32,7 @@ from .ha_checks import ha_problems
 from .limits import MAX_PORT_RANGES
 from .network import network_problems
 from .problems import Problem
+from .waf import waf_problems
 
 
 def _vs_path(vs: VirtualService) -> str:
@@ -49,6 +50,7 @@ def check(config: Config) -> list[Problem]:
     problems += ha_problems(config)  # the HA pair (issue 7): model/ha.py
     problems += gslb_problems(config)  # global server load balancing (issue 19): model/gslb.py
     problems += network_problems(config)  # a single node's VIP addresses (issue 14): model/network.py
+    problems += waf_problems(config)  # the WAF tier (issue 18): model/waf.py
     return problems
 
 

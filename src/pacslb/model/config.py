@@ -17,6 +17,7 @@ from .alerts import Alerts  # who is told when something happens (issue 14)
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .network import NetworkSettings
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
+from .waf import WafPolicy, WafSettings  # the WAF tier (issue 18): model/waf.py
 
 
 class Strict(BaseModel):
@@ -469,6 +470,7 @@ class Rule(Strict):
     use_service: Name | None = Field(default=None, description="a backend-only service that takes the request")
     redirect: Redirect | None = None
     deny: Deny | None = None
+    waf: WafPolicy | None = Field(default=None, description="the WAF for the requests this rule takes (docs/waf.md)")
 
     @model_validator(mode="after")
     def _one_action(self) -> "Rule":
@@ -534,6 +536,7 @@ class VirtualService(Strict):
     transparent: bool = Field(default=False, description="connect to servers from the client's address (TPROXY)")
     max_connections: int | None = Field(default=None, ge=1, le=10_000_000, description="concurrent client connections")
     timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
+    waf: WafPolicy | None = Field(default=None, description="web application firewall for layer7-http (docs/waf.md)")
 
     @model_validator(mode="after")
     def _portless_servers_need_a_check_port(self) -> "VirtualService":
@@ -709,6 +712,7 @@ class Settings(Strict):
     network: NetworkSettings = Field(
         default_factory=NetworkSettings, description="the interface of a single node's VIP addresses"
     )
+    waf: WafSettings = Field(default_factory=WafSettings, description="the WAF tier's loopback ports (docs/waf.md)")
 
 
 from .gslb import GSLB  # noqa: E402 - model/gslb.py reuses the health checks and Strict defined above

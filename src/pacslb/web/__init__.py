@@ -26,13 +26,14 @@ web_router = APIRouter(include_in_schema=False)
 
 
 def _include() -> None:
-    from . import backup, gslb, pages, revisions, services
+    from . import backup, gslb, pages, revisions, services, waf
 
     web_router.include_router(pages.router)
     web_router.include_router(gslb.router)  # GSLB (issue 19)
     web_router.include_router(services.router)
     web_router.include_router(revisions.router)
     web_router.include_router(backup.router)
+    web_router.include_router(waf.router)  # the WAF tier (issue 18)
 
 
 _include()

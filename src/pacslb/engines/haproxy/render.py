@@ -98,8 +98,10 @@ def build(config: Config, env: HAProxyEnv) -> HAProxyConfig:
         if vs.real_servers:
             sections.append(transform_backend(vs, config, env, reached_from.get(vs.name, [])))
     from .ha import apply_ha  # the HA pair (issue 7): peers, non-local binds
+    from .waf import apply_waf  # the WAF tier (issue 18): requests through Apache and back
 
-    return apply_ha(HAProxyConfig(_transform_global(config, env), _transform_defaults(config), tuple(sections)), config)
+    view = apply_waf(HAProxyConfig(_transform_global(config, env), _transform_defaults(config), tuple(sections)), config, env)
+    return apply_ha(view, config)
 
 
 def backend_view(config: Config, env: HAProxyEnv, name: str) -> Backend | None:
