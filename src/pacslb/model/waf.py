@@ -13,6 +13,7 @@ from typing import Annotated, Any, Iterator, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from .limits import MAX_TEXT
 from .problems import Problem
 from .types import Network, Text, URLPath
 
@@ -54,7 +55,8 @@ RuleId = Annotated[int, Field(ge=1, le=999_999)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # every text bounded as in the rest of the model (model/limits.py)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, str_max_length=MAX_TEXT)
 
 
 class WafExclusion(_Strict):

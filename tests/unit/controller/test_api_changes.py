@@ -8,6 +8,7 @@ import pytest
 from pacslb.change.result import ChangeResult, Outcome
 from pacslb.controller.api import create_app
 from pacslb.model import Problem, load_text
+from pacslb.paths import StatePaths
 from pacslb.store import RevisionStore
 
 YAML = "version: 1\nvirtual_services: []\n"
@@ -16,6 +17,7 @@ YAML = "version: 1\nvirtual_services: []\n"
 class Changes:
     def __init__(self, store: RevisionStore, outcome: Outcome = Outcome.APPLIED) -> None:
         self.store = store
+        self.paths = StatePaths(store.path.parent)  # the controller API's WAF routes read events under it
         self.outcome = outcome
         self.calls: list[tuple] = []
 
