@@ -23,6 +23,7 @@ from . import (  # noqa: E402 - the command modules register on `app`, which mus
     layer4_commands,  # noqa: F401
     run_commands,  # noqa: F401
     user_commands,  # noqa: F401
+    verify_command,  # noqa: F401  (issue 15)
 )
 
 

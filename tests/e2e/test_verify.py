@@ -1,0 +1,118 @@
+"""`pacslb verify` against the True PACS template run in front of its simulated services.
+
+Every one of the 29 rules of VIP 2, 3 and 4 (and each VIP's default route, and VIP 1, 5 and 6) is sent a
+request through the real HAProxy, and the report names the backend-only service and real server that
+answered; a rule added behind an earlier one that takes all its requests is flagged as shadowed, and
+verify exits 1 until the configuration without it is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+from true_pacs_support import start_services
+
+from pacslb.templates.true_pacs import SERVICES
+from support.appliance import Appliance, new_state_dir
+from support.net import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+VIP = "127.0.0.1"
+SERVICES_LIFETIME = 600.0  # seconds: the simulated services end by themselves after this, whatever happens
+SHADOWED = {"name": "inference_beta", "match": {"path_begins": ["/inference/beta"]}, "use_service": "WFC_xe_443"}
+
+
+def own_agent_port(text: str, port: int) -> str:
+    """The configuration with an agent port of its own (other sessions' appliances may hold the default)."""
+    data = yaml.safe_load(text)
+    data.setdefault("settings", {}).setdefault("health", {})["agent_port"] = port
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def with_shadowed_rule(text: str) -> str:
+    """The True PACS configuration with a rule on VIP 2 that its earlier `inference` rule shadows."""
+    data = yaml.safe_load(text)
+    vip2 = next(vs for vs in data["virtual_services"] if vs["name"] == "WFC_443")
+    vip2["rules"].append(SHADOWED)
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+@pytest.fixture(scope="module")
+def pacs(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("verify")
+    state_dir = new_state_dir("pacslb-vf-", "s")
+    services = appliance = None
+    services_log = open(logs / "services.log", "ab")
+    try:
+        plan, services = start_services(state_dir, VIP, SERVICES_LIFETIME, services_log)
+        clean = own_agent_port(plan.config_file.read_text(), free_port())
+        plan.config_file.write_text(with_shadowed_rule(clean))
+        appliance = Appliance(state_dir=state_dir, config=plan.config_file, log=logs / "pacslb-up.log")
+        appliance.up()
+        yield appliance, plan, clean
+    finally:
+        try:
+            if appliance is not None:
+                appliance.shut_down(before_kill=services.stop if services is not None else None,
+                                    haproxy_log_to=logs / "haproxy.log", remove_state=False)  # fmt: skip
+            elif services is not None:
+                services.stop()
+        finally:
+            services_log.close()
+            shutil.rmtree(state_dir.parent, ignore_errors=True)
+
+
+def verify(appliance: Appliance, *args: str) -> tuple[int, dict]:
+    done = appliance.cli("verify", "--json", *args, timeout=180)
+    assert done.stdout.startswith("{"), (done.returncode, done.stdout, done.stderr)
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_every_route_reaches_its_service_and_a_shadowed_rule_fails_verify(pacs):
+    appliance, plan, clean = pacs
+    code, report = verify(appliance)
+    routes = {(r["virtual_service"], r["rule"]): r for r in report["routes"]}
+
+    # the shadowed rule is flagged, without a request, naming the rule that takes its requests
+    shadowed = routes[("WFC_443", "inference_beta")]
+    assert shadowed["verdict"] == "shadowed" and "inference" in shadowed["problem"], shadowed
+    assert report["shadowed_rules"] == {"WFC_443": {"inference_beta": "inference"}}
+    assert code == 1 and report["ok"] is False
+
+    # each of the 29 backend-only services is reached by its rule, and a real server of it answered
+    backend_only = [s for s in SERVICES if s.mode == "backend-only"]
+    assert len(backend_only) == 29
+    servers = {s.name: {rs.name for rs in s.real_servers} for s in plan_config(plan).virtual_services}
+    for spec in backend_only:
+        (route,) = [r for (vip, rule), r in routes.items() if vip == spec.parent and rule == spec.word.lower()]
+        assert route["verdict"] == "ok", route
+        assert route["service"] == spec.name and route["real_server"] in servers[spec.name], route
+        assert route["status"] == "200" and route["time_ms"] > 0, route
+
+    # the default routes and the TCP VIPs
+    for vip in ("WFC_443", "WFC_http", "WFC_10443", "WFC_RMQAMQP", "WFM_karaf_Group", "SR_https_vs"):
+        assert routes[(vip, "(default)")]["verdict"] == "ok", routes[(vip, "(default)")]
+    assert routes[("WFC_RMQAMQP", "(default)")]["status"] == "AMQP Connection.Start"
+    assert routes[("WFC_443", "(default)")]["service"] == "WFC_xe_443"
+    assert report["counts"] == {"ok": 29 + 6, "shadowed": 1}
+
+    # the same for a person
+    text = appliance.cli("verify")
+    assert text.returncode == 1 and "SHADOWED   inference_beta" in text.stdout and "VERIFY FAILED" in text.stdout, text.stdout
+
+    # without the shadowed rule, verify passes
+    plan.config_file.write_text(clean)
+    applied = appliance.cli("apply", "-c", str(plan.config_file), timeout=120)
+    assert applied.returncode == 0, applied.stderr
+    code, report = verify(appliance)
+    assert code == 0 and report["ok"] is True and report["counts"] == {"ok": 35}, report["counts"]
+
+
+def plan_config(plan):
+    from pacslb.model import load_text
+
+    return load_text(plan.config_file.read_text()).config
