@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import httpx
 import pytest
 import yaml
 from true_pacs_support import start_services
@@ -18,6 +19,7 @@ from true_pacs_support import start_services
 from pacslb.templates.true_pacs import SERVICES
 from support.appliance import Appliance, new_state_dir
 from support.net import free_port
+from support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,10 +28,13 @@ SERVICES_LIFETIME = 600.0  # seconds: the simulated services end by themselves a
 SHADOWED = {"name": "inference_beta", "match": {"path_begins": ["/inference/beta"]}, "use_service": "WFC_xe_443"}
 
 
-def own_agent_port(text: str, port: int) -> str:
-    """The configuration with an agent port of its own (other sessions' appliances may hold the default)."""
+def own_ports(text: str, agent_port: int) -> str:
+    """The configuration with an agent port of its own (other sessions' appliances may hold the default),
+    and the management API on a free port of 127.0.0.1."""
     data = yaml.safe_load(text)
-    data.setdefault("settings", {}).setdefault("health", {})["agent_port"] = port
+    settings = data.setdefault("settings", {})
+    settings.setdefault("health", {})["agent_port"] = agent_port
+    settings["management"] = {**settings.get("management", {}), "address": "127.0.0.1", "port": 0}
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -49,7 +54,7 @@ def pacs(tmp_path_factory):
     services_log = open(logs / "services.log", "ab")
     try:
         plan, services = start_services(state_dir, VIP, SERVICES_LIFETIME, services_log)
-        clean = own_agent_port(plan.config_file.read_text(), free_port())
+        clean = own_ports(plan.config_file.read_text(), free_port())
         plan.config_file.write_text(with_shadowed_rule(clean))
         appliance = Appliance(state_dir=state_dir, config=plan.config_file, log=logs / "pacslb-up.log")
         appliance.up()
@@ -110,6 +115,21 @@ def test_every_route_reaches_its_service_and_a_shadowed_rule_fails_verify(pacs):
     assert applied.returncode == 0, applied.stderr
     code, report = verify(appliance)
     assert code == 0 and report["ok"] is True and report["counts"] == {"ok": 35}, report["counts"]
+
+    # the same through the management API and the WebUI page
+    state = appliance.state_dir
+    wait_until((state / "management-url").exists, 30, what="the management API to listen")
+    url = (state / "management-url").read_text().strip().rstrip("/")
+    with httpx.Client(base_url=url, verify=False, timeout=120) as admin:
+        login = admin.post(
+            "/api/v1/login", json={"username": "admin", "password": (state / "initial-admin-password").read_text().strip()}
+        )
+        assert login.status_code == 200, login.text
+        admin.headers["X-CSRF-Token"] = login.json()["csrf_token"]
+        answer = admin.post("/api/v1/verify")
+        assert answer.status_code == 200 and answer.json()["counts"] == {"ok": 35}, answer.text
+        page = admin.post("/verify")
+        assert page.status_code == 200 and "Every route answered as expected" in page.text and "WFC_xeui_10443" in page.text
 
 
 def plan_config(plan):

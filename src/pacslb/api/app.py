@@ -32,6 +32,7 @@ from .routes_certs import certificates_router
 from .routes_config import config_router
 from .routes_observe import metrics_router, observe_router
 from .routes_users import users_router
+from .routes_verify import verify_router
 from .writes import Writer
 
 log = logging.getLogger("pacslb.api")
@@ -134,5 +135,6 @@ def create_management_app(
     app.include_router(observe_router(writer, metrics, controller_log), prefix=API_V1)
     app.include_router(config_router(writer), prefix=API_V1)
     app.include_router(certificates_router(writer), prefix=API_V1)
+    app.include_router(verify_router(controller), prefix=API_V1)
     app.include_router(metrics_router(controller, metrics, metrics_socket(controller)))
     return app

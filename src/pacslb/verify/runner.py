@@ -182,8 +182,18 @@ class Report:
         return all(r.verdict in ("ok", "not tested") for r in self.results)
 
 
+# One verify at a time per controller (the API and the WebUI share it): two at once would move each other's
+# counters and make every answer ambiguous.
+_one_at_a_time = asyncio.Lock()
+
+
 async def verify(config: Config, stats_socket: Path, timeout: float = 5.0) -> Report:
     """Verify every route of the configuration against the HAProxy behind `stats_socket`, one at a time."""
+    async with _one_at_a_time:
+        return await _verify(config, stats_socket, timeout)
+
+
+async def _verify(config: Config, stats_socket: Path, timeout: float) -> Report:
     api = RuntimeAPI(stats_socket, timeout=timeout)
     try:
         await asyncio.to_thread(read_counters, api)

@@ -24,11 +24,12 @@ web_router = APIRouter(include_in_schema=False)
 
 
 def _include() -> None:
-    from . import pages, revisions, services
+    from . import pages, revisions, services, verify
 
     web_router.include_router(pages.router)
     web_router.include_router(services.router)
     web_router.include_router(revisions.router)
+    web_router.include_router(verify.router)
 
 
 _include()

@@ -38,7 +38,7 @@ templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 
 NAV = [("/", "Dashboard"), ("/services", "Services"), ("/revisions", "Revisions"), ("/certificates", "Certificates"),
-       ("/graphs", "Graphs"), ("/log", "Log")]  # fmt: skip
+       ("/graphs", "Graphs"), ("/log", "Log"), ("/verify", "Verify")]  # fmt: skip
 
 
 class LoginRedirect(HTTPException):
