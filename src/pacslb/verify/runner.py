@@ -26,6 +26,7 @@ from .routes import Route, plan_routes, shadowed_by
 
 ATTEMPTS = 3  # sends of one route when other traffic moved more than one server's counter
 MAX_RESPONSE = 1024 * 1024  # bytes of an HTTP answer read; the status line is what counts
+ANSWERED_WAIT = 1.0  # seconds to wait for a counter to move once the answer is in (a 503 moves none)
 POLL = 0.02  # seconds between two reads of the counters while waiting for a server to take the connection
 HAPROXY_OWN = frozenset({502, 503, 504})  # statuses HAProxy answers itself when no real server answers well
 
@@ -127,7 +128,9 @@ async def _send(route: Route, api: RuntimeAPI, before: Counters, timeout: float)
             status = "C-ECHO success" if result.up else "no C-ECHO"
             if not result.up:
                 return status, await asyncio.to_thread(read_counters, api), result.reason
-    wait = deadline if route.expect_status is None else time.monotonic()  # a redirect or deny moves no counter
+    # The server was counted when HAProxy connected to it, before its answer came back: the counters show it
+    # at once, and ANSWERED_WAIT only bounds the wait. A redirect or deny moves no counter: read them once.
+    wait = min(deadline, time.monotonic() + ANSWERED_WAIT) if route.expect_status is None else time.monotonic()
     return status, await _counters_moved(api, before, wait), ""
 
 
