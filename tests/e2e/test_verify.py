@@ -119,6 +119,21 @@ def test_every_route_reaches_its_service_and_a_shadowed_rule_fails_verify(pacs):
     code, report = verify(appliance)
     assert code == 0 and report["ok"] is True and report["counts"] == {"ok": 35}, report["counts"]
 
+    # a route whose real servers are all halted fails verify, naming what answered instead
+    for rs in servers["WFC_inference_80"]:
+        halted = appliance.cli("server", "halt", "WFC_inference_80", rs)
+        assert halted.returncode == 0, halted.stderr
+    code, report = verify(appliance)
+    failed = [r for r in report["routes"] if r["verdict"] != "ok"]
+    assert code == 1 and [(r["virtual_service"], r["rule"], r["status"]) for r in failed] == [("WFC_http", "inference", "503")]
+    assert failed[0]["real_server"] is None and "no real server of WFC_inference_80" in failed[0]["problem"], failed
+    for rs in servers["WFC_inference_80"]:
+        assert appliance.cli("server", "online", "WFC_inference_80", rs).returncode == 0
+    wait_until(
+        lambda: all(appliance.server(appliance.status(), "WFC_inference_80", rs)["state"] == "UP" for rs in servers["WFC_inference_80"]),
+        60, what="WFC_inference_80's servers UP again",
+    )  # fmt: skip
+
     # the same through the management API and the WebUI page
     state = appliance.state_dir
     wait_until((state / "management-url").exists, 30, what="the management API to listen")
