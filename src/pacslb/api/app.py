@@ -35,6 +35,7 @@ from .routes_config import config_router
 from .routes_gslb import gslb_router
 from .routes_observe import metrics_router, observe_router
 from .routes_users import users_router
+from .routes_verify import verify_router
 from .routes_waf import waf_router
 from .writes import Writer
 
@@ -146,5 +147,6 @@ def create_management_app(
 
         app.include_router(alerts_router(controller.alerts), prefix=API_V1)
     app.include_router(waf_router(writer), prefix=API_V1)  # the WAF tier (issue 18)
+    app.include_router(verify_router(controller), prefix=API_V1)
     app.include_router(metrics_router(controller, metrics, metrics_socket(controller)))
     return app

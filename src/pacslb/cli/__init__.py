@@ -47,6 +47,7 @@ from . import (  # noqa: E402 - the command modules register on `app`, which mus
     layer4_commands,  # noqa: F401
     run_commands,  # noqa: F401
     user_commands,  # noqa: F401
+    verify_command,  # noqa: F401  (issue 15)
     waf_commands,  # noqa: F401  (the WAF tier, issue 18)
 )
 

@@ -173,7 +173,17 @@ class HTTPCheck(CheckTiming):
     type: Literal["http", "https"]
     method: Literal["GET", "HEAD", "OPTIONS", "POST"] = "GET"
     path: URLPath = "/"
-    host: Text | None = Field(default=None, description="Host header sent with the check")
+    host: Text | None = Field(
+        default=None,
+        description="Host header sent with the check (HTTP/1.1); omitted, the address of the virtual service "
+        "that reaches these real servers (its first listener), or 'localhost' for a wildcard listener",
+    )
+    check_traffic_port: bool = Field(
+        default=True,
+        description="when `port` moves the check away from the real servers' own port, also open a connection to "
+        "that port in each check, so that a dead traffic port takes the server down (only when every real server "
+        "of the service has the same port)",
+    )
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(
         default_factory=lambda: [200], min_length=1, max_length=L.MAX_SMALL_LIST, description="any of these statuses passes"
     )

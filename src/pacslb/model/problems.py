@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from types import UnionType
+from typing import Annotated, Any, Iterable, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -83,36 +84,64 @@ def _is_union_tag(node: Any, key: str) -> bool:
     return isinstance(node, dict) and node.get("type") == key
 
 
-def known_field_names(model: type[BaseModel]) -> set[str]:
-    """Every field name used anywhere in the model, for 'did you mean' hints."""
-    seen: set[type] = set()
-    names: set[str] = set()
-
-    def walk(tp: Any) -> None:
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            if tp in seen:
-                return
-            seen.add(tp)
-            for name, field in tp.model_fields.items():
-                names.add(name)
-                walk(field.annotation)
-        for arg in getattr(tp, "__args__", ()) or ():
-            walk(arg)
-        for arg in getattr(tp, "__metadata__", ()) or ():
-            walk(arg)
-        origin = getattr(tp, "__origin__", None)
-        if origin is not None:
-            walk(origin)
-
-    walk(model)
-    return names
+def _unwrap(tp: Any) -> Any:
+    """An annotation without Annotated and without the None of an Optional."""
+    while True:
+        if get_origin(tp) is Annotated:
+            tp = get_args(tp)[0]
+        elif get_origin(tp) in (Union, UnionType) and type(None) in get_args(tp):
+            rest = [a for a in get_args(tp) if a is not type(None)]
+            tp = rest[0] if len(rest) == 1 else Union[tuple(rest)]
+        else:
+            return tp
 
 
-def _message(err: dict[str, Any], known: set[str]) -> str:
+def _tags_of(model: type[BaseModel]) -> set[str]:
+    """The values of a model's `type` literal: the tags pydantic names in the location of a discriminated union."""
+    field = model.model_fields.get("type")
+    args = get_args(field.annotation) if field is not None else ()
+    return {str(getattr(a, "value", a)) for a in args}
+
+
+def _step(tp: Any, key: Any) -> Any:
+    """The annotation one location part further in, or None when the location leaves the model."""
+    origin = get_origin(tp)
+    if isinstance(key, int) and origin in (list, tuple, set, frozenset):
+        return get_args(tp)[0]
+    if isinstance(key, str) and origin is dict:
+        return get_args(tp)[1]
+    if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(key, str) and key in tp.model_fields:
+        return tp.model_fields[key].annotation
+    if origin in (Union, UnionType) and isinstance(key, str):
+        tagged = [m for m in get_args(_unwrap(tp)) if isinstance(m, type) and issubclass(m, BaseModel) and key in _tags_of(m)]
+        return tagged[0] if len(tagged) == 1 else None
+    if isinstance(key, str) and ("[" in key or "(" in key):  # a validator step pydantic names: the same value
+        return tp
+    return None
+
+
+def fields_at(loc: tuple[Any, ...], model: type[BaseModel]) -> set[str] | None:
+    """The field names valid at the object a pydantic location points to, or None when the model does not tell.
+
+    Walks the model's annotations beside the location: a field name to its annotation, a list index to the
+    item, a union tag to the member it names.
+    """
+    tp: Any = model
+    for key in loc:
+        tp = _step(_unwrap(tp), key)
+        if tp is None:
+            return None
+    tp = _unwrap(tp)
+    return set(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _message(err: dict[str, Any], model: type[BaseModel]) -> str:
     kind = err["type"]
     msg = err["msg"]
     if kind == "extra_forbidden":
         key = str(err["loc"][-1])
+        # only the fields valid where the key was written: a name from another section would mislead
+        known = fields_at(tuple(err["loc"][:-1]), model) or set()
         hint = difflib.get_close_matches(key, sorted(known), n=1)
         return f"unknown field {_printable(key)}" + (f"; did you mean '{hint[0]}'?" if hint else "; remove it")
     if kind == "missing":
@@ -155,6 +184,5 @@ def _brief(message: str, given: Any) -> str:
 
 def from_validation_error(exc: ValidationError, data: Any, model: type[BaseModel]) -> list[Problem]:
     """Every problem pydantic found, with readable paths and messages, in a stable order."""
-    known = known_field_names(model)
-    found = [Problem(path_of(tuple(e["loc"]), data), _brief(_message(e, known), e.get("input"))) for e in exc.errors()]
+    found = [Problem(path_of(tuple(e["loc"]), data), _brief(_message(e, model), e.get("input"))) for e in exc.errors()]
     return list(dict.fromkeys(found))  # a union can report the same problem twice

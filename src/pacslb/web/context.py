@@ -38,7 +38,8 @@ templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 
 NAV = [("/", "Dashboard"), ("/services", "Services"), ("/revisions", "Revisions"), ("/certificates", "Certificates"),
-       ("/graphs", "Graphs"), ("/log", "Log"), ("/gslb", "GSLB"), ("/waf", "WAF"), ("/backup", "Backup")]  # fmt: skip
+       ("/graphs", "Graphs"), ("/log", "Log"), ("/verify", "Verify"), ("/gslb", "GSLB"), ("/waf", "WAF"),
+       ("/backup", "Backup")]  # fmt: skip
 ADMIN_PAGES = frozenset({"/backup"})  # shown in the nav bar to admins only
 
 

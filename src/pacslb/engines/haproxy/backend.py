@@ -33,7 +33,7 @@ def transform_backend(vs: VirtualService, config: Config, env: HAProxyEnv, reach
     check = vs.health_check
     if isinstance(check, HTTPCheck):
         options.append("httpchk")
-        health_check += _http_check(check)
+        health_check += _http_check(check, _check_host(vs, reached_from), _traffic_port(vs, check))
     if check.type != "none":
         health_check.append(("timeout", "check", str(check.timeout)))
     is_backend_only = vs.mode is Mode.BACKEND_ONLY
@@ -92,17 +92,44 @@ def _backend_mode(vs: VirtualService, reached_from: list[VirtualService]) -> str
     return modes[0] if modes else "http"
 
 
-def _http_check(check: HTTPCheck) -> list[Directive]:
-    send: list[object] = ["http-check", "send", "meth", check.method, "uri", Text(check.path)]
-    if check.host is not None:
-        send += ["ver", "HTTP/1.1", "hdr", "Host", LogFormat(check.host)]
-    else:
-        # HTTP/1.1 requires a Host header (servers answer 400 without one); HTTP/1.0 does not
-        send += ["ver", "HTTP/1.0"]
-    lines: list[Directive] = [tuple(send)]
+def _check_host(vs: VirtualService, reached_from: list[VirtualService]) -> str:
+    """The Host a check sends when its `host` is not set: what a client that uses the VIP's address sends."""
+    for service in [vs, *reached_from]:
+        for listener in service.listen:
+            address = ipaddress.ip_address(str(listener.address))
+            if not address.is_unspecified:
+                return f"[{address}]" if address.version == 6 else str(address)
+    return "localhost"
+
+
+def _traffic_port(vs: VirtualService, check: HTTPCheck) -> int | None:
+    """The real servers' own port when the check runs elsewhere and every real server shares it (HAProxy's
+    `http-check connect port` is one port for the whole backend); None when there is nothing more to check."""
+    ports = {rs.port for rs in vs.real_servers}
+    if not check.check_traffic_port or check.port is None or len(ports) != 1:
+        return None
+    (port,) = ports
+    return port if port is not None and port != check.port else None
+
+
+def _http_check(check: HTTPCheck, default_host: str, traffic_port: int | None) -> list[Directive]:
+    # HTTP/1.1 with a Host header: HTTP/1.0 without one is refused or sent to a default site by servers
+    # that host several names (and some answer 400 to an HTTP/1.1 request without Host)
+    host = check.host if check.host is not None else default_host
+    send: list[object] = ["http-check", "send", "meth", check.method, "uri", Text(check.path), "ver", "HTTP/1.1"]
+    send += ["hdr", "Host", LogFormat(host)]
+    lines: list[Directive] = []
+    if traffic_port is not None:
+        # HAProxy wants a connect first when a ruleset has one; `default` keeps the server's check port and TLS
+        lines.append(("http-check", "connect", "default"))
+    lines.append(tuple(send))
     lines.append(("http-check", "expect", "status", ",".join(str(s) for s in check.expect_status)))
     if check.expect_body:  # every body contains the empty text
         lines.append(("http-check", "expect", "string", Text(check.expect_body)))
+    if traffic_port is not None:
+        # a second connection in the same check, plain TCP to the port that carries the traffic: the
+        # check above runs on `port` (HTTPS on 443, say) and would not see a dead port 80
+        lines.append(("http-check", "connect", "port", str(traffic_port)))
     return lines
 
 
