@@ -74,6 +74,7 @@ def render(
             raise typer.Exit(EXIT_INVALID)
         root = PurePosixPath(StatePaths(state_dir(state_dir_option).absolute()).powerdns_dir)
         sys.stdout.write(render_conf(loaded.config.gslb, root) + "# zones.yaml\n" + render_zones(loaded.config.gslb, {}, 1))
+        return
     if engine is Engine.waf:  # the WAF tier (issue 18): engines/waf
         from ..engines.waf.render import WafEnv
         from ..engines.waf.render import render as render_waf
