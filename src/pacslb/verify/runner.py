@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..engines.haproxy.runtime import ProxyKind, RuntimeAPI, RuntimeAPIError
+from ..engines.haproxy.waf import WAF_BACKEND_PREFIX
 from ..health.amqp import AMQPProbe
 from ..health.base import Target
 from ..health.dicom import DicomEchoProbe
@@ -55,8 +56,9 @@ def read_counters(api: RuntimeAPI) -> Counters:
 
 
 def moved(before: Counters, after: Counters) -> list[tuple[str, str]]:
-    """The servers whose session counter moved."""
-    return sorted(k for k, v in after.items() if v > before.get(k, 0))
+    """The real servers whose session counter moved (a request a WAF policy covers also moves its WAF backend's
+    counter on the way through Apache: that is the WAF tier, not the server that answered)."""
+    return sorted(k for k, v in after.items() if v > before.get(k, 0) and not k[0].startswith(WAF_BACKEND_PREFIX))
 
 
 async def _http(route: Route, timeout: float) -> str:

@@ -37,8 +37,11 @@ EXEMPT = "waf_exempt"  # the ACLs of requests the PACS profile leaves uninspecte
 WAF_USER_GROUP = "www-data"  # Apache's workers, which connect to the return socket
 
 
+WAF_BACKEND_PREFIX = "waf:"  # the WAF tier's backends: Apache, not real servers (pacslb verify looks past them)
+
+
 def waf_backend_name(policy: str) -> str:
-    return f"waf:{policy}"
+    return f"{WAF_BACKEND_PREFIX}{policy}"
 
 
 def return_frontend_name(service: str) -> str:
