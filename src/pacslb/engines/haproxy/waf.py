@@ -34,7 +34,8 @@ from .view import Acl, Backend, Bind, Frontend, Server
 
 CLIENT_HEADER = "X-Pacslb-Client"
 EXEMPT = "waf_exempt"  # the ACLs of requests the PACS profile leaves uninspected (their names cannot be a rule's)
-WAF_USER_GROUP = "www-data"  # Apache's workers, which connect to the return socket
+WAF_USER_GROUP = "www-data"
+SPLICE = "splice-auto"  # HAProxy splices a transfer once it fills its buffers: only bodies, never small requests  # Apache's workers, which connect to the return socket
 
 
 WAF_BACKEND_PREFIX = "waf:"  # the WAF tier's backends: Apache, not real servers (pacslb verify looks past them)
@@ -128,6 +129,9 @@ def _return(vs: VirtualService, config: Config, env: HAProxyEnv, paths: WafPaths
         name=return_frontend_name(vs.name),
         binds=(bind,),
         maxconn=None,
+        # large bodies (STOW-RS uploads Apache streams back) go to the real servers by the kernel's splice, not
+        # copied through HAProxy's buffers: bench/README.md measured STOW-RS 100 MiB through the WAF at +26 to +45 %
+        options=(*frontend.options, SPLICE),
         http_request=client + frontend.http_request,
     )
 
@@ -139,7 +143,7 @@ def _waf_backend(policy: str, port: int) -> Backend:
         mode="http",
         balance="roundrobin",
         hash_type=None,
-        options=(),
+        options=(SPLICE,),  # the client -> Apache leg, when the client's side is not TLS (as the return frontend)
         timeouts=(),
         persistence=(),
         health_check=(),

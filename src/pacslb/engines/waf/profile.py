@@ -95,6 +95,40 @@ PACS_PROFILE: tuple[ProfileRule, ...] = (
     ),
 )
 
+# CRS rule files the PACS profile does not load (docs/waf.md, "Rule files"): each costs CPU on every request
+# (bench/README.md) and inspects for something a DICOMweb service does not have. The SQL injection, XSS, LFI, RFI,
+# RCE, protocol, method, scanner, session fixation and Java (Log4Shell: Java archives) files stay.
+PACS_SKIPPED_RULE_FILES: tuple[ProfileRule, ...] = (
+    ProfileRule(
+        "REQUEST-903.",
+        "the application exclusion packages (Drupal, WordPress, Nextcloud, DokuWiki, cPanel, XenForo): they do nothing "
+        "unless a site enables one for that application, and a PACS is none of them",
+    ),
+    ProfileRule(
+        "REQUEST-933-APPLICATION-ATTACK-PHP",
+        "PHP injection: DICOMweb archives and viewers do not run PHP (Java, C++, .NET archives; static JavaScript "
+        "viewers); a PHP portal behind the same VIP needs `profile: none`",
+    ),
+    ProfileRule(
+        "REQUEST-934-APPLICATION-ATTACK-NODEJS",
+        "Node.js injection: as for PHP, no DICOMweb archive runs server-side JavaScript",
+    ),
+    ProfileRule(
+        "RESPONSE-95",
+        "the outbound data leakage files 950-954 (SQL, Java, PHP, IIS errors in the response body): the WAF tier never "
+        "reads response bodies (SecResponseBodyAccess Off: they are DICOM images and DICOM JSON, megabytes each), so "
+        "these rules have nothing to inspect but still run on every request; 959 and 980 stay",
+    ),
+)
+
+
+def pacs_rule_files(all_files: list[str]) -> list[str]:
+    """The CRS rule files (names, in CRS's order) the PACS profile includes: all but PACS_SKIPPED_RULE_FILES
+    (RESPONSE-959, the outbound blocking evaluation, is not one of the 950-954 data leakage files)."""
+    skipped = tuple(entry.key for entry in PACS_SKIPPED_RULE_FILES)
+    return [name for name in sorted(all_files) if not name.startswith(skipped) or name.startswith("RESPONSE-959")]
+
+
 # A WADO-RS URL of UIDs only (wado-uid-paths), after one of the policy's DICOMweb paths.
 UID = r"[0-9][0-9.]{0,63}"
 WADO_UID_PATH = (

@@ -31,6 +31,7 @@ from .profile import (
     QIDO_VALUE_RULES,
     WADO_URI_PARAMETERS,
     WADO_URI_RULES,
+    pacs_rule_files,
     wado_uid_regex,
 )
 
@@ -54,6 +55,42 @@ CRS_CONTENT_TYPES = (
     "application/csp-report",
     "application/xss-auditor-report",
     "text/plain",
+)
+# CRS 3.3's rule files (Debian 12's modsecurity-crs; tests/unit/engines/waf checks them against the installed
+# package): a policy with the PACS profile includes them by name, all but the profile's skipped files.
+CRS_RULE_FILES = (
+    "REQUEST-901-INITIALIZATION.conf",
+    "REQUEST-903.9001-DRUPAL-EXCLUSION-RULES.conf",
+    "REQUEST-903.9002-WORDPRESS-EXCLUSION-RULES.conf",
+    "REQUEST-903.9003-NEXTCLOUD-EXCLUSION-RULES.conf",
+    "REQUEST-903.9004-DOKUWIKI-EXCLUSION-RULES.conf",
+    "REQUEST-903.9005-CPANEL-EXCLUSION-RULES.conf",
+    "REQUEST-903.9006-XENFORO-EXCLUSION-RULES.conf",
+    "REQUEST-905-COMMON-EXCEPTIONS.conf",
+    "REQUEST-910-IP-REPUTATION.conf",
+    "REQUEST-911-METHOD-ENFORCEMENT.conf",
+    "REQUEST-912-DOS-PROTECTION.conf",
+    "REQUEST-913-SCANNER-DETECTION.conf",
+    "REQUEST-920-PROTOCOL-ENFORCEMENT.conf",
+    "REQUEST-921-PROTOCOL-ATTACK.conf",
+    "REQUEST-922-MULTIPART-ATTACK.conf",
+    "REQUEST-930-APPLICATION-ATTACK-LFI.conf",
+    "REQUEST-931-APPLICATION-ATTACK-RFI.conf",
+    "REQUEST-932-APPLICATION-ATTACK-RCE.conf",
+    "REQUEST-933-APPLICATION-ATTACK-PHP.conf",
+    "REQUEST-934-APPLICATION-ATTACK-NODEJS.conf",
+    "REQUEST-941-APPLICATION-ATTACK-XSS.conf",
+    "REQUEST-942-APPLICATION-ATTACK-SQLI.conf",
+    "REQUEST-943-APPLICATION-ATTACK-SESSION-FIXATION.conf",
+    "REQUEST-944-APPLICATION-ATTACK-JAVA.conf",
+    "REQUEST-949-BLOCKING-EVALUATION.conf",
+    "RESPONSE-950-DATA-LEAKAGES.conf",
+    "RESPONSE-951-DATA-LEAKAGES-SQL.conf",
+    "RESPONSE-952-DATA-LEAKAGES-JAVA.conf",
+    "RESPONSE-953-DATA-LEAKAGES-PHP.conf",
+    "RESPONSE-954-DATA-LEAKAGES-IIS.conf",
+    "RESPONSE-959-BLOCKING-EVALUATION.conf",
+    "RESPONSE-980-CORRELATION.conf",
 )
 MODE = {"detect": "DetectionOnly", "block": "On"}
 # pacslb's own rule ids: 1000-99999 is the range ModSecurity reserves for local rules (CRS uses 9xxxxx)
@@ -83,6 +120,7 @@ class Site:
     setup: tuple[str, ...]  # SecAction lines that set CRS's variables for this policy
     before: tuple[str, ...]  # rules before CRS: the allow list, the profile, exclusions scoped to a path
     after: tuple[str, ...]  # directives after CRS: exclusions everywhere
+    rule_files: tuple[str, ...]  # CRS's files to include by name; empty: all of them (*.conf)
 
 
 @dataclass(frozen=True)
@@ -140,6 +178,7 @@ def _site(name: str, service: str, policy: WafPolicy, port: int, paths: WafPaths
         setup=_setup(policy),
         before=tuple(before),
         after=tuple(after),
+        rule_files=tuple(pacs_rule_files(list(CRS_RULE_FILES))) if policy.profile == "pacs" else (),
     )
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pacslb.engines.waf.profile import PACS_PROFILE, QIDO_KEYWORDS, QIDO_VALUE_RULES
-from pacslb.engines.waf.render import WafEnv, build, quote, render
+from pacslb.engines.waf.profile import PACS_PROFILE, PACS_SKIPPED_RULE_FILES, QIDO_KEYWORDS, QIDO_VALUE_RULES
+from pacslb.engines.waf.render import CRS_RULE_FILES, CRS_RULES, WafEnv, build, quote, render
 from pacslb.model import load_file, validate_data
 
 GOLDEN_DIR = Path(__file__).resolve().parents[3] / "golden" / "waf"
@@ -75,9 +75,24 @@ def test_the_pacs_profile_removes_rules_only_for_qido_attributes_and_keeps_the_i
     assert not _render({}).count("SecRuleUpdateTargetById")
 
 
+def test_the_pacs_profile_includes_crs_without_the_files_of_other_stacks():
+    text = _render({"profile": "pacs"})
+    assert "rules/*.conf" not in text
+    for kept in ("901", "920", "921", "930", "931", "932", "941", "942", "944", "949", "959", "980"):
+        assert re.search(rf"Include \S+/(?:REQUEST|RESPONSE)-{kept}-", text), kept
+    for skipped in ("903.9002", "933", "934", "950", "951", "952", "953", "954"):
+        assert not re.search(rf"Include \S+/(?:REQUEST|RESPONSE)-{skipped}", text), skipped
+    assert "rules/*.conf" in _render({})  # without the profile: the whole Core Rule Set
+
+
+def test_the_crs_file_list_is_the_installed_packages():
+    installed = sorted(path.name for path in CRS_RULES.glob("*.conf"))
+    assert list(CRS_RULE_FILES) == installed
+
+
 def test_every_profile_entry_has_a_reason():
     assert len({entry.key for entry in PACS_PROFILE}) == len(PACS_PROFILE)
-    assert all(len(entry.why) > 60 for entry in PACS_PROFILE)
+    assert all(len(entry.why) > 60 for entry in PACS_PROFILE + PACS_SKIPPED_RULE_FILES)
 
 
 def test_one_site_per_policy_on_consecutive_ports_and_rule_policies_named_service_dot_rule():
