@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import re
@@ -469,6 +470,20 @@ def growth(samples: list[dict], key: str, start_min: float, end_min: float) -> d
     return {"from": a, "to": b, "growth_pct": round(100.0 * (b - a) / a, 2) if a else None}
 
 
+def late_means(samples: list[dict], key: str) -> dict[str, Any]:
+    """The mean of `key` over 40-60% of the run and over its last sixth: growth once the stores have filled up to
+    their bounds (revisions are pruned to settings.revisions.keep), where a leak would still show."""
+    end = samples[-1]["t"]
+
+    def mean(a: float, b: float) -> float:
+        values = [s[key] for s in samples if a * end <= s["t"] <= b * end]
+        return sum(values) / len(values) if values else 0.0
+
+    a, b = mean(0.4, 0.6), mean(5 / 6, 1.0)
+    return {"from": a, "to": b, "growth_pct": round(100.0 * (b - a) / a, 2) if a else None,
+            "minutes": [round(0.4 * end / 60), round(0.6 * end / 60), round(5 / 6 * end / 60), round(end / 60)]}  # fmt: skip
+
+
 def summarize(tally: Tally, samples: list[dict], pace: Pace) -> dict[str, Any]:
     minutes = samples[-1]["t"] / 60
     start, end = (10.0, 60.0) if minutes >= 60 else (minutes / 6, minutes)
@@ -489,6 +504,7 @@ def summarize(tally: Tally, samples: list[dict], pace: Pace) -> dict[str, Any]:
         "polls": dict(tally.polls),
         "poll_failures": len(tally.poll_failures),
         "rss": growth(samples, "controller_rss_kb", start, end),
+        "rss_late": late_means(samples, "controller_rss_kb"),
         "fds": growth(samples, "controller_fds", start, end),
         "threads": growth(samples, "controller_threads", start, end),
         "max_haproxy_workers": max(s["haproxy"]["workers"] for s in samples),
@@ -538,6 +554,7 @@ def section(doc: dict) -> str:
     a, b = s["window_minutes"]
     reqs = sum(s["requests"].values())
     oldest = "-" if s["oldest_old_worker_s"] is None else f"{s['oldest_old_worker_s']:.0f} s"
+    late = s["rss_late"]["minutes"]
     changes = ", ".join(f"{k}: " + ", ".join(f"{n} {o}" for o, n in v.items()) for k, v in s["changes"].items())
 
     def g(key: str, unit: str, scale: float = 1.0) -> str:
@@ -557,6 +574,7 @@ def section(doc: dict) -> str:
         f"| failed requests within {RELOAD_WINDOW_S:g} s of a reload | {s['failed_classes']['in_reload_window']} "
         f"({s['reloads']} reloads) | documented |",
         f"| controller RSS, minute {a:g} -> {b:g} | {g('rss', ' MB', 1024)} | growth < 5% |",
+        f"| controller RSS, mean of minutes {late[0]}-{late[1]} -> {late[2]}-{late[3]} | {g('rss_late', ' MB', 1024)} | flat |",
         f"| controller descriptors, minute {a:g} -> {b:g} | {g('fds', '')} | growth < 5% |",
         f"| controller threads, minute {a:g} -> {b:g} | {g('threads', '')} | flat |",
         f"| HAProxy workers at once (max) | {s['max_haproxy_workers']} | |",
@@ -581,7 +599,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=REPO / "bench" / "README.md")
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "soak.png")
+    parser.add_argument("--report", type=Path, help="run nothing: the section of an earlier run's results file (README too)")
     args = parser.parse_args(argv)
+    if args.report is not None:
+        doc = json.loads(args.report.read_text())
+        doc["summary"] = summarize(Tally(failures=doc["failures"]), doc["samples"], Pace(**doc["pace"])) | {
+            k: v for k, v in doc["summary"].items() if k in ("requests", "failed", "failed_classes", "failures_by_kind",
+                                                         "changes", "reloads", "polls", "poll_failures")}  # fmt: skip
+        print(section(doc))
+        if not args.no_readme:
+            replace_section(args.readme, "soak", section(doc))
+        return 0
     pace = Pace(minutes=args.minutes or 1.0, **QUICK) if args.quick else Pace(minutes=args.minutes or 60.0)
     if os.geteuid() != 0:
         print("bench/soak.py runs the demo, whose simulated real servers listen on ports below 1024: run it as root",
