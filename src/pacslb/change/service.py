@@ -42,9 +42,8 @@ from ..engines.haproxy.plan import Method, Plan
 from ..model import Config, dump_yaml, load_text, validate_data
 from ..model.config import RealServerState
 from ..model.diff import diff
-from ..model.files import Reserved
+from ..model.files import Reserved, read_config_text
 from ..model.ha import restart_needed
-from ..model.limits import read_config_text
 from ..model.problems import Problem
 from ..model.secrets import has_secrets, resolve, stored_form
 from ..paths import StatePaths
@@ -698,7 +697,7 @@ class Changes:
     async def apply_file(self) -> ChangeResult:
         """SIGHUP: read the configuration file again and apply it as a revision."""
         path = self.running.config_file
-        text = await asyncio.to_thread(read_config_text, path)  # regular, bounded (model/limits.py)
+        text = await asyncio.to_thread(read_config_text, path)  # regular, bounded (model/files.py)
         if not isinstance(text, str):
             log.error("cannot read %s: %s; nothing was changed", path, text.message)
             return ChangeResult(Outcome.INVALID, f"cannot read {path}: {text.message}")

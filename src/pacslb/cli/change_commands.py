@@ -167,7 +167,7 @@ def apply(
     Prints the plan: runtime operations (no reload) when they suffice, else a hitless reload and why.
     A change that fails leaves the previous configuration serving and says why.
     """
-    from ..model.limits import read_config_text
+    from ..model.files import read_config_text
     from ..model.load import parse_yaml
     from .common import print_problems
 

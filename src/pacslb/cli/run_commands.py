@@ -78,7 +78,7 @@ def up(
     applies the configuration file again.
     """
     from ..appliance import Appliance
-    from ..model.limits import read_config_text
+    from ..model.files import read_config_text
 
     _setup_logging(verbose)
     checkpoint = _pause_checkpoint(pause_at)

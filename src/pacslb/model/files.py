@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from .config import Config
+from .limits import MAX_CONFIG_BYTES
 from .problems import Problem
 
 Kind = Literal["page", "certificate", "script"]
@@ -256,3 +257,15 @@ def script_problem(field: str, script: str) -> Problem | None:
         f"that only root can change (e.g. {RECOMMENDED_SCRIPT_DIR}, mode 0755, script mode 0755), named without "
         "symbolic links"
     ))  # fmt: skip
+
+
+def read_config_text(path: Path) -> str | Problem:
+    """A configuration file's text, read as every named file is (a regular file, no device or FIFO, at most
+    MAX_CONFIG_BYTES), or the Problem why not."""
+    found = read_named_file("", path, MAX_CONFIG_BYTES, "configuration file")
+    if isinstance(found, Problem):
+        return found
+    try:
+        return found.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Problem("", f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8")

@@ -21,7 +21,6 @@ PACS (35 services) and for the 1,000 services of 10 real servers of the benchmar
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import BeforeValidator
@@ -107,20 +106,6 @@ def too_deep(what: str = "the document") -> Problem:
 def too_large(size: int, what: str = "the configuration") -> Problem:
     return Problem("", f"{what} has {size:,} bytes; at most {MAX_CONFIG_BYTES:,} ({MAX_CONFIG_BYTES // MiB} MiB) are "
                        "read: split it, or remove what it repeats")  # fmt: skip
-
-
-def read_config_text(path: Path) -> str | Problem:
-    """A configuration file's text, read as every named file is (a regular file, no device or FIFO, at most
-    MAX_CONFIG_BYTES; model/files.py), or the Problem why not."""
-    from .files import read_named_file  # files.py imports the model's config, which is not needed above
-
-    found = read_named_file("", path, MAX_CONFIG_BYTES, "configuration file")
-    if isinstance(found, Problem):
-        return found
-    try:
-        return found.data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Problem("", f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8")
 
 
 def at_most(length: int) -> BeforeValidator:

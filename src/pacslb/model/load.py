@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from .checks import check, check_files
 from .config import Config
-from .files import Reserved
-from .limits import MAX_CONFIG_BYTES, read_config_text, shape_problems, too_deep, too_large
+from .files import Reserved, read_config_text
+from .limits import MAX_CONFIG_BYTES, shape_problems, too_deep, too_large
 from .problems import Problem, errors, from_validation_error
 
 DEFAULT_CONFIG_FILE = "pacslb.yaml"
@@ -118,7 +118,7 @@ def load_file(path: Path, reserved: Reserved | None = None) -> Loaded:
     """Read and validate a configuration file; relative certificate paths are taken from its folder."""
     if not path.exists() and not path.is_symlink():
         return Loaded(None, [Problem("", f"{path} does not exist: write one with 'pacslb init --template true-pacs -o {path}'")])
-    text = read_config_text(path)  # a regular file of bounded size (model/limits.py)
+    text = read_config_text(path)  # a regular file of bounded size (model/files.py)
     if isinstance(text, Problem):
         return Loaded(None, [text])
     return load_text(text, base_dir=path.resolve().parent, reserved=reserved)
