@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...paths import StatePaths
+from ..daemon import all_pids, children, is_running, proc_cmdline, proc_ppid, proc_state, read_pidfile  # noqa: F401 - named here too
 from .runtime import RuntimeAPI, RuntimeAPIError, send_command
 
 DEFAULT_BINARY = "haproxy"
@@ -216,48 +217,6 @@ def check(config_path: Path, binary: str = DEFAULT_BINARY, timeout: float = CHEC
 # --- /proc ---------------------------------------------------------------------------------------
 
 
-def proc_state(pid: int) -> str | None:
-    """The state letter of /proc/PID/stat (R, S, Z, ...), or None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name is in parentheses and may itself hold spaces or parentheses.
-    rest = stat[stat.rfind(")") + 2 :].split()
-    return rest[0] if rest else None
-
-
-def is_running(pid: int) -> bool:
-    """A live process: it exists and is not a zombie waiting to be reaped."""
-    return proc_state(pid) not in (None, "Z", "X", "x")
-
-
-def proc_ppid(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    rest = stat[stat.rfind(")") + 2 :].split()
-    return int(rest[1]) if len(rest) > 1 else None
-
-
-def proc_cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def children(pid: int) -> list[int]:
-    """Live child processes of PID (HAProxy's workers, for a master)."""
-    return [p for p in _all_pids() if proc_ppid(p) == pid and is_running(p)]
-
-
 def _option(argv: list[str], name: str) -> str | None:
     """The value after `name` in argv (the last one if repeated)."""
     value = None
@@ -277,7 +236,7 @@ def serves_state_dir(argv: list[str], paths: StatePaths) -> bool:
 
 def find_masters(paths: StatePaths) -> list[int]:
     """Live HAProxy masters of this state directory found in /proc (workers are left out: their parent is one)."""
-    ours = {p for p in _all_pids() if is_running(p) and serves_state_dir(proc_cmdline(p), paths)}
+    ours = {p for p in all_pids() if is_running(p) and serves_state_dir(proc_cmdline(p), paths)}
     return sorted(p for p in ours if proc_ppid(p) not in ours)
 
 
@@ -288,15 +247,6 @@ def masters_of(paths: StatePaths) -> list[int]:
     if pid is not None and pid not in found and is_running(pid) and serves_state_dir(proc_cmdline(pid), paths):
         found.insert(0, pid)
     return found
-
-
-def read_pidfile(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
-        return None
-    first = text.split()[0] if text else ""
-    return int(first) if first.isdigit() and int(first) > 0 else None
 
 
 # --- the master ----------------------------------------------------------------------------------

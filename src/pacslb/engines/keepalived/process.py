@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..haproxy.process import is_running, proc_cmdline, read_pidfile
+from .. import daemon
+from ..daemon import is_running, read_pidfile
 from .render import KeepalivedPaths
 
 DEFAULT_BINARY = shutil.which("keepalived") or "/usr/sbin/keepalived"
@@ -49,14 +50,12 @@ def command_line(paths: KeepalivedPaths, binary: str = DEFAULT_BINARY) -> list[s
 
 def serves(pid: int, paths: KeepalivedPaths) -> bool:
     """PID is a live keepalived parent run on this appliance's file."""
-    argv = proc_cmdline(pid)
-    return bool(argv) and "keepalived" in Path(argv[0]).name and str(paths.config) in argv and is_running(pid)
+    return daemon.runs(pid, "keepalived", str(paths.config))
 
 
 def adopt(paths: KeepalivedPaths) -> int | None:
     """The PID of the keepalived that already runs this appliance's file, or None."""
-    pid = read_pidfile(paths.pid)
-    return pid if pid is not None and serves(pid, paths) else None
+    return daemon.adopt(paths.pid, "keepalived", str(paths.config))
 
 
 def start(paths: KeepalivedPaths, binary: str = DEFAULT_BINARY, timeout: float = 10.0) -> int:

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..haproxy.process import is_running, proc_cmdline, read_pidfile
+from .. import daemon
+from ..daemon import is_running, read_pidfile
 
 DEFAULT_BINARY = shutil.which("pdns_server") or "/usr/sbin/pdns_server"
 CONTROL = shutil.which("pdns_control") or "/usr/bin/pdns_control"
@@ -91,14 +92,12 @@ def command_line(files: Files, binary: str = DEFAULT_BINARY) -> list[str]:
 
 def serves(pid: int, files: Files) -> bool:
     """PID is a live pdns_server run on this appliance's folder."""
-    argv = proc_cmdline(pid)
-    return bool(argv) and "pdns_server" in Path(argv[0]).name and f"--config-dir={files.dir}" in argv and is_running(pid)
+    return daemon.runs(pid, "pdns_server", f"--config-dir={files.dir}")
 
 
 def adopt(files: Files) -> int | None:
     """The PID of the pdns_server that already runs this appliance's folder, or None."""
-    pid = read_pidfile(files.pid)
-    return pid if pid is not None and serves(pid, files) else None
+    return daemon.adopt(files.pid, "pdns_server", f"--config-dir={files.dir}")
 
 
 def control(files: Files, *command: str, timeout: float = 5.0) -> str:

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..haproxy.process import is_running, proc_cmdline, read_pidfile
+from .. import daemon
+from ..daemon import is_running, read_pidfile
 from .paths import WafPaths
 from .render import RUN_USER
 
@@ -84,14 +85,12 @@ def command_line(paths: WafPaths, binary: str = DEFAULT_BINARY) -> list[str]:
 
 def serves(pid: int, paths: WafPaths) -> bool:
     """PID is a live Apache parent run on this appliance's file."""
-    argv = proc_cmdline(pid)
-    return bool(argv) and "apache2" in Path(argv[0]).name and str(paths.config) in argv and is_running(pid)
+    return daemon.runs(pid, "apache2", str(paths.config))
 
 
 def adopt(paths: WafPaths) -> int | None:
     """The PID of the Apache that already runs this appliance's file, or None."""
-    pid = read_pidfile(paths.pid)
-    return pid if pid is not None and serves(pid, paths) else None
+    return daemon.adopt(paths.pid, "apache2", str(paths.config))
 
 
 def _log_size(paths: WafPaths) -> int:
