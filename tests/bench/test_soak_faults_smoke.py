@@ -40,8 +40,17 @@ def test_a_short_soak_serves_every_load_while_every_kind_of_change_lands(tmp_pat
     assert set(summary["requests"]) == {"http-keepalive", "http-close", "https-keepalive", "tcp"}
     assert all(n > 20 for n in summary["requests"].values()), summary["requests"]
     assert summary["failed_classes"]["outside_reloads"] == 0, doc["failures"][:10]
-    for kind in ("runtime-op", "apply-runtime", "apply-reload", "rollback"):
+    for kind in ("runtime-op", "apply-runtime", "apply-reload"):
         assert summary["changes"].get(kind, {}).get("applied", 0) >= 1, summary["changes"]
+    # the one rollback of a short run goes to the revision before the current one, which a drain and an online
+    # a second apart can leave equal to it: "unchanged" is a right answer too (an error is not)
+    rollbacks = summary["changes"].get("rollback", {})
+    assert rollbacks.get("applied", 0) + rollbacks.get("unchanged", 0) >= 1 and set(rollbacks) <= {"applied", "unchanged"}, (
+        rollbacks
+    )
+    assert all(
+        kind.startswith("replica-") or set(outcomes) <= {"applied", "unchanged"} for kind, outcomes in summary["changes"].items()
+    ), summary["changes"]
     assert summary["poll_failures"] == 0, doc["poll_failures"][:10]
     assert len(doc["samples"]) >= 3 and all(s["controller_rss_kb"] > 0 for s in doc["samples"])
 
