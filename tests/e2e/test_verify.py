@@ -117,7 +117,9 @@ def test_every_route_reaches_its_service_and_a_shadowed_rule_fails_verify(pacs):
     applied = appliance.cli("apply", "-c", str(plan.config_file), timeout=120)
     assert applied.returncode == 0, applied.stderr
     code, report = verify(appliance)
-    assert code == 0 and report["ok"] is True and report["counts"] == {"ok": 35}, report["counts"]
+    assert code == 0 and report["ok"] is True and report["counts"] == {"ok": 35}, [
+        (r["virtual_service"], r["rule"], r["status"], r.get("problem")) for r in report["routes"] if r["verdict"] != "ok"
+    ]
 
     # a route whose real servers are all halted fails verify, naming what answered instead
     for rs in servers["WFC_inference_80"]:
