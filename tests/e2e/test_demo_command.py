@@ -38,11 +38,16 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
 
+# Below Linux's ephemeral ports (32768-60999): every VIP port (up to 9094 + offset) and the WAF tier's ports
+# (10080 + offset on) stay out of the range whose ports outgoing connections take, so none is held when bound.
+OFFSETS = (20000, 22600)
+
+
 def free_port_offset() -> int:
     import socket
 
     for _ in range(200):
-        offset = random.randrange(20000, 50000)
+        offset = random.randrange(*OFFSETS)
         try:
             for spec in SERVICES:
                 if spec.port is not None:

@@ -12,6 +12,10 @@ from pacslb.demo import DemoError, DemoProcess
 from pacslb.demo.truepacs import TruePacsDemo
 from pacslb.templates.true_pacs import SERVICES
 
+# Below Linux's ephemeral ports (32768-60999): every VIP port (up to 9094 + offset) and the WAF tier's ports
+# (10080 + offset on) stay out of the range whose ports outgoing connections take, so none is held when bound.
+OFFSETS = (20000, 22600)
+
 
 def vip_ports_free(vip: str, offset: int) -> bool:
     """Every listening port of the template, moved by `offset`, is free on `vip`."""
@@ -28,7 +32,7 @@ def vip_ports_free(vip: str, offset: int) -> bool:
 
 def free_port_offset(vip: str) -> int:
     for _ in range(200):
-        offset = random.randrange(20000, 50000)
+        offset = random.randrange(*OFFSETS)
         if vip_ports_free(vip, offset):
             return offset
     raise RuntimeError("no port offset with six free VIP ports")
