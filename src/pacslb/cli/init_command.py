@@ -43,6 +43,14 @@ def init(
             help="true-pacs: check VIP 1's RabbitMQ servers with an AMQP handshake instead of the guide's connect check",
         ),
     ] = False,
+    always_on_default: Annotated[
+        bool,
+        typer.Option(
+            "--always-on-default",
+            help="true-pacs: VIP 2, 3 and 4 send requests no rule takes to real servers of their own, unchecked "
+            "(the guide's 'No checks, Always on'), instead of a default backend-only service",
+        ),
+    ] = False,
     ha: Annotated[
         str | None,
         typer.Option(
@@ -107,7 +115,11 @@ def init(
     address = vip_address or chosen.default_vip_address
     pair = _pair_params(ha, node_address, peer, interface, interface_network, virtual_router_id, peer_certificate, address)
     try:
-        text = chosen.render(TemplateOptions(vip_address=address, port_offset=port_offset, amqp_check=amqp_check))
+        text = chosen.render(
+            TemplateOptions(
+                vip_address=address, port_offset=port_offset, amqp_check=amqp_check, always_on_default=always_on_default
+            )
+        )
     except ValueError as exc:
         print(f"cannot write the {template} template: {exc}", file=sys.stderr)
         raise typer.Exit(EXIT_INVALID) from None
