@@ -15,6 +15,7 @@ class TemplateOptions:
     vip_address: str
     port_offset: int = 0
     amqp_check: bool = False  # True PACS: check VIP 1 (RabbitMQ) with an AMQP handshake, not a connect
+    always_on_default: bool = False  # True PACS: VIP 2, 3 and 4 serve unmatched requests from their own servers
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,12 @@ class Template:
 
 def _true_pacs(options: TemplateOptions) -> str:
     return render_true_pacs(
-        TruePacsParams(vip_address=options.vip_address, port_offset=options.port_offset, amqp_check=options.amqp_check)
+        TruePacsParams(
+            vip_address=options.vip_address,
+            port_offset=options.port_offset,
+            amqp_check=options.amqp_check,
+            always_on_default=options.always_on_default,
+        )
     )
 
 

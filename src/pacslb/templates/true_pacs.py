@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -141,6 +141,9 @@ class TruePacsParams:
                          port 80, the guide checks them with HTTPS GET); None checks plain HTTP on port 80
     amqp_check           VIP 1 (RabbitMQ) checked with an AMQP handshake (pacslb's `amqp` check) instead of
                          the guide's "Connect to Port"; off by default, as the guide asks
+    always_on_default    VIP 2, 3 and 4 ("No checks, Always on" in the guide) get real servers of their own, the
+                         WFC servers on their backends' port, unchecked, and take the requests that no rule takes
+                         (instead of a default_service); off by default
     """
 
     vip_address: str = "192.0.2.10"
@@ -151,6 +154,7 @@ class TruePacsParams:
     check_path: str = "/"
     wfc_http_check_port: int | None = 443
     amqp_check: bool = False
+    always_on_default: bool = False
 
     def problems(self) -> list[str]:
         """What is wrong with these parameters, in words (empty when they are usable)."""
@@ -166,7 +170,7 @@ class TruePacsParams:
                 f"port_offset {self.port_offset} moves the listening ports to {low}..{high}; ports are 1 to 65535 "
                 f"(use {1 - min(ports)} to {65535 - max(ports)})"
             )
-        known = {s.name for s in SERVICES if s.server_port is not None}
+        known = {s.name for s in SERVICES if s.server_port is not None or (self.always_on_default and s.name in DEFAULT_SERVICES)}
         for name, servers in (self.real_servers or {}).items():
             if name not in known:
                 found.append(f"real_servers: {name!r} is not a True PACS service with real servers")
@@ -229,21 +233,31 @@ def _check(spec: ServiceSpec, params: TruePacsParams) -> dict[str, Any]:
     return check
 
 
+def _always_on(spec: ServiceSpec) -> ServiceSpec:
+    """A parent VIP with real servers of its own: the WFC servers on its backend-only services' port."""
+    child = next(s for s in SERVICES if s.parent == spec.name)
+    return replace(spec, server_port=child.server_port, encrypted=child.encrypted, servers=child.servers)
+
+
 def _view(params: TruePacsParams) -> dict[str, Any]:
     services = []
     for spec in SERVICES:
         children = [s for s in SERVICES if s.parent == spec.name]
+        always_on = params.always_on_default and spec.name in DEFAULT_SERVICES
+        served = _always_on(spec) if always_on else spec
         check = _check(spec, params)
-        tls_to_servers = spec.encrypted or check["type"] == "https"
+        tls_to_servers = served.encrypted or check["type"] == "https"
         services.append(
             {
                 "spec": spec,
                 "port": None if spec.port is None else spec.port + params.port_offset,
-                "servers": _servers(spec, params) if spec.server_port is not None else [],
+                "servers": _servers(served, params) if served.server_port is not None else [],
+                "server_port": served.server_port,
+                "always_on": always_on,
                 "check": check,
                 "tls_to_servers": tls_to_servers,
                 "rules": [{"name": c.word.lower(), "prefix": c.path_prefix, "service": c.name} for c in children],
-                "default_service": DEFAULT_SERVICES.get(spec.name),
+                "default_service": None if always_on else DEFAULT_SERVICES.get(spec.name),
             }
         )
     return {
