@@ -20,7 +20,6 @@ it is kept here because it is one of keepalived's inputs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +28,12 @@ from typing import Callable
 from ... import files
 from ...model.config import Config
 from ...paths import StatePaths
-from .. import exits
 from ..contract import EngineError, EngineState, Prepared
+from ..supervisor import keep_running
 from . import process
 from .render import KeepalivedPaths, RenderError, render, render_scripts
 
 log = logging.getLogger("pacslb.ha")
-
-SUPERVISE_INTERVAL = 0.5
-RESTART_BACKOFF_MAX = 30.0
 
 
 @dataclass
@@ -179,32 +175,19 @@ class KeepalivedEngine:
             files.atomic_write(self.paths.bonus, f"{value}\n")
 
     async def supervise(self) -> None:
-        backoff = 1.0
-        while not self._stopping.is_set():
-            if self.pid is not None:  # wake as soon as it ends, not at the next look
-                await exits.process_exit(self.pid, SUPERVISE_INTERVAL, self._stopping)
-            else:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=SUPERVISE_INTERVAL)
-            if self._stopping.is_set():
-                return
-            if self.config is None or self.config.ha is None:
-                continue
-            async with self.gate:
-                if self._stopping.is_set() or (self.pid is not None and process.alive(self.pid)):
-                    continue
-                log.error("keepalived (PID %s) died: starting it again", self.pid)
-                self.on_event("UNKNOWN", "keepalived died; the controller starts it again")
-                try:
-                    await asyncio.to_thread(self._start, self.config)
-                    self.restarts += 1
-                    self.error = None
-                    backoff = 1.0
-                except (EngineError, process.KeepalivedError, OSError) as exc:
-                    self.error = f"keepalived could not be started again: {exc}"
-                    log.error("%s; next attempt in %gs", self.error, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, RESTART_BACKOFF_MAX)
+        await keep_running(self, "keepalived", self._stopping, (EngineError, process.KeepalivedError, OSError), log)
+
+    # what engines/supervisor.py asks of it
+    def should_run(self) -> bool:
+        return self.config is not None and self.config.ha is not None
+
+    def is_running(self) -> bool:
+        return self.pid is not None and process.alive(self.pid)
+
+    async def start_again(self) -> None:
+        assert self.config is not None
+        self.on_event("UNKNOWN", "keepalived died; the controller starts it again")
+        await asyncio.to_thread(self._start, self.config)
 
     async def stop(self) -> None:
         self._stopping.set()

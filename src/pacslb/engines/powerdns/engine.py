@@ -30,14 +30,12 @@ from ... import files as atomic
 from ...model.config import Config
 from ...paths import StatePaths
 from ..contract import EngineError, EngineState, Prepared
+from ..supervisor import keep_running
 from . import process
 from .answers import NameAnswers, decide
 from .render import render_conf, render_zones
 
 log = logging.getLogger("pacslb.gslb")
-
-SUPERVISE_INTERVAL = 0.5
-RESTART_BACKOFF_MAX = 30.0
 
 
 @dataclass
@@ -267,31 +265,20 @@ class PowerDNSEngine:
         atomic.atomic_write(self.files.applied, digest_of(config, conf) + "\n")
 
     async def supervise(self) -> None:
-        backoff = 1.0
-        while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=SUPERVISE_INTERVAL)
-                return
-            except asyncio.TimeoutError:
-                pass
-            config = self.config
-            if config is None or config.gslb is None or self.pid is None:
-                continue  # never started (or stopped by a change): nothing to keep alive
-            async with self.gate:
-                if self._stopping.is_set() or self.pid is None or self._running():
-                    continue
-                log.error("pdns_server (PID %s) died: starting it again", self.pid)
-                try:
-                    async with self._data:
-                        await asyncio.to_thread(self._start, config)
-                    self.restarts += 1
-                    self.error = None
-                    backoff = 1.0
-                except (EngineError, process.PowerDNSError, OSError) as exc:
-                    self.error = f"pdns_server could not be started again: {exc}"
-                    log.error("%s; next attempt in %gs", self.error, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, RESTART_BACKOFF_MAX)
+        await keep_running(self, "pdns_server", self._stopping, (EngineError, process.PowerDNSError, OSError), log)
+
+    # what engines/supervisor.py asks of it
+    def should_run(self) -> bool:
+        config = self.config  # never started, or stopped by a change: nothing to keep alive
+        return config is not None and config.gslb is not None and self.pid is not None
+
+    def is_running(self) -> bool:
+        return self._running()
+
+    async def start_again(self) -> None:
+        assert self.config is not None
+        async with self._data:
+            await asyncio.to_thread(self._start, self.config)
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -26,14 +26,12 @@ from ... import files
 from ...model.config import Config
 from ...model.waf import policies, policy_ports
 from ..contract import EngineError, EngineState, Prepared
+from ..supervisor import keep_running
 from . import process
 from .paths import WafPaths
 from .render import WafEnv, render
 
 log = logging.getLogger("pacslb.waf")
-
-SUPERVISE_INTERVAL = 0.5
-RESTART_BACKOFF_MAX = 30.0
 
 
 @dataclass
@@ -210,28 +208,17 @@ class WafEngine:
         log.info("Apache (WAF) started (PID %d)", self.pid)
 
     async def supervise(self) -> None:
-        backoff = 1.0
-        while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=SUPERVISE_INTERVAL)
-                return
-            except asyncio.TimeoutError:
-                pass
-            async with self.gate:
-                # the configuration file is the truth: it exists while some policy is applied
-                if self._stopping.is_set() or self._running() or not self.paths.config.exists():
-                    continue
-                log.error("Apache (WAF, PID %s) died: starting it again", self.pid)
-                try:
-                    self.pid = await asyncio.to_thread(process.start, self.paths, self.binary)
-                    self.restarts += 1
-                    self.error = None
-                    backoff = 1.0
-                except (process.ApacheError, OSError) as exc:
-                    self.error = f"Apache could not be started again: {exc}"
-                    log.error("%s; next attempt in %gs", self.error, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, RESTART_BACKOFF_MAX)
+        await keep_running(self, "Apache (WAF)", self._stopping, (process.ApacheError, OSError), log)
+
+    # what engines/supervisor.py asks of it
+    def should_run(self) -> bool:
+        return self.paths.config.exists()  # the configuration file is the truth: it exists while some policy is applied
+
+    def is_running(self) -> bool:
+        return self._running()
+
+    async def start_again(self) -> None:
+        self.pid = await asyncio.to_thread(process.start, self.paths, self.binary)
 
     async def stop(self) -> None:
         self._stopping.set()
