@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .limits import MAX_TEXT
+from .base import Strict
 from .types import SECRET_PLACEHOLDER, Duration, Host, Name, Secret, Text
 
 # Every event an alert can be about; `test` is what `pacslb alerts test` sends (every receiver takes it).
@@ -55,18 +55,13 @@ _URL_RE = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(
 _SYSLOG_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 
 
-class _Strict(BaseModel):
-    # every text bounded as in the rest of the model (model/limits.py)
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, str_max_length=MAX_TEXT)
-
-
 def _mailbox(value: str) -> str:
     if len(value) > 254 or not _MAILBOX_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not an e-mail address: write local@domain, e.g. pacs-team@hospital.example")
     return value
 
 
-class Receiver(_Strict):
+class Receiver(Strict):
     """What every receiver has: a name, the events it wants, and the least severity it is told of."""
 
     name: Name
@@ -172,7 +167,7 @@ class SyslogReceiver(Receiver):
 AlertReceiver = Annotated[Union[EmailReceiver, WebhookReceiver, SyslogReceiver], Field(discriminator="type")]
 
 
-class Alerts(_Strict):
+class Alerts(Strict):
     """Under `alerts:`: the receivers, and the rules every alert follows."""
 
     receivers: list[AlertReceiver] = Field(default_factory=list, max_length=MAX_RECEIVERS, description="at most 20")

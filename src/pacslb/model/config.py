@@ -10,20 +10,15 @@ import re
 from enum import Enum
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from . import limits as L
 from .alerts import Alerts  # who is told when something happens (issue 14)
+from .base import Strict
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .network import NetworkSettings
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
 from .waf import WafPolicy, WafSettings  # the WAF tier (issue 18): model/waf.py
-
-
-class Strict(BaseModel):
-    """Base of every model class: unknown keys are errors, never silently dropped."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False, str_max_length=L.MAX_TEXT)
 
 
 class Mode(str, Enum):

@@ -13,9 +13,10 @@ import ipaddress
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from .limits import MAX_SMALL_LIST, MAX_TEXT
+from .base import Strict
+from .limits import MAX_SMALL_LIST
 from .types import Duration, IPAddress
 
 # Fields of Config (dotted paths) that belong to one node and are never copied by configuration sync.
@@ -28,11 +29,7 @@ _INTERFACE_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 _FINGERPRINT_RE = re.compile(r"^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, str_max_length=MAX_TEXT)
-
-
-class FloatingIP(_Strict):
+class FloatingIP(Strict):
     """One address that moves to the master, with the prefix length it gets on the interface."""
 
     address: IPAddress = Field(description="a VIP address of the configuration")
@@ -56,7 +53,7 @@ class FloatingIP(_Strict):
         return f"{self.address}/{self.prefix or limit}"
 
 
-class HASync(_Strict):
+class HASync(Strict):
     """The peer link of configuration sync: HTTPS with client certificates, both ends pinned."""
 
     port: int = Field(default=9444, ge=1, le=65535, description="TCP port of the sync endpoint on `address` (both nodes)")
@@ -87,7 +84,7 @@ class HASync(_Strict):
         return value
 
 
-class HA(_Strict):
+class HA(Strict):
     """This node's part in an HA pair (node-local: never synced)."""
 
     role: Literal["primary", "secondary"] = Field(description="this node's role: the primary pushes configuration")

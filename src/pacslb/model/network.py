@@ -13,8 +13,9 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from .base import Strict
 from .problems import Problem
 
 if TYPE_CHECKING:
@@ -25,10 +26,8 @@ _INTERFACE_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 MAX_VIP_ADDRESSES = 4096  # addresses one interface gets from a configuration (the kernel takes more; a bound on one change)
 
 
-class NetworkSettings(BaseModel):
+class NetworkSettings(Strict):
     """Where a single node's VIP addresses live."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     interface: str | None = Field(
         default=None,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Iterator, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
 
-from .limits import MAX_TEXT
+from .base import Strict
 from .problems import Problem
 from .types import Network, Text, URLPath
 
@@ -54,12 +54,7 @@ HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$"
 RuleId = Annotated[int, Field(ge=1, le=999_999)]
 
 
-class _Strict(BaseModel):
-    # every text bounded as in the rest of the model (model/limits.py)
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, str_max_length=MAX_TEXT)
-
-
-class WafExclusion(_Strict):
+class WafExclusion(Strict):
     """CRS rules that do not apply: by id or tag; everywhere, under a path prefix, or only to one parameter or header."""
 
     rule_ids: list[RuleId] = Field(default_factory=list, max_length=MAX_RULE_IDS, description="CRS rule ids, e.g. [942100]")
@@ -80,7 +75,7 @@ class WafExclusion(_Strict):
         return self
 
 
-class WafPolicy(_Strict):
+class WafPolicy(Strict):
     """How the WAF treats requests: ModSecurity with the OWASP CRS in front of the real servers."""
 
     mode: Literal["off", "detect", "block"] = Field(
@@ -119,7 +114,7 @@ class WafPolicy(_Strict):
         return self
 
 
-class WafSettings(_Strict):
+class WafSettings(Strict):
     """Where the WAF tier (Apache with ModSecurity) listens: loopback ports, one per WAF policy."""
 
     first_port: int = Field(
