@@ -9,7 +9,8 @@ the composition root (pacslb.appliance) does it, so the API knows nothing of the
   /services[/NAME[/...]]       virtual services, health checks, real servers and rules: forms whose
                                validation problems show beside their fields
   /revisions[/ID]              history, what each revision changed, rollback
-  /certificates                certificate files with their expiry
+  /certificates                certificate files with their expiry; admins upload, make (self-signed, CSR),
+                               assign and delete them
   /graphs                      requests, sessions and errors per virtual service (metrics history)
   /log                         the end of HAProxy's log, live
   /gslb                        GSLB: per name, which sites are answered to which client networks and why
@@ -26,7 +27,7 @@ web_router = APIRouter(include_in_schema=False)
 
 
 def _include() -> None:
-    from . import backup, gslb, pages, revisions, services, verify, waf
+    from . import backup, certificates, gslb, pages, revisions, services, verify, waf
 
     web_router.include_router(pages.router)
     web_router.include_router(gslb.router)  # GSLB (issue 19)
@@ -35,6 +36,7 @@ def _include() -> None:
     web_router.include_router(backup.router)
     web_router.include_router(waf.router)  # the WAF tier (issue 18)
     web_router.include_router(verify.router)
+    web_router.include_router(certificates.router)  # upload, self-signed, CSR, assign, delete (issue 16)
 
 
 _include()
