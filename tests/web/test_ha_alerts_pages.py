@@ -175,3 +175,13 @@ def test_the_alerts_page_without_receivers_and_its_test_button_by_role(web, web_
     answer = admin.form_post("/alerts/test")
     assert answer.status_code == 200 and "No receiver runs" in answer.text
     assert ("alerts.test", "failed") in [(e.action, e.outcome) for e in web_app.auth.audit_log.list(limit=5)]
+
+
+def test_the_alerts_page_lists_the_configured_receivers_to_every_role(web, web_app):
+    running = web_app.controller.changes.running
+    running.config = running.config.model_copy(update={"alerts": load_text(ALERTS).config.alerts})
+    for role in ("viewer", "admin"):
+        page = web(role).get("/alerts")
+        assert page.status_code == 200 and 'data-receiver="oncall"' in page.text and 'data-receiver="logs"' in page.text
+        assert "https://hooks.example/pacslb" in page.text and "not running" in page.text and "5m" in page.text
+        assert ('action="/alerts/test"' in page.text) == (role == "admin")
