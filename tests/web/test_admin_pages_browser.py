@@ -4,12 +4,12 @@ browser per module. Users admin (the first admin's one-time password), operator 
 
 - admin, /certificates: a key of another certificate is refused beside the key field; a certificate is uploaded,
   assigned to a plain-HTTP service (a revision: HAProxy then serves it on that port, read back over TLS), its delete
-  is asked first and refused while the service uses it; a key + CSR is made, its CSR signed by a CA of the test and
+  is asked first and refused while the service uses it, it is replaced (HAProxy serves the new one, no reload); a key + CSR is made, its CSR signed by a CA of the test and
   the certificate uploaded without a key; a delete dismissed at the question deletes nothing.
 - admin, /alerts: a test alert is delivered to a real webhook receiver of the test and fails for one whose port is
   closed, each result shown per receiver.
 - every role, /ha: this appliance has no `ha` section, and the page says so and how to pair (no button).
-- viewer and operator: the pages show no write control, /backup is not in their nav bar and is 403 by URL, and the
+- viewer and operator: the pages (and those of the WAF and GSLB issues) show no write control, /backup is not in their nav bar and is 403 by URL, and the
   form posts and the API (with their session's CSRF token) refuse their writes.
 
 No page breaks the strict CSP. Screenshots go to /tmp/pacslb-webops-shots/ (looked at by the developer).
@@ -209,6 +209,16 @@ def test_admin_uploads_makes_assigns_and_deletes_certificates(site, browser, tmp
         expect(page.locator(".flash-error")).to_contain_text("web uses it for TLS; assign another certificate first")
         assert (appliance.paths.certs_dir / "site.pem").exists()
 
+        # replaced while web serves it: HAProxy takes the new one without a reload
+        (tmp_path / "other.crt").write_bytes(other.cert_pem)
+        page.fill("#upload-name", "site")
+        page.set_input_files("#upload-certificate", str(tmp_path / "other.crt"))
+        page.set_input_files("#upload-key", str(tmp_path / "other.key"))
+        page.check("#upload-replace")
+        page.click("#upload-form button[type=submit]")
+        expect(page.locator(".flash-ok")).to_contain_text("HAProxy serves it now for web (no reload)")
+        assert served_common_name(vip, port) == "other.example"
+
         # a key + CSR; the CA signs it; the certificate comes back without a key
         page.fill("#csr-name", "wfc")
         page.fill("#csr-common_name", "wfc.hospital.example")
@@ -263,6 +273,8 @@ def test_admin_sends_a_test_alert_and_sees_the_ha_page_of_a_single_node(site, br
         expect(page.locator("section.no-ha")).to_contain_text("docs/high-availability.md")
         expect(page.locator("main form")).to_have_count(0)
         admin.shoot("ha-no-pair")
+        admin.goto("/backup")  # the backup issue's page: admins only, with its two forms
+        expect(page.locator('main form[action="/backup/download"], main form[action="/backup/restore"]')).to_have_count(2)
     finally:
         admin.close()
 
@@ -289,6 +301,9 @@ def test_viewers_and_operators_see_no_write_control_and_are_refused_anyway(site,
         expect(page.locator("tr[data-receiver]")).to_have_count(2)
         expect(page.locator("main form, main button")).to_have_count(0)
         user.shoot(f"alerts-{role}")
+        for path in ("/waf", "/gslb"):  # the pages of the WAF and GSLB issues: read only for them too
+            assert user.goto(path).status == 200, path
+            expect(page.locator("main form, main button")).to_have_count(0)
         user.goto("/ha")  # this appliance has no `ha` section
         expect(page.locator("section.no-ha")).to_contain_text("no ha section")
         expect(page.locator("main form, main button")).to_have_count(0)

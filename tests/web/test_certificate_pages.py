@@ -163,3 +163,22 @@ def test_delete_asks_first_and_is_refused_while_a_service_uses_the_certificate(w
     assert not (certs_dir / "spare.pem").exists() and "certificate spare deleted" in client.get("/certificates").text
     actions = [(e.action, e.outcome, e.target) for e in web_app.auth.audit_log.list(limit=100)]
     assert ("certificate.delete", "refused", "used") in actions and ("certificate.delete", "applied", "spare") in actions
+
+
+def test_an_assign_based_on_an_old_revision_or_to_no_service_changes_nothing_and_says_why(web, web_app):
+    client = web("admin")
+    certs_dir = web_app.controller.paths.certs_dir
+    certs_dir.mkdir(parents=True)
+    (certs_dir / "site.pem").write_bytes(pki.self_signed("site.example").bundle())
+    store = web_app.controller.changes.store
+    current = store.current_id()
+    page = client.get("/certificates").text
+    assert f'name="base_revision" value="{current}"' in page and '<option value="web">' in page
+    assert '<option value="only">' not in page  # a backend-only service terminates no TLS
+    stale = client.form_post("/certificates/site/assign", {"service": "web", "base_revision": str(current + 5)})
+    assert stale.status_code == 303
+    shown = client.get("/certificates").text
+    assert "flash-error" in shown and f"revision {current + 5}" in shown
+    assert client.form_post("/certificates/site/assign", {"service": "nope", "base_revision": str(current)}).status_code == 303
+    assert "there is no virtual service nope" in client.get("/certificates").text
+    assert store.current_id() == current

@@ -20,7 +20,7 @@ from typing import Any
 from .. import pki
 from ..api.certs import CertificateProblems, check_name, validate_bundle
 from ..change.result import Outcome
-from ..change.service import Origin
+from ..change.service import EditError, Origin
 from ..model.checks import resolve
 from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
 
@@ -233,8 +233,8 @@ def assign_edit(controller: Any, service: str, path: Path):
     def edit(data: dict[str, Any]) -> None:
         services = data.setdefault("virtual_services", [])
         found = [vs for vs in services if vs.get("name") == service]
-        if not found:
-            raise LookupError(f"there is no virtual service {service}")
+        if not found:  # removed by a change made since the page was shown
+            raise EditError(Outcome.NOT_FOUND, f"there is no virtual service {service}")
         vs = found[0]
         tls = vs.get("tls") or {}
         others = [c for c in tls.get("certificates", [])
