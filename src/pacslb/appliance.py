@@ -102,6 +102,11 @@ class Facade:
     def gslb_status(self) -> dict:
         return self._appliance.gslb_status()
 
+    @property
+    def ha(self) -> Any:
+        """The HA pair (ha/pair.py) when the configuration has an `ha` section, else None (the WebUI's /ha)."""
+        return self._appliance.ha
+
 
 class Appliance:
     def __init__(

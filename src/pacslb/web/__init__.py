@@ -9,11 +9,14 @@ the composition root (pacslb.appliance) does it, so the API knows nothing of the
   /services[/NAME[/...]]       virtual services, health checks, real servers and rules: forms whose
                                validation problems show beside their fields
   /revisions[/ID]              history, what each revision changed, rollback
-  /certificates                certificate files with their expiry
+  /certificates                certificate files with their expiry; admins upload, make (self-signed, CSR),
+                               assign and delete them
   /graphs                      requests, sessions and errors per virtual service (metrics history)
   /log                         the end of HAProxy's log, live
   /gslb                        GSLB: per name, which sites are answered to which client networks and why
   /backup                      download a backup, upload one to restore (admins)
+  /ha                          the HA pair: both nodes, VRRP state, last sync, split brain; promote/demote (admins)
+  /alerts                      alert receivers with their counters, the last alerts; a test alert (admins)
 
 The metrics sampler that feeds /graphs is pacslb.web.history.Sampler.
 """
@@ -26,7 +29,7 @@ web_router = APIRouter(include_in_schema=False)
 
 
 def _include() -> None:
-    from . import backup, gslb, pages, revisions, services, verify, waf
+    from . import alerts, backup, certificates, gslb, ha, pages, revisions, services, verify, waf
 
     web_router.include_router(pages.router)
     web_router.include_router(gslb.router)  # GSLB (issue 19)
@@ -35,6 +38,9 @@ def _include() -> None:
     web_router.include_router(backup.router)
     web_router.include_router(waf.router)  # the WAF tier (issue 18)
     web_router.include_router(verify.router)
+    web_router.include_router(certificates.router)  # upload, self-signed, CSR, assign, delete (issue 16)
+    web_router.include_router(ha.router)  # the HA pair (issue 16)
+    web_router.include_router(alerts.router)  # alert receivers, test alert (issue 16)
 
 
 _include()

@@ -40,6 +40,7 @@ templates.env.lstrip_blocks = True
 NAV = [("/", "Dashboard"), ("/services", "Services"), ("/revisions", "Revisions"), ("/certificates", "Certificates"),
        ("/graphs", "Graphs"), ("/log", "Log"), ("/verify", "Verify"), ("/gslb", "GSLB"), ("/waf", "WAF"),
        ("/backup", "Backup")]  # fmt: skip
+NAV += [("/ha", "HA pair"), ("/alerts", "Alerts")]  # issue 16: web/ha.py, web/alerts.py
 ADMIN_PAGES = frozenset({"/backup"})  # shown in the nav bar to admins only
 
 

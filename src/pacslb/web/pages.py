@@ -1,9 +1,8 @@
-"""The WebUI's read-mostly pages: login, the dashboard (live), real-server buttons, log, graphs, certificates."""
+"""The WebUI's read-mostly pages: login, the dashboard (live), real-server buttons, log, graphs (certificates: certificates.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -23,7 +22,6 @@ from ..change.result import Outcome
 from ..model.config import RealServerState
 from ..store.metrics import MetricsStore
 from . import charts
-from .certs import list_certificates
 from .context import controller_of, flash, page_principal, page_role, render
 from .history import metrics_path
 from .logtail import tail
@@ -209,18 +207,6 @@ async def graphs_fragment(
     principal: Principal = Depends(page_principal),
 ) -> Response:  # fmt: skip
     return render(request, "_graphs.html", principal, **await asyncio.to_thread(_graphs_context, request, minutes, service))
-
-
-# --- certificates --------------------------------------------------------------------------------
-
-
-@router.get("/certificates", response_class=HTMLResponse)
-async def certificates_page(request: Request, principal: Principal = Depends(page_principal)) -> Response:
-    controller = controller_of(request)
-    found = await asyncio.to_thread(list_certificates, controller.config, controller.paths.certs_dir, controller.base_dir)
-    now = dt.datetime.now(dt.timezone.utc)
-    rows = [{"cert": c, "days": c.days_left(now)} for c in found]
-    return render(request, "certificates.html", principal, certificates=rows)
 
 
 __all__ = ["router"]
