@@ -32,6 +32,7 @@ from .ha_checks import ha_problems
 from .limits import MAX_PORT_RANGES
 from .network import network_problems
 from .problems import Problem
+from .rewrite import rewrite_problems
 from .waf import waf_problems
 
 
@@ -51,6 +52,7 @@ def check(config: Config) -> list[Problem]:
     problems += gslb_problems(config)  # global server load balancing (issue 19): model/gslb.py
     problems += network_problems(config)  # a single node's VIP addresses (issue 14): model/network.py
     problems += waf_problems(config)  # the WAF tier (issue 18): model/waf.py
+    problems += rewrite_problems(config)  # URL rewriting (issue 15): model/rewrite.py
     return problems
 
 

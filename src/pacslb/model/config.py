@@ -16,6 +16,7 @@ from . import limits as L
 from .alerts import Alerts  # who is told when something happens (issue 14)
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .network import NetworkSettings
+from .rewrite import Rewrite  # URL rewriting (issue 15): model/rewrite.py
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
 from .waf import WafPolicy, WafSettings  # the WAF tier (issue 18): model/waf.py
 
@@ -481,6 +482,9 @@ class Rule(Strict):
     redirect: Redirect | None = None
     deny: Deny | None = None
     waf: WafPolicy | None = Field(default=None, description="the WAF for the requests this rule takes (docs/waf.md)")
+    rewrite: Rewrite | None = Field(
+        default=None, description="with use_service: change path or Host, then route (docs/rewriting.md)"
+    )
 
     @model_validator(mode="after")
     def _one_action(self) -> "Rule":
