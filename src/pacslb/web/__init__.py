@@ -26,7 +26,7 @@ web_router = APIRouter(include_in_schema=False)
 
 
 def _include() -> None:
-    from . import backup, gslb, pages, revisions, services, verify, waf
+    from . import backup, gslb, pages, persistence, revisions, services, verify, waf
 
     web_router.include_router(pages.router)
     web_router.include_router(gslb.router)  # GSLB (issue 19)
@@ -35,6 +35,7 @@ def _include() -> None:
     web_router.include_router(backup.router)
     web_router.include_router(waf.router)  # the WAF tier (issue 18)
     web_router.include_router(verify.router)
+    web_router.include_router(persistence.router)  # clear a persistence table (issue 15)
 
 
 _include()
