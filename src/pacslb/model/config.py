@@ -16,6 +16,7 @@ from . import limits as L
 from .alerts import Alerts  # who is told when something happens (issue 14)
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .network import NetworkSettings
+from .resolvers import MAX_RESOLVERS, Resolvers  # real servers named by DNS (issue 15): model/resolvers.py
 from .rewrite import Rewrite  # URL rewriting (issue 15): model/rewrite.py
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
 from .waf import WafPolicy, WafSettings  # the WAF tier (issue 18): model/waf.py
@@ -551,6 +552,7 @@ class VirtualService(Strict):
     max_connections: int | None = Field(default=None, ge=1, le=10_000_000, description="concurrent client connections")
     timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
     waf: WafPolicy | None = Field(default=None, description="web application firewall for layer7-http (docs/waf.md)")
+    resolvers: Name | None = Field(default=None, description="resolvers section that looks up real servers given by DNS name")
 
     @model_validator(mode="after")
     def _portless_servers_need_a_check_port(self) -> "VirtualService":
@@ -741,6 +743,11 @@ class Config(Strict):
     ha: HA | None = Field(default=None, description="this node's part in an HA pair (node-local: never synced)")
     gslb: GSLB | None = Field(default=None, description="health-aware DNS answers across sites (PowerDNS); omitted, none")
     alerts: Alerts | None = Field(default=None, description="e-mail, webhook and syslog receivers of alerts (docs/alerts.md)")
+    resolvers: list[Resolvers] = Field(
+        default_factory=list,
+        max_length=MAX_RESOLVERS,
+        description="name servers for real servers given by DNS name (docs/rewriting.md)",
+    )
 
     def service(self, name: str) -> VirtualService | None:
         """The virtual service called `name`, or None."""

@@ -129,8 +129,11 @@ class Rewrite(_Strict):
     @field_validator("host")
     @classmethod
     def _host(cls, value: str | None) -> str | None:
-        if value is not None and not _HOST.match(value):
-            raise ValueError(f"{value!r} is not a host name, IPv4 address or [IPv6] address, with an optional :PORT")
+        if value is not None:
+            found = _HOST.match(value)
+            port = value.rpartition(":")[2] if found and not value.endswith("]") and ":" in value.rpartition("]")[2] else None
+            if not found or (port is not None and not 1 <= int(port) <= 65535):
+                raise ValueError(f"{value!r} is not a host name, IPv4 address or [IPv6] address, with an optional :PORT")
         return value
 
     @model_validator(mode="after")

@@ -76,6 +76,8 @@ def test_what_a_rewrite_takes(rewrite):
         ({"path_regex": {"pattern": "/a", "replace": "/a b"}}, f"{RULE}.path_regex", "spaces"),
         ({"host": "bad host"}, f"{RULE}.host", "not a host name"),
         ({"host": "a.example:123456"}, f"{RULE}.host", "not a host name"),
+        ({"host": "a.example:65536"}, f"{RULE}.host", "not a host name"),
+        ({"host": "[2001:db8::1]:0"}, f"{RULE}.host", "not a host name"),
         ({"host": "a\nb"}, f"{RULE}.host", "not a host name"),
         ({"hosts": "a"}, f"{RULE}.hosts", ""),
     ],
