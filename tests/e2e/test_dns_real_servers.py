@@ -23,6 +23,11 @@ NAME = "pacs-archive.test"
 HOLD_FAILED_S = 3
 
 
+def settings() -> str:
+    """Each appliance its own agent port: the default (334) may be held by another appliance running at the same time."""
+    return f"{{max_connections: 2000, health: {{agent_port: {free_port()}}}}}"
+
+
 def _both_free(a: str, b: str) -> int:
     """A port free on both addresses: the name moves between them, the server line keeps its port."""
     for _ in range(20):
@@ -59,7 +64,8 @@ def test_a_real_server_follows_its_name(dns, start_appliance):
                 [f"{{name: archive, address: {NAME}, port: {port}}}"],
                 health_check=http_check(300),
                 resolvers="site",
-            ),  # fmt: skip
+            ),
+            settings=settings(),
         ) + (
             f"resolvers:\n  - {{name: site, nameservers: ['127.0.0.1:{dns.port}'], hold_valid: 1s, "
             f"hold_failed: {HOLD_FAILED_S}s, timeout: 200ms, system_resolver: false}}\n"

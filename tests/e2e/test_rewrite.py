@@ -16,6 +16,11 @@ from support.wait import wait_until
 pytestmark = pytest.mark.e2e
 
 
+def settings() -> str:
+    """Each appliance its own agent port: the default (334) may be held by another appliance running at the same time."""
+    return f"{{max_connections: 2000, health: {{agent_port: {free_port()}}}}}"
+
+
 def get(port: int, path: str, host: str = "vip.example") -> tuple[int, str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -51,6 +56,7 @@ def test_real_servers_receive_the_rewritten_path_and_host(echo_servers, start_ap
         ],
         service("archive", "backend-only", None, None, [real_server(archive)], health_check=check),
         service("viewer", "backend-only", None, None, [real_server(viewer)], health_check=check),
+        settings=settings(),
     )
     appliance = start_appliance(text)
     wait_until(lambda: get(port, "/")[0] == 200, 15, what="the VIP answers")
