@@ -98,6 +98,8 @@ def test_a_real_server_follows_its_name(dns, start_appliance):
         kept = time.monotonic() - gone
         assert kept >= HOLD_FAILED_S - 0.5, f"maintenance after {kept:.1f}s, before hold_failed ({HOLD_FAILED_S}s)"
         assert wait_until(lambda: http_get("127.0.0.1", vip_port, "/", timeout=2)[0] == 503, 10, what="503 with no server")
+        vs = next(v for v in appliance.api_status()["virtual_services"] if v["name"] == "web")
+        assert (vs["real_servers"][0]["state"], vs["real_servers"][0]["transition"]) == ("MAINT", "resolution")
 
         dns.set(NAME, a)  # ...and the server comes back when the name resolves again
         wait_until(lambda: answer() == "rs-a", 20, what="the server back at rs-a")

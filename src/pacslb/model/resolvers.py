@@ -10,7 +10,7 @@ section and `server ... resolvers NAME init-addr last,libc,none`):
 - every `hold_valid`, the name is asked again; a new address is used at once, with no reload;
 - when the name stops resolving (NXDOMAIN, no answer, refused, a timeout), the last address is kept for
   `hold_failed`, then the server goes into maintenance (HAProxy's resolution MAINT: no traffic, `pacslb
-  status` shows it down) until the name resolves again, when it comes back by itself.
+  status` shows it as MAINT, transition "resolution") until the name resolves again, when it comes back by itself.
 
 Each class checks what it sees alone; what spans objects is in `resolvers_problems` (called by model/checks.py).
 """
