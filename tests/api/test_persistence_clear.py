@@ -154,6 +154,7 @@ def test_cli_and_webui_clear_the_table(sticky):
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', operator_page)[1]
     viewer_csrf = re.search(r'name="csrf_token" value="([^"]+)"', viewer_page)[1]
     assert viewer.post("/services/sticky/persistence/clear", data={"csrf_token": viewer_csrf}).status_code == 403
+    assert operator.post("/services/sticky/persistence/clear", data={}).status_code == 403  # no CSRF token
     assert _table(appliance).used == 1
     answer = operator.post("/services/sticky/persistence/clear", data={"csrf_token": csrf}, follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/services/sticky"
