@@ -185,7 +185,8 @@ def test_role_matrix_over_every_operation(api):
            ("delete", "/api/v1/api-keys/{key_id}"), ("post", "/api/v1/logout")}  # any role, for itself  # fmt: skip
     operator_may = {("put", "/api/v1/virtual-services/{service}/real-servers/{real_server}/state"),
                     ("put", "/api/v1/virtual-services/{service}/real-servers/{real_server}/weight"),
-                    ("post", "/api/v1/verify")}  # verify sends test traffic, changes nothing  # fmt: skip
+                    ("post", "/api/v1/verify"),  # verify sends test traffic, changes nothing
+                    ("delete", "/api/v1/virtual-services/{service}/persistence")}  # run-time state, no revision  # fmt: skip
     admin_reads = {("get", "/api/v1/users"), ("get", "/api/v1/audit"), ("get", "/api/v1/login-blocks")}
     clients = {"viewer": api.login("viewer"), "operator": api.login("operator")}
     before = api.revision()

@@ -34,6 +34,7 @@ from .routes_certs import certificates_router
 from .routes_config import config_router
 from .routes_gslb import gslb_router
 from .routes_observe import metrics_router, observe_router
+from .routes_persistence import persistence_router
 from .routes_users import users_router
 from .routes_verify import verify_router
 from .routes_waf import waf_router
@@ -148,5 +149,6 @@ def create_management_app(
         app.include_router(alerts_router(controller.alerts), prefix=API_V1)
     app.include_router(waf_router(writer), prefix=API_V1)  # the WAF tier (issue 18)
     app.include_router(verify_router(controller), prefix=API_V1)
+    app.include_router(persistence_router(controller), prefix=API_V1)  # clear a persistence table (issue 15)
     app.include_router(metrics_router(controller, metrics, metrics_socket(controller)))
     return app

@@ -45,6 +45,7 @@ from . import (  # noqa: E402 - the command modules register on `app`, which mus
     ha_commands,  # noqa: F401  (the HA pair, issue 7)
     init_command,  # noqa: F401
     layer4_commands,  # noqa: F401
+    persistence_commands,  # noqa: F401  (clear a persistence table, issue 15)
     run_commands,  # noqa: F401
     user_commands,  # noqa: F401
     verify_command,  # noqa: F401  (issue 15)

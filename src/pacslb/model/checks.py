@@ -32,6 +32,8 @@ from .ha_checks import ha_problems
 from .limits import MAX_PORT_RANGES
 from .network import network_problems
 from .problems import Problem
+from .resolvers import resolvers_problems
+from .rewrite import rewrite_problems
 from .waf import waf_problems
 
 
@@ -51,6 +53,8 @@ def check(config: Config) -> list[Problem]:
     problems += gslb_problems(config)  # global server load balancing (issue 19): model/gslb.py
     problems += network_problems(config)  # a single node's VIP addresses (issue 14): model/network.py
     problems += waf_problems(config)  # the WAF tier (issue 18): model/waf.py
+    problems += rewrite_problems(config)  # URL rewriting (issue 15): model/rewrite.py
+    problems += resolvers_problems(config)  # real servers named by DNS (issue 15): model/resolvers.py
     return problems
 
 

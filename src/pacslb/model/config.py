@@ -17,6 +17,8 @@ from .alerts import Alerts  # who is told when something happens (issue 14)
 from .base import Strict
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .network import NetworkSettings
+from .resolvers import MAX_RESOLVERS, Resolvers  # real servers named by DNS (issue 15): model/resolvers.py
+from .rewrite import Rewrite  # URL rewriting (issue 15): model/rewrite.py
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
 from .waf import WafPolicy, WafSettings  # the WAF tier (issue 18): model/waf.py
 
@@ -476,6 +478,9 @@ class Rule(Strict):
     redirect: Redirect | None = None
     deny: Deny | None = None
     waf: WafPolicy | None = Field(default=None, description="the WAF for the requests this rule takes (docs/waf.md)")
+    rewrite: Rewrite | None = Field(
+        default=None, description="with use_service: change path or Host, then route (docs/rewriting.md)"
+    )
 
     @model_validator(mode="after")
     def _one_action(self) -> "Rule":
@@ -542,6 +547,7 @@ class VirtualService(Strict):
     max_connections: int | None = Field(default=None, ge=1, le=10_000_000, description="concurrent client connections")
     timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
     waf: WafPolicy | None = Field(default=None, description="web application firewall for layer7-http (docs/waf.md)")
+    resolvers: Name | None = Field(default=None, description="resolvers section that looks up real servers given by DNS name")
 
     @model_validator(mode="after")
     def _portless_servers_need_a_check_port(self) -> "VirtualService":
@@ -732,6 +738,11 @@ class Config(Strict):
     ha: HA | None = Field(default=None, description="this node's part in an HA pair (node-local: never synced)")
     gslb: GSLB | None = Field(default=None, description="health-aware DNS answers across sites (PowerDNS); omitted, none")
     alerts: Alerts | None = Field(default=None, description="e-mail, webhook and syslog receivers of alerts (docs/alerts.md)")
+    resolvers: list[Resolvers] = Field(
+        default_factory=list,
+        max_length=MAX_RESOLVERS,
+        description="name servers for real servers given by DNS name (docs/rewriting.md)",
+    )
 
     def service(self, name: str) -> VirtualService | None:
         """The virtual service called `name`, or None."""

@@ -29,7 +29,7 @@ web_router = APIRouter(include_in_schema=False)
 
 
 def _include() -> None:
-    from . import alerts, backup, certificates, gslb, ha, pages, revisions, services, verify, waf
+    from . import alerts, backup, certificates, gslb, ha, pages, persistence, revisions, services, verify, waf
 
     web_router.include_router(pages.router)
     web_router.include_router(gslb.router)  # GSLB (issue 19)
@@ -41,6 +41,7 @@ def _include() -> None:
     web_router.include_router(certificates.router)  # upload, self-signed, CSR, assign, delete (issue 16)
     web_router.include_router(ha.router)  # the HA pair (issue 16)
     web_router.include_router(alerts.router)  # alert receivers, test alert (issue 16)
+    web_router.include_router(persistence.router)  # clear a persistence table (issue 15)
 
 
 _include()

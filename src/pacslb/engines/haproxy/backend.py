@@ -20,6 +20,7 @@ from ...model.config import (
 )
 from .env import HAProxyEnv
 from .quoting import LogFormat, Text, Word, fetch
+from .resolvers import resolved_servers
 from .shared import haproxy_address, header_rules, timeout_overrides
 from .tables import BACKEND_TIMEOUTS, BALANCE, HASH_TYPE, INSPECT_DELAY, PROXY_MODE, SEND_PROXY, TLS_VERSION
 from .view import Backend, Directive, Server
@@ -51,6 +52,7 @@ def transform_backend(vs: VirtualService, config: Config, env: HAProxyEnv, reach
     servers = [_server(rs, vs, env, config.settings.health.agent_port) for rs in vs.real_servers]
     if vs.fallback and not vs.fallback.maintenance_page:
         servers.append(_fallback_server(vs.fallback, vs, env))
+    servers = resolved_servers(servers, vs, config)  # DNS names looked up at run time (engines/haproxy/resolvers.py)
 
     return Backend(
         name=vs.name,

@@ -191,6 +191,8 @@ def make_plan(old: Config, new: Config, env: HAProxyEnv, old_env: HAProxyEnv | N
         return plan
     if old.settings != new.settings:
         plan.reload_reasons.append("settings changed: " + ", ".join(_paths(changes, "settings")))
+    if old.resolvers != new.resolvers:  # HAProxy reads resolvers sections from its file only
+        plan.reload_reasons.append("resolvers changed: " + ", ".join(_paths(changes, "resolvers")))
     before = {vs.name: vs for vs in old.virtual_services}
     after = {vs.name: vs for vs in new.virtual_services}
     names = list(after) + [n for n in before if n not in after]

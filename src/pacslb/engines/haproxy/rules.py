@@ -9,6 +9,7 @@ make the same ACL name: the kinds are a fixed set, and no kind ends with '_' plu
 from __future__ import annotations
 
 from ...model.config import Rule, VirtualService
+from ...model.rewrite import Rewrite
 from .quoting import LogFormat, Text, Word, fetch
 from .tables import HEADER_MATCH
 from .view import Acl, Directive
@@ -66,7 +67,8 @@ def rule_actions(vs: VirtualService, http: bool) -> tuple[list[Directive], list[
     """
     keyword = ("http-request",) if http else ("tcp-request", "content")
     seen_use_service = False
-    needs_marks = False
+    # a rewrite changes what later conditions (and use_backend) would read: route by the mark instead
+    needs_marks = http and any(rule.rewrite for rule in vs.rules)
     for rule in vs.rules:
         if rule.use_service:
             seen_use_service = True
@@ -82,8 +84,11 @@ def rule_actions(vs: VirtualService, http: bool) -> tuple[list[Directive], list[
             condition = ("!{", "var(" + RULE_VAR + ")", "-m", "found", "}", *condition)
         if rule.use_service:
             if needs_marks:
+                taken = f"{{ var({RULE_VAR}) -m str {rule.name} }}"
                 actions.append((*keyword, f"set-var({RULE_VAR})", f"str({rule.name})", "if", *condition))
-                use_backends.append((rule.use_service, f"{{ var({RULE_VAR}) -m str {rule.name} }}"))
+                if http and rule.rewrite:
+                    actions += rewrite_actions(rule.rewrite, tuple(taken.split()))
+                use_backends.append((rule.use_service, taken))
                 marked = True
             else:
                 use_backends.append((rule.use_service, " ".join(condition)))
@@ -96,3 +101,29 @@ def rule_actions(vs: VirtualService, http: bool) -> tuple[list[Directive], list[
             else:
                 actions.append((*keyword, "reject", "if", *condition))
     return actions, use_backends
+
+
+def prefix_regex(prefix: str) -> str:
+    """A PCRE2 pattern matching `prefix` at the start of the path, the rest as group 1.
+
+    Every character that is not a letter or digit is escaped: in PCRE2 a backslash before one always means
+    the character itself, so no character of a path can become regex syntax.
+    """
+    return "^" + "".join(c if c.isascii() and c.isalnum() else "\\" + c for c in prefix) + "(.*)"
+
+
+def rewrite_actions(rewrite: Rewrite, condition: tuple[str, ...]) -> list[Directive]:
+    """The request changes of a rule's rewrite, each under `condition` (the rule took the request).
+
+    `replace-path` matches the path without the query string and replaces the whole path with its format
+    (a log-format string, so LogFormat doubles `%`); `\\1` in the format is the first group.
+    """
+    actions: list[Directive] = []
+    if rewrite.path_prefix:
+        replace = rewrite.path_prefix.replace + "\\1"
+        actions.append(("http-request", "replace-path", Text(prefix_regex(rewrite.path_prefix.prefix)), LogFormat(replace)))
+    if rewrite.path_regex:
+        actions.append(("http-request", "replace-path", Text(rewrite.path_regex.pattern), LogFormat(rewrite.path_regex.replace)))
+    if rewrite.host:
+        actions.append(("http-request", "set-header", "Host", LogFormat(rewrite.host)))
+    return [(*action, "if", *condition) for action in actions]

@@ -118,8 +118,18 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Resolvers:
+    """A `resolvers` section: name servers HAProxy asks at run time (engines/haproxy/resolvers.py)."""
+
+    name: str
+    nameservers: tuple[tuple[str, str], ...]  # (name, ADDR:PORT)
+    settings: tuple[Directive, ...]  # resolve_retries, timeouts, holds
+
+
+@dataclass(frozen=True)
 class HAProxyConfig:
     global_: Global
     defaults: Defaults
     sections: tuple[Frontend | Backend | Skipped, ...]
     peers: object | None = None  # the HA pair's peers section (engines/haproxy/ha.py)
+    resolvers: tuple[Resolvers, ...] = ()  # real servers named by DNS (engines/haproxy/resolvers.py)

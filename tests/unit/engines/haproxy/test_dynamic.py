@@ -14,6 +14,7 @@ ENV = HAProxyEnv(state_dir=Path("/var/lib/pacslb"), base_dir=Path("/etc/pacslb")
 
 CONFIG = """
 version: 1
+resolvers: [{name: dns, nameservers: [192.0.2.53:53]}]
 virtual_services:
   - name: web
     mode: layer7-http
@@ -22,6 +23,7 @@ virtual_services:
     PERSISTENCE
     server_tls: {verify: none, sni: pacs.example.org}
     proxy_protocol: v2
+    resolvers: dns
     real_servers:
       - {name: rs1, address: 192.0.2.21, port: 443, encrypted: true, max_connections: 50}
       - {name: rs2, address: "2001:db8::22", port: 443, state: drain, weight: 30}

@@ -19,6 +19,7 @@ virtual_services:
   - name: web
     mode: layer7-http
     listen: [{address: 192.0.2.10, port: 443}]
+    resolvers: dns
     health_check: {type: http, path: /, interval: 2s, timeout: 1s, rise: 2, fall: 3}
     PERSISTENCE
     real_servers:
@@ -30,6 +31,7 @@ RS_MORE
     listen: [{address: 192.0.2.11, port: 104}]
     real_servers:
       - {name: pacs1, address: 192.0.2.41, port: 104}
+resolvers: [{name: dns, nameservers: [192.0.2.53:53]}]
 """
 
 
@@ -161,6 +163,12 @@ def test_source_ip_persistence_adds_at_runtime():
     p = plan(config(persistence=stick), config(persistence=stick, replace={
         "      - {name: rs2, address: 192.0.2.22, port: 443}\n": "      - {name: rs2, address: 192.0.2.22, port: 443}\n" + RS3}))  # fmt: skip
     assert p.method is Method.RUNTIME
+
+
+def test_changed_resolvers_need_a_reload():
+    new = config(replace={"nameservers: [192.0.2.53:53]": "nameservers: [192.0.2.54:53]"})
+    p = plan(config(), new)
+    assert p.method is Method.RELOAD and p.reload_reasons[0].startswith("resolvers changed: resolvers")
 
 
 def test_added_real_server_by_dns_name_needs_a_reload():

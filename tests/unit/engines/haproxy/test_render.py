@@ -295,17 +295,24 @@ def test_servers_keep_their_order_and_the_fallback_comes_last() -> None:
 
 
 def test_ipv6_and_portless_servers() -> None:
-    cfg = config(
-        service(
-            health_check={"type": "connect", "port": 9000},
-            real_servers=[
-                {"name": "v6", "address": "2001:db8::1"},
-                {"name": "v6p", "address": "2001:db8::2", "port": 443},
-                {"name": "dns", "address": "PACS.example.org"},
-            ],
-        )
+    web = service(
+        health_check={"type": "connect", "port": 9000},
+        resolvers="dns",  # the DNS-named server is looked up at run time
+        real_servers=[
+            {"name": "v6", "address": "2001:db8::1"},
+            {"name": "v6p", "address": "2001:db8::2", "port": 443},
+            {"name": "dns", "address": "PACS.example.org"},
+        ],
     )
-    assert [s.address for s in backend(cfg, "web").servers] == ["[2001:db8::1]", "[2001:db8::2]:443", "pacs.example.org"]
+    loaded = validate_data(
+        {"version": 1, "resolvers": [{"name": "dns", "nameservers": ["192.0.2.53:53"]}], "virtual_services": [web]}
+    )
+    assert loaded.config is not None, [str(p) for p in loaded.problems]
+    assert [s.address for s in backend(loaded.config, "web").servers] == [
+        "[2001:db8::1]",
+        "[2001:db8::2]:443",
+        "pacs.example.org",
+    ]
 
 
 def test_https_check_of_encrypted_servers_keeps_their_verification() -> None:

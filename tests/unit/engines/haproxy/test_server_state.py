@@ -25,10 +25,12 @@ def state_text(*lines: str) -> str:
 
 CONFIG = """
 version: 1
+resolvers: [{name: dns, nameservers: [192.0.2.53:53]}]
 virtual_services:
   - name: web
     mode: layer7-http
     listen: [{address: 127.0.0.1, port: 8080}]
+    resolvers: dns
     real_servers:
       - {name: up1, address: 127.0.0.1, port: 80}
       - {name: dr, address: 127.0.0.1, port: 80, state: drain, weight: 40}
