@@ -51,11 +51,12 @@ def controller_log(root: Path) -> Path:
 
 def ensure_first_admin(users: UserStore, root: Path) -> str | None:
     """At first start (no user yet): create `admin` with a random password, write it to
-    initial_password_file (mode 0600) and return it; None when users exist already."""
+    initial_password_file (mode 0600) and return it; None when users exist already. It is a one-time password:
+    admin must change it at the first login before anything else (must_change_password)."""
     if users.count():
         return None
     password = new_password()
-    users.add(FIRST_ADMIN, password, "admin")
+    users.add(FIRST_ADMIN, password, "admin", must_change_password=True)
     path = initial_password_file(root)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -145,13 +145,21 @@ class AuditLog:
         username: str | None = None,
         action: str | None = None,
         outcome: str | None = None,
+        target_contains: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[AuditEvent]:
-        """The latest events first, optionally filtered."""
+        """The latest events first, optionally filtered: `target_contains` is a substring of the object (no wildcards),
+        `since` and `until` bound the time (seconds since the epoch, both included)."""
         where, args = [], []
-        for column, value in (("id <", before), ("username =", username), ("action =", action), ("outcome =", outcome)):
+        for column, value in (("id <", before), ("username =", username), ("action =", action), ("outcome =", outcome),
+                              ("at >=", since), ("at <=", until)):  # fmt: skip
             if value is not None:
                 where.append(f"{column} ?")
                 args.append(value)
+        if target_contains:  # instr, not LIKE: '%' and '_' in what an admin types mean themselves
+            where.append("instr(target, ?) > 0")
+            args.append(target_contains)
         query = "SELECT id, at, username, client_ip, via, action, target, outcome, detail FROM audit"
         if where:
             query += " WHERE " + " AND ".join(where)

@@ -14,6 +14,9 @@ the composition root (pacslb.appliance) does it, so the API knows nothing of the
   /log                         the end of HAProxy's log, live
   /gslb                        GSLB: per name, which sites are answered to which client networks and why
   /backup                      download a backup, upload one to restore (admins)
+  /account                     change my password (a one-time password first of all), my API keys
+  /users                       users, roles, password resets, login blocks, every API key (admins)
+  /audit                       the audit log, filtered by user, object and time (admins)
 
 The metrics sampler that feeds /graphs is pacslb.web.history.Sampler.
 """
@@ -26,7 +29,7 @@ web_router = APIRouter(include_in_schema=False)
 
 
 def _include() -> None:
-    from . import backup, gslb, pages, revisions, services, verify, waf
+    from . import account, audit, backup, gslb, pages, revisions, services, users, verify, waf
 
     web_router.include_router(pages.router)
     web_router.include_router(gslb.router)  # GSLB (issue 19)
@@ -35,6 +38,9 @@ def _include() -> None:
     web_router.include_router(backup.router)
     web_router.include_router(waf.router)  # the WAF tier (issue 18)
     web_router.include_router(verify.router)
+    web_router.include_router(account.router)  # issue 16: account, users, audit
+    web_router.include_router(users.router)
+    web_router.include_router(audit.router)
 
 
 _include()
