@@ -158,6 +158,10 @@ def test_admin_adds_resets_and_deletes_users(web, web_app):
     admin = web("admin")
     page = admin.get("/users")
     assert page.status_code == 200 and 'data-user="viewer"' in page.text
+    logins = web_app.auth.audit_log.last_logins(["admin", "nobody"])
+    assert logins["nobody"] is None and time.time() - logins["admin"] < 120
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert today in re.search(r'<tr data-user="admin">.*?</tr>', page.text, re.S)[0].split("</td>")[2], "its last login"
     bad = admin.form_post("/users", {"username": "bad name!", "role": "viewer"})
     assert bad.status_code == 422 and "not a valid user name" in bad.text
     taken = admin.form_post("/users", {"username": "viewer", "role": "viewer"})

@@ -93,7 +93,7 @@ def access_lines(root: Path) -> list[str]:
         return ["WebUI and API: not listening yet (see the log: settings.management)"]
     try:
         password = initial_password_file(root).read_text().strip()
-        who = f"user {FIRST_ADMIN}, password {password}  (change it: pacslb user passwd {FIRST_ADMIN} --state-dir {root})"
+        who = f"user {FIRST_ADMIN}, password {password}  (one-time: the WebUI asks for your own at the first login)"
     except FileNotFoundError:
         who = f"user {FIRST_ADMIN}, with the password set by 'pacslb user passwd {FIRST_ADMIN}'"
     return [

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS audit (
     detail    TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
-CREATE INDEX IF NOT EXISTS audit_throttled ON audit (username, client_ip) WHERE outcome = 'throttled'
+CREATE INDEX IF NOT EXISTS audit_throttled ON audit (username, client_ip) WHERE outcome = 'throttled';
+CREATE INDEX IF NOT EXISTS audit_user ON audit (username, action, outcome, at)
 """
 
 
@@ -167,3 +168,10 @@ class AuditLog:
         with db.transaction(self.path, write=False) as conn:
             rows = conn.execute(query, (*args, limit)).fetchall()
         return [AuditEvent(*row[:8], json.loads(row[8]) if row[8] else None) for row in rows]
+
+    def last_logins(self, usernames: list[str]) -> dict[str, float | None]:
+        """When each of `usernames` last logged in successfully (None: not as far as the log goes back); one index
+        lookup each (audit_user), whatever the size of the log."""
+        with db.transaction(self.path, write=False) as conn:
+            return {name: conn.execute("SELECT MAX(at) FROM audit WHERE username = ? AND action = 'login' AND outcome = 'ok'",
+                                       (name,)).fetchone()[0] for name in usernames}  # fmt: skip

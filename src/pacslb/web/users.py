@@ -20,7 +20,6 @@ from .fields import PlacedProblems
 
 router = APIRouter(include_in_schema=False)
 ADMIN = page_role("admin")
-LAST_LOGIN_LOOKUPS = 500  # users whose last login is looked up in the audit log (one indexed query each)
 
 
 def _audit(request: Request, principal: Principal, action: str, target: str, outcome: str = "ok", detail=None) -> None:
@@ -31,11 +30,8 @@ def _audit(request: Request, principal: Principal, action: str, target: str, out
 def _overview(auth) -> dict:
     """Users (with their last successful login, when the audit log still has it), every API key, the login blocks."""
     users = auth.users.list()
-    last_login = {}
-    for user in users[:LAST_LOGIN_LOOKUPS]:
-        found = auth.audit_log.list(1, username=user.username, action="login", outcome="ok")
-        last_login[user.username] = found[0].at if found else None
-    return {"users": users, "last_login": last_login, "keys": auth.users.api_keys(), "blocks": auth.throttle.blocked()}
+    return {"users": users, "last_login": auth.audit_log.last_logins([u.username for u in users]),
+            "keys": auth.users.api_keys(), "blocks": auth.throttle.blocked()}  # fmt: skip
 
 
 async def _page(request: Request, principal: Principal, status_code: int = 200, placed: PlacedProblems | None = None,
