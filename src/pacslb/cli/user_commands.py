@@ -198,7 +198,8 @@ def list_users(state_dir_option: StateDirOption = None) -> None:
     for user in users.list():
         mine = [k for k in keys if k.username == user.username]
         changed = dt.datetime.fromtimestamp(user.changed_at).strftime("%Y-%m-%d %H:%M")
-        print(f"{user.username}\t{user.role}\tchanged {changed}\t{len(mine)} API key{'s' if len(mine) != 1 else ''}"
+        one_time = "\tone-time password (to change at the next login)" if user.must_change_password else ""
+        print(f"{user.username}\t{user.role}\tchanged {changed}\t{len(mine)} API key{'s' if len(mine) != 1 else ''}{one_time}"
               + "".join(f"\n  key {k.id}  {k.name or '-'}  {_expiry(k.expires_at)}" for k in mine))  # fmt: skip
 
 
