@@ -351,6 +351,14 @@ async def browser_task(demo: Demo, tally: Tally, t0: float, stop: asyncio.Event)
     url = demo.paths.management_url.read_text().strip().rstrip("/")
     password = demo.paths.initial_admin_password.read_text().strip()
     async with httpx.AsyncClient(base_url=url, verify=False, timeout=20) as web:  # the demo's self-signed certificate
+        # the first admin's password is a one-time password: choose one first, as a person does at the first login
+        first = await web.post("/api/v1/login", json={"username": "admin", "password": password})
+        if first.status_code == 200 and first.json().get("must_change_password"):
+            one_time, password = password, f"soak {os.urandom(12).hex()}"
+            changed = await web.put("/api/v1/users/admin/password", json={"password": password, "current_password": one_time},
+                                    headers={"X-CSRF-Token": first.json()["csrf_token"]})  # fmt: skip
+            if changed.status_code != 200:
+                raise RuntimeError(f"the soak could not change the one-time password: {changed.status_code} {changed.text}")
         response = await web.post("/login", data={"username": "admin", "password": password}, headers={"Origin": url})
         if response.status_code not in (200, 303) or "pacslb_session" not in str(web.cookies.keys()):
             raise RuntimeError(f"the soak could not log in to the WebUI: {response.status_code}")

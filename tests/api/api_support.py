@@ -22,6 +22,7 @@ from pacslb import pki
 from support import configs
 from support.appliance import Appliance, new_state_dir
 from support.configs import real_server, service
+from support.first_admin import own_admin_password
 from support.net import free_port, loopback_host
 from support.realservers import TinyHTTPServer
 from support.wait import wait_until
@@ -40,6 +41,7 @@ class ApiAccess:
     servers: list[TinyHTTPServer]
     cert_file: Path
     clients: list[httpx.Client] = field(default_factory=list)
+    one_time_password: str = ""  # the first admin's, changed to admin_password at start (support/first_admin.py)
 
     def client(self, source: str | None = None) -> httpx.Client:
         """An anonymous client (closed at teardown); `source` binds it to that local address."""
@@ -96,9 +98,12 @@ def start_management_appliance(tmp: Path, servers: list[TinyHTTPServer], extra_s
     appliance.up(wait=True)
     url_file = state_dir / "management-url"
     wait_until(url_file.exists, 30, what="the management API to listen")
-    password = (state_dir / "initial-admin-password").read_text().strip()
+    one_time = (state_dir / "initial-admin-password").read_text().strip()
+    url = url_file.read_text().strip().rstrip("/")
+    password = own_admin_password(url, state_dir)  # a one-time password: changed before anything else
     return appliance, {
-        "url": url_file.read_text().strip().rstrip("/"),
+        "one_time_password": one_time,
+        "url": url,
         "password": password,
         "vip": vip,
         "port": port,

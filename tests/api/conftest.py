@@ -22,10 +22,11 @@ def appliance_access(tmp_path_factory):
     try:
         appliance, info = start_management_appliance(tmp, servers)
         access = ApiAccess(appliance, info["url"], info["password"], info["vip"], info["port"], info["tls_port"], servers,
-                           info["cert"])  # fmt: skip
+                           info["cert"], one_time_password=info["one_time_password"])  # fmt: skip
         admin = access.login("admin")
         for role in ("operator", "viewer"):
-            response = admin.post("/api/v1/users", json={"username": role, "password": ROLE_PASSWORDS[role], "role": role})
+            response = admin.post("/api/v1/users", json={"username": role, "password": ROLE_PASSWORDS[role], "role": role,
+                                                       "must_change_password": False})  # fmt: skip
             assert response.status_code == 200, response.text
         access.close()
         yield access

@@ -29,6 +29,9 @@ def test_user_commands_work_on_the_state_directory(tmp_path):
     assert generated.returncode == 0
     new_password = generated.stdout.strip().rsplit(" ", 1)[-1]
     assert users.verify("alice", new_password) is not None and users.verify("alice", "alice-password") is None
+    assert users.get("alice").must_change_password, "a generated password is a one-time password"
+    assert "alice\toperator\t" in (listed := pacslb(tmp_path, "list").stdout) and "one-time password" in listed
+    assert not users.get("bob").must_change_password, "a password given on the appliance is not"
 
     short = pacslb(tmp_path, "passwd", "alice", "--password-file", "-", stdin="short\n")
     assert short.returncode == 2 and "too short" in short.stderr

@@ -17,6 +17,7 @@ from health_peers import DicomSCP
 from support.alert_receivers import SyslogUDP, WebhookReceiver, parse_rfc5424
 from support.appliance import controller_api
 from support.configs import config_text, real_server, service
+from support.first_admin import own_admin_password
 from support.net import LOOPBACK, free_port, loopback_host
 from support.realservers import TinyHTTPServer
 from support.wait import wait_until
@@ -158,7 +159,7 @@ def test_alerts_from_the_running_appliance(start_appliance, tmp_path):
 
                 # the same counters on the management API and in /metrics
                 url = (appliance.state_dir / "management-url").read_text().strip().rstrip("/")
-                password = (appliance.state_dir / "initial-admin-password").read_text().strip()
+                password = own_admin_password(url, appliance.state_dir)
                 with httpx.Client(base_url=url, verify=False, timeout=30) as api:
                     login = api.post("/api/v1/login", json={"username": "admin", "password": password})
                     assert login.status_code == 200, login.text

@@ -18,6 +18,7 @@ from pacslb import pki
 from pacslb.store.users import UserStore
 from support.appliance import Appliance
 from support.configs import http_check, real_server, service
+from support.first_admin import own_admin_password
 from support.net import free_port, http_get, loopback_host
 from support.realservers import TinyHTTPServer
 from support.wait import wait_until
@@ -226,7 +227,9 @@ def test_the_support_bundle_holds_no_secret(appliance, tmp_path):
     url = appliance.paths.management_url.read_text().strip().rstrip("/")
     with httpx.Client(base_url=url, verify=False, timeout=60) as client:
         assert client.post("/api/v1/support-bundle", headers={"Authorization": f"Bearer {token}"}).status_code == 403
-        answer = client.post("/api/v1/login", json={"username": "admin", "password": admin_password})
+        own = own_admin_password(url, appliance.paths.root)  # the one-time password is changed before anything else
+        secrets.append(own.encode())
+        answer = client.post("/api/v1/login", json={"username": "admin", "password": own})
         assert answer.status_code == 200, answer.text
         fetched = client.post("/api/v1/support-bundle", headers={"X-CSRF-Token": answer.json()["csrf_token"]})
         assert fetched.status_code == 200, fetched.text

@@ -18,6 +18,7 @@ from true_pacs_support import start_services
 
 from pacslb.templates.true_pacs import SERVICES
 from support.appliance import Appliance, new_state_dir
+from support.first_admin import own_admin_password
 from support.net import free_port
 from support.wait import wait_until
 
@@ -141,9 +142,7 @@ def test_every_route_reaches_its_service_and_a_shadowed_rule_fails_verify(pacs):
     wait_until((state / "management-url").exists, 30, what="the management API to listen")
     url = (state / "management-url").read_text().strip().rstrip("/")
     with httpx.Client(base_url=url, verify=False, timeout=120) as admin:
-        login = admin.post(
-            "/api/v1/login", json={"username": "admin", "password": (state / "initial-admin-password").read_text().strip()}
-        )
+        login = admin.post("/api/v1/login", json={"username": "admin", "password": own_admin_password(url, state)})
         assert login.status_code == 200, login.text
         admin.headers["X-CSRF-Token"] = login.json()["csrf_token"]
         answer = admin.post("/api/v1/verify")

@@ -29,6 +29,7 @@ from pacslb.store.metrics import MetricsStore
 from pacslb.templates.true_pacs import SERVICES
 from pacslb.web.history import metrics_path
 from support.appliance import Appliance, new_state_dir
+from support.first_admin import own_admin_password
 from support.wait import wait_until
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -69,7 +70,8 @@ def appliance(tmp_path_factory):
         running.up()
         url_file, password_file = state_dir / "management-url", state_dir / "initial-admin-password"
         wait_until(lambda: url_file.exists() and password_file.exists(), 30, what="the WebUI's address and admin password")
-        yield plan, running, url_file.read_text().strip().rstrip("/"), password_file.read_text().strip()
+        url = url_file.read_text().strip().rstrip("/")
+        yield plan, running, url, own_admin_password(url, state_dir)  # the one-time password changed first
     finally:
         try:
             if running is not None:

@@ -75,6 +75,7 @@ class Principal:
     csrf_token: str | None = None  # sessions only: put it in forms (csrf_token) or the X-CSRF-Token header
     session_id: str | None = None
     api_key_id: str | None = None  # API keys only: which key
+    must_change_password: bool = False  # a one-time password: nothing but changing it (and me, logout) until then
 
     def allowed(self, *roles: str) -> bool:
         """True when the role is one of `roles` (admin is always allowed)."""
@@ -266,7 +267,9 @@ class AuthService:
             self.sessions.delete(session_id)
             return None
         session.role = user.role
-        return session.principal()
+        principal = session.principal()
+        principal.must_change_password = user.must_change_password
+        return principal
 
     async def api_key_principal(self, token: str) -> Principal | None:
         """The principal of a valid, unexpired API key; None otherwise."""
@@ -274,7 +277,8 @@ class AuthService:
         if found is None:
             return None
         user, key = found
-        return Principal(user.username, user.role, "api-key", api_key_id=key.id)
+        return Principal(user.username, user.role, "api-key", api_key_id=key.id,
+                         must_change_password=user.must_change_password)  # fmt: skip
 
     def audit(
         self,
@@ -341,6 +345,23 @@ def clear_session_cookie(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
 
 
+class PasswordChangeRequired(HTTPException):
+    """403: the user logs in with a one-time password (the first admin's, or one an admin set) and must change it
+    before anything else. The WebUI sends such a user to /account instead (web/context.py), hence the principal."""
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__(403, detail=f"{principal.username} must change the one-time password before anything else: "
+                         f"PUT /api/v1/users/{principal.username}/password with current_password and the new password "
+                         "(or log in to the WebUI, which asks for it)")  # fmt: skip
+        self.principal = principal
+
+
+def allowed_before_password_change(method: str, path: str, username: str) -> bool:
+    """What a user who must change a one-time password may still do: change it, see who they are, log out."""
+    return (method, path) in (("GET", "/api/v1/me"), ("POST", "/api/v1/logout"),
+                              ("PUT", f"/api/v1/users/{username}/password"))  # fmt: skip
+
+
 def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail=detail, headers={"WWW-Authenticate": 'Bearer realm="pacslb"'})
 
@@ -398,6 +419,9 @@ async def current_principal(request: Request) -> Principal:
                     f"or the {CSRF_FIELD} form field"
                 )  # fmt: skip
     request.state.principal = principal
+    if principal.must_change_password and not allowed_before_password_change(request.method, request.url.path,
+                                                                              principal.username):  # fmt: skip
+        raise PasswordChangeRequired(principal)
     return principal
 
 
@@ -422,6 +446,7 @@ __all__ = [
     "AuthService",
     "LoginThrottle",
     "LoginThrottled",
+    "PasswordChangeRequired",
     "Principal",
     "Session",
     "SessionStore",

@@ -39,12 +39,16 @@ class UserCreate(BaseModel):
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)
     role: str = Field(max_length=16, description="admin, operator or viewer")
+    must_change_password: bool = Field(default=True, description="a one-time password: the user must change it at the "
+                                       "first login before anything else (false: the user keeps it)")  # fmt: skip
 
 
 class PasswordChange(BaseModel):
     password: str = Field(max_length=1024, description=f"the new password ({MIN_PASSWORD_LENGTH} characters or more, "
                           "not the user name, not a common password)")  # fmt: skip
     current_password: str | None = Field(default=None, max_length=1024, description="needed to change your own password")
+    must_change_password: bool = Field(default=True, description="an admin setting another user's password: the user must "
+                                       "change it at the next login (ignored for your own password)")  # fmt: skip
 
 
 class RoleChange(BaseModel):
@@ -80,9 +84,10 @@ def users_router(auth: AuthService) -> APIRouter:
                                 status_code=429, headers={"Retry-After": str(exc.retry_after)})  # fmt: skip
         if session is None:
             return _error(401, "unknown user or wrong password")
+        user = await asyncio.to_thread(auth.users.get, session.username)
         response = JSONResponse({"username": session.username, "role": session.role, "csrf_token": session.csrf_token,
-                                 "session_timeout": auth.sessions.timeout,
-                                 "session_lifetime": auth.sessions.lifetime})  # fmt: skip
+                                 "session_timeout": auth.sessions.timeout, "session_lifetime": auth.sessions.lifetime,
+                                 "must_change_password": bool(user and user.must_change_password)})  # fmt: skip
         set_session_cookie(response, session, auth)
         return response
 
@@ -97,7 +102,7 @@ def users_router(auth: AuthService) -> APIRouter:
     @router.get("/me", summary="Who you are: user name, role, and the session's CSRF token")
     async def me(principal: Principal = Depends(current_principal)) -> dict:
         return {"username": principal.username, "role": principal.role, "via": principal.via,
-                "csrf_token": principal.csrf_token}  # fmt: skip
+                "csrf_token": principal.csrf_token, "must_change_password": principal.must_change_password}  # fmt: skip
 
     # --- users (admin; anyone for their own password) ----------------------------------------------
 
@@ -109,11 +114,12 @@ def users_router(auth: AuthService) -> APIRouter:
     @router.post("/users", summary="Add a user (admin)")
     async def add_user(body: UserCreate, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         try:
-            user = await asyncio.to_thread(auth.users.add, body.username, body.password, body.role)
+            user = await asyncio.to_thread(auth.users.add, body.username, body.password, body.role, body.must_change_password)
         except UserError as exc:
             audit(request, principal, "user.create", body.username, "invalid", {"message": str(exc)})
             return _error(409 if "exists" in str(exc) else 422, str(exc))
-        audit(request, principal, "user.create", user.username, detail={"role": user.role})
+        audit(request, principal, "user.create", user.username,
+              detail={"role": user.role, "must_change_password": user.must_change_password})  # fmt: skip
         return JSONResponse({"user": user.as_dict()})
 
     @router.delete("/users/{username}", summary="Delete a user and their API keys (admin)")
@@ -158,7 +164,9 @@ def users_router(auth: AuthService) -> APIRouter:
                 return _error(403, "the current password is wrong")
             auth.throttle.succeeded(admission)
         try:
-            keys_deleted = await asyncio.to_thread(auth.users.set_password, username, body.password)
+            # someone else's password is a one-time one (unless the admin says not): the user changes it at the next login
+            one_time = principal.username != username and body.must_change_password
+            keys_deleted = await asyncio.to_thread(auth.users.set_password, username, body.password, one_time)
         except UserError as exc:
             audit(request, principal, "user.password", username, "invalid", {"message": str(exc)})
             return _error(404 if "no user" in str(exc) else 422, str(exc))
@@ -166,7 +174,7 @@ def users_router(auth: AuthService) -> APIRouter:
             forget_initial_password(auth.state_dir, username)
         # the password changed: every other session of the user ends (this one goes on, with a fresh login)
         auth.sessions.delete_user(username, keep=principal.session_id)
-        answer = {"username": username, "changed": True, "api_keys_deleted": keys_deleted}
+        answer = {"username": username, "changed": True, "api_keys_deleted": keys_deleted, "must_change_password": one_time}
         response = JSONResponse(answer)
         if principal.session_id and principal.username == username:
             auth.sessions.delete(principal.session_id)
@@ -232,9 +240,12 @@ def users_router(auth: AuthService) -> APIRouter:
         username: str | None = None,
         action: str | None = None,
         outcome: str | None = None,
+        target: str | None = Query(None, max_length=500, description="events whose object contains this text"),
+        since: float | None = Query(None, ge=0, le=2**42, description="events at or after this time (Unix seconds)"),
+        until: float | None = Query(None, ge=0, le=2**42, description="events at or before this time (Unix seconds)"),
     ) -> dict:
         await asyncio.to_thread(auth.flush_throttled)  # the counts of throttled logins not written yet
-        events = await asyncio.to_thread(auth.audit_log.list, limit, before, username, action, outcome)
+        events = await asyncio.to_thread(auth.audit_log.list, limit, before, username, action, outcome, target, since, until)
         return {"events": [e.as_dict() for e in events]}
 
     return router

@@ -161,8 +161,9 @@ class ManagementServer:
         path = state.initial_password_file(self.root)
         log.warning("created the first management user 'admin'; its one-time password is printed on stderr and kept in "
                     "%s (mode 0600) until it is changed with 'pacslb user passwd admin'", path)  # fmt: skip
-        print(f"pacslb: first management user: admin  password: {password}  (also in {path}; change it with "
-              f"'pacslb user passwd admin --state-dir {self.root}')", file=sys.stderr, flush=True)  # fmt: skip
+        print(f"pacslb: first management user: admin  one-time password: {password}  (also in {path}; the WebUI and "
+              f"the API ask for your own at the first login, or set it with 'pacslb user passwd admin --state-dir "
+              f"{self.root}')", file=sys.stderr, flush=True)  # fmt: skip
 
     def _certificate(self, config: Config) -> Path:
         configured = config.settings.management.certificate

@@ -51,11 +51,12 @@ def controller_log(root: Path) -> Path:
 
 def ensure_first_admin(users: UserStore, root: Path) -> str | None:
     """At first start (no user yet): create `admin` with a random password, write it to
-    initial_password_file (mode 0600) and return it; None when users exist already."""
+    initial_password_file (mode 0600) and return it; None when users exist already. It is a one-time password:
+    admin must change it at the first login before anything else (must_change_password)."""
     if users.count():
         return None
     password = new_password()
-    users.add(FIRST_ADMIN, password, "admin")
+    users.add(FIRST_ADMIN, password, "admin", must_change_password=True)
     path = initial_password_file(root)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -92,7 +93,7 @@ def access_lines(root: Path) -> list[str]:
         return ["WebUI and API: not listening yet (see the log: settings.management)"]
     try:
         password = initial_password_file(root).read_text().strip()
-        who = f"user {FIRST_ADMIN}, password {password}  (change it: pacslb user passwd {FIRST_ADMIN} --state-dir {root})"
+        who = f"user {FIRST_ADMIN}, password {password}  (one-time: the WebUI asks for your own at the first login)"
     except FileNotFoundError:
         who = f"user {FIRST_ADMIN}, with the password set by 'pacslb user passwd {FIRST_ADMIN}'"
     return [

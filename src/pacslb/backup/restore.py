@@ -266,7 +266,7 @@ def restore_fresh(checked: Checked, paths: StatePaths, replace_certificates: boo
 
 # --- the users of a running appliance ----------------------------------------------------------------
 
-USER_COLUMNS = "username, role, password_hash, created_at, changed_at"
+USER_COLUMNS = "username, role, password_hash, created_at, changed_at, must_change_password"
 KEY_COLUMNS = "id, username, name, secret_hash, created_at, last_used, expires_at"
 
 
@@ -281,7 +281,7 @@ def restore_users(checked: Checked, users_db: Path) -> tuple[int, int]:
     with store_db.transaction(users_db) as conn:
         conn.execute("DELETE FROM api_keys")
         conn.execute("DELETE FROM users")
-        conn.executemany(f"INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)", users)
+        conn.executemany(f"INSERT INTO users ({USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", users)
         conn.executemany(f"INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", keys)
     return len(users), len(keys)
 

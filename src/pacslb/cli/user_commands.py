@@ -103,7 +103,12 @@ def add(
     username: str,
     role: RoleOption = "viewer",
     password_file: PasswordFileOption = None,
-    generate: Annotated[bool, typer.Option("--generate", help="make a random password and print it once")] = False,
+    generate: Annotated[
+        bool,
+        typer.Option(
+            "--generate", help="make a random one-time password and print it once (the user must change it at the first login)"
+        ),
+    ] = False,
     state_dir_option: StateDirOption = None,
     removed_password: RemovedPasswordOption = None,
 ) -> None:
@@ -113,18 +118,23 @@ def add(
     secret = new_password() if generate else _password(password_file, removed_password)
     _, users, audit = _stores(state_dir_option)
     try:
-        users.add(username, secret, role)
+        users.add(username, secret, role, must_change_password=generate)
     except UserError as exc:
         _fail(exc, audit, "user.create", username)
     audit.record(_who(), "user.create", target=username, via="cli", detail={"role": role})
-    print(f"added {username} ({role})" + (f"; password: {secret}" if generate else ""))
+    print(f"added {username} ({role})" + (f"; one-time password (to change at the first login): {secret}" if generate else ""))
 
 
 @user_app.command("passwd")
 def passwd(
     username: str,
     password_file: PasswordFileOption = None,
-    generate: Annotated[bool, typer.Option("--generate", help="make a random password and print it once")] = False,
+    generate: Annotated[
+        bool,
+        typer.Option(
+            "--generate", help="make a random one-time password and print it once (the user must change it at the first login)"
+        ),
+    ] = False,
     state_dir_option: StateDirOption = None,
     removed_password: RemovedPasswordOption = None,
 ) -> None:
@@ -135,12 +145,15 @@ def passwd(
     secret = new_password() if generate else _password(password_file, removed_password)
     root, users, audit = _stores(state_dir_option)
     try:
-        keys = users.set_password(username, secret)
+        keys = users.set_password(username, secret, must_change_password=generate)
     except UserError as exc:
         _fail(exc, audit, "user.password", username)
     forget_initial_password(root, username)
     audit.record(_who(), "user.password", target=username, via="cli", detail={"api_keys_deleted": keys} if keys else None)
-    print(f"changed the password of {username}" + (f": {secret}" if generate else ""))
+    print(
+        f"changed the password of {username}"
+        + (f"; one-time password (to change at the next login): {secret}" if generate else "")
+    )
     if keys:
         print(f"deleted {username}'s {keys} API key{'s' if keys != 1 else ''} (they die with the old password)",
               file=sys.stderr)  # fmt: skip
@@ -185,7 +198,8 @@ def list_users(state_dir_option: StateDirOption = None) -> None:
     for user in users.list():
         mine = [k for k in keys if k.username == user.username]
         changed = dt.datetime.fromtimestamp(user.changed_at).strftime("%Y-%m-%d %H:%M")
-        print(f"{user.username}\t{user.role}\tchanged {changed}\t{len(mine)} API key{'s' if len(mine) != 1 else ''}"
+        one_time = "\tone-time password (to change at the next login)" if user.must_change_password else ""
+        print(f"{user.username}\t{user.role}\tchanged {changed}\t{len(mine)} API key{'s' if len(mine) != 1 else ''}{one_time}"
               + "".join(f"\n  key {k.id}  {k.name or '-'}  {_expiry(k.expires_at)}" for k in mine))  # fmt: skip
 
 

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS audit (
     detail    TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
-CREATE INDEX IF NOT EXISTS audit_throttled ON audit (username, client_ip) WHERE outcome = 'throttled'
+CREATE INDEX IF NOT EXISTS audit_throttled ON audit (username, client_ip) WHERE outcome = 'throttled';
+CREATE INDEX IF NOT EXISTS audit_user ON audit (username, action, outcome, at)
 """
 
 
@@ -145,13 +146,21 @@ class AuditLog:
         username: str | None = None,
         action: str | None = None,
         outcome: str | None = None,
+        target_contains: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[AuditEvent]:
-        """The latest events first, optionally filtered."""
+        """The latest events first, optionally filtered: `target_contains` is a substring of the object (no wildcards),
+        `since` and `until` bound the time (seconds since the epoch, both included)."""
         where, args = [], []
-        for column, value in (("id <", before), ("username =", username), ("action =", action), ("outcome =", outcome)):
+        for column, value in (("id <", before), ("username =", username), ("action =", action), ("outcome =", outcome),
+                              ("at >=", since), ("at <=", until)):  # fmt: skip
             if value is not None:
                 where.append(f"{column} ?")
                 args.append(value)
+        if target_contains:  # instr, not LIKE: '%' and '_' in what an admin types mean themselves
+            where.append("instr(target, ?) > 0")
+            args.append(target_contains)
         query = "SELECT id, at, username, client_ip, via, action, target, outcome, detail FROM audit"
         if where:
             query += " WHERE " + " AND ".join(where)
@@ -159,3 +168,10 @@ class AuditLog:
         with db.transaction(self.path, write=False) as conn:
             rows = conn.execute(query, (*args, limit)).fetchall()
         return [AuditEvent(*row[:8], json.loads(row[8]) if row[8] else None) for row in rows]
+
+    def last_logins(self, usernames: list[str]) -> dict[str, float | None]:
+        """When each of `usernames` last logged in successfully (None: not as far as the log goes back); one index
+        lookup each (audit_user), whatever the size of the log."""
+        with db.transaction(self.path, write=False) as conn:
+            return {name: conn.execute("SELECT MAX(at) FROM audit WHERE username = ? AND action = 'login' AND outcome = 'ok'",
+                                       (name,)).fetchone()[0] for name in usernames}  # fmt: skip

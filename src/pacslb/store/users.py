@@ -29,7 +29,7 @@ from . import db
 from .revisions import StoreError
 
 ROLES = ("admin", "operator", "viewer")
-SCHEMA_VERSION = 2  # 2: api_keys.expires_at, unblocks
+SCHEMA_VERSION = 3  # 2: api_keys.expires_at, unblocks; 3: users.must_change_password
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS users (
     role          TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
     password_hash TEXT NOT NULL,
     created_at    REAL NOT NULL,
-    changed_at    REAL NOT NULL
+    changed_at    REAL NOT NULL,
+    must_change_password INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     id          TEXT PRIMARY KEY,
@@ -72,15 +73,24 @@ class UserError(ValueError):
     """A user cannot be added or changed as asked; the message says why and what to do."""
 
 
+USER_COLUMNS = "username, role, created_at, changed_at, must_change_password"
+
+
 @dataclass(frozen=True)
 class User:
     username: str
     role: str
     created_at: float
     changed_at: float
+    must_change_password: bool = False  # a one-time password (made for the user by someone else): changed before anything else
 
     def as_dict(self) -> dict:
-        return {"username": self.username, "role": self.role, "created_at": self.created_at, "changed_at": self.changed_at}
+        return {"username": self.username, "role": self.role, "created_at": self.created_at, "changed_at": self.changed_at,
+                "must_change_password": bool(self.must_change_password)}  # fmt: skip
+
+
+def _user(row) -> User:
+    return User(row[0], row[1], row[2], row[3], bool(row[4]))
 
 
 @dataclass(frozen=True)
@@ -176,8 +186,14 @@ class UserStore:
 
     def _migrate(self) -> None:
         """A store made before API keys expired gets the column; its keys expire DEFAULT_API_KEY_DAYS from now
-        (not at once: the scripts using them get time to get new ones)."""
+        (not at once: the scripts using them get time to get new ones). A store made before forced password
+        changes gets `must_change_password`, 0 for its users: their passwords were in use already."""
         with db.transaction(self.path) as conn:
+            if "must_change_password" not in {row[1] for row in conn.execute("PRAGMA table_info(users)")}:
+                try:
+                    conn.execute("ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0")
+                except sqlite3.OperationalError:  # another process added it meanwhile
+                    pass
             columns = {row[1] for row in conn.execute("PRAGMA table_info(api_keys)")}
             if "expires_at" not in columns:
                 try:
@@ -189,7 +205,9 @@ class UserStore:
 
     # --- users -----------------------------------------------------------------------------------
 
-    def add(self, username: str, password: str, role: str) -> User:
+    def add(self, username: str, password: str, role: str, must_change_password: bool = False) -> User:
+        """A new user; `must_change_password` when someone else chose the password (a one-time password): the user
+        must change it before doing anything else."""
         check_username(username), check_role(role), check_password(password, username)
         digest = _hasher.hash(password)
         now = self.clock()
@@ -197,34 +215,37 @@ class UserStore:
             if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
                 raise UserError(f"user {username} exists already: change it with 'pacslb user passwd {username}'")
             conn.execute(
-                "INSERT INTO users (username, role, password_hash, created_at, changed_at) VALUES (?, ?, ?, ?, ?)",
-                (username, role, digest, now, now),
+                "INSERT INTO users (username, role, password_hash, created_at, changed_at, must_change_password) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (username, role, digest, now, now, int(must_change_password)),
             )
-        return User(username, role, now, now)
+        return User(username, role, now, now, must_change_password)
 
     def get(self, username: str) -> User | None:
         with db.transaction(self.path, write=False) as conn:
-            row = conn.execute(
-                "SELECT username, role, created_at, changed_at FROM users WHERE username = ?", (username,)
-            ).fetchone()
-        return User(*row) if row else None
+            row = conn.execute(f"SELECT {USER_COLUMNS} FROM users WHERE username = ?", (username,)).fetchone()
+        return _user(row) if row else None
 
     def list(self) -> list[User]:
         with db.transaction(self.path, write=False) as conn:
-            rows = conn.execute("SELECT username, role, created_at, changed_at FROM users ORDER BY username").fetchall()
-        return [User(*row) for row in rows]
+            rows = conn.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY username").fetchall()
+        return [_user(row) for row in rows]
 
     def count(self) -> int:
         with db.transaction(self.path, write=False) as conn:
             return conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]
 
-    def set_password(self, username: str, password: str) -> int:
-        """A new password for `username`; the user's API keys die with the old one. Returns how many keys were deleted."""
+    def set_password(self, username: str, password: str, must_change_password: bool = False) -> int:
+        """A new password for `username`; the user's API keys die with the old one. Returns how many keys were deleted.
+
+        `must_change_password`: someone else set it (a reset): the user must change it at the next login. A user's own
+        change clears it."""
         check_password(password, username)
         digest = _hasher.hash(password)
         with db.transaction(self.path) as conn:
             done = conn.execute(
-                "UPDATE users SET password_hash = ?, changed_at = ? WHERE username = ?", (digest, self.clock(), username)
+                "UPDATE users SET password_hash = ?, changed_at = ?, must_change_password = ? WHERE username = ?",
+                (digest, self.clock(), int(must_change_password), username),
             ).rowcount
             if not done:
                 raise UserError(f"there is no user {username}: see 'pacslb user list'")
@@ -263,10 +284,8 @@ class UserStore:
     def verify(self, username: str, password: str) -> User | None:
         """The user when the password is right; None otherwise (same cost whether the user exists or not)."""
         with db.transaction(self.path, write=False) as conn:
-            row = conn.execute(
-                "SELECT username, role, created_at, changed_at, password_hash FROM users WHERE username = ?", (username,)
-            ).fetchone()
-        stored = row[4] if row else self._dummy
+            row = conn.execute(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?", (username,)).fetchone()
+        stored = row[5] if row else self._dummy
         try:
             _hasher.verify(stored, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -275,7 +294,7 @@ class UserStore:
             return None
         if _hasher.check_needs_rehash(stored):
             self._rehash(username, password)
-        return User(*row[:4])
+        return _user(row)
 
     # --- API keys --------------------------------------------------------------------------------
 
@@ -320,7 +339,7 @@ class UserStore:
         with db.transaction(self.path, write=False) as conn:
             row = conn.execute(
                 "SELECT k.id, k.username, k.name, k.created_at, k.last_used, k.expires_at, k.secret_hash, "
-                "u.username, u.role, u.created_at, u.changed_at "
+                "u.username, u.role, u.created_at, u.changed_at, u.must_change_password "
                 "FROM api_keys k JOIN users u ON u.username = k.username WHERE k.id = ?",
                 (key_id,),
             ).fetchone()
@@ -335,7 +354,7 @@ class UserStore:
                     conn.execute("UPDATE api_keys SET last_used = ? WHERE id = ?", (now, key_id))
             except StoreError:
                 pass  # a busy store is no reason to refuse a valid key
-        return User(*row[7:11]), ApiKey(*row[:6])
+        return _user(row[7:12]), ApiKey(*row[:6])
 
     # --- login throttle: unblocks -----------------------------------------------------------------
 

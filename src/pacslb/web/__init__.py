@@ -17,6 +17,9 @@ the composition root (pacslb.appliance) does it, so the API knows nothing of the
   /backup                      download a backup, upload one to restore (admins)
   /ha                          the HA pair: both nodes, VRRP state, last sync, split brain; promote/demote (admins)
   /alerts                      alert receivers with their counters, the last alerts; a test alert (admins)
+  /account                     change my password (a one-time password first of all), my API keys
+  /users                       users, roles, password resets, login blocks, every API key (admins)
+  /audit                       the audit log, filtered by user, object and time (admins)
 
 The metrics sampler that feeds /graphs is pacslb.web.history.Sampler.
 """
@@ -29,7 +32,22 @@ web_router = APIRouter(include_in_schema=False)
 
 
 def _include() -> None:
-    from . import alerts, backup, certificates, gslb, ha, pages, persistence, revisions, services, verify, waf
+    from . import (
+        account,
+        alerts,
+        audit,
+        backup,
+        certificates,
+        gslb,
+        ha,
+        pages,
+        persistence,
+        revisions,
+        services,
+        users,
+        verify,
+        waf,
+    )
 
     web_router.include_router(pages.router)
     web_router.include_router(gslb.router)  # GSLB (issue 19)
@@ -42,6 +60,9 @@ def _include() -> None:
     web_router.include_router(ha.router)  # the HA pair (issue 16)
     web_router.include_router(alerts.router)  # alert receivers, test alert (issue 16)
     web_router.include_router(persistence.router)  # clear a persistence table (issue 15)
+    web_router.include_router(account.router)  # issue 16: account, users, audit
+    web_router.include_router(users.router)
+    web_router.include_router(audit.router)
 
 
 _include()

@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from ..api.auth import Principal, optional_principal
+from ..api.auth import PasswordChangeRequired, Principal, optional_principal
 from ..model.diff import format_value
 from . import view
 
@@ -39,9 +39,9 @@ templates.env.lstrip_blocks = True
 
 NAV = [("/", "Dashboard"), ("/services", "Services"), ("/revisions", "Revisions"), ("/certificates", "Certificates"),
        ("/graphs", "Graphs"), ("/log", "Log"), ("/verify", "Verify"), ("/gslb", "GSLB"), ("/waf", "WAF"),
-       ("/backup", "Backup")]  # fmt: skip
+       ("/backup", "Backup"), ("/users", "Users"), ("/audit", "Audit")]  # fmt: skip
 NAV += [("/ha", "HA pair"), ("/alerts", "Alerts")]  # issue 16: web/ha.py, web/alerts.py
-ADMIN_PAGES = frozenset({"/backup"})  # shown in the nav bar to admins only
+ADMIN_PAGES = frozenset({"/backup", "/users", "/audit"})  # shown in the nav bar to admins only
 
 
 class LoginRedirect(HTTPException):
@@ -51,10 +51,28 @@ class LoginRedirect(HTTPException):
         super().__init__(303, detail="log in first", headers={"Location": "/login"})
 
 
+# What a user who must change a one-time password may open in the WebUI (every other page leads to /account).
+PASSWORD_CHANGE_PAGES = frozenset({"/account", "/account/password", "/logout"})
+
+
+class PasswordChangeRedirect(HTTPException):
+    """A one-time password not changed yet: 303 to /account, whatever page was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(303, detail="change your one-time password first", headers={"Location": "/account"})
+
+
 async def page_principal(request: Request) -> Principal:
-    """The principal of a page request; no session, or an expired one: to /login."""
+    """The principal of a page request; no session, or an expired one: to /login; a one-time password not
+    changed yet: to /account (with a message), but for the pages that change it."""
     try:
         principal = await optional_principal(request)
+    except PasswordChangeRequired as exc:
+        if request.url.path in PASSWORD_CHANGE_PAGES:
+            return exc.principal
+        flash(request, exc.principal, "Choose your own password first: the one you logged in with was a one-time password.",
+              "info")  # fmt: skip
+        raise PasswordChangeRedirect() from None
     except HTTPException as exc:
         if exc.status_code != 401:
             raise
@@ -113,7 +131,10 @@ def render(request: Request, name: str, principal: Principal | None, status_code
     context.update(
         request=request,
         principal=principal,
-        nav=[item for item in NAV if item[0] not in ADMIN_PAGES or (principal and principal.allowed("admin"))],
+        nav=[]
+        if principal and principal.must_change_password
+        # nothing else opens until then
+        else [item for item in NAV if item[0] not in ADMIN_PAGES or (principal and principal.allowed("admin"))],
         can_operate=bool(principal and principal.allowed("operator")),
         can_edit=bool(principal and principal.allowed("admin")),
         flash=take_flash(request, principal) if principal is not None and not name.startswith("_") else None,
