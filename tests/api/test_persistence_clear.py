@@ -17,6 +17,7 @@ from pacslb.engines.haproxy.stick_tables import show_table
 from pacslb.store.audit import AuditLog
 from support.appliance import Appliance, new_state_dir
 from support.configs import config_text, http_check, real_server, service
+from support.first_admin import own_admin_password
 from support.net import free_port, http_get, loopback_host
 from support.realservers import TinyHTTPServer
 from support.wait import wait_until
@@ -48,7 +49,7 @@ def sticky(tmp_path_factory):
         url_file = appliance.state_dir / "management-url"
         wait_until(url_file.exists, 30, what="the management API to listen")
         url = url_file.read_text().strip().rstrip("/")
-        admin = _login(url, "admin", (appliance.state_dir / "initial-admin-password").read_text().strip())
+        admin = _login(url, "admin", own_admin_password(url, appliance.state_dir))  # the one-time password changed first
         for role in ("operator", "viewer"):
             answer = admin.post("/api/v1/users", json={"username": role, "password": ROLE_PASSWORDS[role], "role": role})
             assert answer.status_code == 200, answer.text

@@ -33,6 +33,7 @@ from pacslb.store.users import UserStore
 from support.alert_receivers import WebhookReceiver
 from support.appliance import Appliance
 from support.configs import http_check, real_server, service
+from support.first_admin import own_admin_password
 from support.net import free_port, loopback_host
 from support.realservers import TinyHTTPServer
 from support.wait import wait_until
@@ -84,7 +85,9 @@ def site(tmp_path_factory):
         users = UserStore(paths.users_db)
         for role, password in PASSWORDS.items():
             users.add(role, password, role)
-        yield appliance, url_file.read_text().strip().rstrip("/"), password_file.read_text().strip(), receiver, (vip, port)
+        url = url_file.read_text().strip().rstrip("/")
+        # the first admin's password is a one-time password: changed first, as a person does at the first login
+        yield appliance, url, own_admin_password(url, paths.root), receiver, (vip, port)
     finally:
         try:
             if appliance is not None:
