@@ -27,6 +27,7 @@ from .certs import list_certificates
 from .context import controller_of, flash, page_principal, page_role, render
 from .history import metrics_path
 from .logtail import tail
+from .logview import fold
 
 router = APIRouter(include_in_schema=False)
 
@@ -140,7 +141,7 @@ async def set_state(
 
 def _log_context(request: Request, lines: int, q: str) -> dict:
     path = controller_of(request).paths.haproxy_log
-    return {"lines": tail(path, lines, q), "count": lines, "q": q, "choices": LOG_LINES, "path": str(path)}
+    return {"lines": fold(tail(path, lines, q)), "count": lines, "q": q, "choices": LOG_LINES, "path": str(path)}
 
 
 @router.get("/log", response_class=HTMLResponse)

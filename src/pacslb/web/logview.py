@@ -1,0 +1,99 @@
+"""HAProxy's log file as the log page shows it: each message once, a time where HAProxy wrote one, bursts folded.
+
+Why lines came twice: HAProxy writes each of its own messages (a server going DOWN, a proxy stopping) to stderr as
+'[WARNING]  (PID) : text' *and* through the `log stdout format raw` target as 'text'; both reach haproxy.log. The
+tagged copy is kept (it has the level and the PID), the bare twin next to it dropped.
+
+Why every reload added ~100 warning lines: on a reload the old worker reports 'Proxy NAME stopped (cumulated conns:
+...)' for every frontend and backend (True PACS: 41 proxies, so 82 lines with the twins, plus the new worker's
+server-state lines). That is HAProxy's normal graceful reload, not a configuration fault: such a run is folded into
+one line with its count and the proxies' names. Other runs of one repeated message are folded with a count too.
+
+Traffic lines carry their accept date ('[07/Dec/2026:09:19:14.822]'): shown as the line's time. HAProxy 2.6 writes
+its own messages without a time (stderr and the raw log target have none); for those the time column says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+_TAGGED = re.compile(r"^\[(NOTICE|WARNING|ALERT)\]\s+\((\d+)\)\s*:\s?(.*)$")
+_ACCEPT_DATE = re.compile(r"\[(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}))?\]")
+_PROXY_STOPPED = re.compile(r"^Proxy (\S+) stopped \(cumulated conns: FE: \d+, BE: \d+\)\.$")
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+LEVEL_CLASS = {"ALERT": "log-alert", "WARNING": "log-warn", "NOTICE": "log-notice"}
+MAX_NAMES_SHOWN = 8  # a folded 'Proxy stopped' line names this many proxies, then '…'
+
+
+@dataclass
+class LogLine:
+    """One line of the log page: `text` as HAProxy wrote it (or the folded summary), `count` lines it stands for."""
+
+    text: str
+    level: str | None = None  # NOTICE, WARNING, ALERT (HAProxy's own messages), None for traffic
+    time: str | None = None  # 'YYYY-MM-DD HH:MM:SS.mmm' where the line carries one
+    count: int = 1
+    names: list[str] = field(default_factory=list)  # a folded 'Proxy stopped' run: the proxies
+
+    @property
+    def css_class(self) -> str:
+        return LEVEL_CLASS.get(self.level or "", "")
+
+
+def line_time(text: str) -> str | None:
+    """The accept date of a traffic line as 'YYYY-MM-DD HH:MM:SS.mmm', or None."""
+    found = _ACCEPT_DATE.search(text)
+    if not found or found[2] not in _MONTHS:
+        return None
+    day, month, year, hh, mm, ss, ms = found.groups()
+    try:
+        when = dt.datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss))
+    except ValueError:
+        return None
+    return when.strftime("%Y-%m-%d %H:%M:%S") + (f".{ms}" if ms else "")
+
+
+def _message(text: str) -> tuple[str | None, str | None, str]:
+    """(level, pid, message) of a tagged line; (None, None, text) otherwise."""
+    found = _TAGGED.match(text)
+    return (found[1], found[2], found[3]) if found else (None, None, text)
+
+
+def _twin(tagged: str, bare: str) -> bool:
+    """Whether `bare` is the log target's copy of a tagged message: the same words, quotes aside (HAProxy quotes
+    names on stderr only: "backend 'b' has no server available!" / "backend b has no server available!")."""
+    return tagged.replace("'", "").rstrip() == bare.replace("'", "").rstrip()
+
+
+def fold(lines: list[str]) -> list[LogLine]:
+    """The lines of haproxy.log as the log page shows them (pure): twins dropped, bursts folded, times found."""
+    out: list[LogLine] = []
+    previous_message: str | None = None  # the message of the last tagged line, for its bare twin
+    for text in lines:
+        level, pid, message = _message(text)
+        if level is None and previous_message is not None and _twin(previous_message, text):
+            previous_message = None
+            continue  # the raw log target's copy of the line before
+        previous_message = message if level is not None else None
+        last = out[-1] if out else None
+        stopped = _PROXY_STOPPED.match(message) if level is not None else None
+        if stopped and last is not None and last.names and last.level == level and last.text.startswith(f"[{level}]"):
+            if f"({pid})" in last.text:
+                last.count += 1
+                last.names.append(stopped[1])
+                continue
+        if stopped:
+            out.append(LogLine(text=text, level=level, names=[stopped[1]]))
+            continue
+        if last is not None and not last.names and last.text == text:
+            last.count += 1
+            continue
+        out.append(LogLine(text=text, level=level, time=line_time(text) if level is None else None))
+    for line in out:
+        if len(line.names) > 1:  # the old worker's goodbye after a reload, one line per proxy: one line in all
+            level, pid, _ = _message(line.text)
+            shown = ", ".join(line.names[:MAX_NAMES_SHOWN]) + (", …" if len(line.names) > MAX_NAMES_SHOWN else "")
+            line.text = f"[{level}]  ({pid}) : {len(line.names)} proxies stopped (the old worker after a reload): {shown}"
+    return out

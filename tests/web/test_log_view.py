@@ -1,0 +1,68 @@
+"""The log page: each HAProxy message once, a reload's burst folded with its count, times where HAProxy writes them.
+
+The lines are HAProxy 2.6's own output, recorded from `haproxy -W` with `log stdout format raw` (as pacslb renders it)
+and stdout and stderr appended to one file, across one reload.
+"""
+
+from __future__ import annotations
+
+from pacslb.web.logview import MAX_NAMES_SHOWN, fold, line_time
+
+RELOAD = """\
+[NOTICE]   (18115) : New worker (18129) forked
+[NOTICE]   (18115) : Loading success.
+[WARNING]  (18129) : Server b/s1 is DOWN, reason: Layer4 connection problem, info: "Connection refused", check duration: 0ms.
+Server b/s1 is DOWN, reason: Layer4 connection problem, info: "Connection refused", check duration: 0ms.
+[ALERT]    (18129) : backend 'b' has no server available!
+backend b has no server available!
+[NOTICE]   (18115) : Reloading HAProxy
+{stopped}[NOTICE]   (18115) : New worker (18288) forked
+127.0.0.1:39424 [07/Dec/2026:09:19:14.822] f f/<NOSRV> 0/-1/-1/-1/0 200 73 - - LR-- 1/1/0/0/0 0/0 "GET / HTTP/1.1"
+"""
+
+
+def reload_log(proxies: int) -> list[str]:
+    stopped = "".join(
+        f"[WARNING]  (18129) : Proxy p{i} stopped (cumulated conns: FE: 0, BE: {i}).\nProxy p{i} stopped (cumulated conns: FE: 0, BE: {i}).\n"
+        for i in range(proxies)
+    )
+    return RELOAD.format(stopped=stopped).splitlines()
+
+
+def test_each_message_once_and_the_reload_burst_folded():
+    raw = reload_log(41)  # True PACS: 6 frontends and 35 backends
+    assert len(raw) == 9 + 2 * 41
+    shown = fold(raw)
+    texts = [line.text for line in shown]
+    assert len(shown) == 8, texts
+    assert sum(1 for t in texts if "Server b/s1 is DOWN" in t) == 1 and texts[2].startswith("[WARNING]")
+    assert sum(1 for t in texts if "has no server available" in t) == 1 and shown[3].css_class == "log-alert"
+    burst = shown[5]
+    assert burst.count == 41 and burst.level == "WARNING" and burst.css_class == "log-warn"
+    assert burst.text.startswith("[WARNING]  (18129) : 41 proxies stopped (the old worker after a reload): p0, p1")
+    assert f"p{MAX_NAMES_SHOWN - 1}, …" in burst.text and f"p{MAX_NAMES_SHOWN}," not in burst.text
+
+
+def test_traffic_lines_show_their_time_and_messages_do_not_invent_one():
+    shown = fold(reload_log(2))
+    assert shown[-1].time == "2026-12-07 09:19:14.822"
+    assert all(line.time is None for line in shown if line.level)
+    assert line_time("x [31/Feb/2026:10:00:00] y") is None and line_time("no date") is None
+
+
+def test_repeated_lines_fold_with_a_count_but_different_ones_stay():
+    shown = fold(["same", "same", "same", "other", "same"])
+    assert [(line.text, line.count) for line in shown] == [("same", 3), ("other", 1), ("same", 1)]
+
+
+def test_a_bare_line_that_is_no_twin_stays():
+    shown = fold(["[WARNING]  (1) : a thing", "another thing"])
+    assert [line.text for line in shown] == ["[WARNING]  (1) : a thing", "another thing"]
+
+
+def test_the_log_page_renders_folded_lines(web, web_app):
+    web_app.controller.paths.haproxy_log.write_text("\n".join(reload_log(41)) + "\n")
+    page = web("viewer").get("/log?lines=200").text
+    assert page.count("Server b/s1 is DOWN") == 1
+    assert "41 proxies stopped" in page and "×41" in page
+    assert '<span class="log-time">2026-12-07 09:19:14.822</span>' in page
