@@ -66,3 +66,14 @@ def test_the_log_page_renders_folded_lines(web, web_app):
     assert page.count("Server b/s1 is DOWN") == 1
     assert "41 proxies stopped" in page and "×41" in page
     assert '<span class="log-time">2026-12-07 09:19:14.822</span>' in page
+
+
+def test_a_message_about_many_quoted_names_folds_into_one():
+    lines = [f"[WARNING]  (22048) : config : server-state partially applied for server 'WFC_{i}_80/wfc1', agent checks are"
+             " not enabled on this server" for i in range(26)] + ["[NOTICE]   (22048) : New worker (25123) forked"]  # fmt: skip
+    shown = fold(lines)
+    assert len(shown) == 2 and shown[0].count == 26 and shown[0].css_class == "log-warn"
+    assert shown[0].text.startswith("[WARNING]  (22048) : config : server-state partially applied for server '…', agent")
+    assert "(26 times, for WFC_0_80/wfc1, WFC_1_80/wfc1," in shown[0].text
+    one = fold(lines[:1])
+    assert one[0].text == lines[0] and one[0].count == 1  # a single one stays as HAProxy wrote it

@@ -7,7 +7,8 @@ tagged copy is kept (it has the level and the PID), the bare twin next to it dro
 Why every reload added ~100 warning lines: on a reload the old worker reports 'Proxy NAME stopped (cumulated conns:
 ...)' for every frontend and backend (True PACS: 41 proxies, so 82 lines with the twins, plus the new worker's
 server-state lines). That is HAProxy's normal graceful reload, not a configuration fault: such a run is folded into
-one line with its count and the proxies' names. Other runs of one repeated message are folded with a count too.
+one line with its count and the proxies' names. So is a run of one message about many quoted names (a reload's
+"server-state partially applied for server 'B/S', ..." per server), and a run of one repeated line.
 
 Traffic lines carry their accept date ('[07/Dec/2026:09:19:14.822]'): shown as the line's time. HAProxy 2.6 writes
 its own messages without a time (stderr and the raw log target have none); for those the time column says so.
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 
 _TAGGED = re.compile(r"^\[(NOTICE|WARNING|ALERT)\]\s+\((\d+)\)\s*:\s?(.*)$")
 _ACCEPT_DATE = re.compile(r"\[(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}))?\]")
+_QUOTED = re.compile(r"'([^']{1,200})'")
 _PROXY_STOPPED = re.compile(r"^Proxy (\S+) stopped \(cumulated conns: FE: \d+, BE: \d+\)\.$")
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 LEVEL_CLASS = {"ALERT": "log-alert", "WARNING": "log-warn", "NOTICE": "log-notice"}
@@ -67,9 +69,26 @@ def _twin(tagged: str, bare: str) -> bool:
     return tagged.replace("'", "").rstrip() == bare.replace("'", "").rstrip()
 
 
+def _shape(level: str | None, pid: str | None, message: str) -> tuple[tuple[str, ...] | None, str | None]:
+    """What makes a run of HAProxy messages one message said about many names: (shape, the name), or (None, None).
+
+    'Proxy NAME stopped (cumulated conns: ...)' (a reload's old worker, per proxy) and messages that differ only in
+    their quoted names ("server-state partially applied for server 'B/S', ...", per server after a reload)."""
+    if level is None:
+        return None, None
+    stopped = _PROXY_STOPPED.match(message)
+    if stopped:
+        return ("proxy-stopped", level, pid or ""), stopped[1]
+    quoted = _QUOTED.findall(message)
+    if quoted:
+        return ("quoted", level, pid or "", _QUOTED.sub("'…'", message)), ", ".join(quoted)
+    return None, None
+
+
 def fold(lines: list[str]) -> list[LogLine]:
     """The lines of haproxy.log as the log page shows them (pure): twins dropped, bursts folded, times found."""
     out: list[LogLine] = []
+    shapes: list[tuple[str, ...] | None] = []  # out[i]'s shape
     previous_message: str | None = None  # the message of the last tagged line, for its bare twin
     for text in lines:
         level, pid, message = _message(text)
@@ -77,23 +96,23 @@ def fold(lines: list[str]) -> list[LogLine]:
             previous_message = None
             continue  # the raw log target's copy of the line before
         previous_message = message if level is not None else None
-        last = out[-1] if out else None
-        stopped = _PROXY_STOPPED.match(message) if level is not None else None
-        if stopped and last is not None and last.names and last.level == level and last.text.startswith(f"[{level}]"):
-            if f"({pid})" in last.text:
-                last.count += 1
-                last.names.append(stopped[1])
-                continue
-        if stopped:
-            out.append(LogLine(text=text, level=level, names=[stopped[1]]))
+        shape, name = _shape(level, pid, message)
+        if out and shape is not None and shapes[-1] == shape:
+            out[-1].count += 1
+            out[-1].names.append(name or "")
             continue
-        if last is not None and not last.names and last.text == text:
-            last.count += 1
+        if out and shape is None and shapes[-1] is None and out[-1].text == text:
+            out[-1].count += 1
             continue
-        out.append(LogLine(text=text, level=level, time=line_time(text) if level is None else None))
-    for line in out:
-        if len(line.names) > 1:  # the old worker's goodbye after a reload, one line per proxy: one line in all
-            level, pid, _ = _message(line.text)
-            shown = ", ".join(line.names[:MAX_NAMES_SHOWN]) + (", …" if len(line.names) > MAX_NAMES_SHOWN else "")
-            line.text = f"[{level}]  ({pid}) : {len(line.names)} proxies stopped (the old worker after a reload): {shown}"
+        out.append(LogLine(text=text, level=level, time=line_time(text) if level is None else None,
+                           names=[name] if name else []))  # fmt: skip
+        shapes.append(shape)
+    for line, shape in zip(out, shapes, strict=True):
+        if shape is None or len(line.names) < 2:
+            continue
+        shown = ", ".join(line.names[:MAX_NAMES_SHOWN]) + (", …" if len(line.names) > MAX_NAMES_SHOWN else "")
+        if shape[0] == "proxy-stopped":  # the old worker's goodbye after a reload, one line per proxy
+            line.text = f"[{shape[1]}]  ({shape[2]}) : {len(line.names)} proxies stopped (the old worker after a reload): {shown}"
+        else:
+            line.text = f"[{shape[1]}]  ({shape[2]}) : {shape[3]} ({len(line.names)} times, for {shown})"
     return out
