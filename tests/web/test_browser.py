@@ -312,6 +312,11 @@ def test_webui_in_chromium(appliance, browser):
         shoot(page, "10-graphs", full_page=False)
         page.goto(f"{url}/log")
         expect(page.locator("pre.log")).to_be_visible()
+        # HAProxy's own messages once each, with the time pacslb read them (HAProxy writes none); reloads folded
+        expect(page.locator("pre.log .log-time-read").first).to_be_visible()
+        log_lines = page.locator("pre.log .log-line").all_inner_texts()
+        assert not [t for t in log_lines if t.startswith("· Proxy ") or t.startswith("· Server ")], log_lines[-20:]
+        assert sum("proxies stopped (the old worker after a reload)" in t for t in log_lines) >= 1, log_lines[-20:]
         shoot(page, "11-log", full_page=False)
 
         # --- /api/docs with no network but the appliance: the explorer's assets come from the package ---

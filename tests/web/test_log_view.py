@@ -6,7 +6,7 @@ and stdout and stderr appended to one file, across one reload.
 
 from __future__ import annotations
 
-from pacslb.web.logview import MAX_NAMES_SHOWN, fold, line_time
+from pacslb.web.logview import MAX_NAMES_SHOWN, copy_times, fold, line_time
 
 RELOAD = """\
 [NOTICE]   (18115) : New worker (18129) forked
@@ -77,3 +77,45 @@ def test_a_message_about_many_quoted_names_folds_into_one():
     assert "(26 times, for WFC_0_80/wfc1, WFC_1_80/wfc1," in shown[0].text
     one = fold(lines[:1])
     assert one[0].text == lines[0] and one[0].count == 1  # a single one stays as HAProxy wrote it
+
+
+CONTROLLER_LOG = """\
+2026-12-07 09:19:10,001 INFO    pacslb.controller: revision 2 applied
+2026-12-07 09:19:11,250 WARNING pacslb.haproxy: (18129) Server b/s1 is DOWN, reason: Layer4 connection problem, info: "Connection refused", check duration: 0ms.
+2026-12-07 09:19:11,251 ERROR   pacslb.haproxy: (18129) backend 'b' has no server available!
+2026-12-07 09:19:12,500 INFO    pacslb.haproxy: (18115) Reloading HAProxy
+2026-12-07 09:19:12,502 WARNING pacslb.haproxy: (18129) Proxy p0 stopped (cumulated conns: FE: 0, BE: 0).
+"""
+
+
+def test_haproxys_own_messages_get_the_time_the_controller_read_them():
+    copies = copy_times(CONTROLLER_LOG.splitlines())
+    shown = fold(reload_log(2), copies)
+    by_text = {line.text.split(" : ", 1)[-1][:24]: line for line in shown}
+    down = by_text["Server b/s1 is DOWN, rea"]
+    assert (down.time, down.copied) == ("2026-12-07 09:19:11.250", True)
+    assert by_text["backend 'b' has no serve"].time == "2026-12-07 09:19:11.251"
+    assert by_text["Reloading HAProxy"].time == "2026-12-07 09:19:12.500"
+    assert by_text["2 proxies stopped (the o"].time == "2026-12-07 09:19:12.502"  # the first of the run
+    assert by_text["New worker (18129) forke"].time is None  # not in the controller's tail: no invented time
+    traffic = shown[-1]
+    assert traffic.time == "2026-12-07 09:19:14.822" and not traffic.copied
+
+
+def test_a_repeated_message_takes_its_copies_newest_last():
+    lines = ["[WARNING]  (7) : flap", "[NOTICE]   (7) : between", "[WARNING]  (7) : flap"]
+    copies = copy_times(["2026-01-01 00:00:01,000 WARNING pacslb.haproxy: (7) flap",
+                         "2026-01-01 00:00:02,000 INFO    pacslb.haproxy: (7) between",
+                         "2026-01-01 00:00:03,000 WARNING pacslb.haproxy: (7) flap"])  # fmt: skip
+    assert [line.time for line in fold(lines, copies)] == ["2026-01-01 00:00:01.000", "2026-01-01 00:00:02.000",
+                                                           "2026-01-01 00:00:03.000"]  # fmt: skip
+    assert [line.time for line in fold(lines, copy_times([]))] == [None, None, None]
+
+
+def test_the_log_page_reads_the_times_from_the_controller_log(web, web_app):
+    paths = web_app.controller.paths
+    paths.haproxy_log.write_text("\n".join(reload_log(2)) + "\n")
+    paths.controller_log.write_text(CONTROLLER_LOG)
+    page = web("viewer").get("/fragments/log?lines=200").text
+    assert '<span class="log-time log-time-read" title="when pacslb read it' in page
+    assert ">2026-12-07 09:19:11.250</span> [WARNING]  (18129) : Server b/s1 is DOWN" in page

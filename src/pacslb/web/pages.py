@@ -26,8 +26,8 @@ from . import charts, graphdata
 from .certs import list_certificates
 from .context import controller_of, flash, page_principal, page_role, render
 from .history import metrics_path
-from .logtail import tail
-from .logview import fold
+from .logtail import MAX_LINES, tail
+from .logview import COPY_TAIL_BYTES, copy_times, fold
 from .topology import dashboard_view
 
 router = APIRouter(include_in_schema=False)
@@ -142,8 +142,10 @@ async def set_state(
 
 
 def _log_context(request: Request, lines: int, q: str) -> dict:
-    path = controller_of(request).paths.haproxy_log
-    return {"lines": fold(tail(path, lines, q)), "count": lines, "q": q, "choices": LOG_LINES, "path": str(path)}
+    paths = controller_of(request).paths
+    path = paths.haproxy_log
+    copies = copy_times(tail(paths.controller_log, MAX_LINES, "pacslb.haproxy:", max_bytes=COPY_TAIL_BYTES))
+    return {"lines": fold(tail(path, lines, q), copies), "count": lines, "q": q, "choices": LOG_LINES, "path": str(path)}
 
 
 @router.get("/log", response_class=HTMLResponse)
