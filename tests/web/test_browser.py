@@ -192,6 +192,9 @@ def test_webui_in_chromium(appliance, browser):
         expect(page.locator(".refresh-status")).not_to_have_text(before, timeout=10_000)  # refreshed meanwhile
         expect(page.locator("tbody.vs:visible")).to_have_count(1)
         shoot(page, "02-dashboard-filtered")
+        page.fill("#filter-name", "wfc_10443")  # a VIP's name: its whole block
+        expect(page.locator("details.group:visible")).to_have_count(1)
+        expect(page.locator('details.group[data-group="WFC_10443"] tbody.vs:visible')).to_have_count(4)
         page.fill("#filter-name", "")
         page.select_option("#filter-state", "drain")
         expect(page.locator("details.group:visible")).to_have_count(0)

@@ -84,7 +84,13 @@ def test_the_last_up_server_says_what_its_service_will_do():
     )
     backed = service(rs("a", ServerState.UP), rs("z", ServerState.UP, backup=True))
     assert last_server_warning(backed, "a") == "a is the last active server of web: new requests go to its backup server(s) z."
-    assert last_server_warning(service(rs("a", ServerState.UNKNOWN)), "a") is None  # Layer 4: the engine does not say
+    # Layer 4: nftables reports no states; the configuration alone says what stays online
+    unobserved = service(
+        rs("a", ServerState.UNKNOWN), rs("b", ServerState.UNKNOWN).model_copy(update={"configured_state": "halt"})
+    )
+    assert last_server_warning(unobserved, "a").startswith("a is the last real server of web that the configuration keeps online")
+    assert last_server_warning(unobserved, "b") is None
+    assert last_server_warning(service(rs("a", ServerState.UNKNOWN), rs("b", ServerState.UNKNOWN)), "a") is None
 
 
 def test_the_buttons_question():

@@ -142,8 +142,10 @@ def last_server_warning(vs: VirtualServiceStatus, real_server: str, reached_from
     HAProxy sends new requests to the active (non-backup) servers that are up; with none, to the backup servers;
     with none of those either, to the fallback server (or maintenance page) when there is one, else it answers
     503. None when other servers still take new requests, or when the engine does not report the states
-    (Layer 4 services: nftables does not say).
+    (Layer 4 services: nftables does not say): then it goes by the configuration alone.
     """
+    if vs.real_servers and all(rs.state is ServerState.UNKNOWN for rs in vs.real_servers):
+        return _unobserved_warning(vs, real_server)
     active = [rs for rs in vs.real_servers if not rs.backup and rs.state in SERVING]
     backups = [rs for rs in vs.real_servers if rs.backup and rs.state in SERVING]
     serving = active or backups
@@ -162,6 +164,17 @@ def last_server_warning(vs: VirtualServiceStatus, real_server: str, reached_from
         f" (the requests that {', '.join(reached_from)} send{'s' if len(reached_from) == 1 else ''} here)" if reached_from else ""
     )
     return f"service {vs.name} will have no server: new requests{via} {outcome}."
+
+
+def _unobserved_warning(vs: VirtualServiceStatus, real_server: str) -> str | None:
+    """No live states (Layer 4: nftables does not report them): the last real server the configuration keeps online."""
+    online = [rs.name for rs in vs.real_servers if rs.configured_state == "online"]
+    if online != [real_server]:
+        return None
+    return (
+        f"{real_server} is the last real server of {vs.name} that the configuration keeps online: new connections "
+        "will have no real server to go to (the appliance does not see this service's health, so it cannot say more)."
+    )
 
 
 def confirmation(vs: VirtualServiceStatus, real_server: str, action: str, reached_from: list[str] | None = None) -> str:

@@ -90,8 +90,12 @@
       groups.forEach(function (group) {
         var id = group.id;
         var matches = 0;
+        // the VIP's own name matches: its whole block (the backend-only services under it) answers the filter
+        var head = group.querySelector("tbody.vs:not(.nested)");
+        var vipNamed = !!(name && head && group.querySelector("tbody.vs.nested") &&
+                          (head.getAttribute("data-service") || "").toLowerCase().indexOf(name) >= 0);
         group.querySelectorAll("tbody.vs").forEach(function (body) {
-          var ok = has(body, state) && named(body, name);
+          var ok = has(body, state) && (vipNamed || named(body, name));
           body.hidden = filtering && !ok;
           if (ok) matches += 1;
         });
