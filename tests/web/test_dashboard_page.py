@@ -49,7 +49,7 @@ def test_the_last_serving_server_says_its_service_gets_503(web, web_app):
     serving = [rs.name for rs in only.real_servers if rs.state.value in ("UP", "no-check")]
     assert serving == ["a"], only  # the recorded `show stat`: 'only' has one server, up
     questions = confirms(page, "only", "a")
-    expected = "service only will have no server: new requests (the requests that web sends here) get 503 (Service Unavailable)."
+    expected = "service only will have no server: new requests that web sends here get 503 (Service Unavailable)."
     assert questions["halt"].endswith("Warning: " + expected) and questions["drain"].endswith(expected)
     assert 'class="btn-halt last-server"' in page
 

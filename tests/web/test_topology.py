@@ -70,10 +70,7 @@ def test_the_last_up_server_says_what_its_service_will_do():
     assert last_server_warning(one, "a") == "service web will have no server: new requests get 503 (Service Unavailable)."
     assert last_server_warning(one, "b") is None  # not serving anyway
     via = last_server_warning(one, "a", ["WFC_443"])
-    assert (
-        via
-        == "service web will have no server: new requests (the requests that WFC_443 sends here) get 503 (Service Unavailable)."
-    )
+    assert via == "service web will have no server: new requests that WFC_443 sends here get 503 (Service Unavailable)."
     fallback = rs("fallback", ServerState.UP, backup=True).model_copy(update={"address": "192.0.2.9:80"})
     assert "go to the fallback server 192.0.2.9:80" in last_server_warning(
         service(rs("a", ServerState.UP), fallback=fallback), "a"

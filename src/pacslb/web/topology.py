@@ -160,9 +160,7 @@ def last_server_warning(vs: VirtualServiceStatus, real_server: str, reached_from
         outcome = f"go to the fallback server {vs.fallback.address}"
     else:
         outcome = "get 503 (Service Unavailable)"
-    via = (
-        f" (the requests that {', '.join(reached_from)} send{'s' if len(reached_from) == 1 else ''} here)" if reached_from else ""
-    )
+    via = f" that {' and '.join(reached_from)} send{'s' if len(reached_from) == 1 else ''} here" if reached_from else ""
     return f"service {vs.name} will have no server: new requests{via} {outcome}."
 
 
