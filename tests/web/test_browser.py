@@ -13,6 +13,7 @@ rolls back a revision. A screenshot of every page goes to test-artifacts/webui/ 
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -129,7 +130,14 @@ def test_webui_in_chromium(appliance, browser):
     context = browser.new_context(ignore_https_errors=True, viewport={"width": 1440, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())  # the rollback's "are you sure?"
+    questions: list[str] = []  # every confirm() the pages ask; `dismiss_next` answers the next one with "Cancel"
+    dismiss_next: list[bool] = []
+
+    def answer(dialog) -> None:
+        questions.append(dialog.message)
+        dialog.dismiss() if dismiss_next and dismiss_next.pop() else dialog.accept()
+
+    page.on("dialog", answer)  # the rollback's "are you sure?", the drain's and halt's questions
     # the strict Content-Security-Policy (no inline script or style): Chromium reports every violation on the console
     violations: list[str] = []
     page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
@@ -148,30 +156,78 @@ def test_webui_in_chromium(appliance, browser):
         page.wait_for_url(url + "/")
         assert password not in page.url
 
-        # --- the dashboard: all 35 True PACS services, live ---
+        # --- the dashboard: all 35 True PACS services, as 6 VIP groups with their backend-only services, live ---
         expect(page.locator("tbody.vs")).to_have_count(35)
+        expect(page.locator("details.group")).to_have_count(6)
         for spec in SERVICES:
             expect(page.locator(f'tbody.vs[data-service="{spec.name}"]')).to_have_count(1)
+            if spec.parent:  # nested under the VIP whose rules reach it
+                expect(
+                    page.locator(f'details.group[data-group="{spec.parent}"] tbody.vs[data-service="{spec.name}"]')
+                ).to_have_count(1)
         vs = DRAINED
+        group = page.locator(f'details.group:has(tbody.vs[data-service="{vs}"])')
         rs = page.locator(f'tbody.vs[data-service="{vs}"] tr.rs-row').first.get_attribute("data-real-server")
         row = page.locator(f'tbody.vs[data-service="{vs}"] tr[data-real-server="{rs}"]')
         expect(row.locator("[data-state]")).to_have_attribute("data-state", "UP", timeout=60_000)
+        wait_until(lambda: page.locator("details.group[data-problem=yes]").count() == 0, 60, what="every group well")
+        page.click('button[data-expand="close"]')
+        # a 1440x900 screen: no horizontal scroll, and the collapsed groups far shorter than the flat list's ~3,500 px
+        width, height = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        assert width <= 1440 and height < 1200, (width, height)
         shoot(page, "02-dashboard")
+        page.click('button[data-expand="open"]')
+        width, height = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        assert width <= 1440, width  # every group open: still no horizontal scroll
+        shoot(page, "02-dashboard-open")
+        page.click('button[data-expand="close"]')
         page.set_viewport_size({"width": 1180, "height": 620})  # a small one for docs/img
         shoot(page, "02-dashboard-top", full_page=False)
         page.set_viewport_size({"width": 1440, "height": 900})
 
-        # --- drain with the button: the state turns DRAIN (amber) ---
+        # --- filters: by name, then by state; the live refresh keeps them ---
+        page.fill("#filter-name", "inference_443")
+        expect(page.locator("details.group:visible")).to_have_count(1)
+        expect(page.locator("tbody.vs:visible")).to_have_count(1)
+        expect(page.locator(f'tbody.vs[data-service="{vs}"]')).to_be_visible()
+        before = page.locator(".refresh-status").inner_text()
+        expect(page.locator(".refresh-status")).not_to_have_text(before, timeout=10_000)  # refreshed meanwhile
+        expect(page.locator("tbody.vs:visible")).to_have_count(1)
+        shoot(page, "02-dashboard-filtered")
+        page.fill("#filter-name", "wfc_10443")  # a VIP's name: its whole block
+        expect(page.locator("details.group:visible")).to_have_count(1)
+        expect(page.locator('details.group[data-group="WFC_10443"] tbody.vs:visible')).to_have_count(4)
+        page.fill("#filter-name", "")
+        page.select_option("#filter-state", "drain")
+        expect(page.locator("details.group:visible")).to_have_count(0)
+        page.select_option("#filter-state", "")
+        expect(page.locator("details.group:visible")).to_have_count(6)
+        expect(group).not_to_have_attribute("open", "")
+
+        # --- drain with the button: it asks first (dismissed: nothing happens), then the state turns DRAIN (amber) ---
+        group.locator("summary").click()
+        expect(row).to_be_visible()
+        dismiss_next.append(True)
+        row.locator("button.btn-drain").click()
+        assert questions and questions[-1].startswith(f"Drain {rs} of {vs}?"), questions
+        expect(row.locator("[data-state]")).to_have_attribute("data-state", "UP")
         row.locator("button.btn-drain").click()
         page.wait_for_url(url + "/*")
         expect(page.locator(".flash-ok")).to_contain_text("applied")
         row = page.locator(f'tbody.vs[data-service="{vs}"] tr[data-real-server="{rs}"]')
+        expect(row).to_be_visible()  # back at that service, its group open
         expect(row.locator("[data-state]")).to_have_attribute("data-state", "DRAIN")
         expect(row.locator(".badge")).to_have_class("badge st-drain")
         expect(row.locator("button.btn-drain")).to_be_disabled()
+        # the other server is now the last one up: its halt says what happens to the service
+        last = page.locator(f'tbody.vs[data-service="{vs}"] tr.rs-row:not([data-real-server="{rs}"])').first
+        expect(last.locator("form:has(button.btn-halt)")).to_have_attribute(
+            "data-confirm", re.compile(f"service {vs} will have no server: new requests .* get 503")
+        )
         shoot(page, "03-dashboard-drained")
 
         # --- a drain made elsewhere (the CLI) shows up without reloading the page ---
+        page.locator(f'details.group:has(tbody.vs[data-service="{CLI_DRAINED}"]) > summary').click()
         other = page.locator(f'tbody.vs[data-service="{CLI_DRAINED}"] tr.rs-row').first
         other_name = other.get_attribute("data-real-server")
         expect(other.locator("[data-state]")).not_to_have_attribute("data-state", "DRAIN")
@@ -233,13 +289,60 @@ def test_webui_in_chromium(appliance, browser):
         wait_until(lambda: store.series(time.time() - 3600).get("WFC_http"), 60, what="metrics samples of WFC_http",
                    interval=1.0)  # fmt: skip
         page.goto(f"{url}/graphs?service=WFC_http")
-        expect(page.locator('section.graph[data-service="WFC_http"] svg.chart')).to_have_count(3)
+        expect(page.locator('section.graph[data-service="WFC_http"] svg.chart')).to_have_count(3)  # the no-JS view
+        # uPlot (vendored) draws three charts on one time axis: lines on the canvas, values on hover, zoom for all
+        canvases = page.locator('section.graph[data-service="WFC_http"] .uplot canvas')
+        expect(canvases).to_have_count(3)
+        inked = canvases.first.evaluate(
+            "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+            " for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"
+        )
+        assert inked > 500, inked  # axes and a line, not a blank canvas
+        box = page.locator('section.graph[data-service="WFC_http"] .uplot .u-over').first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] / 2)
+        values = page.locator('section.graph[data-service="WFC_http"] .u-legend .u-series:nth-child(2) .u-value')
+        expect(values).to_have_count(3)
+        expect(values.nth(0)).to_have_text(re.compile(r"^\d+\.\d{2}$"))  # requests/s where the cursor is
+        expect(values.nth(1)).to_have_text(re.compile(r"^\d+$"))  # the same moment on the sessions chart
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] / 2, steps=5)
+        page.mouse.up()
+        expect(page.locator("#zoom-span")).to_contain_text("zoomed:")
+        spans = page.locator('section.graph[data-service="WFC_http"] .uplot .u-axis').evaluate_all("axes => axes.length")
+        assert spans >= 6, spans
+        shoot(page, "10-graph-zoomed", full_page=False)
         page.goto(f"{url}/graphs")
         expect(page.locator("section.graph")).to_have_count(len([s for s in SERVICES]))
         shoot(page, "10-graphs", full_page=False)
         page.goto(f"{url}/log")
         expect(page.locator("pre.log")).to_be_visible()
+        # HAProxy's own messages once each, with the time pacslb read them (HAProxy writes none); reloads folded
+        expect(page.locator("pre.log .log-time-read").first).to_be_visible()
+        log_lines = page.locator("pre.log .log-line").all_inner_texts()
+        assert not [t for t in log_lines if t.startswith("· Proxy ") or t.startswith("· Server ")], log_lines[-20:]
+        assert sum("proxies stopped (the old worker after a reload)" in t for t in log_lines) >= 1, log_lines[-20:]
         shoot(page, "11-log", full_page=False)
+
+        # --- /api/docs with no network but the appliance: the explorer's assets come from the package ---
+        own_host = url.split("://", 1)[1].split("/", 1)[0]
+        elsewhere: list[str] = []
+
+        def only_the_appliance(route) -> None:
+            if route.request.url.split("://", 1)[1].split("/", 1)[0] == own_host:
+                route.continue_()
+            else:
+                elsewhere.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_the_appliance)
+        page.goto(f"{url}/api/docs")
+        expect(page.locator(".opblock").first).to_be_visible()
+        assert page.locator(".opblock").count() > 20
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("pacslb management API")
+        shoot(page, "12-api-docs", full_page=False)
+        assert not elsewhere, f"/api/docs asked for other hosts: {elsewhere[:5]}"
+        page.unroute("**/*")
         assert not violations, f"the pages broke the Content-Security-Policy: {violations[:5]}"
     finally:
         shoot(page, "99-last")

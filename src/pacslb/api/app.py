@@ -7,25 +7,23 @@ WebUI is added beside it by the composition root (pacslb.web.mount_web); the API
 Every route but POST /api/v1/login and GET /api/v1/health needs credentials (auth.py), the OpenAPI
 document (/api/openapi.json) and its browsable page (/api/docs) included. Request bodies are limited
 before any parsing (limits.py); every answer carries SECURITY_HEADERS, a strict Content-Security-Policy
-among them (the WebUI has no inline script or style; /api/docs sets its own, naming its inline script's hash).
+among them (the WebUI has no inline script or style; nor has /api/docs, whose assets come from the package: apidocs.py).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..request_limits import JsonBodyLimit
 from . import API_V1
+from .apidocs import docs_page
+from .apidocs import router as apidocs_router
 from .auth import AuthService, Principal, current_principal
 from .limits import WRITE_LIMIT, BodyLimit
 from .metrics import ControllerMetrics
@@ -59,19 +57,6 @@ SECURITY_HEADERS = {
 }
 OPENAPI_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"
-SWAGGER_CDN = "https://cdn.jsdelivr.net"  # where FastAPI's Swagger UI page loads its script and style from
-
-
-def docs_page() -> HTMLResponse:
-    """FastAPI's Swagger UI page with a CSP of its own: its CDN script and style, and its one inline script by hash."""
-    page = get_swagger_ui_html(openapi_url=OPENAPI_URL, title="pacslb management API")
-    scripts = re.findall(rb"<script>(.*?)</script>", page.body, re.S)
-    hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s).digest()).decode() + "'" for s in scripts)
-    page.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; script-src {SWAGGER_CDN} {hashes}; style-src {SWAGGER_CDN}; img-src 'self' data: https:; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    )
-    return page
 
 
 def metrics_socket(controller: Any) -> Path:
@@ -136,6 +121,8 @@ def create_management_app(
     @app.get(DOCS_URL, include_in_schema=False)
     async def openapi_page(_: Principal = Depends(current_principal)) -> HTMLResponse:
         return docs_page()
+
+    app.include_router(apidocs_router)  # the explorer's script and style, from the package (api/swagger/)
 
     app.include_router(users_router(auth), prefix=API_V1)
     app.include_router(observe_router(writer, metrics, controller_log), prefix=API_V1)

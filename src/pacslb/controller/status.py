@@ -53,16 +53,20 @@ class CheckResult(BaseModel):
         default=None, description="who runs the check: 'haproxy', or 'appliance' (pacslb's health-check service)"
     )
     changed_s: int | None = Field(default=None, description="appliance checks: seconds since the check's verdict last changed")
+    in_progress: bool = Field(default=False, description="a check runs now; outcome, code and info are the last finished one's")
 
     def summary(self) -> str:
-        """One line for tables: 'passed (200)', 'failed: Layer4 connection problem: Connection refused'."""
+        """One line for tables: 'passed (status 200)', 'failed: Layer4 connection problem: Connection refused',
+        with ' · checking' while the next check runs."""
         if self.outcome in (CheckOutcome.NONE, CheckOutcome.PENDING):
             return "-" if self.outcome is CheckOutcome.NONE else "pending"
-        status = f"status {self.code}" if self.code is not None else None
+        status = f"status {self.code}" if self.code else None  # 0 is no HTTP status: HAProxy's value before an answer
         if self.outcome is CheckOutcome.PASSED:
-            return f"passed ({status})" if status else "passed"
-        reasons = [r for r in (self.description, self.info, status) if r]
-        return "failed: " + ": ".join(reasons) if reasons else "failed"
+            line = f"passed ({status})" if status else "passed"
+        else:
+            reasons = [r for r in (self.description, self.info, status) if r]
+            line = "failed: " + ": ".join(reasons) if reasons else "failed"
+        return line + (" · checking" if self.in_progress else "")
 
 
 class Sessions(BaseModel):
@@ -194,7 +198,8 @@ def appliance_check_result(result: Mapping, now: float | None = None) -> CheckRe
 def check_result(row: StatRow) -> CheckResult:
     if not row.checked:
         return CheckResult()
-    code = (row.check_status or "").lstrip("* ").strip()
+    raw = (row.check_status or "").strip()
+    code = raw.lstrip("* ").strip()  # '* L7OK': a check is in flight, L7OK was the last one's result
     if code in _PENDING:
         outcome = CheckOutcome.PENDING
     elif code in _PASSED:
@@ -204,10 +209,11 @@ def check_result(row: StatRow) -> CheckResult:
     return CheckResult(
         outcome=outcome,
         description=row.check_description,
-        code=row.check_code,
+        code=row.check_code or None,  # HAProxy shows 0 while a check is in flight: not an HTTP status
         info=row.check_info,
         duration_ms=row.check_duration_ms if row.check_duration_ms is not None and row.check_duration_ms >= 0 else None,
         failures=row.check_failures,
+        in_progress=raw.startswith("*"),
     )
 
 

@@ -21,10 +21,12 @@ from ..api.writes import origin_of
 from ..change.result import Outcome
 from ..model.config import RealServerState
 from ..store.metrics import MetricsStore
-from . import charts
+from . import charts, graphdata
 from .context import controller_of, flash, page_principal, page_role, render
 from .history import metrics_path
-from .logtail import tail
+from .logtail import MAX_LINES, tail
+from .logview import COPY_TAIL_BYTES, copy_times, fold
+from .topology import dashboard_view
 
 router = APIRouter(include_in_schema=False)
 
@@ -94,7 +96,8 @@ async def _dashboard_context(request: Request) -> dict:
         for rs in vs.real_servers:
             counts[rs.state.value] = counts.get(rs.state.value, 0) + 1
     current = await asyncio.to_thread(controller.changes.store.current_id)
-    return {"status": status, "counts": counts, "current_revision": current, "now": time.time()}
+    return {"status": status, "counts": counts, "current_revision": current, "now": time.time(),
+            **dashboard_view(controller.config, status.virtual_services)}  # fmt: skip
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -137,8 +140,10 @@ async def set_state(
 
 
 def _log_context(request: Request, lines: int, q: str) -> dict:
-    path = controller_of(request).paths.haproxy_log
-    return {"lines": tail(path, lines, q), "count": lines, "q": q, "choices": LOG_LINES, "path": str(path)}
+    paths = controller_of(request).paths
+    path = paths.haproxy_log
+    copies = copy_times(tail(paths.controller_log, MAX_LINES, "pacslb.haproxy:", max_bytes=COPY_TAIL_BYTES))
+    return {"lines": fold(tail(path, lines, q), copies), "count": lines, "q": q, "choices": LOG_LINES, "path": str(path)}
 
 
 @router.get("/log", response_class=HTMLResponse)
@@ -177,7 +182,15 @@ def graphs_of(store: MetricsStore | None, names: list[str], minutes: int, now: f
             for key, title, unit, css in METRICS
         ]
         activity = sum(s.requests + s.errors + s.sessions for s in samples)
-        found.append({"name": name, "charts": svgs, "samples": len(samples), "activity": activity})
+        found.append(
+            {
+                "name": name,
+                "charts": svgs,
+                "samples": len(samples),
+                "activity": activity,
+                "series": graphdata.columns(samples, start, now),
+            }
+        )  # for the browser's charts (graphs.js)
     # busy services first (in configuration order among themselves), then the idle ones
     return sorted(found, key=lambda g: g["activity"] == 0)
 
