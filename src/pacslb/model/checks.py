@@ -16,6 +16,7 @@ from typing import Iterator
 
 from cryptography import x509
 
+from .client_address import client_address_problems
 from .config import Config, Mode, Protocol, VirtualService
 from .files import (
     MAX_PEM_BYTES,
@@ -51,6 +52,7 @@ def check(config: Config) -> list[Problem]:
     problems += gslb_problems(config)  # global server load balancing (issue 19): model/gslb.py
     problems += network_problems(config)  # a single node's VIP addresses (issue 14): model/network.py
     problems += waf_problems(config)  # the WAF tier (issue 18): model/waf.py
+    problems += client_address_problems(config)  # the client's address on every VIP (issue 15): model/client_address.py
     return problems
 
 

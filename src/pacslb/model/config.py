@@ -544,6 +544,9 @@ class VirtualService(Strict):
     headers: Headers = Field(default_factory=Headers)
     proxy_protocol: Literal["none", "v1", "v2"] = Field(default="none", description="send PROXY protocol to servers")
     transparent: bool = Field(default=False, description="connect to servers from the client's address (TPROXY)")
+    source_address: IPAddress | None = Field(
+        default=None, description="Layer 7: the address connections to real servers leave from (e.g. the VIP's own)"
+    )
     max_connections: int | None = Field(default=None, ge=1, le=10_000_000, description="concurrent client connections")
     timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
     waf: WafPolicy | None = Field(default=None, description="web application firewall for layer7-http (docs/waf.md)")
