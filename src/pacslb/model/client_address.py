@@ -8,6 +8,7 @@ pure: what cannot work is an error, what the real servers' side needs is a warni
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from .problems import Problem
@@ -25,6 +26,7 @@ def client_address_problems(config: "Config") -> list[Problem]:
     problems: list[Problem] = []
     for vs in config.virtual_services:
         problems += _source_address(vs)
+    problems += shared_real_servers(config)
     return problems
 
 
@@ -61,3 +63,78 @@ def _source_address(vs: "VirtualService") -> Iterator[Problem]:
                 "a connection leaves from an address of its own family; choose an IPv"
                 f"{server.version} source_address",
             )
+
+
+# --- one RIP:PORT behind a Layer 7 service and a Layer 4 SNAT service -----------------------------
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A real server as the packets reach it: its address and the ports it is reached on (inclusive ranges)."""
+
+    service: str
+    server: str
+    address: str
+    ports: tuple[tuple[int, int], ...]
+
+
+def _listener_ports(services: list["VirtualService"]) -> tuple[tuple[int, int], ...]:
+    return tuple((lis.port.first, lis.port.last) for vs in services for lis in vs.listen)
+
+
+def _targets(vs: "VirtualService", reached_from: list["VirtualService"]) -> Iterator[_Target]:
+    """A real server without a port is reached on the client's port: the listeners' of the service, or of the
+    services whose rules reach a backend-only one."""
+    for rs in vs.real_servers:
+        try:
+            address = str(ipaddress.ip_address(rs.address))
+        except ValueError:
+            address = rs.address.lower()  # a DNS name: the same name is the same server
+        ports = ((rs.port, rs.port),) if rs.port is not None else _listener_ports(reached_from or [vs])
+        yield _Target(vs.name, rs.name, address, ports)
+
+
+def _overlap(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> int | None:
+    """The first port both sets of ranges hold, or None."""
+    for a_first, a_last in a:
+        for b_first, b_last in b:
+            if max(a_first, b_first) <= min(a_last, b_last):
+                return max(a_first, b_first)
+    return None
+
+
+def shared_real_servers(config: "Config") -> list[Problem]:
+    """Warnings: one RIP:PORT used by a Layer 7 service (HAProxy connects to it) and by a layer4-snat service
+    (nftables masquerades to it). The guide warns that the firewall rules the two need conflict: the SNAT
+    service's connection tracking and HAProxy's own connections meet on the same address and port (pure)."""
+    from .config import Mode  # the model imports this module: Mode at call time
+
+    reached_from: dict[str, list["VirtualService"]] = {}
+    for vs in config.virtual_services:
+        names = {r.use_service for r in vs.rules if r.use_service} | ({vs.default_service} if vs.default_service else set())
+        for name in names:
+            reached_from.setdefault(name, []).append(vs)
+    layer7: list[_Target] = []
+    snat: list[_Target] = []
+    for vs in config.virtual_services:
+        if vs.mode is Mode.LAYER4_SNAT:
+            snat += _targets(vs, [])
+        elif not vs.mode.is_layer4:
+            layer7 += _targets(vs, reached_from.get(vs.name, []) if vs.mode is Mode.BACKEND_ONLY else [])
+    problems: list[Problem] = []
+    for s in snat:
+        for t in layer7:
+            port = _overlap(s.ports, t.ports) if s.address == t.address else None
+            if port is None:
+                continue
+            where = f"[{s.address}]:{port}" if ":" in s.address else f"{s.address}:{port}"
+            problems.append(
+                Problem(
+                    f"virtual_services[{s.service}].real_servers[{s.server}]",
+                    f"{where} is also a real server of the Layer 7 service {t.service} ({t.server}): the guide warns "
+                    "that one RIP:PORT behind both a Layer 7 and a Layer 4 SNAT service conflicts (their firewall "
+                    "rules meet); give one of them another port on the real server, or use one mode for both",
+                    severity="warning",
+                )
+            )
+    return problems

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pacslb.cli import app
 from pacslb.model import validate_data
+from pacslb.model.client_address import shared_real_servers
 
 
 def service(name: str, mode: str, servers: list[tuple[str, int | None]], port: int = 8080, **fields) -> dict:
@@ -75,3 +81,68 @@ def test_a_source_of_another_family_than_a_real_server_is_refused() -> None:
         "virtual_services[web].source_address: real server rs1 (192.0.2.81) is IPv4 and source_address IPv6: a "
         "connection leaves from an address of its own family; choose an IPv4 source_address"
     ], found
+
+
+# --- one RIP:PORT behind a Layer 7 and a Layer 4 SNAT service ----------------------------------------------------
+
+
+def warnings_of(*services: dict) -> list[str]:
+    loaded = validate_data(data(*services))
+    assert loaded.config is not None, loaded.problems
+    return [str(p) for p in shared_real_servers(loaded.config)]
+
+
+def test_one_rip_port_behind_layer7_and_snat_is_a_warning_shown_by_validation() -> None:
+    d = data(service("web", "layer7-http", [("10.1.0.5", 8080)]), service("l4", "layer4-snat", [("10.1.0.5", 8080)], port=9000))
+    loaded = validate_data(d)
+    assert loaded.ok  # a warning, not an error
+    assert [str(p) for p in loaded.problems] == [
+        "warning: virtual_services[l4].real_servers[rs1]: 10.1.0.5:8080 is also a real server of the Layer 7 service "
+        "web (rs1): the guide warns that one RIP:PORT behind both a Layer 7 and a Layer 4 SNAT service conflicts "
+        "(their firewall rules meet); give one of them another port on the real server, or use one mode for both"
+    ]
+
+
+def test_another_port_or_address_or_layer4_mode_is_no_conflict() -> None:
+    web = service("web", "layer7-http", [("10.1.0.5", 8080)])
+    assert warnings_of(web, service("l4", "layer4-snat", [("10.1.0.5", 8081)], port=9000)) == []
+    assert warnings_of(web, service("l4", "layer4-snat", [("10.1.0.6", 8080)], port=9000)) == []
+    assert warnings_of(web, service("l4", "layer4-nat", [("10.1.0.5", 8080)], port=9000)) == []
+
+
+def test_a_portless_server_is_reached_on_the_listeners_port() -> None:
+    # the SNAT service's server takes the VIP's port 8080 (none of its own); the Layer 7 one is on 8080
+    found = warnings_of(service("web", "layer7-tcp", [("10.1.0.5", 8080)], port=104),
+                        service("l4", "layer4-snat", [("10.1.0.5", None)], port=8080))  # fmt: skip
+    assert len(found) == 1 and "10.1.0.5:8080" in found[0], found
+    # a port range on the listener: any port of it counts
+    ranged = service("l4", "layer4-snat", [("10.1.0.5", None)], port=8000)
+    ranged["listen"] = [{"address": "192.0.2.11", "port": "8000-8100"}]
+    found = warnings_of(service("web", "layer7-tcp", [("10.1.0.5", 8080)], port=104), ranged)
+    assert len(found) == 1 and "10.1.0.5:8080" in found[0], found
+
+
+def test_a_backend_only_service_counts_with_the_ports_of_the_services_that_reach_it() -> None:
+    parent = service("front", "layer7-tcp", [], port=2762, default_service="pacs")
+    parent["real_servers"] = []
+    child = service("pacs", "backend-only", [("10.1.0.5", None)], health_check={"type": "connect", "port": 2762})
+    found = warnings_of(parent, child, service("l4", "layer4-snat", [("10.1.0.5", 2762)], port=9000))
+    assert len(found) == 1 and "Layer 7 service pacs (rs1)" in found[0], found
+    assert warnings_of(parent, child, service("l4", "layer4-snat", [("10.1.0.5", 2763)], port=9000)) == []
+
+
+def test_ipv6_compares_in_its_canonical_form() -> None:
+    snat = service("l4", "layer4-snat", [("2001:db8:0::5", 443)], port=9000)
+    snat["listen"] = [{"address": "2001:db8::10", "port": 9000}]
+    found = warnings_of(service("web", "layer7-http", [("2001:DB8::5", 443)]), snat)
+    assert len(found) == 1 and "[2001:db8::5]:443" in found[0], found
+
+
+def test_pacslb_validate_shows_the_warning_and_exits_0(tmp_path: Path) -> None:
+    config = tmp_path / "pacslb.yaml"
+    web = service("web", "layer7-http", [("10.1.0.5", 8080)])
+    config.write_text(yaml.safe_dump(data(web, service("l4", "layer4-snat", [("10.1.0.5", 8080)], port=9000))))
+    result = CliRunner().invoke(app, ["validate", "-c", str(config), "--state-dir", str(tmp_path / "state")])
+    assert result.exit_code == 0, result.output
+    assert f"{config}: valid" in result.stdout
+    assert "warning: virtual_services[l4].real_servers[rs1]: 10.1.0.5:8080 is also a real server of the Layer 7" in result.stderr
