@@ -11,10 +11,52 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from .problems import Problem
 
 if TYPE_CHECKING:
     from .config import Config, VirtualService
+
+
+# The kernel's own routing tables (local 255, main 254, default 253) and 0 (unspecified) are never ours.
+RESERVED_TABLES = (0, 253, 254, 255)
+MAX_TABLE = 2**31 - 1  # `ip route ... table N` takes 1 to 2^32-1; iproute2 prints the upper half oddly, so stay below
+MAX_MARK = 2**32 - 1
+
+
+class TransparentSettings(BaseModel):
+    """What the kernel needs for `transparent: true` (TPROXY): a packet mark and a routing table of pacslb's own."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    mark: int = Field(
+        default=0x504C,
+        ge=1,
+        le=MAX_MARK,
+        description="the packet mark nftables sets on the real servers' replies to a transparent connection; "
+        "choose one no other firewall rule on the host uses",
+    )
+    table: int = Field(
+        default=20556,
+        ge=1,
+        le=MAX_TABLE,
+        description="the routing table (ip rule fwmark MARK lookup TABLE) that delivers marked replies to HAProxy; "
+        "choose one no other route on the host uses",
+    )
+
+    @field_validator("table")
+    @classmethod
+    def _not_a_kernel_table(cls, table: int) -> int:
+        if table in RESERVED_TABLES:
+            raise ValueError(f"table {table} is the kernel's own (253 default, 254 main, 255 local): choose another")
+        return table
+
+
+def transparent_services(config: "Config") -> list["VirtualService"]:
+    """The services whose connections to real servers leave from the client's address (Layer 7 only: validation
+    refuses transparent on Layer 4)."""
+    return [vs for vs in config.virtual_services if vs.transparent and not vs.mode.is_layer4]
 
 
 def _vs_path(vs: "VirtualService") -> str:
@@ -27,7 +69,24 @@ def client_address_problems(config: "Config") -> list[Problem]:
     for vs in config.virtual_services:
         problems += _source_address(vs)
     problems += shared_real_servers(config)
+    problems += _transparent_hints(config)
     return problems
+
+
+def _transparent_hints(config: "Config") -> Iterator[Problem]:
+    """What the real servers of a transparent service need: their replies to the clients must come back through
+    the appliance, or the client gets a reply from an address it never called and drops it."""
+    for vs in transparent_services(config):
+        if not vs.real_servers:
+            continue  # its rules' backend-only services carry the hint
+        addresses = ", ".join(rs.address for rs in vs.real_servers[:3]) + (", ..." if len(vs.real_servers) > 3 else "")
+        yield Problem(
+            f"{_vs_path(vs)}.transparent",
+            f"the real servers ({addresses}) see each client's own address: their route to the clients (their default "
+            "route, or a route to the client networks) must go through this appliance, or their replies go straight to "
+            "clients that drop them (docs/client-address.md#tproxy-the-clients-own-address)",
+            severity="warning",
+        )
 
 
 def _source_address(vs: "VirtualService") -> Iterator[Problem]:

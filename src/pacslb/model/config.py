@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from . import limits as L
 from .alerts import Alerts  # who is told when something happens (issue 14)
+from .client_address import TransparentSettings  # TPROXY's mark and table (issue 15)
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .network import NetworkSettings
 from .types import SECRET_PLACEHOLDER, Duration, Host, IPAddress, Name, Network, PortRange, Secret, Size, Text, URLPath
@@ -726,6 +727,9 @@ class Settings(Strict):
         default_factory=NetworkSettings, description="the interface of a single node's VIP addresses"
     )
     waf: WafSettings = Field(default_factory=WafSettings, description="the WAF tier's loopback ports (docs/waf.md)")
+    transparent: TransparentSettings = Field(
+        default_factory=TransparentSettings, description="the packet mark and routing table of TPROXY (transparent: true)"
+    )
 
 
 from .gslb import GSLB  # noqa: E402 - model/gslb.py reuses the health checks and Strict defined above
