@@ -1,10 +1,11 @@
 """TPROXY (transparent: true) through the real kernel, HAProxy and the appliance, in network namespaces.
 
-    client  c0 10.95.0.2/24 (default via lb)  ---- veth ----  lb  l0 10.95.0.1/24 (the VIP)
-                                                              lb  l1 10.95.1.1/24  ---- veth ----  rs  r0 10.95.1.11/24
-                                                                                                   (default via lb)
+    client  c0 10.95.0.2/24, fd00:95::2/64  ---- veth ----  lb  l0 10.95.0.1/24, fd00:95::1/64 (the VIPs)
+            (default via lb)                                   lb  l1 10.95.1.1/24, fd00:95:1::1/64  ---- veth ----
+                                                                   rs  r0 10.95.1.11/24, fd00:95:1::11/64 (default via lb)
 
-The appliance runs in `lb` with a `layer7-tcp` and a `layer7-http` service, both transparent, in front of
+The appliance runs in `lb` with a `layer7-tcp` and a `layer7-http` service on IPv4 and a `layer7-tcp` one on
+IPv6, all transparent, in front of
 tests/support/peer_server.py on rs (it answers with the peer address it sees). The real server sees the
 client's own address through both; the policy rule, the local route and the nftables table are there, are
 adopted by a controller started again after a SIGKILL, are gone after a change that leaves no service
@@ -36,25 +37,30 @@ pytestmark = [pytest.mark.netns, pytest.mark.root, pytest.mark.e2e]
 PACSLB = str(Path(sys.executable).with_name("pacslb"))
 PEER_SERVER = str(Path(__file__).resolve().parents[1] / "support" / "peer_server.py")
 VIP, CLIENT, LB_SERVER_SIDE, RS = "10.95.0.1", "10.95.0.2", "10.95.1.1", "10.95.1.11"
-DICOM_PORT, HTTP_PORT = 11112, 8080
+VIP6, CLIENT6, LB_SERVER_SIDE6, RS6 = "fd00:95::1", "fd00:95::2", "fd00:95:1::1", "fd00:95:1::11"
+DICOM_PORT, HTTP_PORT, DICOM6_PORT = 11112, 8080, 11113
 MARK, TABLE = 0x504C, 20556  # the defaults (settings.transparent)
 
 
 def config(transparent: bool) -> dict:
-    def service(name: str, mode: str, port: int) -> dict:
+    def service(name: str, mode: str, port: int, vip: str = VIP, rs: str = RS) -> dict:
         return {
             "name": name,
             "mode": mode,
-            "listen": [{"address": VIP, "port": port}],
+            "listen": [{"address": vip, "port": port}],
             "transparent": transparent,
             "health_check": {"type": "connect", "interval": "500ms", "timeout": "500ms", "rise": 1, "fall": 2},
-            "real_servers": [{"name": "rs1", "address": RS, "port": port}],
+            "real_servers": [{"name": "rs1", "address": rs, "port": port}],
         }
 
     return {
         "version": 1,
         "settings": {"management": {"enabled": False}, "max_connections": 2000},
-        "virtual_services": [service("dicom", "layer7-tcp", DICOM_PORT), service("web", "layer7-http", HTTP_PORT)],
+        "virtual_services": [
+            service("dicom", "layer7-tcp", DICOM_PORT),
+            service("web", "layer7-http", HTTP_PORT),
+            service("dicom6", "layer7-tcp", DICOM6_PORT, VIP6, RS6),
+        ],
     }
 
 
@@ -67,27 +73,37 @@ PEER_OVER_TCP = (
 
 def peer_seen(lab: Lab, client: str, mode: str) -> str:
     """What the real server answered the client through the VIP: 'NAME PEER', or '' when nothing answered."""
-    if mode == "tcp":
-        done = lab.run(client, [sys.executable, "-c", PEER_OVER_TCP, VIP, str(DICOM_PORT)], check=False, timeout=20)
+    if mode in ("tcp", "tcp6"):
+        vip, port = (VIP, DICOM_PORT) if mode == "tcp" else (VIP6, DICOM6_PORT)
+        done = lab.run(client, [sys.executable, "-c", PEER_OVER_TCP, vip, str(port)], check=False, timeout=20)
     else:
         done = lab.run(client, ["curl", "-s", "-m", "5", f"http://{VIP}:{HTTP_PORT}/"], check=False, timeout=20)
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def kernel_state(lab: Lab, lb: str) -> dict:
-    rules = [r for r in json.loads(lab.sh(lb, "ip -j -4 rule show")) if r.get("table") == str(TABLE)]
-    routes = lab.run(lb, ["ip", "-j", "-4", "route", "show", "table", str(TABLE)], check=False)
+    rules, routes = [], []
+    for family in (4, 6):
+        rules += [(family, r.get("fwmark"), r["table"]) for r in json.loads(lab.sh(lb, f"ip -j -{family} rule show"))
+                  if r.get("table") == str(TABLE)]  # fmt: skip
+        shown = lab.run(lb, ["ip", "-j", f"-{family}", "route", "show", "table", str(TABLE)], check=False)
+        if shown.returncode == 0:  # a table that does not exist makes `ip` fail
+            routes += [(family, r["type"], r["dst"], r["dev"]) for r in json.loads(shown.stdout or "[]")]
     table = lab.run(lb, ["nft", "list", "table", "inet", "pacslb_tproxy"], check=False)
     return {
-        "rules": [(r.get("fwmark"), r["table"]) for r in rules],
-        "routes": [(r["type"], r["dst"], r["dev"]) for r in json.loads(routes.stdout or "[]")] if routes.returncode == 0 else [],
+        "rules": rules,
+        "routes": routes,
         "nft": bool(re.search(rf"socket transparent 1 meta mark set 0x0*{MARK:x} ", table.stdout))
         if table.returncode == 0
         else None,
     }
 
 
-INSTALLED = {"rules": [(f"{MARK:#x}", str(TABLE))], "routes": [("local", "default", "lo")], "nft": True}
+INSTALLED = {
+    "rules": [(4, f"{MARK:#x}", str(TABLE)), (6, f"{MARK:#x}", str(TABLE))],
+    "routes": [(4, "local", "default", "lo"), (6, "local", "default", "lo")],
+    "nft": True,
+}
 NOTHING = {"rules": [], "routes": [], "nft": None}
 
 
@@ -107,8 +123,14 @@ def test_real_servers_see_the_client_through_transparent_layer7_services() -> No
         lab.sh(lb, f"ip addr add {LB_SERVER_SIDE}/24 dev l1")
         lab.sh(rs, f"ip addr add {RS}/24 dev r0")
         lab.sh(rs, f"ip route add default via {LB_SERVER_SIDE}")  # what the validation warning asks of real servers
-        for kind, port in (("tcp", DICOM_PORT), ("http", HTTP_PORT)):
-            server = lab.popen(rs, [sys.executable, PEER_SERVER, "rs1", "0.0.0.0", str(port), kind],
+        lab.sh(client, f"ip -6 addr add {CLIENT6}/64 dev c0 nodad")
+        lab.sh(client, f"ip -6 route add default via {VIP6}")
+        lab.sh(lb, f"ip -6 addr add {VIP6}/64 dev l0 nodad")
+        lab.sh(lb, f"ip -6 addr add {LB_SERVER_SIDE6}/64 dev l1 nodad")
+        lab.sh(rs, f"ip -6 addr add {RS6}/64 dev r0 nodad")
+        lab.sh(rs, f"ip -6 route add default via {LB_SERVER_SIDE6}")
+        for kind, address, port in (("tcp", "0.0.0.0", DICOM_PORT), ("http", "0.0.0.0", HTTP_PORT), ("tcp", "::", DICOM6_PORT)):
+            server = lab.popen(rs, [sys.executable, PEER_SERVER, "rs1", address, str(port), kind],
                                stdout=subprocess.PIPE, text=True)  # fmt: skip
             assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         assert kernel_state(lab, lb) == NOTHING
@@ -128,8 +150,8 @@ def test_real_servers_see_the_client_through_transparent_layer7_services() -> No
         controller = up()
         wait_until(lambda: ready(controller, 1), 60, what="the appliance")
         assert kernel_state(lab, lb) == INSTALLED
-        for mode, name in (("tcp", "dicom"), ("http", "web")):
-            wait_until(lambda mode=mode: peer_seen(lab, client, mode) == f"rs1 {CLIENT}", 30,
+        for mode, name, seen in (("tcp", "dicom", CLIENT), ("http", "web", CLIENT), ("tcp6", "dicom6", CLIENT6)):
+            wait_until(lambda mode=mode, seen=seen: peer_seen(lab, client, mode) == f"rs1 {seen}", 30,
                        what=f"the real server to see the client's own address through {name}")  # fmt: skip
 
         # a controller killed outright leaves everything serving; the next one adopts it, adding nothing twice
@@ -149,6 +171,7 @@ def test_real_servers_see_the_client_through_transparent_layer7_services() -> No
         wait_until(lambda: peer_seen(lab, client, "tcp") == f"rs1 {LB_SERVER_SIDE}", 30,
                    what="the real server to see the appliance's address")  # fmt: skip
         assert peer_seen(lab, client, "http") == f"rs1 {LB_SERVER_SIDE}"
+        assert peer_seen(lab, client, "tcp6") == f"rs1 {LB_SERVER_SIDE6}"
         assert not (state / "tproxy" / "installed.json").exists() or json.loads(
             (state / "tproxy" / "installed.json").read_text())["added"] == []  # fmt: skip
 
