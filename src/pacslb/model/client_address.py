@@ -7,6 +7,7 @@ pure: what cannot work is an error, what the real servers' side needs is a warni
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
@@ -138,28 +139,51 @@ class _Target:
 
 
 def _listener_ports(services: list["VirtualService"]) -> tuple[tuple[int, int], ...]:
-    return tuple((lis.port.first, lis.port.last) for vs in services for lis in vs.listen)
+    """The listeners' ports as disjoint ranges (at most 32,768, however many listeners and services)."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted({(lis.port.first, lis.port.last) for vs in services for lis in vs.listen}):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
+        else:
+            merged.append((first, last))
+    return tuple(merged)
 
 
 def _targets(vs: "VirtualService", reached_from: list["VirtualService"]) -> Iterator[_Target]:
     """A real server without a port is reached on the client's port: the listeners' of the service, or of the
     services whose rules reach a backend-only one."""
+    listener_ports = _listener_ports(reached_from or [vs])  # once per service, shared by its portless servers
     for rs in vs.real_servers:
         try:
             address = str(ipaddress.ip_address(rs.address))
         except ValueError:
             address = rs.address.lower()  # a DNS name: the same name is the same server
-        ports = ((rs.port, rs.port),) if rs.port is not None else _listener_ports(reached_from or [vs])
+        ports = ((rs.port, rs.port),) if rs.port is not None else listener_ports
         yield _Target(vs.name, rs.name, address, ports)
 
 
-def _overlap(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> int | None:
-    """The first port both sets of ranges hold, or None."""
-    for a_first, a_last in a:
-        for b_first, b_last in b:
-            if max(a_first, b_first) <= min(a_last, b_last):
-                return max(a_first, b_first)
-    return None
+class _PortIndex:
+    """The port ranges of one address's Layer 7 real servers, for "which one holds a port of this range" in
+    O(log n): sorted by first port, with the running maximum of the last port (a configuration may hold
+    100,000 real servers; comparing every pair would take minutes)."""
+
+    def __init__(self, entries: list[tuple[int, int, _Target]]) -> None:
+        self.entries = sorted(entries, key=lambda e: e[:2])
+        self.firsts = [e[0] for e in self.entries]
+        self.reach: list[int] = []  # index of the entry with the highest last port among entries[: i + 1]
+        for i, (_, last, _) in enumerate(self.entries):
+            self.reach.append(i if not self.reach or last > self.entries[self.reach[-1]][1] else self.reach[-1])
+
+    def overlap(self, first: int, last: int) -> tuple[int, _Target] | None:
+        """A port of [first, last] that some entry holds, with that entry's target; None when none does."""
+        count = bisect.bisect_right(self.firsts, last)  # entries that start at or below `last`
+        if not count:
+            return None
+        e_first, e_last, target = self.entries[self.reach[count - 1]]
+        return (max(first, e_first), target) if e_last >= first else None
+
+
+MAX_SHARED_WARNINGS = 50  # then one line says how many more: a warning per real server of a big site helps nobody
 
 
 def shared_real_servers(config: "Config") -> list[Problem]:
@@ -180,20 +204,37 @@ def shared_real_servers(config: "Config") -> list[Problem]:
             snat += _targets(vs, [])
         elif not vs.mode.is_layer4:
             layer7 += _targets(vs, reached_from.get(vs.name, []) if vs.mode is Mode.BACKEND_ONLY else [])
+    by_address: dict[str, list[tuple[int, int, _Target]]] = {}
+    for t in layer7:
+        by_address.setdefault(t.address, []).extend((first, last, t) for first, last in t.ports)
+    index = {address: _PortIndex(entries) for address, entries in by_address.items()}
     problems: list[Problem] = []
+    more = 0
     for s in snat:
-        for t in layer7:
-            port = _overlap(s.ports, t.ports) if s.address == t.address else None
-            if port is None:
-                continue
-            where = f"[{s.address}]:{port}" if ":" in s.address else f"{s.address}:{port}"
-            problems.append(
-                Problem(
-                    f"virtual_services[{s.service}].real_servers[{s.server}]",
-                    f"{where} is also a real server of the Layer 7 service {t.service} ({t.server}): the guide warns "
-                    "that one RIP:PORT behind both a Layer 7 and a Layer 4 SNAT service conflicts (their firewall "
-                    "rules meet); give one of them another port on the real server, or use one mode for both",
-                    severity="warning",
-                )
+        found = next((hit for r in s.ports if s.address in index and (hit := index[s.address].overlap(*r))), None)
+        if found is None:
+            continue
+        if len(problems) >= MAX_SHARED_WARNINGS:
+            more += 1
+            continue
+        port, t = found
+        where = f"[{s.address}]:{port}" if ":" in s.address else f"{s.address}:{port}"
+        problems.append(
+            Problem(
+                f"virtual_services[{s.service}].real_servers[{s.server}]",
+                f"{where} is also a real server of the Layer 7 service {t.service} ({t.server}): the guide warns "
+                "that one RIP:PORT behind both a Layer 7 and a Layer 4 SNAT service conflicts (their firewall "
+                "rules meet); give one of them another port on the real server, or use one mode for both",
+                severity="warning",
             )
+        )
+    if more:
+        problems.append(
+            Problem(
+                "virtual_services",
+                f"{more} more layer4-snat real servers share a RIP:PORT with a Layer 7 service (the first "
+                f"{MAX_SHARED_WARNINGS} are named above)",
+                severity="warning",
+            )
+        )
     return problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from typer.testing import CliRunner
 
 from pacslb.cli import app
 from pacslb.model import validate_data
-from pacslb.model.client_address import shared_real_servers
+from pacslb.model.client_address import MAX_SHARED_WARNINGS, shared_real_servers
 
 
 def service(name: str, mode: str, servers: list[tuple[str, int | None]], port: int = 8080, **fields) -> dict:
@@ -147,3 +148,27 @@ def test_pacslb_validate_shows_the_warning_and_exits_0(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"{config}: valid" in result.stdout
     assert "warning: virtual_services[l4].real_servers[rs1]: 10.1.0.5:8080 is also a real server of the Layer 7" in result.stderr
+
+
+def test_a_large_site_is_checked_fast_and_the_warnings_are_bounded() -> None:
+    services, per_service = 10, 1000  # 10,000 real servers on each side (the model's limit is 1,000 per service)
+
+    def site(snat_port: int) -> dict:
+        web = [service(f"web{j}", "layer7-http", [(f"10.{j}.{i // 250}.{i % 250}", 8080) for i in range(per_service)],
+                       port=8000 + j) for j in range(services)]  # fmt: skip
+        snat = [service(f"l4_{j}", "layer4-snat", [(f"10.{j}.{i // 250}.{i % 250}", snat_port) for i in range(per_service)],
+                        port=9000 + j) for j in range(services)]  # fmt: skip
+        loaded = validate_data(data(*web, *snat))
+        assert loaded.config is not None, loaded.problems[:3]
+        return loaded.config
+
+    config = site(8081)
+    started = time.monotonic()
+    assert shared_real_servers(config) == []  # 10,000 x 10,000 pairs, none shared
+    assert time.monotonic() - started < 2.0
+    found = shared_real_servers(site(8080))  # now every one is shared
+    assert len(found) == MAX_SHARED_WARNINGS + 1
+    assert str(found[-1]) == (
+        f"warning: virtual_services: {services * per_service - MAX_SHARED_WARNINGS} more layer4-snat real servers "
+        f"share a RIP:PORT with a Layer 7 service (the first {MAX_SHARED_WARNINGS} are named above)"
+    )
