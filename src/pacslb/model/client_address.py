@@ -77,9 +77,15 @@ def client_address_problems(config: "Config") -> list[Problem]:
 def _transparent_hints(config: "Config") -> Iterator[Problem]:
     """What the real servers of a transparent service need: their replies to the clients must come back through
     the appliance, or the client gets a reply from an address it never called and drops it."""
-    for vs in transparent_services(config):
-        if not vs.real_servers:
-            continue  # its rules' backend-only services carry the hint
+    services = [vs for vs in transparent_services(config) if vs.real_servers]  # else its backend-only ones carry it
+    if len(services) > MAX_SHARED_WARNINGS:
+        yield Problem(
+            "virtual_services",
+            f"{len(services) - MAX_SHARED_WARNINGS} more transparent services (the first {MAX_SHARED_WARNINGS} are "
+            "named): their real servers too must route their replies to the clients through this appliance",
+            severity="warning",
+        )
+    for vs in services[:MAX_SHARED_WARNINGS]:
         addresses = ", ".join(rs.address for rs in vs.real_servers[:3]) + (", ..." if len(vs.real_servers) > 3 else "")
         yield Problem(
             f"{_vs_path(vs)}.transparent",

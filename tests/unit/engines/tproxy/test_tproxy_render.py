@@ -6,6 +6,7 @@ import pytest
 
 from pacslb.engines.tproxy.render import Wanted, families, wanted
 from pacslb.model import validate_data
+from pacslb.model.client_address import MAX_SHARED_WARNINGS
 
 
 def data(*servers: str, transparent: bool = True, mode: str = "layer7-tcp", **settings) -> dict:
@@ -111,3 +112,15 @@ def test_validation_tells_what_the_real_servers_need() -> None:
         "(docs/client-address.md#tproxy-the-clients-own-address)"
     ]
     assert validate_data(data("10.1.0.1", transparent=False)).problems == []
+
+
+def test_the_hints_are_bounded() -> None:
+    d = data("10.1.0.1")
+    d["virtual_services"] = [{**d["virtual_services"][0], "name": f"dicom{i}", "listen": [{"address": "192.0.2.10",
+                              "port": 1000 + i}]} for i in range(MAX_SHARED_WARNINGS + 5)]  # fmt: skip
+    found = [str(p) for p in validate_data(d).problems]
+    assert len(found) == MAX_SHARED_WARNINGS + 1
+    assert found[0] == (
+        "warning: virtual_services: 5 more transparent services (the first 50 are named): their real servers too must "
+        "route their replies to the clients through this appliance"
+    )
