@@ -9,8 +9,9 @@ IPv6, all transparent, in front of
 tests/support/peer_server.py on rs (it answers with the peer address it sees). The real server sees the
 client's own address through both; the policy rule, the local route and the nftables table are there, are
 adopted by a controller started again after a SIGKILL, are gone after a change that leaves no service
-transparent (the real server then sees the appliance's address), and `pacslb stop` removes them when the
-controller that installed them died.
+transparent (the real server then sees the appliance's address), are taken away again when a change that
+installed them fails on a later engine, and `pacslb stop` removes them when the controller that installed
+them died.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ DICOM_PORT, HTTP_PORT, DICOM6_PORT = 11112, 8080, 11113
 MARK, TABLE = 0x504C, 20556  # the defaults (settings.transparent)
 
 
-def config(transparent: bool) -> dict:
+def config(transparent: bool, layer4_weight: int = 100) -> dict:
     def service(name: str, mode: str, port: int, vip: str = VIP, rs: str = RS) -> dict:
         return {
             "name": name,
@@ -60,6 +61,14 @@ def config(transparent: bool) -> dict:
             service("dicom", "layer7-tcp", DICOM_PORT),
             service("web", "layer7-http", HTTP_PORT),
             service("dicom6", "layer7-tcp", DICOM6_PORT, VIP6, RS6),
+            # Layer 4 too, only so that a change can fail after TPROXY committed (nftables commits later)
+            {
+                "name": "l4",
+                "mode": "layer4-nat",
+                "listen": [{"address": VIP, "port": 7000}],
+                "health_check": {"type": "none"},
+                "real_servers": [{"name": "rs1", "address": RS, "weight": layer4_weight}],
+            },
         ],
     }
 
@@ -174,6 +183,17 @@ def test_real_servers_see_the_client_through_transparent_layer7_services() -> No
         assert peer_seen(lab, client, "tcp6") == f"rs1 {LB_SERVER_SIDE6}"
         assert not (state / "tproxy" / "installed.json").exists() or json.loads(
             (state / "tproxy" / "installed.json").read_text())["added"] == []  # fmt: skip
+
+        # a change that turns TPROXY on fails after it committed (nftables cannot update a table someone deleted):
+        # the transaction takes TPROXY's rule, route and table away again
+        lab.sh(lb, "nft delete table inet pacslb")
+        (work / "failing.yaml").write_text(yaml.safe_dump(config(transparent=True, layer4_weight=50)))
+        done = lab.run(lb, [PACSLB, "apply", "-c", str(work / "failing.yaml"), "--state-dir", str(state)], check=False,
+                       timeout=90)  # fmt: skip
+        assert done.returncode != 0 and "previous configuration keeps serving" in done.stderr, done.stderr
+        assert "tproxy set back to the previous configuration" in log_file.read_text()
+        assert kernel_state(lab, lb) == NOTHING
+        assert peer_seen(lab, client, "tcp") == f"rs1 {LB_SERVER_SIDE}"
 
         # transparent again, then the controller dies: `pacslb stop` without it removes what it had installed
         (work / "pacslb.yaml").write_text(yaml.safe_dump(config(transparent=True)))
