@@ -47,6 +47,7 @@ from .engines.keepalived.engine import KeepalivedEngine
 from .engines.nftables.engine import NftablesEngine
 from .engines.powerdns.engine import PowerDNSEngine
 from .engines.powerdns.status import gslb_status
+from .engines.tproxy.engine import TproxyEngine
 from .engines.waf.engine import WafEngine
 from .ha.roles import Roles
 from .health.gslb import GslbChecks
@@ -134,7 +135,10 @@ class Appliance:
         # Before them all, a single node's VIP addresses: HAProxy binds them (none without an interface named);
         # then the WAF tier (issue 18): a policy is served by Apache before HAProxy sends requests to it
         self.waf = WafEngine(paths.root, self.gate)
-        self.engines: list[Engine] = [self.addresses, self.waf, self.haproxy, self.nftables, self.powerdns, self.keepalived]
+        self.tproxy = TproxyEngine(paths)  # TPROXY's host side (issue 15): before HAProxy, whose replies it routes
+        self.engines: list[Engine] = [
+            self.addresses, self.tproxy, self.waf, self.haproxy, self.nftables, self.powerdns, self.keepalived
+        ]  # fmt: skip
         self.roles = Roles(paths.root, lambda: self.running.config.ha)
         # the health service holds the agent port HAProxy asks: a change that moves it is refused unless the
         # new port is listened on before any engine commits (a precondition of the change)

@@ -184,6 +184,7 @@ def stop(
             raise typer.Exit(1) from None
         did_something = True
     did_something |= _remove_orphan_tables(paths)
+    did_something |= _remove_orphan_tproxy(paths)  # TPROXY's rule, route and table (issue 15): after HAProxy
     did_something |= _stop_orphan_pdns(paths)  # GSLB (issue 19)
     did_something |= _stop_orphan_waf(paths)  # the WAF tier (issue 18): after HAProxy, which sent it requests
     did_something |= _remove_orphan_addresses(paths)  # last: every engine above may use the addresses
@@ -227,6 +228,23 @@ def _remove_orphan_tables(paths: StatePaths) -> bool:
         raise typer.Exit(1) from None
     paths.nftables_applied.unlink(missing_ok=True)
     print("removed pacslb's nftables tables, which served without a controller", file=sys.stderr)
+    return True
+
+
+def _remove_orphan_tproxy(paths: StatePaths) -> bool:
+    """The TPROXY rule, route and nftables table a controller that died had installed (its record)."""
+    from ..engines.contract import EngineError
+    from ..engines.tproxy.engine import TproxyEngine
+
+    engine = TproxyEngine(paths)
+    if not engine.record.added:
+        return False
+    try:
+        asyncio.run(engine.stop())
+    except (EngineError, OSError) as exc:
+        print(f"error: cannot remove what TPROXY needed: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    print("removed the TPROXY rule, route and nftables table, which served without a controller", file=sys.stderr)
     return True
 
 

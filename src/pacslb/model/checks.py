@@ -16,6 +16,7 @@ from typing import Iterator
 
 from cryptography import x509
 
+from .client_address import client_address_problems
 from .config import Config, Mode, Protocol, VirtualService
 from .files import (
     MAX_PEM_BYTES,
@@ -55,6 +56,7 @@ def check(config: Config) -> list[Problem]:
     problems += waf_problems(config)  # the WAF tier (issue 18): model/waf.py
     problems += rewrite_problems(config)  # URL rewriting (issue 15): model/rewrite.py
     problems += resolvers_problems(config)  # real servers named by DNS (issue 15): model/resolvers.py
+    problems += client_address_problems(config)  # the client's address on every VIP (issue 15): model/client_address.py
     return problems
 
 

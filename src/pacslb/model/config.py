@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from . import limits as L
 from .alerts import Alerts  # who is told when something happens (issue 14)
 from .base import Strict
+from .client_address import TransparentSettings  # TPROXY's mark and table (issue 15)
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .network import NetworkSettings
 from .resolvers import MAX_RESOLVERS, Resolvers  # real servers named by DNS (issue 15): model/resolvers.py
@@ -544,6 +545,9 @@ class VirtualService(Strict):
     headers: Headers = Field(default_factory=Headers)
     proxy_protocol: Literal["none", "v1", "v2"] = Field(default="none", description="send PROXY protocol to servers")
     transparent: bool = Field(default=False, description="connect to servers from the client's address (TPROXY)")
+    source_address: IPAddress | None = Field(
+        default=None, description="Layer 7: the address connections to real servers leave from (e.g. the VIP's own)"
+    )
     max_connections: int | None = Field(default=None, ge=1, le=10_000_000, description="concurrent client connections")
     timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
     waf: WafPolicy | None = Field(default=None, description="web application firewall for layer7-http (docs/waf.md)")
@@ -724,6 +728,9 @@ class Settings(Strict):
         default_factory=NetworkSettings, description="the interface of a single node's VIP addresses"
     )
     waf: WafSettings = Field(default_factory=WafSettings, description="the WAF tier's loopback ports (docs/waf.md)")
+    transparent: TransparentSettings = Field(
+        default_factory=TransparentSettings, description="the packet mark and routing table of TPROXY (transparent: true)"
+    )
 
 
 from .gslb import GSLB  # noqa: E402 - model/gslb.py reuses the health checks and Strict defined above

@@ -27,8 +27,12 @@ def _lines(text: str) -> list[str]:
 @pytest.mark.parametrize(
     "text, expected",
     [
-        # a field of `ha` (peer_address) is no hint under a virtual service
-        (BASE + "    source_adress: 10.0.0.1\n", "virtual_services[web].source_adress: unknown field 'source_adress'; remove it"),
+        # a field of `ha` (floating_ips) is no hint under a virtual service; source_address is one of its own
+        (BASE + "    floating_ipx: 10.0.0.1\n", "virtual_services[web].floating_ipx: unknown field 'floating_ipx'; remove it"),
+        (
+            BASE + "    source_adress: 10.0.0.1\n",
+            "virtual_services[web].source_adress: unknown field 'source_adress'; did you mean 'source_address'?",
+        ),
         (
             BASE + "    schedular: roundrobin\n",
             "virtual_services[web].schedular: unknown field 'schedular'; did you mean 'scheduler'?",

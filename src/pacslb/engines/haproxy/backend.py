@@ -69,7 +69,7 @@ def transform_backend(vs: VirtualService, config: Config, env: HAProxyEnv, reach
         http_response=tuple(header_rules("http-response", vs.headers.response)) if http and is_backend_only else (),
         http_reuse="safe" if http else None,
         retries=L7_RETRIES if http else (),
-        source=("source", "0.0.0.0", "usesrc", "clientip") if vs.transparent else None,
+        source=_source(vs),
         default_server=tuple(default_server),
         servers=tuple(servers),
     )
@@ -83,6 +83,16 @@ L7_RETRIES: tuple[Directive, ...] = (
     ("retry-on", "conn-failure", "empty-response", "junk-response"),
     ("http-request", "disable-l7-retry", "if", "!METH_GET", "!METH_HEAD", "!METH_OPTIONS"),
 )
+
+
+def _source(vs: VirtualService) -> Directive | None:
+    """Where connections to the real servers leave from: the client's own address (TPROXY), a chosen one, or
+    the route's (none). Validation refuses both at once (model/client_address.py)."""
+    if vs.transparent:
+        return ("source", "0.0.0.0", "usesrc", "clientip")
+    if vs.source_address is not None:
+        return ("source", haproxy_address(vs.source_address, None))
+    return None
 
 
 def _backend_mode(vs: VirtualService, reached_from: list[VirtualService]) -> str:

@@ -31,10 +31,20 @@ ENV = HAProxyEnv(state_dir=Path("/var/lib/pacslb"), base_dir=Path("/etc/pacslb")
 # --- golden files -----------------------------------------------------------------------------------
 
 
+# Validation warnings that a case causes on purpose; any other problem fails the test.
+EXPECTED_WARNINGS = {
+    "024_transparent": "see each client's own address",  # what the real servers need (model/client_address.py)
+}
+
+
 def test_golden(golden_case: Path, golden_env: HAProxyEnv, update_golden: bool) -> None:
     """The rendering of each case's config.yaml is exactly its haproxy.cfg (pytest --update-golden rewrites it)."""
     loaded = load_file(golden_case / "config.yaml")
-    assert loaded.ok and not loaded.problems, [str(p) for p in loaded.problems]
+    expected_warning = EXPECTED_WARNINGS.get(golden_case.name)
+    unexpected = [
+        p for p in loaded.problems if p.severity == "error" or not expected_warning or expected_warning not in p.message
+    ]
+    assert loaded.ok and not unexpected, [str(p) for p in loaded.problems]
     text = render(loaded.config, golden_env)
     expected = golden_case / "haproxy.cfg"
     if update_golden:
