@@ -23,12 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from pacslb.engines.haproxy.runtime import RuntimeAPI
 from pacslb.engines.waf import process as waf_process
 from pacslb.engines.waf.paths import WafPaths
 from support.appliance import Appliance
 from support.crs_regression import CORPUS as CRS_CORPUS
 from support.crs_regression import Runner, known_reason, load_cases, rule_levels
-from support.dicomweb import ATTACKS, CORPUS, FRAMES_ACCEPT, INST, DicomwebOrigin, stow_body
+from support.dicomweb import ATTACKS, CORPUS, FRAMES_ACCEPT, INST, SQLI, DicomwebOrigin, stow_body
 from support.net import free_port, loopback_host
 from support.wait import wait_until
 
@@ -137,11 +138,11 @@ def rule_ids(entry: dict) -> set[str]:
     return {m for message in entry["audit_data"].get("messages", []) for m in re.findall(r'\[id "(\d+)"\]', message)}
 
 
-def stow(port: int, size: int) -> tuple[int, str]:
+def stow(port: int, size: int, headers: dict[str, str] | None = None) -> tuple[int, str]:
     length, chunks = stow_body(size, "pacslb-boundary")
     ctype = 'multipart/related; type="application/dicom"; boundary=pacslb-boundary'
-    status, _ = request(port, "POST", "/dicom-web/studies", {"Content-Type": ctype, "Accept": "application/dicom+json"},
-                        chunks, length)  # fmt: skip
+    status, _ = request(port, "POST", "/dicom-web/studies",
+                        {"Content-Type": ctype, "Accept": "application/dicom+json", **(headers or {})}, chunks, length)  # fmt: skip
     digest = hashlib.sha256()
     for chunk in stow_body(size, "pacslb-boundary")[1]:
         digest.update(chunk)
@@ -187,6 +188,37 @@ def test_injection_is_still_blocked_with_the_pacs_profile(bed, service):
     assert len(events) == len(ATTACKS)
     assert all("949110" in rule_ids(e) or "200002" in rule_ids(e) for e in events), [sorted(rule_ids(e)) for e in events]
     assert {e["transaction"]["remote_address"] for e in events} == {CLIENT}
+
+
+def waf_backend_bytes(appliance: Appliance, policy: str) -> int:
+    """Bytes HAProxy sent to Apache for one policy (its WAF backend's bytes_in)."""
+    rows = RuntimeAPI(appliance.paths.haproxy_admin_socket).show_stat()
+    return next(r.bytes_in for r in rows if r.proxy == f"waf:{policy}" and r.name == "BACKEND")
+
+
+def test_stow_is_judged_by_its_head_and_its_body_goes_straight_to_the_archive(bed):
+    appliance, port, origin = bed["appliance"], bed["vips"]["pl1"], bed["origin"]
+    size = 8 << 20
+    before_bytes, before_events = waf_backend_bytes(appliance, "pl1"), len(audit_lines(appliance, "pl1"))
+    status, digest = stow(port, size)
+    assert status == 200
+    seen = origin.seen[-1]
+    assert seen is not None and seen.sha256 == digest, "the upload arrived changed"
+    assert seen.method == "POST" and "x-pacslb-client" not in seen.headers and "x-pacslb-verdict" not in seen.headers
+    # Apache got the head only: a few KiB, not the 8 MiB body
+    assert waf_backend_bytes(appliance, "pl1") - before_bytes < 64 * 1024
+
+    # an attack in the head of an upload is refused before its body goes anywhere, and recorded with the client
+    count = len(origin.seen)
+    status, _ = stow(port, 1 << 20, {"User-Agent": SQLI})
+    assert status == 403
+    assert len(origin.seen) == count
+    events = wait_until(lambda: (e := audit_lines(appliance, "pl1")[before_events:]) and e, 10, what="the event")
+    assert len(events) == 1 and "949110" in rule_ids(events[0]), [sorted(rule_ids(e)) for e in events]
+    assert events[0]["transaction"]["remote_address"] == CLIENT
+    # a client cannot claim a verdict for itself: the header is dropped, and the upload is judged as any other
+    status, _ = stow(port, 1024, {"User-Agent": SQLI, "X-Pacslb-Verdict": "1"})
+    assert status == 403
 
 
 def test_untuned_crs_breaks_imaging_which_is_why_the_profile_exists(bed):

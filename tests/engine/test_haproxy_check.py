@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pacslb.engines.haproxy.env import LUA_DIR
 from pacslb.engines.haproxy.render import HAProxyEnv, render
 from pacslb.engines.waf.paths import WafPaths
 from pacslb.model import load_file
@@ -26,6 +27,7 @@ GOLDEN_STATE_DIR = "/var/lib/pacslb"
 GOLDEN_BASE_DIR = "/etc/pacslb"
 GOLDEN_CPU_COUNT = 2
 GOLDEN_PRIVILEGES = {"user": "haproxy", "group": "haproxy", "chroot": True}  # haproxy -c looks the user up
+GOLDEN_LUA_DIR = "/usr/lib/pacslb/lua"
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
@@ -54,6 +56,7 @@ def test_golden_passes_haproxy_check(case: Path, tmp_path: Path) -> None:
     # the WAF tier's run directory is named after the state directory (engines/waf/paths.py)
     text = text.replace(str(WafPaths(state.root).run), str(WafPaths(Path(GOLDEN_STATE_DIR)).run))
     mapped = text.replace(str(state.root), GOLDEN_STATE_DIR).replace(str(case), GOLDEN_BASE_DIR)
+    mapped = mapped.replace(str(LUA_DIR), GOLDEN_LUA_DIR)  # the checked file loads the package's real Lua scripts
     assert mapped == golden.read_text(), "the checked rendering differs from the golden beyond its paths"
 
     config_file = tmp_path / "haproxy.cfg"

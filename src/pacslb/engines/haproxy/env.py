@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+LUA_DIR = Path(__file__).resolve().parent / "templates"
+
 
 @dataclass(frozen=True)
 class HAProxyEnv:
@@ -25,3 +27,5 @@ class HAProxyEnv:
     user: str | None = None
     group: str | None = None
     chroot: bool = False
+    # where the Lua scripts HAProxy loads are (the package's templates folder; golden files name a fixed one)
+    lua_dir: Path = LUA_DIR

@@ -60,6 +60,7 @@ class Global:
     user: Word | None = None  # the user and group the workers run as
     group: Word | None = None
     notes: tuple[str, ...] = ()  # comment lines: why a worker keeps a privilege
+    lua_loads: tuple[Word, ...] = ()  # Lua scripts (the WAF tier's header-only verdict)
 
 
 @dataclass(frozen=True)

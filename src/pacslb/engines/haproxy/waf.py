@@ -16,6 +16,14 @@ into HAProxy, which sends it to the real servers:
 
 A rule whose policy is `mode: off` goes straight to its service, and so does, with the PACS profile on the service,
 a WADO-RS retrieval whose URL is UIDs only (the profile's wado-uid-paths: GET or HEAD, no query string, no cookie).
+
+A STOW-RS upload (the profile's stow-body: POST under a DICOMweb path, multipart/related of application/dicom), with
+the PACS profile on the service and no rule of its own policy, is judged by its head only: the Lua action
+`pacslb_waf_verdict` (templates/waf_verdict.lua) sends Apache the request without its body; Apache hands an allowed
+head to the return frontend, which answers 204 for it (the header X-Pacslb-Verdict, which the VIP's frontend drops
+from clients). HAProxy then sends the upload straight to its service: its body, which ModSecurity would not read
+anyway, no longer makes the trip through Apache (bench/README.md: that trip cost two thirds of the throughput). Any
+other verdict refuses it: 403, or 503 when Apache did not answer.
 Without a WAF policy nothing changes.
 """
 
@@ -26,13 +34,17 @@ from dataclasses import replace
 from ...model.config import Config, Headers, VirtualService
 from ...model.waf import policies
 from ..waf.paths import WafPaths
-from ..waf.profile import wado_uid_regex
+from ..waf.profile import STOW_CONTENT_TYPE, dicomweb_prefix_regex, wado_uid_regex
 from .env import HAProxyEnv
 from .frontend import transform_frontend
 from .quoting import Text, Word
 from .view import Acl, Backend, Bind, Frontend, Server
 
 CLIENT_HEADER = "X-Pacslb-Client"
+VERDICT_HEADER = "X-Pacslb-Verdict"  # a head sent for a verdict only: the return frontend answers 204 for it
+VERDICT_LUA = "waf_verdict.lua"
+VERDICT_VAR = "txn.waf_verdict"
+STOW = "waf_stow"  # the ACLs of STOW-RS uploads judged by their head (a rule's ACLs end in _path_begins, _host ...)
 EXEMPT = "waf_exempt"  # the ACLs of requests the PACS profile leaves uninspected (their names cannot be a rule's)
 WAF_USER_GROUP = "www-data"
 SPLICE = "splice-auto"  # HAProxy splices a transfer once it fills its buffers: only bodies, never small requests  # Apache's workers, which connect to the return socket
@@ -58,16 +70,25 @@ def apply_waf(view, config: Config, env: HAProxyEnv):
     names = set(ports)
     paths = WafPaths(env.state_dir)
     sections = []
+    verdicts = False
     for section in view.sections:
         vs = config.service(section.name) if section.section == "frontend" else None
         if vs is None or not _policed(vs, names):
             sections.append(section)
             continue
-        sections.append(_public(section, vs, names))
-        sections.append(_return(vs, config, env, paths))
+        public = _public(section, vs, names)
+        judged = _judged_by_head(vs, names)
+        if judged:
+            public = _stow_by_head(public, section, vs, ports[vs.name])
+            verdicts = True
+        sections.append(public)
+        sections.append(_return(vs, config, env, paths, judged))
     for name, port in ports.items():
         sections.append(_waf_backend(name, port))
-    return replace(view, sections=tuple(sections))
+    global_ = view.global_
+    if verdicts:
+        global_ = replace(global_, lua_loads=(*global_.lua_loads, Word(str(env.lua_dir / VERDICT_LUA))))
+    return replace(view, global_=global_, sections=tuple(sections))
 
 
 def _policed(vs: VirtualService, names: set[str]) -> bool:
@@ -114,9 +135,46 @@ def _public(frontend: Frontend, vs: VirtualService, names: set[str]) -> Frontend
     )
 
 
-def _return(vs: VirtualService, config: Config, env: HAProxyEnv, paths: WafPaths) -> Frontend:
+def _judged_by_head(vs: VirtualService, names: set[str]) -> bool:
+    """STOW-RS uploads of this service can be judged by their head: the PACS profile on the service, and no rule with a
+    policy of its own (whose port the verdict would have to follow)."""
+    return vs.name in names and vs.waf is not None and vs.waf.profile == "pacs" and all(rule.waf is None for rule in vs.rules)
+
+
+def _stow_by_head(frontend: Frontend, original: Frontend, vs: VirtualService, port: int) -> Frontend:
+    """STOW-RS uploads: a header-only verdict from Apache, then straight to the service (module docstring)."""
+    assert vs.waf is not None
+    acls = frontend.acls + (
+        Acl(f"{STOW}_method", Word("method"), (), ("POST",)),
+        Acl(f"{STOW}_path", Word("path"), ("-m", "reg"), (Text(dicomweb_prefix_regex(vs.waf.dicomweb_paths)),)),
+        Acl(f"{STOW}_type", Word("req.hdr(content-type)"), ("-m", "reg", "-i"), (Text(STOW_CONTENT_TYPE),)),
+        Acl(f"{STOW}_allowed", Word(f"var({VERDICT_VAR})"), ("-m", "int"), ("204",)),
+        Acl(f"{STOW}_unanswered", Word(f"var({VERDICT_VAR})"), ("-m", "int"), ("ge", "500")),
+    )
+    stow = (f"{STOW}_method", f"{STOW}_path", f"{STOW}_type")
+    verdict = (
+        ("http-request", "lua.pacslb_waf_verdict", str(port), "if", *stow),
+        ("http-request", "deny", "deny_status", "503", "if", *stow, f"{STOW}_unanswered"),
+        ("http-request", "deny", "deny_status", "403", "if", *stow, f"!{STOW}_allowed"),
+        # the upload goes straight on: the client's address is for Apache only
+        ("http-request", "del-header", Word(CLIENT_HEADER), "if", *stow),
+    )
+    condition = " ".join(stow)
+    # first, so that an upload never reaches Apache; after the exempt WADO-RS ones, which are GETs and never match
+    direct = [(backend, f"{condition} {rule_condition}") for backend, rule_condition in original.use_backends]
+    if original.default_backend is not None:
+        direct.append((original.default_backend, condition))
+    return replace(
+        frontend,
+        acls=acls,
+        http_request=(("http-request", "del-header", Word(VERDICT_HEADER)), *frontend.http_request, *verdict),
+        use_backends=(*direct, *frontend.use_backends),
+    )
+
+
+def _return(vs: VirtualService, config: Config, env: HAProxyEnv, paths: WafPaths, judged: bool = False) -> Frontend:
     """Where Apache hands back what it passed: the service's rules and real servers, without TLS and without
-    the header changes the VIP's frontend made already."""
+    the header changes the VIP's frontend made already; with `judged`, it answers a head sent for a verdict."""
     inner = vs.model_copy(update={"tls": None, "listen": [], "headers": Headers(forwarded_for=False)})
     frontend = transform_frontend(inner, config, env)
     bind = Bind(f"unix@{paths.return_socket(vs.name)}", ("mode", "660", "group", WAF_USER_GROUP))
@@ -124,6 +182,10 @@ def _return(vs: VirtualService, config: Config, env: HAProxyEnv, paths: WafPaths
         ("http-request", "set-src", f"hdr({CLIENT_HEADER})"),
         ("http-request", "del-header", Word(CLIENT_HEADER)),
     )
+    if judged:  # ModSecurity let the head through: that is the verdict, the request goes no further
+        client += (
+            ("http-request", "return", "status", "204", "if", "{", f"req.hdr({VERDICT_HEADER.lower()})", "-m", "found", "}"),
+        )
     return replace(
         frontend,
         name=return_frontend_name(vs.name),

@@ -137,6 +137,16 @@ WADO_UID_PATH = (
 )
 
 
+# stow-body: what a STOW-RS upload's Content-Type looks like (lower-cased first): ModSecurity turns body access off
+# for it, and HAProxy sends its body straight to the archive after a header-only verdict (engines/haproxy/waf.py)
+STOW_CONTENT_TYPE = r'^multipart/related\s*;.*\btype\s*=\s*"?application/dicom"?(?:;|\s|$)'
+
+
+def dicomweb_prefix_regex(dicomweb_paths: list[str]) -> str:
+    """'The path begins with one of the policy's DICOMweb paths'."""
+    return "^(?:" + "|".join(re.escape(p) for p in dicomweb_paths) + ")"
+
+
 def wado_uid_regex(dicomweb_paths: list[str]) -> str:
     """The whole-URL pattern of wado-uid-paths: a DICOMweb path, up to four plain segments (a DICOMweb base such as
     /dicom-web or /pacs/rs: letters, digits, '-' and '_' only), then UIDs only."""

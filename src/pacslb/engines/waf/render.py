@@ -29,8 +29,10 @@ from .profile import (
     QIDO_KEYWORDS,
     QIDO_TAG,
     QIDO_VALUE_RULES,
+    STOW_CONTENT_TYPE,
     WADO_URI_PARAMETERS,
     WADO_URI_RULES,
+    dicomweb_prefix_regex,
     pacs_rule_files,
     wado_uid_regex,
 )
@@ -200,7 +202,7 @@ def _setup(policy: WafPolicy) -> tuple[str, ...]:
 
 def _under(paths: list[str]) -> str:
     """The condition 'the path begins with one of these'."""
-    return f"REQUEST_FILENAME {quote('@rx ^(?:' + '|'.join(re.escape(p) for p in paths) + ')')}"
+    return f"REQUEST_FILENAME {quote('@rx ' + dicomweb_prefix_regex(paths))}"
 
 
 def _pacs_profile(policy: WafPolicy) -> list[str]:
@@ -212,7 +214,7 @@ def _pacs_profile(policy: WafPolicy) -> list[str]:
         # stow-body, stow-content-type
         f'SecRule {under} "id:{n},phase:1,pass,nolog,t:none,chain"',
         '  SecRule REQUEST_METHOD "@streq POST" "chain"',
-        '  SecRule REQUEST_HEADERS:Content-Type "@rx ^multipart/related\\s*;.*\\btype\\s*=\\s*\\"?application/dicom\\"?(?:;|\\s|$)" '
+        f"  SecRule REQUEST_HEADERS:Content-Type {quote('@rx ' + STOW_CONTENT_TYPE)} "
         '"t:lowercase,ctl:requestBodyAccess=Off,ctl:ruleRemoveById=921422"',
         # dicom-json
         f'SecRule REQUEST_HEADERS:Content-Type "@rx ^application/dicom\\+json" "id:{n + 3},phase:1,pass,nolog,t:none,'

@@ -17,6 +17,7 @@ GOLDEN_STATE_DIR = Path("/var/lib/pacslb")
 GOLDEN_BASE_DIR = Path("/etc/pacslb")
 GOLDEN_CPU_COUNT = 2
 GOLDEN_PRIVILEGES = {"user": "haproxy", "group": "haproxy", "chroot": True}
+GOLDEN_LUA_DIR = Path("/usr/lib/pacslb/lua")  # the package's Lua scripts (HAProxyEnv.lua_dir)
 
 
 def golden_cases() -> list[Path]:
@@ -33,4 +34,5 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def golden_env() -> HAProxyEnv:
     # the workers drop root as the controller run by root has them do (engine.py worker_privileges)
-    return HAProxyEnv(state_dir=GOLDEN_STATE_DIR, base_dir=GOLDEN_BASE_DIR, cpu_count=GOLDEN_CPU_COUNT, **GOLDEN_PRIVILEGES)
+    return HAProxyEnv(state_dir=GOLDEN_STATE_DIR, base_dir=GOLDEN_BASE_DIR, cpu_count=GOLDEN_CPU_COUNT,
+                      lua_dir=GOLDEN_LUA_DIR, **GOLDEN_PRIVILEGES)  # fmt: skip
