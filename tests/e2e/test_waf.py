@@ -208,6 +208,13 @@ def test_stow_is_judged_by_its_head_and_its_body_goes_straight_to_the_archive(be
     # Apache got the head only: a few KiB, not the 8 MiB body
     assert waf_backend_bytes(appliance, "pl1") - before_bytes < 64 * 1024
 
+    # the largest corpus upload, 1 GiB, streams the same way (HAProxy holds 16 KiB buffers, Apache sees the head)
+    before_bytes = waf_backend_bytes(appliance, "pl1")
+    status, digest = stow(port, 1 << 30)
+    assert status == 200
+    assert origin.seen[-1].sha256 == digest and origin.seen[-1].size >= 1 << 30
+    assert waf_backend_bytes(appliance, "pl1") - before_bytes < 64 * 1024
+
     # an attack in the head of an upload is refused before its body goes anywhere, and recorded with the client
     count = len(origin.seen)
     status, _ = stow(port, 1 << 20, {"User-Agent": SQLI})
