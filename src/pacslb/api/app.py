@@ -25,7 +25,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..request_limits import JsonBodyLimit
-from . import API_V1
+from . import API_V1, contract
 from .auth import AuthService, Principal, current_principal
 from .limits import WRITE_LIMIT, BodyLimit
 from .metrics import ControllerMetrics
@@ -149,4 +149,5 @@ def create_management_app(
     app.include_router(waf_router(writer), prefix=API_V1)  # the WAF tier (issue 18)
     app.include_router(verify_router(controller), prefix=API_V1)
     app.include_router(metrics_router(controller, metrics, metrics_socket(controller)))
+    contract.install(app, UNAUTHENTICATED)  # the error body, every status declared, 405's Allow (docs/api.md)
     return app
