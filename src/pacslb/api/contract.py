@@ -96,13 +96,15 @@ def answers(ok: type[BaseModel] | None, *errors: int, status: int = 200, media: 
     the content of a non-JSON one), `errors` every other status the route itself can answer. The statuses every
     route shares (422 of validation, 413 of the body limits) are added by `install`."""
     responses: dict[int | str, dict[str, Any]] = {}
+    extra: dict[str, Any] = {}
     if media is not None:
         responses[status] = {"description": description, "content": media}
+        extra["response_class"] = Response  # not JSON: no application/json beside them
     elif ok is not None:
         responses[status] = {"description": description, "model": ok}
     for code in errors:  # JSON whatever the route's own media type (/metrics is text)
         responses[code] = {"description": MEANING.get(code, HTTPStatus(code).phrase), "content": _error_content()}
-    return {"response_model": None, "responses": responses}
+    return {"response_model": None, "responses": responses, **extra}
 
 
 # --- base_revision: the optimistic concurrency of writes (writes.py) -------------------------------------------
@@ -196,17 +198,16 @@ def install(app: FastAPI, unauthenticated: set[tuple[str, str]] | frozenset[tupl
         return error_response(exc.status_code, message, headers=headers or None, detail=message)
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
-    """Every method some route of `app` serves at the path of `scope` (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        if not route_methods:
-            continue
-        match, _ = route.matches({**scope, "method": next(iter(route_methods))})
-        if match == Match.FULL:
-            methods |= set(route_methods)
-    if "GET" in methods:
-        methods.add("HEAD")
-    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    return sorted(methods, key=lambda m: order.index(m) if m in order else len(order))
+    """Every method some route of `app` serves at the path of `scope`. Starlette's 405 names the methods of the first
+    route that matches the path only: GET /api/v1/config and PUT /api/v1/config are two routes. Each method is tried
+    on every route (included routers too) with the public `matches`."""
+    found = []
+    for method in METHODS:
+        probe = {**scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in app.router.routes):
+            found.append(method)
+    return found

@@ -196,7 +196,7 @@ def metrics_router(controller: Any, metrics: ControllerMetrics, socket_path: Pat
     if not authenticated:
         declared["responses"].pop(401)
 
-    @router.get("/metrics", dependencies=dependencies, response_class=PlainTextResponse,
+    @router.get("/metrics", dependencies=dependencies,
                 summary="Prometheus metrics: the controller's and HAProxy's exporter", **declared)  # fmt: skip
     async def get_metrics() -> Response:
         ours = metrics.render(await asyncio.to_thread(_live_gauges, controller))
