@@ -49,6 +49,7 @@ from pacslb.api.app import create_management_app
 from pacslb.api.auth import AuthService
 from pacslb.api.throttle import LoginThrottle
 from pacslb.change.service import Changes, Running
+from pacslb.controller.api import create_app as create_controller_app
 from pacslb.controller.status import ApplianceStatus, EngineStatus
 from pacslb.model import validate_data
 from pacslb.paths import StatePaths
@@ -99,6 +100,7 @@ MODEL_BODIES = [
     "POST /api/v1/certificates/csr",
     "POST /api/v1/backup",
     "POST /api/v1/restore",
+    "POST /api/v1/apply",  # the controller API's
 ]
 ACCEPTED = ["2xx", "401", "403", "404", "409", "429"]
 
@@ -166,7 +168,9 @@ def contract_app(tmp_path):
     users.add("spare", "spare-password-12", "operator")
     keys = {role: users.add_api_key(role)[1] for role in ("admin", "viewer")}
     auth = AuthService(users, AuditLog(tmp_path / "audit.sqlite"), state_dir=tmp_path)
-    app = create_management_app(Appliance(tmp_path, changes), auth)
+    appliance = Appliance(tmp_path, changes)
+    app = create_management_app(appliance, auth)
+    app.state.appliance = appliance  # for the controller API's run below
     return app, auth, keys
 
 
@@ -202,11 +206,11 @@ def test_every_operation_keeps_the_contract(contract_app):
         assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {keys['admin']}"}).status_code == 200
 
 
-def _examples(operation, mode, roles, auth, keys, session, failures: list[str], statuses: set[int]):
+def _examples(operation, mode, roles, auth, keys, session, failures: list[str], statuses: set[int], examples=EXAMPLES):
     """The hypothesis test of one operation in one generation mode: each example called and checked."""
     label = f"{operation.method.upper()} {operation.path}"
 
-    @settings(max_examples=SLOW.get(label, EXAMPLES), deadline=None, database=None, suppress_health_check=list(HealthCheck),
+    @settings(max_examples=SLOW.get(label, examples), deadline=None, database=None, suppress_health_check=list(HealthCheck),
               phases=[Phase.explicit, Phase.generate])  # fmt: skip
     @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
     def run(case, data) -> None:
@@ -214,7 +218,7 @@ def _examples(operation, mode, roles, auth, keys, session, failures: list[str], 
         for name in list(case.path_parameters or {}):
             if name in REAL_NAMES and data.draw(st.booleans()):
                 case.path_parameters[name] = data.draw(st.sampled_from(REAL_NAMES[name]))
-        if case.path.endswith("/login"):
+        if case.path.endswith("/login") and auth is not None:
             auth.throttle = LoginThrottle(auth.clock)  # a fresh back-off: the client is never locked out
             if isinstance(case.body, dict) and data.draw(st.booleans()):
                 case.body = {"username": "fuzz-login", "password": LOGIN_PASSWORD}
@@ -227,6 +231,43 @@ def _examples(operation, mode, roles, auth, keys, session, failures: list[str], 
             failures.append(f"{role} {mode.value} {label}: {str(exc)[:1500]}")
 
     return run
+
+
+# --- the controller API (the CLI's Unix socket) --------------------------------------------------------------
+
+
+def test_the_controller_api_keeps_its_contract(contract_app):
+    """The same checks over the controller API (`pacslb apply`, `rollback`, `drain`...): no credentials there (its
+    socket's mode guards it), its 422 either FastAPI's or the body limits' ErrorBody."""
+    appliance = contract_app[0].state.appliance
+    appliance.request_stop = lambda reason: None  # POST /api/v1/stop: the stand-in has nothing to stop
+    app = create_controller_app(appliance, appliance.changes)
+    document = app.openapi()
+    schema = schemathesis.openapi.from_dict(document, config=contract_config(document))
+    failures: list[str] = []
+    statuses: set[int] = set()
+    with asgi.get_client(app) as session:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                run = _examples(operation, mode, ("anyone",), None, {}, session, failures, statuses, examples=3)
+                try:
+                    run()
+                except Unsatisfiable:
+                    raw = operation.definition.raw
+                    assert mode is GenerationMode.NEGATIVE and not raw.get("parameters") and "requestBody" not in raw
+    assert not failures, f"{len(failures)} failures:\n" + "\n\n".join(failures[:15])
+    assert {200, 404, 422} <= statuses, statuses
+
+
+def test_the_controller_api_refuses_a_revision_id_sqlite_cannot_hold(contract_app):
+    """POST /api/v1/revisions/{2**107}/rollback reached SQLite, whose OverflowError was a 500: now 422 naming rev_id."""
+    appliance = contract_app[0].state.appliance
+    with TestClient(create_controller_app(appliance, appliance.changes)) as client:
+        rollback = client.post(f"/api/v1/revisions/{2**107}/rollback", json={"dry_run": True})
+        read = client.get(f"/api/v1/revisions/{2**64}")
+    assert rollback.status_code == 422 and "rev_id" in rollback.text, rollback.text
+    assert read.status_code == 422, read.text
 
 
 # --- 405 and its Allow ----------------------------------------------------------------------------------------

@@ -269,6 +269,11 @@ class GslbAnswer(Answer):
     pass
 
 
+class StopAnswer(Answer):
+    stopping: bool
+    controller_pid: int
+
+
 GZIP = {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}
 BACKUP = {**GZIP, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 PROMETHEUS = {"text/plain": {"schema": {"type": "string"}}}

@@ -144,41 +144,53 @@ def _error_content() -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
 
 
-def contract_document(document: dict[str, Any], unauthenticated: set[tuple[str, str]]) -> dict[str, Any]:
+def contract_document(document: dict[str, Any], unauthenticated: set[tuple[str, str]] | None,
+                      own_validation_errors: bool = True) -> dict[str, Any]:  # fmt: skip
     """FastAPI's document with what is true of every operation: 422 is the ErrorBody (not FastAPI's own
-    validation error), 413 where a body is read, the security of every authenticated operation."""
+    validation error), 413 where a body is read, the security of every authenticated operation (none when
+    `unauthenticated` is None: the controller's socket, which its file mode guards). Without `own_validation_errors`
+    (the controller API), FastAPI's validation errors keep their body: 422 is either."""
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     if "ErrorBody" not in schemas:
         schemas["ErrorBody"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schemas["ErrorBody"].pop("$defs", {}))
-    for name in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(name, None)
-    components["securitySchemes"] = SECURITY_SCHEMES
+    invalid = _error_content()
+    if own_validation_errors:
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+    elif "HTTPValidationError" in schemas:
+        either = [{"$ref": "#/components/schemas/ErrorBody"}, {"$ref": "#/components/schemas/HTTPValidationError"}]
+        invalid = {"application/json": {"schema": {"anyOf": either}}}
+    if unauthenticated is not None:
+        components["securitySchemes"] = SECURITY_SCHEMES
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             if method not in UNSAFE and method != "get":
                 continue
             responses = operation.setdefault("responses", {})
             if "422" in responses:
-                responses["422"] = {"description": MEANING[422], "content": _error_content()}
+                responses["422"] = {"description": MEANING[422], "content": invalid}
             if "requestBody" in operation:
                 responses.setdefault("400", {"description": MEANING[400], "content": _error_content()})
                 responses.setdefault("413", {"description": MEANING[413], "content": _error_content()})
-                responses.setdefault("422", {"description": MEANING[422], "content": _error_content()})
-            if (method.upper(), path) not in unauthenticated:
+                responses.setdefault("422", {"description": MEANING[422], "content": invalid})
+            if unauthenticated is not None and (method.upper(), path) not in unauthenticated:
                 operation["security"] = [{"apiKey": []}, {"session": []}]
                 responses.setdefault("401", {"description": MEANING[401], "content": _error_content()})
     return document
 
 
-def install(app: FastAPI, unauthenticated: set[tuple[str, str]] | frozenset[tuple[str, str]]) -> None:
-    """The contract on `app`: its document (`app.openapi()`), and FastAPI's errors in the ErrorBody with 405's Allow."""
+def install(app: FastAPI, unauthenticated: set[tuple[str, str]] | frozenset[tuple[str, str]] | None,
+            own_validation_errors: bool = True) -> None:  # fmt: skip
+    """The contract on `app`: its document (`app.openapi()`), and FastAPI's errors in the ErrorBody with 405's Allow.
+    `unauthenticated`: the operations that need no credentials; None when the app has no authentication at all."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = contract_document(build(), set(unauthenticated))
+            app.openapi_schema = contract_document(build(), None if unauthenticated is None else set(unauthenticated),
+                                                   own_validation_errors)  # fmt: skip
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
