@@ -261,13 +261,16 @@ def test_the_controller_api_keeps_its_contract(contract_app):
 
 
 def test_the_controller_api_refuses_a_revision_id_sqlite_cannot_hold(contract_app):
-    """POST /api/v1/revisions/{2**107}/rollback reached SQLite, whose OverflowError was a 500: now 422 naming rev_id."""
+    """POST /api/v1/revisions/{2**107}/rollback and GET /api/v1/diff?from=2**70 reached SQLite, whose OverflowError was
+    a 500: now 422 naming the parameter."""
     appliance = contract_app[0].state.appliance
     with TestClient(create_controller_app(appliance, appliance.changes)) as client:
         rollback = client.post(f"/api/v1/revisions/{2**107}/rollback", json={"dry_run": True})
         read = client.get(f"/api/v1/revisions/{2**64}")
+        diff = client.get(f"/api/v1/diff?from={2**70}")
     assert rollback.status_code == 422 and "rev_id" in rollback.text, rollback.text
     assert read.status_code == 422, read.text
+    assert diff.status_code == 422 and "from" in diff.text, diff.text
 
 
 # --- 405 and its Allow ----------------------------------------------------------------------------------------

@@ -167,7 +167,8 @@ def changes_router(changes: ChangeSurface) -> APIRouter:
         return JSONResponse(found.as_dict())
 
     @router.get("/diff", summary="Diff between two revisions", **answers(DiffAnswer, 404))
-    async def diff(from_id: int | None = Query(None, alias="from"), to_id: int | None = Query(None, alias="to")) -> JSONResponse:
+    async def diff(from_id: int | None = Query(None, alias="from", ge=1, le=MAX_ID),
+                   to_id: int | None = Query(None, alias="to", ge=1, le=MAX_ID)) -> JSONResponse:  # fmt: skip
         try:
             found = await asyncio.to_thread(revision_diff, changes.store, from_id, to_id, changes.secret_store())
         except StoreError as exc:
