@@ -1,5 +1,6 @@
 """A property-based run of the OpenAPI document against the running management API (schemathesis 4 and
-hypothesis): no request, however odd, gets a 5xx. Against a real appliance (HAProxy running), as admin
+hypothesis): no request, however odd, gets a 5xx, and every answer has a status, content type and schema the
+document declares (every check, negative data included, runs in process: test_openapi_contract.py). Against a real appliance (HAProxy running), as admin
 (an API key), so that writes really go through: drain / halt / online and weights, rules, health checks,
 rollbacks, certificates, users.
 
