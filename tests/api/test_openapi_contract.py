@@ -378,3 +378,19 @@ def test_every_operation_of_the_document_is_described(contract_app):
             assert any(p["name"] == "If-Match" for p in op.get("parameters", [])), where
             assert "base_revision" in op["description"], where
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_the_controller_document_is_described(contract_app):
+    """The controller API's operations, the HA pair's included: a summary and a schema for the 2xx answer each."""
+    appliance = contract_app[0].state.appliance
+
+    class Pair:  # the HA pair's surface that the router calls (ha/pair.py); not called here
+        pass
+
+    document = create_controller_app(appliance, appliance.changes, Pair()).openapi()
+    operations = [(f"{m.upper()} {p}", op) for p, item in document["paths"].items() for m, op in item.items()]
+    assert {"GET /api/v1/ha", "POST /api/v1/ha/promote", "POST /api/v1/apply"} <= {name for name, _ in operations}
+    for name, op in operations:
+        assert op.get("summary"), name
+        ok = [s for s in op["responses"] if s.startswith("2")]
+        assert ok and all(op["responses"][s].get("content") for s in ok), name

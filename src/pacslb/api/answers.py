@@ -269,6 +269,19 @@ class GslbAnswer(Answer):
     pass
 
 
+class HaStatusAnswer(Answer):
+    node: Obj
+    peer: Obj
+    keepalived: Obj
+    split_brain: Obj | None = Field(description="the latest split brain reported (both nodes master), or null")
+    transitions: list[Obj]
+
+
+class HaActionAnswer(Answer):
+    ok: bool
+    message: str
+
+
 class StopAnswer(Answer):
     stopping: bool
     controller_pid: int
