@@ -1,5 +1,6 @@
 """A property-based run of the OpenAPI document against the running management API (schemathesis 4 and
-hypothesis): no request, however odd, gets a 5xx. Against a real appliance (HAProxy running), as admin
+hypothesis): no request, however odd, gets a 5xx, and every answer has a status, content type and schema the
+document declares (every check, negative data included, runs in process: test_openapi_contract.py). Against a real appliance (HAProxy running), as admin
 (an API key), so that writes really go through: drain / halt / online and weights, rules, health checks,
 rollbacks, certificates, users.
 
@@ -25,6 +26,8 @@ import schemathesis
 from api_support import start_management_appliance
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from support.net import loopback_host
 from support.realservers import TinyHTTPServer
@@ -32,6 +35,8 @@ from support.realservers import TinyHTTPServer
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EXAMPLES = 12
+# the checks of the OpenAPI contract that judge an answer alone (the rest run in process: test_openapi_contract.py)
+CONTRACT = [status_code_conformance, content_type_conformance, response_schema_conformance]
 EXCLUDED = {
     ("PUT", "/api/v1/config"),
     ("POST", "/api/v1/virtual-services"),
@@ -106,6 +111,10 @@ def test_no_request_gets_a_5xx(target):
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} {case.body!r:.300} -> {response.status_code} "
                                 f"{response.text[:300]}")  # fmt: skip
+            try:  # the real appliance keeps the document too: a declared status, content type and schema
+                case.validate_response(response, checks=CONTRACT, headers=headers)
+            except FailureGroup as exc:
+                failures.append(f"{case.method} {operation.path}: {str(exc)[:1200]}")  # noqa: B023
 
         run()
     assert len(ran) >= 35, ran

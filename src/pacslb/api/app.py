@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from ..request_limits import JsonBodyLimit
-from . import API_V1
+from . import API_V1, contract
 from .apidocs import docs_page
 from .apidocs import router as apidocs_router
 from .auth import AuthService, Principal, current_principal
@@ -138,4 +138,5 @@ def create_management_app(
     app.include_router(verify_router(controller), prefix=API_V1)
     app.include_router(persistence_router(controller), prefix=API_V1)  # clear a persistence table (issue 15)
     app.include_router(metrics_router(controller, metrics, metrics_socket(controller)))
+    contract.install(app, UNAUTHENTICATED)  # the error body, every status declared, 405's Allow (docs/api.md)
     return app

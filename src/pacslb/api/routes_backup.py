@@ -24,7 +24,9 @@ from ..backup import bundle
 from ..backup.archive import BackupError
 from ..backup.crypto import MAX_PASSPHRASE_LENGTH, BackupCryptoError
 from ..backup.operations import backup_name, make_backup, restore_running
+from .answers import BACKUP, GZIP, RestoreAnswer
 from .auth import Principal, client_ip, require_role
+from .contract import answers
 from .limits import RESTORE_LIMIT
 from .writes import origin_of
 
@@ -45,7 +47,7 @@ def backup_router(controller, auth) -> APIRouter:
                    via=principal.via, detail=detail)  # fmt: skip
 
     @router.post("/backup", summary="A backup of the appliance (revisions, secrets, users, API keys, certificates)",
-                 responses={200: {"content": {"application/gzip": {}, "application/octet-stream": {}}}})  # fmt: skip
+                 **answers(None, 401, 403, 422, media=BACKUP, description="the backup file (octet-stream when encrypted)"))  # fmt: skip
     async def backup(request: Request, body: BackupRequest | None = None, principal: Principal = Depends(ADMIN)) -> Response:
         passphrase = body.passphrase if body is not None else None
         try:
@@ -59,6 +61,7 @@ def backup_router(controller, auth) -> APIRouter:
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
 
     @router.post("/restore", summary="Restore a backup: its configuration as one revision, its users and API keys",
+                 **answers(RestoreAnswer, 400, 401, 403, 404, 409, 413, 422),
                  openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string",
                                 "format": "binary"}}}, "required": True}})  # fmt: skip
     async def restore(
@@ -75,7 +78,7 @@ def backup_router(controller, auth) -> APIRouter:
         return JSONResponse(answer.body, status_code=answer.status)
 
     @router.post("/support-bundle", summary="The support bundle: versions, configuration, status, logs, engine files; "
-                 "secrets redacted", responses={200: {"content": {"application/gzip": {}}}})  # fmt: skip
+                 "secrets redacted", **answers(None, 401, 403, media=GZIP, description="the support bundle"))  # fmt: skip
     async def support_bundle(request: Request, hours: float = Query(bundle.DEFAULT_HOURS, gt=0, le=bundle.MAX_HOURS),
                              principal: Principal = Depends(ADMIN)) -> Response:  # fmt: skip
         def run() -> bytes:

@@ -21,8 +21,10 @@ from pydantic import BaseModel, Field
 from .. import pki
 from ..model.checks import resolve
 from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
+from .answers import CertificateInfo, CertificatesAnswer, CertificateStored, ChangeAnswer, CSRAnswer, OutcomeAnswer
 from .auth import Principal, client_ip, require_role
 from .certs import CertificateProblems, check_name, describe, validate_bundle
+from .contract import REVISION_REQUIRED, answers
 from .writes import ApiError, Writer, base_revision_of, find, origin_of
 
 READ = require_role("viewer", "operator")
@@ -104,14 +106,18 @@ def certificates_router(writer: Writer) -> APIRouter:
         return JSONResponse({"outcome": "invalid", "message": f"the certificate cannot be used: {exc}",
                              "problems": exc.problems}, status_code=422)  # fmt: skip
 
-    @router.get("/certificates", summary="Every certificate with subject, SANs, issuer, expiry and days left")
+    @router.get(
+        "/certificates",
+        summary="Every certificate with subject, SANs, issuer, expiry and days left",
+        **answers(CertificatesAnswer, 401),
+    )
     async def list_certificates(_: Principal = Depends(READ)) -> dict:
         def read() -> list[dict[str, Any]]:
             return [entry(p) for p in sorted(certs_dir.glob("*.pem"))] if certs_dir.is_dir() else []
 
         return {"certificates": await asyncio.to_thread(read)}
 
-    @router.get("/certificates/{name}", summary="One certificate")
+    @router.get("/certificates/{name}", summary="One certificate", **answers(CertificateInfo, 401, 404, 422))
     async def get_certificate(name: str, _: Principal = Depends(READ)) -> JSONResponse:
         try:
             path = file_of(name)
@@ -148,7 +154,9 @@ def certificates_router(writer: Writer) -> APIRouter:
             raise CertificateProblems([{"path": "key", "message": found.message, "severity": "error"}])
         return found.data
 
-    @router.post("/certificates", summary="Upload a certificate, its key and chain (admin)")
+    @router.post(
+        "/certificates", summary="Upload a certificate, its key and chain (admin)", **answers(CertificateStored, 401, 403, 409)
+    )
     async def upload(body: CertificateUpload, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         try:
             name = check_name(body.name)
@@ -162,7 +170,11 @@ def certificates_router(writer: Writer) -> APIRouter:
             return problems(exc)
         return await store(request, principal, name, bundle, "certificate.create")
 
-    @router.put("/certificates/{name}", summary="Replace a certificate; a running service gets it without a reload (admin)")
+    @router.put(
+        "/certificates/{name}",
+        summary="Replace a certificate; a running service gets it without a reload (admin)",
+        **answers(CertificateStored, 401, 403, 404, 409),
+    )
     async def replace(
         name: str, body: CertificateReplace, request: Request, principal: Principal = Depends(ADMIN)
     ) -> JSONResponse:
@@ -176,7 +188,11 @@ def certificates_router(writer: Writer) -> APIRouter:
             return problems(exc)
         return await store(request, principal, name, bundle, "certificate.replace")
 
-    @router.delete("/certificates/{name}", summary="Delete a certificate no virtual service uses (admin)")
+    @router.delete(
+        "/certificates/{name}",
+        summary="Delete a certificate no virtual service uses (admin)",
+        **answers(OutcomeAnswer, 401, 403, 404, 409, 422),
+    )
     async def delete(name: str, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         try:
             path = file_of(name)
@@ -193,7 +209,9 @@ def certificates_router(writer: Writer) -> APIRouter:
         audit(request, principal, "certificate.delete", name, "applied")
         return JSONResponse({"outcome": "applied", "message": f"certificate {name} deleted"})
 
-    @router.post("/certificates/self-signed", summary="Make a self-signed certificate (admin)")
+    @router.post(
+        "/certificates/self-signed", summary="Make a self-signed certificate (admin)", **answers(CertificateStored, 401, 403, 409)
+    )
     async def self_signed(body: SelfSignedRequest, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         try:
             name = check_name(body.name)
@@ -208,7 +226,11 @@ def certificates_router(writer: Writer) -> APIRouter:
                                  "problems": [{"path": "sans", "message": str(exc), "severity": "error"}]}, status_code=422)  # fmt: skip
         return await store(request, principal, name, issued.bundle(), "certificate.self-signed")
 
-    @router.post("/certificates/csr", summary="Make a key and a certificate signing request for your CA (admin)")
+    @router.post(
+        "/certificates/csr",
+        summary="Make a key and a certificate signing request for your CA (admin)",
+        **answers(CSRAnswer, 401, 403),
+    )
     async def csr(body: CSRRequest, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
@@ -248,7 +270,9 @@ def certificates_router(writer: Writer) -> APIRouter:
                              "certificate (the key stays here)"})  # fmt: skip
 
     @router.put("/virtual-services/{service}/certificate",
-                summary="Make a certificate the default one of a virtual service (admin; a configuration change)")  # fmt: skip
+                summary="Make a certificate the default one of a virtual service (admin; a configuration change)",
+                openapi_extra=REVISION_REQUIRED,
+                **answers(ChangeAnswer, 400, 401, 403, 404, 409, 428))  # fmt: skip
     async def assign(service: str, body: AssignRequest, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         try:
             path = file_of(body.name)

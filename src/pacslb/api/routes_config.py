@@ -15,7 +15,19 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from ..change.requests import ChangeRequest, ConfigChange, StateChange, WeightChange
+from .answers import (
+    ChangeAnswer,
+    ConfigAnswer,
+    HealthCheckAnswer,
+    RealServerAnswer,
+    RealServersAnswer,
+    RuleAnswer,
+    RulesAnswer,
+    ServiceAnswer,
+    ServicesAnswer,
+)
 from .auth import Principal, require_role
+from .contract import BASE_QUERY, REVISION_OPTIONAL, REVISION_REQUIRED, answers
 from .writes import ApiError, Writer, base_revision_of, current_revision, find, origin_of
 
 READ = require_role("viewer", "operator")
@@ -82,11 +94,16 @@ def config_router(writer: Writer) -> APIRouter:
 
     # --- the whole configuration -----------------------------------------------------------------
 
-    @router.get("/config", summary="The running configuration and its revision")
+    @router.get("/config", summary="The running configuration and its revision", **answers(ConfigAnswer, 401))
     async def get_config(_: Principal = Depends(READ)) -> dict:
         return {"revision": await revision(), "config": model()}
 
-    @router.put("/config", summary="Apply a whole configuration (admin)")
+    @router.put(
+        "/config",
+        summary="Apply a whole configuration (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 409, 428),
+    )
     async def put_config(body: ConfigWrite, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         try:
             base = base_revision_of(request, body.base_revision)
@@ -106,18 +123,24 @@ def config_router(writer: Writer) -> APIRouter:
 
     # --- virtual services ------------------------------------------------------------------------
 
-    @router.get("/virtual-services", summary="Every virtual service")
+    @router.get("/virtual-services", summary="Every virtual service", **answers(ServicesAnswer, 401))
     async def list_services(_: Principal = Depends(READ)) -> dict:
         return {"revision": await revision(), "virtual_services": model()["virtual_services"]}
 
-    @router.get("/virtual-services/{service}", summary="One virtual service")
+    @router.get("/virtual-services/{service}", summary="One virtual service", **answers(ServiceAnswer, 401, 404))
     async def get_service(service: str, _: Principal = Depends(READ)) -> JSONResponse:
         try:
             return JSONResponse({"revision": await revision(), "virtual_service": service_of(service)})
         except ApiError as exc:
             return exc.response()
 
-    @router.post("/virtual-services", status_code=200, summary="Add a virtual service (admin)")
+    @router.post(
+        "/virtual-services",
+        status_code=200,
+        summary="Add a virtual service (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 409, 428),
+    )
     async def create_service(body: VirtualServiceWrite, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         def add(data: dict[str, Any]) -> None:
             name = _named(body.virtual_service, "virtual service")
@@ -128,7 +151,12 @@ def config_router(writer: Writer) -> APIRouter:
         return await _write(writer, request, principal, body, add, "virtual-service.create",
                             str(body.virtual_service.get("name", "")))  # fmt: skip
 
-    @router.put("/virtual-services/{service}", summary="Replace a virtual service (admin)")
+    @router.put(
+        "/virtual-services/{service}",
+        summary="Replace a virtual service (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 404, 409, 428),
+    )
     async def replace_service(service: str, body: VirtualServiceWrite, request: Request,
                               principal: Principal = Depends(ADMIN)) -> JSONResponse:  # fmt: skip
         def replace(data: dict[str, Any]) -> None:
@@ -140,9 +168,14 @@ def config_router(writer: Writer) -> APIRouter:
 
         return await _write(writer, request, principal, body, replace, "virtual-service.replace", service)
 
-    @router.delete("/virtual-services/{service}", summary="Delete a virtual service (admin)")
+    @router.delete(
+        "/virtual-services/{service}",
+        summary="Delete a virtual service (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 404, 409, 428),
+    )
     async def delete_service(service: str, request: Request, principal: Principal = Depends(ADMIN),
-                             base_revision: int | None = None) -> JSONResponse:  # fmt: skip
+                             base_revision: int | None = BASE_QUERY) -> JSONResponse:  # fmt: skip
         def delete(data: dict[str, Any]) -> None:
             services = _services(data)
             del services[find(services, service, "virtual service")]
@@ -152,14 +185,20 @@ def config_router(writer: Writer) -> APIRouter:
 
     # --- real servers ----------------------------------------------------------------------------
 
-    @router.get("/virtual-services/{service}/real-servers", summary="The real servers of a virtual service")
+    @router.get(
+        "/virtual-services/{service}/real-servers",
+        summary="The real servers of a virtual service",
+        **answers(RealServersAnswer, 401, 404),
+    )
     async def list_real_servers(service: str, _: Principal = Depends(READ)) -> JSONResponse:
         try:
             return JSONResponse({"revision": await revision(), "real_servers": service_of(service)["real_servers"]})
         except ApiError as exc:
             return exc.response()
 
-    @router.get("/virtual-services/{service}/real-servers/{real_server}", summary="One real server")
+    @router.get(
+        "/virtual-services/{service}/real-servers/{real_server}", summary="One real server", **answers(RealServerAnswer, 401, 404)
+    )
     async def get_real_server(service: str, real_server: str, _: Principal = Depends(READ)) -> JSONResponse:
         try:
             servers = service_of(service)["real_servers"]
@@ -168,7 +207,12 @@ def config_router(writer: Writer) -> APIRouter:
             return exc.response()
         return JSONResponse({"revision": await revision(), "real_server": found})
 
-    @router.post("/virtual-services/{service}/real-servers", summary="Add a real server (admin)")
+    @router.post(
+        "/virtual-services/{service}/real-servers",
+        summary="Add a real server (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 404, 409, 428),
+    )
     async def add_real_server(service: str, body: RealServerWrite, request: Request,
                               principal: Principal = Depends(ADMIN)) -> JSONResponse:  # fmt: skip
         def add(data: dict[str, Any]) -> None:
@@ -181,7 +225,12 @@ def config_router(writer: Writer) -> APIRouter:
         return await _write(writer, request, principal, body, add, "real-server.create",
                             f"{service}/{body.real_server.get('name', '')}")  # fmt: skip
 
-    @router.put("/virtual-services/{service}/real-servers/{real_server}", summary="Replace a real server (admin)")
+    @router.put(
+        "/virtual-services/{service}/real-servers/{real_server}",
+        summary="Replace a real server (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 404, 409, 428),
+    )
     async def replace_real_server(service: str, real_server: str, body: RealServerWrite, request: Request,
                                   principal: Principal = Depends(ADMIN)) -> JSONResponse:  # fmt: skip
         def replace(data: dict[str, Any]) -> None:
@@ -192,9 +241,14 @@ def config_router(writer: Writer) -> APIRouter:
 
         return await _write(writer, request, principal, body, replace, "real-server.replace", f"{service}/{real_server}")
 
-    @router.delete("/virtual-services/{service}/real-servers/{real_server}", summary="Delete a real server (admin)")
+    @router.delete(
+        "/virtual-services/{service}/real-servers/{real_server}",
+        summary="Delete a real server (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 404, 409, 428),
+    )
     async def delete_real_server(service: str, real_server: str, request: Request, principal: Principal = Depends(ADMIN),
-                                 base_revision: int | None = None) -> JSONResponse:  # fmt: skip
+                                 base_revision: int | None = BASE_QUERY) -> JSONResponse:  # fmt: skip
         def delete(data: dict[str, Any]) -> None:
             servers = _service(data, service).setdefault("real_servers", [])
             del servers[find(servers, real_server, f"real server in {service} called")]
@@ -216,28 +270,34 @@ def config_router(writer: Writer) -> APIRouter:
         return await writer.answer(result)
 
     @router.put("/virtual-services/{service}/real-servers/{real_server}/state",
-                summary="Drain, halt or bring online a real server (operator)")  # fmt: skip
+                summary="Drain, halt or bring online a real server (operator)", openapi_extra=REVISION_OPTIONAL,
+                **answers(ChangeAnswer, 400, 401, 403, 404, 409))  # fmt: skip
     async def set_state(service: str, real_server: str, body: StateWrite, request: Request,
                         principal: Principal = Depends(OPERATE)) -> JSONResponse:  # fmt: skip
         return await _runtime(request, principal, service, real_server, body, f"real-server.{body.state.value}",
                               state=body.state, every_service=body.all)  # fmt: skip
 
     @router.put("/virtual-services/{service}/real-servers/{real_server}/weight",
-                summary="Set the weight of a real server (operator)")  # fmt: skip
+                summary="Set the weight of a real server (operator)", openapi_extra=REVISION_OPTIONAL,
+                **answers(ChangeAnswer, 400, 401, 403, 404, 409))  # fmt: skip
     async def set_weight(service: str, real_server: str, body: WeightWrite, request: Request,
                          principal: Principal = Depends(OPERATE)) -> JSONResponse:  # fmt: skip
         return await _runtime(request, principal, service, real_server, body, "real-server.weight", weight=body.weight)
 
     # --- rules -----------------------------------------------------------------------------------
 
-    @router.get("/virtual-services/{service}/rules", summary="The rules of a virtual service, first match first")
+    @router.get(
+        "/virtual-services/{service}/rules",
+        summary="The rules of a virtual service, first match first",
+        **answers(RulesAnswer, 401, 404),
+    )
     async def list_rules(service: str, _: Principal = Depends(READ)) -> JSONResponse:
         try:
             return JSONResponse({"revision": await revision(), "rules": service_of(service)["rules"]})
         except ApiError as exc:
             return exc.response()
 
-    @router.get("/virtual-services/{service}/rules/{rule}", summary="One rule")
+    @router.get("/virtual-services/{service}/rules/{rule}", summary="One rule", **answers(RuleAnswer, 401, 404))
     async def get_rule(service: str, rule: str, _: Principal = Depends(READ)) -> JSONResponse:
         try:
             rules = service_of(service)["rules"]
@@ -245,7 +305,12 @@ def config_router(writer: Writer) -> APIRouter:
         except ApiError as exc:
             return exc.response()
 
-    @router.post("/virtual-services/{service}/rules", summary="Add a rule at the end, or at `position` (admin)")
+    @router.post(
+        "/virtual-services/{service}/rules",
+        summary="Add a rule at the end, or at `position` (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 404, 409, 428),
+    )
     async def add_rule(service: str, body: RuleWrite, request: Request, principal: Principal = Depends(ADMIN),
                        position: int | None = None) -> JSONResponse:  # fmt: skip
         def add(data: dict[str, Any]) -> None:
@@ -257,7 +322,12 @@ def config_router(writer: Writer) -> APIRouter:
 
         return await _write(writer, request, principal, body, add, "rule.create", f"{service}/{body.rule.get('name', '')}")
 
-    @router.put("/virtual-services/{service}/rules/{rule}", summary="Replace a rule (admin)")
+    @router.put(
+        "/virtual-services/{service}/rules/{rule}",
+        summary="Replace a rule (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 404, 409, 428),
+    )
     async def replace_rule(service: str, rule: str, body: RuleWrite, request: Request,
                            principal: Principal = Depends(ADMIN)) -> JSONResponse:  # fmt: skip
         def replace(data: dict[str, Any]) -> None:
@@ -268,9 +338,14 @@ def config_router(writer: Writer) -> APIRouter:
 
         return await _write(writer, request, principal, body, replace, "rule.replace", f"{service}/{rule}")
 
-    @router.delete("/virtual-services/{service}/rules/{rule}", summary="Delete a rule (admin)")
+    @router.delete(
+        "/virtual-services/{service}/rules/{rule}",
+        summary="Delete a rule (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 404, 409, 428),
+    )
     async def delete_rule(service: str, rule: str, request: Request, principal: Principal = Depends(ADMIN),
-                          base_revision: int | None = None) -> JSONResponse:  # fmt: skip
+                          base_revision: int | None = BASE_QUERY) -> JSONResponse:  # fmt: skip
         def delete(data: dict[str, Any]) -> None:
             rules = _service(data, service).setdefault("rules", [])
             del rules[find(rules, rule, f"rule in {service} called")]
@@ -280,14 +355,23 @@ def config_router(writer: Writer) -> APIRouter:
 
     # --- health checks ---------------------------------------------------------------------------
 
-    @router.get("/virtual-services/{service}/health-check", summary="The health check of a virtual service")
+    @router.get(
+        "/virtual-services/{service}/health-check",
+        summary="The health check of a virtual service",
+        **answers(HealthCheckAnswer, 401, 404),
+    )
     async def get_health_check(service: str, _: Principal = Depends(READ)) -> JSONResponse:
         try:
             return JSONResponse({"revision": await revision(), "health_check": service_of(service)["health_check"]})
         except ApiError as exc:
             return exc.response()
 
-    @router.put("/virtual-services/{service}/health-check", summary="Replace the health check of a virtual service (admin)")
+    @router.put(
+        "/virtual-services/{service}/health-check",
+        summary="Replace the health check of a virtual service (admin)",
+        openapi_extra=REVISION_REQUIRED,
+        **answers(ChangeAnswer, 400, 401, 403, 404, 409, 428),
+    )
     async def put_health_check(service: str, body: HealthCheckWrite, request: Request,
                                principal: Principal = Depends(ADMIN)) -> JSONResponse:  # fmt: skip
         def replace(data: dict[str, Any]) -> None:

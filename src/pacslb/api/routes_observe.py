@@ -15,7 +15,9 @@ from ..change.requests import RollbackChange
 from ..controller.status import ApplianceStatus
 from ..store import StoreError
 from ..store.history import revision_diff
+from .answers import PROMETHEUS, ChangeAnswer, DiffAnswer, HealthAnswer, LogAnswer, RevisionAnswer, RevisionsAnswer
 from .auth import Principal, current_principal, require_role
+from .contract import REVISION_OPTIONAL, answers
 from .metrics import ControllerMetrics
 from .writes import ApiError, Writer, base_revision_of, origin_of
 
@@ -52,26 +54,45 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
     router = APIRouter()
     controller = writer.controller
 
-    @router.get("/health", tags=["status"], summary="Liveness (no authentication): 200 when HAProxy serves, else 503")
+    @router.get(
+        "/health",
+        tags=["status"],
+        summary="Liveness (no authentication): 200 when HAProxy serves, else 503",
+        responses={
+            200: {"model": HealthAnswer, "description": "HAProxy serves"},
+            503: {"model": HealthAnswer, "description": "HAProxy does not serve: `reason` says why"},
+        },
+        response_model=None,
+    )
     async def health() -> JSONResponse:
         ok, reason = await asyncio.to_thread(controller.healthy)
         return JSONResponse({"ok": ok, "reason": reason}, status_code=200 if ok else 503)
 
     @router.get("/status", tags=["status"], response_model=ApplianceStatus,
-                summary="Live state of every virtual service and real server")  # fmt: skip
+                summary="Live state of every virtual service and real server", responses=answers(None, 401)["responses"])  # fmt: skip
     async def status(_: Principal = Depends(READ)) -> ApplianceStatus:
         return await asyncio.to_thread(controller.status)
 
     # --- revisions -------------------------------------------------------------------------------
 
-    @router.get("/revisions", tags=["revisions"], summary="The latest revisions first (without their configurations)")
+    @router.get(
+        "/revisions",
+        tags=["revisions"],
+        summary="The latest revisions first (without their configurations)",
+        **answers(RevisionsAnswer, 401),
+    )
     async def revisions(_: Principal = Depends(READ), limit: int = Query(50, ge=1, le=10_000),
                         before: OptionalRevId = None) -> dict:  # fmt: skip
         store = controller.changes.store
         found = await asyncio.to_thread(store.list, limit, before)
         return {"current": await asyncio.to_thread(store.current_id), "revisions": [r.summary() for r in found]}
 
-    @router.get("/revisions/{rev_id}", tags=["revisions"], summary="One revision, with its whole configuration")
+    @router.get(
+        "/revisions/{rev_id}",
+        tags=["revisions"],
+        summary="One revision, with its whole configuration",
+        **answers(RevisionAnswer, 401, 404),
+    )
     async def revision(rev_id: RevId, _: Principal = Depends(READ)) -> JSONResponse:
         found = await asyncio.to_thread(controller.changes.store.get, rev_id)
         if found is None:
@@ -79,7 +100,8 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
         return JSONResponse(found.as_dict())
 
     @router.get("/revisions/{rev_id}/diff", tags=["revisions"],
-                summary="What changed from `from` (default: its parent) to this revision, in the model's words")  # fmt: skip
+                summary="What changed from `from` (default: its parent) to this revision, in the model's words",
+                **answers(DiffAnswer, 401, 404))  # fmt: skip
     async def revision_diff_route(rev_id: RevId, _: Principal = Depends(READ),
                                   from_id: int | None = Query(None, alias="from", ge=1, le=MAX_ID)) -> JSONResponse:  # fmt: skip
         try:
@@ -90,7 +112,12 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
             return ApiError(404, str(exc)).response()
         return JSONResponse(found.as_dict())
 
-    @router.get("/diff", tags=["revisions"], summary="Diff between two revisions (default: the current one and its parent)")
+    @router.get(
+        "/diff",
+        tags=["revisions"],
+        summary="Diff between two revisions (default: the current one and its parent)",
+        **answers(DiffAnswer, 401, 404),
+    )
     async def diff(_: Principal = Depends(READ), from_id: int | None = Query(None, alias="from", ge=1, le=MAX_ID),
                    to_id: int | None = Query(None, alias="to", ge=1, le=MAX_ID)) -> JSONResponse:  # fmt: skip
         try:
@@ -101,7 +128,13 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
             return ApiError(404, str(exc)).response()
         return JSONResponse(found.as_dict())
 
-    @router.post("/revisions/{rev_id}/rollback", tags=["revisions"], summary="Run an earlier revision again (admin)")
+    @router.post(
+        "/revisions/{rev_id}/rollback",
+        tags=["revisions"],
+        summary="Run an earlier revision again (admin)",
+        openapi_extra=REVISION_OPTIONAL,
+        **answers(ChangeAnswer, 400, 401, 403, 404, 409),
+    )
     async def rollback(
         rev_id: RevId, body: RollbackWrite, request: Request, principal: Principal = Depends(ADMIN)
     ) -> JSONResponse:
@@ -117,7 +150,12 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
 
     # --- logs ------------------------------------------------------------------------------------
 
-    @router.get("/logs/{name}", tags=["status"], summary="The tail of the HAProxy log or the controller log")
+    @router.get(
+        "/logs/{name}",
+        tags=["status"],
+        summary="The tail of the HAProxy log or the controller log",
+        **answers(LogAnswer, 401, 404),
+    )
     async def logs(name: str, _: Principal = Depends(READ), lines: int = Query(200, ge=1, le=MAX_LOG_LINES)) -> JSONResponse:
         files = {"haproxy": controller.paths.haproxy_log, "controller": controller_log}
         path = files.get(name)
@@ -154,8 +192,12 @@ def metrics_router(controller: Any, metrics: ControllerMetrics, socket_path: Pat
     router = APIRouter(tags=["metrics"])
     dependencies = [Depends(current_principal)] if authenticated else []
 
-    @router.get("/metrics", dependencies=dependencies, response_class=PlainTextResponse,
-                summary="Prometheus metrics: the controller's and HAProxy's exporter")  # fmt: skip
+    declared = answers(None, 401, media=PROMETHEUS, description="Prometheus text format")
+    if not authenticated:
+        declared["responses"].pop(401)
+
+    @router.get("/metrics", dependencies=dependencies,
+                summary="Prometheus metrics: the controller's and HAProxy's exporter", **declared)  # fmt: skip
     async def get_metrics() -> Response:
         ours = metrics.render(await asyncio.to_thread(_live_gauges, controller))
         return metrics_response(ours + await haproxy_metrics(socket_path))

@@ -7,13 +7,28 @@ login must come from the management address itself (auth.login_origin_problem).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from ..store.users import DEFAULT_API_KEY_DAYS, MAX_API_KEY_DAYS, MIN_PASSWORD_LENGTH, UserError
+from .answers import (
+    ApiKeysAnswer,
+    AuditAnswer,
+    DeletedAnswer,
+    LoginAnswer,
+    LoginBlocksAnswer,
+    LogoutAnswer,
+    MeAnswer,
+    NewApiKeyAnswer,
+    PasswordAnswer,
+    RoleAnswer,
+    UnblockAnswer,
+    UserAnswer,
+    UsersAnswer,
+)
 from .auth import (
     AuthService,
     LoginThrottled,
@@ -25,9 +40,11 @@ from .auth import (
     require_role,
     set_session_cookie,
 )
+from .contract import answers
 from .state import forget_initial_password
 
 ADMIN = require_role("admin")
+Role = Literal["admin", "operator", "viewer"]  # store.users.ROLES, in the schema
 
 
 class LoginRequest(BaseModel):
@@ -38,7 +55,7 @@ class LoginRequest(BaseModel):
 class UserCreate(BaseModel):
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)
-    role: str = Field(max_length=16, description="admin, operator or viewer")
+    role: Role
     must_change_password: bool = Field(default=True, description="a one-time password: the user must change it at the "
                                        "first login before anything else (false: the user keeps it)")  # fmt: skip
 
@@ -52,7 +69,7 @@ class PasswordChange(BaseModel):
 
 
 class RoleChange(BaseModel):
-    role: str = Field(max_length=16, description="admin, operator or viewer")
+    role: Role
 
 
 class ApiKeyCreate(BaseModel):
@@ -72,7 +89,9 @@ def users_router(auth: AuthService) -> APIRouter:
         auth.audit(principal.username, action, target=target, outcome=outcome, client_ip=client_ip(request),
                    via=principal.via, detail=detail)  # fmt: skip
 
-    @router.post("/login", summary="Log in: a session cookie and the CSRF token for unsafe requests")
+    @router.post(
+        "/login", summary="Log in: a session cookie and the CSRF token for unsafe requests", **answers(LoginAnswer, 401, 403, 429)
+    )
     async def login(body: LoginRequest, request: Request) -> JSONResponse:
         problem = login_origin_problem(request)
         if problem is not None:
@@ -91,7 +110,7 @@ def users_router(auth: AuthService) -> APIRouter:
         set_session_cookie(response, session, auth)
         return response
 
-    @router.post("/logout", summary="End this session")
+    @router.post("/logout", summary="End this session", **answers(LogoutAnswer, 401, 403))
     async def logout(request: Request, principal: Principal = Depends(current_principal)) -> JSONResponse:
         response = JSONResponse({"logged_out": principal.session_id is not None})
         if principal.session_id:
@@ -99,19 +118,19 @@ def users_router(auth: AuthService) -> APIRouter:
         clear_session_cookie(response)
         return response
 
-    @router.get("/me", summary="Who you are: user name, role, and the session's CSRF token")
+    @router.get("/me", summary="Who you are: user name, role, and the session's CSRF token", **answers(MeAnswer, 401))
     async def me(principal: Principal = Depends(current_principal)) -> dict:
         return {"username": principal.username, "role": principal.role, "via": principal.via,
                 "csrf_token": principal.csrf_token, "must_change_password": principal.must_change_password}  # fmt: skip
 
     # --- users (admin; anyone for their own password) ----------------------------------------------
 
-    @router.get("/users", summary="Every user (admin)")
+    @router.get("/users", summary="Every user (admin)", **answers(UsersAnswer, 401, 403))
     async def list_users(_: Principal = Depends(ADMIN)) -> dict:
         users = await asyncio.to_thread(auth.users.list)
         return {"users": [u.as_dict() for u in users]}
 
-    @router.post("/users", summary="Add a user (admin)")
+    @router.post("/users", summary="Add a user (admin)", **answers(UserAnswer, 401, 403, 409))
     async def add_user(body: UserCreate, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         try:
             user = await asyncio.to_thread(auth.users.add, body.username, body.password, body.role, body.must_change_password)
@@ -122,7 +141,9 @@ def users_router(auth: AuthService) -> APIRouter:
               detail={"role": user.role, "must_change_password": user.must_change_password})  # fmt: skip
         return JSONResponse({"user": user.as_dict()})
 
-    @router.delete("/users/{username}", summary="Delete a user and their API keys (admin)")
+    @router.delete(
+        "/users/{username}", summary="Delete a user and their API keys (admin)", **answers(DeletedAnswer, 401, 403, 404, 409)
+    )
     async def delete_user(username: str, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         try:
             await asyncio.to_thread(auth.users.delete, username)
@@ -133,7 +154,7 @@ def users_router(auth: AuthService) -> APIRouter:
         audit(request, principal, "user.delete", username)
         return JSONResponse({"deleted": username})
 
-    @router.put("/users/{username}/role", summary="Change a user's role (admin)")
+    @router.put("/users/{username}/role", summary="Change a user's role (admin)", **answers(RoleAnswer, 401, 403, 404))
     async def set_role(username: str, body: RoleChange, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         try:
             await asyncio.to_thread(auth.users.set_role, username, body.role)
@@ -143,7 +164,11 @@ def users_router(auth: AuthService) -> APIRouter:
         audit(request, principal, "user.role", username, detail={"role": body.role})
         return JSONResponse({"username": username, "role": body.role})
 
-    @router.put("/users/{username}/password", summary="Change a password (your own with the current one; admin: anyone's)")
+    @router.put(
+        "/users/{username}/password",
+        summary="Change a password (your own with the current one; admin: anyone's)",
+        **answers(PasswordAnswer, 401, 403, 404, 429),
+    )
     async def set_password(username: str, body: PasswordChange, request: Request,
                            principal: Principal = Depends(current_principal)) -> JSONResponse:  # fmt: skip
         if principal.username != username and principal.role != "admin":
@@ -187,24 +212,36 @@ def users_router(auth: AuthService) -> APIRouter:
         audit(request, principal, "user.password", username, detail={"api_keys_deleted": keys_deleted} if keys_deleted else None)
         return response
 
-    @router.post("/users/{username}/unblock", summary="Lift a user's login back-off, from every address (admin)")
+    @router.post(
+        "/users/{username}/unblock",
+        summary="Lift a user's login back-off, from every address (admin)",
+        **answers(UnblockAnswer, 401, 403),
+    )
     async def unblock(username: str, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
         addresses = await auth.unblock(username)
         audit(request, principal, "user.unblock", username, detail={"addresses": addresses})
         return JSONResponse({"username": username, "unblocked": True, "addresses": addresses})
 
-    @router.get("/login-blocks", summary="User names and addresses whose logins back off now (admin)")
+    @router.get(
+        "/login-blocks",
+        summary="User names and addresses whose logins back off now (admin)",
+        **answers(LoginBlocksAnswer, 401, 403),
+    )
     async def login_blocks(_: Principal = Depends(ADMIN)) -> dict:
         return {"blocked": auth.throttle.blocked()}
 
     # --- API keys ----------------------------------------------------------------------------------
 
-    @router.get("/api-keys", summary="API keys: yours; every key for an admin")
+    @router.get("/api-keys", summary="API keys: yours; every key for an admin", **answers(ApiKeysAnswer, 401))
     async def list_keys(principal: Principal = Depends(current_principal)) -> dict:
         keys = await asyncio.to_thread(auth.users.api_keys, None if principal.role == "admin" else principal.username)
         return {"api_keys": [k.as_dict() for k in keys]}
 
-    @router.post("/users/{username}/api-keys", summary="A new API key (shown once): your own, or anyone's for an admin")
+    @router.post(
+        "/users/{username}/api-keys",
+        summary="A new API key (shown once): your own, or anyone's for an admin",
+        **answers(NewApiKeyAnswer, 401, 403, 404),
+    )
     async def add_key(username: str, body: ApiKeyCreate, request: Request,
                       principal: Principal = Depends(current_principal)) -> JSONResponse:  # fmt: skip
         if principal.via == "api-key":  # a leaked key must not be able to make itself a successor
@@ -221,7 +258,9 @@ def users_router(auth: AuthService) -> APIRouter:
         return JSONResponse({"api_key": key.as_dict(), "token": token,
                              "note": "keep the token now: it is stored hashed and cannot be shown again"})  # fmt: skip
 
-    @router.delete("/api-keys/{key_id}", summary="Delete an API key: your own, or any for an admin")
+    @router.delete(
+        "/api-keys/{key_id}", summary="Delete an API key: your own, or any for an admin", **answers(DeletedAnswer, 401, 403, 404)
+    )
     async def delete_key(key_id: str, request: Request, principal: Principal = Depends(current_principal)) -> JSONResponse:
         keys = await asyncio.to_thread(auth.users.api_keys, None if principal.role == "admin" else principal.username)
         if not any(k.id == key_id for k in keys):
@@ -232,7 +271,7 @@ def users_router(auth: AuthService) -> APIRouter:
 
     # --- audit -------------------------------------------------------------------------------------
 
-    @router.get("/audit", summary="The audit log, latest first (admin)")
+    @router.get("/audit", summary="The audit log, latest first (admin)", **answers(AuditAnswer, 401, 403))
     async def audit_log(
         _: Principal = Depends(ADMIN),
         limit: int = Query(100, ge=1, le=10_000),

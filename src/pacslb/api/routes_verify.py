@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from ..engines.haproxy.runtime import RuntimeAPIError
 from ..verify.report import report_data
 from ..verify.runner import verify
+from .answers import VerifyAnswer
 from .auth import Principal, require_role
+from .contract import answers
 
 
 def verify_router(controller: Any) -> APIRouter:
@@ -19,6 +21,7 @@ def verify_router(controller: Any) -> APIRouter:
         "/verify",
         tags=["status"],
         summary="Send a request through every virtual service, listener and rule; report who answered (operator)",
+        **answers(VerifyAnswer, 401, 403, 503),
     )
     async def run_verify(
         timeout: float = Query(5.0, ge=0.1, le=60.0, description="seconds per route"),

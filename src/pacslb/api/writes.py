@@ -10,6 +10,7 @@ revision -> engines), exactly like `pacslb apply`. The front door records every 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, Callable
 
 from fastapi import Request
@@ -19,6 +20,7 @@ from ..change.result import Outcome
 from ..change.service import EditError, Origin
 from .auth import Principal, client_ip
 
+_REVISION_ID = re.compile(r"[0-9]{1,16}")  # revision ids stay below 2**53 (routes_observe.MAX_ID)
 _OUTCOME_OF = {404: Outcome.NOT_FOUND, 409: Outcome.CONFLICT, 422: Outcome.INVALID, 400: Outcome.BAD_REQUEST}
 
 
@@ -44,7 +46,7 @@ def if_match_revision(request: Request) -> int | None:
     if value is None:
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not _REVISION_ID.fullmatch(text):  # not str.isdigit: '²' is a digit to it, and int() refuses it
         raise ApiError(400, f'If-Match must name a revision id (a number such as "12"), not {value!r}')
     return int(text)
 

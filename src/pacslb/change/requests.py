@@ -17,7 +17,10 @@ MAX_MESSAGE = 2000
 class ChangeRequest(BaseModel):
     message: str | None = Field(default=None, max_length=MAX_MESSAGE, description="why (recorded in the revision)")
     base_revision: int | None = Field(
-        default=None, description="the revision this change is based on: refused with 409 when another change landed since"
+        default=None,
+        description="the revision this change is based on (`revision` of GET /api/v1/config): refused with 409, changing "
+        "nothing, when another change landed since. The management API also takes it as an If-Match header and needs "
+        "one of them for configuration writes (428 without); runtime control, rollbacks and WAF exclusions may omit it",
     )
 
 

@@ -22,6 +22,9 @@ from typing import Any, Protocol
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from ..api.answers import HealthAnswer, StopAnswer
+from ..api.contract import answers
+from ..api.contract import install as install_contract
 from ..request_limits import CONTROLLER_BODY_LIMIT, JsonBodyLimit
 from ..serving import InLoopServer
 from . import API_PREFIX
@@ -48,16 +51,18 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
     )
     app.add_middleware(JsonBodyLimit, max_bytes=CONTROLLER_BODY_LIMIT)  # bounded bodies, JSON not nested too deep
 
-    @app.get(f"{API_PREFIX}/health")
+    @app.get(f"{API_PREFIX}/health", summary="200 when HAProxy serves, else 503", response_model=None,
+             responses={200: {"model": HealthAnswer, "description": "serving"}, 503: {"model": HealthAnswer,
+                        "description": "not serving: `reason` says why"}})  # fmt: skip
     async def health() -> JSONResponse:
         ok, reason = await asyncio.to_thread(controller.healthy)
         return JSONResponse({"ok": ok, "reason": reason, "controller_pid": os.getpid()}, status_code=200 if ok else 503)
 
-    @app.get(f"{API_PREFIX}/status", response_model=ApplianceStatus)
+    @app.get(f"{API_PREFIX}/status", response_model=ApplianceStatus, summary="Every virtual service and real server")
     async def status() -> ApplianceStatus:
         return await asyncio.to_thread(controller.status)
 
-    @app.post(f"{API_PREFIX}/stop", status_code=202)
+    @app.post(f"{API_PREFIX}/stop", status_code=202, summary="Stop the appliance", **answers(StopAnswer, status=202))
     async def stop() -> dict:
         # Let the answer go out first; the controller stops in its main task.
         asyncio.get_running_loop().call_later(0.05, controller.request_stop, "asked through the API")
@@ -84,6 +89,8 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
         from ..alerts.api import alerts_router
 
         app.include_router(alerts_router(alerts))
+    # the error body, 413 where a body is read, 405's Allow; no credentials here (the socket's mode 0600 guards it)
+    install_contract(app, None, own_validation_errors=False)
     return app
 
 

@@ -17,12 +17,15 @@ A change answers 200 (applied, unchanged, dry-run), 422 (invalid: `problems` wit
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..api.answers import ChangeAnswer, DiffAnswer, RevisionAnswer, RevisionsAnswer
+from ..api.contract import answers
 from ..change.requests import ChangeRequest, RollbackChange, StateChange, WeightChange
 from ..change.result import ChangeResult
 from ..change.service import Origin, default_author
@@ -30,6 +33,9 @@ from ..model.limits import MAX_CONFIG_BYTES, MAX_TEXT
 from ..store import RevisionStore, StoreError
 from ..store.history import revision_diff
 from . import API_PREFIX
+
+MAX_ID = 2**53  # as the management API (api/routes_observe.py): SQLite refuses larger integers with an OverflowError (a 500)
+RevId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="a revision id")]
 
 
 class ChangeSurface(Protocol):
@@ -49,6 +55,10 @@ class Authored(BaseModel):
 
 
 class ApplyRequest(Authored, ChangeRequest):
+    # the validator's rule below, in the schema: yaml or config, or both
+    model_config = ConfigDict(json_schema_extra={"anyOf": [{"required": ["yaml"], "properties": {"yaml": {"type": "string"}}},
+                                                           {"required": ["config"], "properties": {"config": {"type": "object"}}}]})  # fmt: skip
+
     yaml: str | None = Field(
         default=None, max_length=MAX_CONFIG_BYTES, description="the configuration as YAML text (stored as given)"
     )
@@ -98,7 +108,9 @@ def changes_router(changes: ChangeSurface) -> APIRouter:
     """The change routes over the change front door (change/service.py), which records each one in the audit log."""
     router = APIRouter(prefix=API_PREFIX)
 
-    @router.post("/apply")
+    @router.post(
+        "/apply", summary="Apply a configuration (YAML and/or JSON), or check it (dry run)", **answers(ChangeAnswer, 400, 409)
+    )
     async def apply(request: ApplyRequest) -> JSONResponse:
         source = {"data": request.config, "yaml_text": request.yaml} if request.config is not None else {"text": request.yaml}
         result = await changes.apply(
@@ -107,7 +119,11 @@ def changes_router(changes: ChangeSurface) -> APIRouter:
         )  # fmt: skip
         return _answer(result)
 
-    @router.post("/virtual-services/{service}/real-servers/{real_server}/state")
+    @router.post(
+        "/virtual-services/{service}/real-servers/{real_server}/state",
+        summary="Drain, halt or bring online a real server",
+        **answers(ChangeAnswer, 400, 404, 409),
+    )
     async def set_state(service: str, real_server: str, request: StateRequest) -> JSONResponse:
         result = await changes.set_real_server(
             service, real_server, state=request.state, every_service=request.all, origin=_origin(request.author),
@@ -115,7 +131,11 @@ def changes_router(changes: ChangeSurface) -> APIRouter:
         )  # fmt: skip
         return _answer(result)
 
-    @router.post("/virtual-services/{service}/real-servers/{real_server}/weight")
+    @router.post(
+        "/virtual-services/{service}/real-servers/{real_server}/weight",
+        summary="Set the weight of a real server",
+        **answers(ChangeAnswer, 400, 404, 409),
+    )
     async def set_weight(service: str, real_server: str, request: WeightRequest) -> JSONResponse:
         result = await changes.set_real_server(
             service,
@@ -127,27 +147,28 @@ def changes_router(changes: ChangeSurface) -> APIRouter:
         )
         return _answer(result)
 
-    @router.post("/revisions/{rev_id}/rollback")
-    async def rollback(rev_id: int, request: RollbackRequest) -> JSONResponse:
+    @router.post("/revisions/{rev_id}/rollback", summary="Run an earlier revision again", **answers(ChangeAnswer, 400, 404, 409))
+    async def rollback(rev_id: RevId, request: RollbackRequest) -> JSONResponse:
         result = await changes.rollback(rev_id, origin=_origin(request.author), message=request.message,
                                         dry_run=request.dry_run, base_revision=request.base_revision)  # fmt: skip
         return _answer(result)
 
-    @router.get("/revisions")
-    async def revisions(limit: int = Query(50, ge=1, le=10_000), before: int | None = None) -> dict:
+    @router.get("/revisions", summary="The latest revisions first", **answers(RevisionsAnswer))
+    async def revisions(limit: int = Query(50, ge=1, le=10_000), before: int | None = Query(None, ge=1, le=MAX_ID)) -> dict:
         found = await asyncio.to_thread(changes.store.list, limit, before)
         current = await asyncio.to_thread(changes.store.current_id)
         return {"current": current, "revisions": [r.summary() for r in found]}
 
-    @router.get("/revisions/{rev_id}")
-    async def revision(rev_id: int) -> JSONResponse:
+    @router.get("/revisions/{rev_id}", summary="One revision, with its configuration", **answers(RevisionAnswer, 404))
+    async def revision(rev_id: RevId) -> JSONResponse:
         found = await asyncio.to_thread(changes.store.get, rev_id)
         if found is None:
             return _not_found(await asyncio.to_thread(changes.store.missing, rev_id))
         return JSONResponse(found.as_dict())
 
-    @router.get("/diff")
-    async def diff(from_id: int | None = Query(None, alias="from"), to_id: int | None = Query(None, alias="to")) -> JSONResponse:
+    @router.get("/diff", summary="Diff between two revisions", **answers(DiffAnswer, 404))
+    async def diff(from_id: int | None = Query(None, alias="from", ge=1, le=MAX_ID),
+                   to_id: int | None = Query(None, alias="to", ge=1, le=MAX_ID)) -> JSONResponse:  # fmt: skip
         try:
             found = await asyncio.to_thread(revision_diff, changes.store, from_id, to_id, changes.secret_store())
         except StoreError as exc:

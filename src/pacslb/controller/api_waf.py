@@ -10,6 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from ..api.answers import ChangeAnswer, WafEventsAnswer
+from ..api.contract import answers
 from ..change.waf_exclusions import ExclusionRequest, exclusion_edit, exclusion_message
 from ..engines.waf.events import read_events, summarize
 from ..engines.waf.paths import WafPaths
@@ -24,12 +26,14 @@ class AuthoredExclusion(ExclusionRequest):
 def waf_router(changes: Any, state_dir: Path) -> APIRouter:
     router = APIRouter(prefix=API_PREFIX)
 
-    @router.get("/waf/events")
+    @router.get("/waf/events", summary="Requests the WAF blocked or detected, newest first", **answers(WafEventsAnswer))
     async def events(service: str | None = None, limit: int = Query(100, ge=1, le=10_000)) -> dict:
         found = await asyncio.to_thread(read_events, WafPaths(state_dir), service, limit)
         return {"events": [e.as_dict() for e in found], "summary": summarize(found)}
 
-    @router.post("/waf/exclusions")
+    @router.post(
+        "/waf/exclusions", summary="Add an exclusion to a WAF policy: a new revision", **answers(ChangeAnswer, 400, 404, 409)
+    )
     async def exclude(request: AuthoredExclusion) -> JSONResponse:
         result = await changes.apply(
             edit=exclusion_edit(request), base_revision=request.base_revision, origin=_origin(request.author),
