@@ -277,6 +277,17 @@ class HaStatusAnswer(Answer):
     transitions: list[Obj]
 
 
+class PersistenceClearedAnswer(Answer):
+    """A virtual service's persistence table cleared (src/pacslb/persistence.py)."""
+
+    outcome: str = Field(description="cleared")
+    service: str
+    table: str = Field(description="HAProxy's stick table")
+    cleared: int = Field(description="entries removed")
+    remaining: int = Field(description="entries an open connection still uses: HAProxy keeps them until it ends")
+    message: str
+
+
 class HaActionAnswer(Answer):
     ok: bool
     message: str

@@ -16,7 +16,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from ..persistence import ClearRefused, clear_persistence
+from .answers import PersistenceClearedAnswer
 from .auth import Principal, client_ip, require_role
+from .contract import answers
 
 OUTCOME = {404: "not-found", 409: "conflict", 503: "failed"}
 
@@ -27,6 +29,7 @@ def persistence_router(controller: Any) -> APIRouter:
     @router.delete(
         "/virtual-services/{service}/persistence",
         summary="Clear a virtual service's persistence table: each client is scheduled again (operator)",
+        **answers(PersistenceClearedAnswer, 401, 403, 404, 409, 503),
     )
     async def clear(service: str, request: Request, principal: Principal = Depends(require_role("operator"))) -> JSONResponse:
         auth = request.app.state.auth
