@@ -65,7 +65,7 @@ def transform_backend(vs: VirtualService, config: Config, env: HAProxyEnv, reach
         http_request=(tuple(header_rules("http-request", vs.headers.request)) if http and is_backend_only else ())
         + _maintenance_page(vs, env),
         http_response=tuple(header_rules("http-response", vs.headers.response)) if http and is_backend_only else (),
-        http_reuse="safe" if http else None,
+        http_reuse=vs.connection_reuse if http else None,
         retries=L7_RETRIES if http else (),
         source=("source", "0.0.0.0", "usesrc", "clientip") if vs.transparent else None,
         default_server=tuple(default_server),
