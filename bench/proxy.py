@@ -6,8 +6,8 @@
 
 What is measured is the proxy, not the real servers: the proxy runs on one CPU (the last this process may use,
 `nbthread 1` / `worker_processes 1`), and wrk, the handshake clients, the real servers and this harness on another.
-Each measurement reports req/s and the proxy's CPU time per request (user + system time of its processes,
-/proc/PID/stat), so "per proxy core" is 1 / (CPU seconds per request): requests a fully busy proxy core serves.
+Each measurement reports req/s and the proxy's CPU time per request (time its threads ran on a CPU, to the
+nanosecond: /proc/PID/task/TID/schedstat), so "per proxy core" is 1 / (CPU seconds per request): requests a fully busy proxy core serves.
 That figure does not depend on whether the proxy's core was saturated during the run, which matters on a
 machine other people share.
 
@@ -16,7 +16,7 @@ HTTPS (ECDSA certificate of a CA made for the run), serving a 256-byte file and 
 
 Cases (all with the same real servers, one process each, pinned to the proxy's CPU):
   rendered          HAProxy with the configuration pacslb renders from the model's defaults
-  rendered-reuse    the same with connection_reuse: aggressive (see docs/configuration.md#connection-reuse)
+  rendered-reuse    the same with connection_reuse: always (see docs/configuration.md#connection-reuse)
   minimal           HAProxy with bench/minimal-haproxy-tls.cfg.tmpl: the same TLS settings, nothing else
   nginx             nginx with bench/minimal-nginx-tls.conf.tmpl: the same termination and re-encryption
 
@@ -64,7 +64,7 @@ from pacslb import pki  # noqa: E402
 sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
 from lib.engines import haproxy_check, render_haproxy  # noqa: E402
 from lib.machine import machine_info, require_tools, versions  # noqa: E402
-from lib.procfs import cpu_seconds  # noqa: E402
+from lib.procfs import run_seconds  # noqa: E402
 from lib.procs import Child, bounded, wait_until  # noqa: E402
 from lib.report import fmt, markers, replace_section, stamp, utc_now, write_results  # noqa: E402
 from lib.rounds import schedule  # noqa: E402
@@ -86,7 +86,7 @@ TARGET_HANDSHAKE_SHARE = 0.5  # handshakes per core >= 0.5 x openssl speed's sig
 
 CASES: dict[str, str] = {
     "rendered": "HAProxy, the configuration pacslb renders (model defaults)",
-    "rendered-reuse": "HAProxy, pacslb's rendering with connection_reuse: aggressive",
+    "rendered-reuse": "HAProxy, pacslb's rendering with connection_reuse: always (as the True PACS template's services)",
     "minimal": "HAProxy, bench/minimal-haproxy-tls.cfg.tmpl (same TLS settings, nothing else)",
     "nginx": "nginx, bench/minimal-nginx-tls.conf.tmpl (same termination and re-encryption)",
 }
@@ -269,6 +269,16 @@ def template_values(vips: dict[str, int], servers: dict[str, tuple[int, int]], f
     }
 
 
+def case_config(case: str, vips: dict[str, int], servers: dict[str, tuple[int, int]], files: Files, prefix: Path,
+                reuse: str) -> str:  # fmt: skip
+    """The proxy configuration of one case (nginx's for "nginx", HAProxy's for the others)."""
+    if case in ("rendered", "rendered-reuse"):
+        data = pacslb_config(vips, servers, files, reuse if case == "rendered-reuse" else None)
+        return render_haproxy(data, prefix / "state", 1)
+    template = MINIMAL_NGINX if case == "nginx" else MINIMAL_HAPROXY
+    return string.Template(template.read_text()).substitute(template_values(vips, servers, files, prefix))
+
+
 # --- the targets ---------------------------------------------------------------------------------
 
 
@@ -318,7 +328,7 @@ class Options:
     warmup: int = 1
     cases: tuple[str, ...] = tuple(CASES)
     loads: tuple[str, ...] = tuple(LOADS)
-    reuse: str = "aggressive"
+    reuse: str = "always"
     speed_seconds: int = 3
     smoke: bool = False
     log: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
@@ -346,16 +356,10 @@ def running(opts: Options, plan: CpuPlan, tmp: Path) -> Iterator[tuple[dict[str,
             vips = {"http": free_port(VIP), "https-ec": free_port(VIP), "https-rsa": free_port(VIP)}
             prefix = tmp / case
             prefix.mkdir()
-            if case in ("rendered", "rendered-reuse"):
-                data = pacslb_config(vips, servers, files, opts.reuse if case == "rendered-reuse" else None)
-                cfg = render_haproxy(data, prefix / "state", 1)
-            elif case == "minimal":
-                cfg = string.Template(MINIMAL_HAPROXY.read_text()).substitute(template_values(vips, servers, files, prefix))
-            else:
-                cfg = string.Template(MINIMAL_NGINX.read_text()).substitute(template_values(vips, servers, files, prefix))
-            path = prefix / ("nginx.conf" if case == "nginx" else "haproxy.cfg")
+            cfg = case_config(case, vips, servers, files, prefix, opts.reuse)
+            path = prefix / ("nginx.conf" if case.startswith("nginx") else "haproxy.cfg")
             path.write_text(cfg)
-            if case == "nginx":
+            if case.startswith("nginx"):
                 cmd = ["nginx", "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(path)]
                 r = subprocess.run([*cmd, "-t", "-q"], capture_output=True, text=True, timeout=30)
                 if r.returncode != 0:
@@ -393,7 +397,7 @@ def handshake_command(port: int, load: Load, duration: int) -> list[str]:
 def measure(target: Target, load: Load, duration: int, plan: CpuPlan) -> dict[str, Any]:
     pids = proxy_pids(target)
     port = target.ports[load.listener]
-    cpu0, t0 = cpu_seconds(pids), time.monotonic()
+    cpu0, t0 = run_seconds(pids), time.monotonic()
     if load.kind == "wrk":
         scheme = "http" if load.listener == "http" else "https"
         cmd = plan.on_rest(wrk_command(f"{scheme}://{VIP}:{port}{load.path}", load.wrk(), duration))
@@ -415,7 +419,7 @@ def measure(target: Target, load: Load, duration: int, plan: CpuPlan) -> dict[st
         resumed = sum(p["resumed"] for p in parsed)
         errors = sum(p["failed"] for p in parsed)
         out = {"rps": requests / (time.monotonic() - t0), "resumed_share": round(resumed / max(1, requests), 3)}
-    cpu = cpu_seconds(pids) - cpu0
+    cpu = run_seconds(pids) - cpu0
     wall = time.monotonic() - t0
     if not target.child.alive():
         raise RuntimeError(f"{target.case} died during the run:\n{target.child.log_tail()}")
@@ -584,7 +588,7 @@ def markdown_table(doc: dict[str, Any], results_name: str | None = None) -> str:
             )
     lines += [
         "",
-        "Per proxy core: requests (or handshakes) per CPU second of the proxy's processes (user + system).",
+        "Per proxy core: requests (or handshakes) per second its processes ran on a CPU (schedstat).",
         "",
         f"| workload | rendered/minimal (>= {TARGET_RATIO_MINIMAL}) | rendered/nginx (>= {TARGET_RATIO_NGINX}) | "
         f"rendered-reuse/minimal | rendered-reuse/nginx | rendered share of sign rate (>= {TARGET_HANDSHAKE_SHARE}) |",
@@ -624,7 +628,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, help="seconds of unrecorded load per case and workload (default 1, --smoke 0)")
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of " + ",".join(CASES))
     ap.add_argument("--loads", help="comma-separated subset of " + ",".join(LOADS))
-    ap.add_argument("--reuse", default="aggressive", choices=("never", "safe", "aggressive", "always"),
+    ap.add_argument("--reuse", default="always", choices=("never", "safe", "aggressive", "always"),
                     help="connection_reuse of the rendered-reuse case")  # fmt: skip
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     ap.add_argument(
