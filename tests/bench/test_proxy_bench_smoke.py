@@ -88,6 +88,6 @@ def test_smoke_run_produces_every_case_of_every_workload(tmp_path):
         if r["load"].startswith("handshake-resumed"):
             assert r["resumed_share"] > 0.5, r  # the server kept the sessions: they were resumed
     assert doc["openssl_speed"]["rsa"] > 0 and doc["openssl_speed"]["ec"] > doc["openssl_speed"]["rsa"]
-    assert "http-reuse aggressive" in doc["configs"]["rendered-reuse"] and "http-reuse safe" in doc["configs"]["rendered"]
+    assert "http-reuse always" in doc["configs"]["rendered-reuse"] and "http-reuse safe" in doc["configs"]["rendered"]
     text = readme.read_text()
     assert "old" not in text and "| https-small-close | rendered |" in text and "rendered/minimal" in text

@@ -1,5 +1,7 @@
 """connection_reuse: HTTP services choose HAProxy's http-reuse; where no HTTP is seen, anything but the default is refused."""
 
+from pathlib import Path
+
 import pytest
 
 from pacslb.engines.haproxy.backend import transform_backend
@@ -27,7 +29,9 @@ def test_the_default_keeps_safe_reuse():
 def test_each_value_becomes_the_backends_http_reuse(value):
     loaded = validate_data(service(connection_reuse=value))
     vs = loaded.config.virtual_services[0]
-    backend = transform_backend(vs, loaded.config, HAProxyEnv(state_dir="/var/lib/pacslb", base_dir="/etc/pacslb"), [])
+    backend = transform_backend(
+        vs, loaded.config, HAProxyEnv(state_dir=Path("/var/lib/pacslb"), base_dir=Path("/etc/pacslb")), []
+    )
     assert backend.http_reuse == value
 
 
