@@ -68,6 +68,22 @@ def test_the_rendered_cases_validate_and_differ_only_in_connection_reuse(tmp_pat
     ).replace("http-reuse aggressive", "R")
 
 
+def test_every_ablation_edits_the_file_it_names(tmp_path):
+    spec = importlib.util.spec_from_file_location("pacslb_bench_proxy_ablate", REPO / "bench" / "proxy_ablate.py")
+    ablate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablate)
+    files = bench.make_files(tmp_path)
+    vips = {"http": 1001, "https-ec": 1002, "https-rsa": 1003}
+    servers = {a: (2001, 2002) for a in bench.SERVER_ADDRESSES}
+    rendered = ablate.case_config("rendered", vips, servers, files, tmp_path / "r", "always")
+    for name in ablate.ABLATIONS:
+        text = ablate.case_config(name, vips, servers, files, tmp_path / name, "always")
+        assert text != rendered, name
+    assert "retry-on" not in ablate.case_config("no-retries", vips, servers, files, tmp_path / "x", "always")
+    with pytest.raises(ValueError, match="matches nothing"):
+        ablate.edited("global\n", [("retry-on", "")], "broken")
+
+
 @pytest.mark.slow
 @pytest.mark.engine
 @pytest.mark.e2e
