@@ -121,6 +121,8 @@ def _mode_features(config: Config) -> Iterator[Problem]:
                 yield Problem(f"{p}.headers", f"{mode.value} does not see HTTP headers: remove headers, or use layer7-http")
             if vs.proxy_protocol != "none":
                 yield Problem(f"{p}.proxy_protocol", f"{mode.value} cannot send the PROXY protocol: use a Layer 7 mode")
+            if vs.connection_reuse != "safe":
+                yield Problem(f"{p}.connection_reuse", f"{mode.value} does not see HTTP requests: remove connection_reuse")
             if vs.transparent:
                 yield Problem(
                     f"{p}.transparent", f"{mode.value} is transparent by nature (or SNAT by choice): remove transparent"
@@ -155,6 +157,10 @@ def _mode_features(config: Config) -> Iterator[Problem]:
                     )
             if vs.headers.request or vs.headers.response or vs.headers.forwarded_for:
                 yield Problem(f"{p}.headers", "layer7-tcp does not see HTTP headers: remove headers, or use layer7-http")
+            if vs.connection_reuse != "safe":
+                yield Problem(
+                    f"{p}.connection_reuse", "layer7-tcp keeps one server connection per client: remove connection_reuse"
+                )
             if vs.tls and (vs.tls.hsts or vs.tls.http_redirect_port):
                 yield Problem(f"{p}.tls", "hsts and http_redirect_port need HTTP: use layer7-http")
 
@@ -259,6 +265,11 @@ def _references(config: Config) -> Iterator[Problem]:
                 yield Problem(
                     f"{_vs_path(vs)}.headers",
                     "is reached from a layer7-tcp service, which does not see HTTP headers: remove headers",
+                )
+            if vs.connection_reuse != "safe":
+                yield Problem(
+                    f"{_vs_path(vs)}.connection_reuse",
+                    "is reached from a layer7-tcp service, which keeps one server connection per client: remove connection_reuse",
                 )
             if vs.fallback is not None and vs.fallback.maintenance_page:
                 yield Problem(

@@ -520,6 +520,11 @@ class TimeoutOverrides(Strict):
 # --- virtual services --------------------------------------------------------------------------
 
 
+# HAProxy's `http-reuse` words: how far a request may take an idle connection to a real server that
+# another request (of another client) opened. docs/configuration.md#connection-reuse gives the risk of each.
+ConnectionReuse = Literal["never", "safe", "aggressive", "always"]
+
+
 class VirtualService(Strict):
     """A virtual service (VIP), or a backend-only service reached through another service's rules."""
 
@@ -552,6 +557,9 @@ class VirtualService(Strict):
     timeouts: TimeoutOverrides = Field(default_factory=TimeoutOverrides)
     waf: WafPolicy | None = Field(default=None, description="web application firewall for layer7-http (docs/waf.md)")
     resolvers: Name | None = Field(default=None, description="resolvers section that looks up real servers given by DNS name")
+    connection_reuse: ConnectionReuse = Field(
+        default="safe", description="HTTP: which requests may share an idle connection to a real server (docs/configuration.md)"
+    )
 
     @model_validator(mode="after")
     def _portless_servers_need_a_check_port(self) -> "VirtualService":

@@ -67,8 +67,9 @@ def transform_backend(vs: VirtualService, config: Config, env: HAProxyEnv, reach
         http_request=(tuple(header_rules("http-request", vs.headers.request)) if http and is_backend_only else ())
         + _maintenance_page(vs, env),
         http_response=tuple(header_rules("http-response", vs.headers.response)) if http and is_backend_only else (),
-        http_reuse="safe" if http else None,
-        retries=L7_RETRIES if http else (),
+        http_reuse=vs.connection_reuse if http else None,
+        # with retries 0 the rules would retry nothing, yet HAProxy would still copy every GET for them (below)
+        retries=L7_RETRIES if http and config.settings.retries > 0 else (),
         source=_source(vs),
         default_server=tuple(default_server),
         servers=tuple(servers),
@@ -78,7 +79,9 @@ def transform_backend(vs: VirtualService, config: Config, env: HAProxyEnv, reach
 # A real server that dies while a request is in flight closes the connection with no answer. HAProxy
 # retries only connection failures by default; these also retry an empty or garbled answer, on
 # another server (redispatch), for idempotent methods only: a radiologist's GET never fails because
-# one replica crashed, and a POST is never sent twice.
+# one replica crashed, and a POST is never sent twice. The price: to be able to send it again, HAProxy
+# 2.6 copies each retryable request's whole buffer (tune.bufsize, 16 KiB) before sending it; bench/README.md
+# measures it (Layer 7 proxy bench) and says why no cheaper form keeps the same safety.
 L7_RETRIES: tuple[Directive, ...] = (
     ("retry-on", "conn-failure", "empty-response", "junk-response"),
     ("http-request", "disable-l7-retry", "if", "!METH_GET", "!METH_HEAD", "!METH_OPTIONS"),

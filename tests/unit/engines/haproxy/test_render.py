@@ -364,6 +364,12 @@ def test_http_backends_retry_idempotent_requests_only() -> None:
     assert "    http-request disable-l7-retry if !METH_GET !METH_HEAD !METH_OPTIONS\n" in text
 
 
+def test_no_retries_means_no_layer7_retry_rules_either() -> None:
+    # retry-on with retries 0 would retry nothing, yet HAProxy would still copy each GET's buffer for it
+    text = render(config(service(), retries=0), ENV)
+    assert "retries 0" in text and "retry-on" not in text and "disable-l7-retry" not in text
+
+
 # --- rules ------------------------------------------------------------------------------------------------
 
 
