@@ -79,6 +79,8 @@ def test_a_source_of_another_family_than_a_real_server_is_refused() -> None:
     found = problems(
         data(service("web", "layer7-http", [("192.0.2.81", 80), ("pacs.example", 80)], source_address="2001:db8::1"))
     )
+    # a DNS name is skipped here (its family is not known); that it needs resolvers is model/resolvers.py's to say
+    found = [p for p in found if ".source_address" in p]
     assert found == [
         "virtual_services[web].source_address: real server rs1 (192.0.2.81) is IPv4 and source_address IPv6: a "
         "connection leaves from an address of its own family; choose an IPv4 source_address"

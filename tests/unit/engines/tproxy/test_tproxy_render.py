@@ -26,7 +26,11 @@ def data(*servers: str, transparent: bool = True, mode: str = "layer7-tcp", **se
 
 
 def config(*servers: str, **kw):
-    loaded = validate_data(data(*servers, **kw))
+    d = data(*servers, **kw)
+    if any(not a[0].isdigit() and ":" not in a for a in servers):  # a DNS name needs resolvers (model/resolvers.py)
+        d["resolvers"] = [{"name": "site_dns", "nameservers": ["192.0.2.53:53"]}]
+        d["virtual_services"][0]["resolvers"] = "site_dns"
+    loaded = validate_data(d)
     assert loaded.ok, loaded.problems
     return loaded.config
 
