@@ -51,7 +51,8 @@ def sticky(tmp_path_factory):
         url = url_file.read_text().strip().rstrip("/")
         admin = _login(url, "admin", own_admin_password(url, appliance.state_dir))  # the one-time password changed first
         for role in ("operator", "viewer"):
-            answer = admin.post("/api/v1/users", json={"username": role, "password": ROLE_PASSWORDS[role], "role": role})
+            answer = admin.post("/api/v1/users", json={"username": role, "password": ROLE_PASSWORDS[role], "role": role,
+                                                       "must_change_password": False})  # fmt: skip
             assert answer.status_code == 200, answer.text
         admin.close()
         wait_until(lambda: _answers(vip, port) in ("rs1", "rs2"), 15, what="the sticky VIP to answer")

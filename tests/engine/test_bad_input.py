@@ -277,7 +277,11 @@ def valid_configs(draw):
         )
     rules.append({"name": "blocked", "match": {"source": ["203.0.113.0/24"]}, "deny": {"status": 403}})
     vs["rules"] = rules
-    return {"version": 1, "settings": {"threads": draw(st.integers(min_value=0, max_value=4))}, "virtual_services": services}
+    for service in services:  # real servers named by DNS are looked up by a resolvers section (model/resolvers.py)
+        if any(rs["address"].endswith(".example") for rs in service["real_servers"]):
+            service["resolvers"] = "site_dns"
+    return {"version": 1, "settings": {"threads": draw(st.integers(min_value=0, max_value=4))}, "virtual_services": services,
+            "resolvers": [{"name": "site_dns", "nameservers": ["127.0.0.1:53"]}]}  # fmt: skip
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
