@@ -13,13 +13,17 @@ Storing one and swapping it into a running HAProxy without a reload is a change 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from ..model.checks import resolve
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CERT_RE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
@@ -43,6 +47,23 @@ def check_name(name: str) -> str:
         raise CertificateProblems([_problem("name", f"{name!r} is not a certificate name: 1 to 64 letters, digits, "
                                             "'.', '_' or '-', starting with a letter or digit (e.g. 'wfc-2026')")])  # fmt: skip
     return name.removesuffix(".pem")
+
+
+def certificate_file(certs_dir: Path, name: str) -> Path:
+    """<certs>/NAME.pem for a valid name; CertificateProblems (field `name`) otherwise."""
+    return certs_dir / f"{check_name(name)}.pem"
+
+
+def used_by(controller: Any, path: Path) -> list[tuple[str, str]]:
+    """(virtual service, the path as HAProxy loaded it) for each running service that terminates TLS with `path`."""
+    real = os.path.realpath(path)
+    found = []
+    for vs in controller.config.virtual_services:
+        for cert in vs.tls.certificates if vs.tls else []:
+            loaded = resolve(cert, controller.base_dir)
+            if os.path.realpath(loaded) == real:
+                found.append((vs.name, str(loaded)))
+    return found
 
 
 def certificates_in(pem: bytes) -> list[bytes]:

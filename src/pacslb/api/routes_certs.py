@@ -23,7 +23,8 @@ from ..model.checks import resolve
 from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
 from .answers import CertificateInfo, CertificatesAnswer, CertificateStored, ChangeAnswer, CSRAnswer, OutcomeAnswer
 from .auth import Principal, client_ip, require_role
-from .certs import CertificateProblems, check_name, describe, validate_bundle
+from .certs import CertificateProblems, certificate_file, check_name, describe, validate_bundle
+from .certs import used_by as services_using
 from .contract import REVISION_REQUIRED, answers
 from .writes import ApiError, Writer, base_revision_of, find, origin_of
 
@@ -75,18 +76,10 @@ def certificates_router(writer: Writer) -> APIRouter:
     certs_dir: Path = controller.paths.certs_dir
 
     def file_of(name: str) -> Path:
-        return certs_dir / f"{check_name(name)}.pem"
+        return certificate_file(certs_dir, name)
 
     def used_by(path: Path) -> list[tuple[str, str]]:
-        """(virtual service, the path as HAProxy loaded it) for every running service that uses this file."""
-        real = os.path.realpath(path)
-        found = []
-        for vs in controller.config.virtual_services:
-            for cert in vs.tls.certificates if vs.tls else []:
-                loaded = resolve(cert, controller.base_dir)
-                if os.path.realpath(loaded) == real:
-                    found.append((vs.name, str(loaded)))
-        return found
+        return services_using(controller, path)
 
     def entry(path: Path) -> dict[str, Any]:
         item: dict[str, Any] = {"name": path.stem, "file": str(path), "used_by": [vs for vs, _ in used_by(path)]}

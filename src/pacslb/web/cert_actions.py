@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import pki
-from ..api.certs import CertificateProblems, check_name, validate_bundle
+from ..api.certs import CertificateProblems, certificate_file, used_by, validate_bundle
 from ..change.result import Outcome
 from ..change.service import EditError, Origin
 from ..model.checks import resolve
@@ -58,23 +58,6 @@ def invalid(message: str, *problems: dict[str, str]) -> Action:
 def split_names(text: str) -> list[str]:
     """Subject alternative names as typed in one field: separated by commas, spaces or new lines."""
     return [n for n in text.replace(",", " ").split() if n]
-
-
-def certificate_file(certs_dir: Path, name: str) -> Path:
-    """<certs>/NAME.pem for a valid name; CertificateProblems (field `name`) otherwise."""
-    return certs_dir / f"{check_name(name)}.pem"
-
-
-def used_by(controller: Any, path: Path) -> list[tuple[str, str]]:
-    """(virtual service, the path as HAProxy loaded it) for each running service that terminates TLS with `path`."""
-    real = os.path.realpath(path)
-    found = []
-    for vs in controller.config.virtual_services:
-        for cert in vs.tls.certificates if vs.tls else []:
-            loaded = resolve(cert, controller.base_dir)
-            if os.path.realpath(loaded) == real:
-                found.append((vs.name, str(loaded)))
-    return found
 
 
 def pending_requests(certs_dir: Path) -> list[dict[str, Any]]:
