@@ -12,45 +12,11 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
-from pydantic import Field, field_validator
-
-from .base import Strict
+from .modes import Mode
 from .problems import Problem
 
 if TYPE_CHECKING:
     from .config import Config, VirtualService
-
-
-# The kernel's own routing tables (local 255, main 254, default 253) and 0 (unspecified) are never ours.
-RESERVED_TABLES = (0, 253, 254, 255)
-MAX_TABLE = 2**31 - 1  # `ip route ... table N` takes 1 to 2^32-1; iproute2 prints the upper half oddly, so stay below
-MAX_MARK = 2**32 - 1
-
-
-class TransparentSettings(Strict):
-    """What the kernel needs for `transparent: true` (TPROXY): a packet mark and a routing table of pacslb's own."""
-
-    mark: int = Field(
-        default=0x504C,
-        ge=1,
-        le=MAX_MARK,
-        description="the packet mark nftables sets on the real servers' replies to a transparent connection; "
-        "choose one no other firewall rule on the host uses",
-    )
-    table: int = Field(
-        default=20556,
-        ge=1,
-        le=MAX_TABLE,
-        description="the routing table (ip rule fwmark MARK lookup TABLE) that delivers marked replies to HAProxy; "
-        "choose one no other route on the host uses",
-    )
-
-    @field_validator("table")
-    @classmethod
-    def _not_a_kernel_table(cls, table: int) -> int:
-        if table in RESERVED_TABLES:
-            raise ValueError(f"table {table} is the kernel's own (253 default, 254 main, 255 local): choose another")
-        return table
 
 
 def transparent_services(config: "Config") -> list["VirtualService"]:
@@ -195,7 +161,6 @@ def shared_real_servers(config: "Config") -> list[Problem]:
     """Warnings: one RIP:PORT used by a Layer 7 service (HAProxy connects to it) and by a layer4-snat service
     (nftables masquerades to it). The guide warns that the firewall rules the two need conflict: the SNAT
     service's connection tracking and HAProxy's own connections meet on the same address and port (pure)."""
-    from .config import Mode  # the model imports this module: Mode at call time
 
     reached_from: dict[str, list["VirtualService"]] = {}
     for vs in config.virtual_services:

@@ -24,7 +24,8 @@ from typing import Any, Iterator, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .config import HealthCheck, NoCheck, Strict
+from .base import Strict
+from .health_checks import HealthCheck, NoCheck
 from .problems import Problem
 from .types import IPAddress, Name, Network
 

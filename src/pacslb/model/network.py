@@ -10,38 +10,13 @@ refused (`network_problems`).
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import TYPE_CHECKING
 
-from pydantic import Field, field_validator
-
-from .base import Strict
+from .host import MAX_VIP_ADDRESSES
 from .problems import Problem
 
 if TYPE_CHECKING:
     from .config import Config
-
-# Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no slash, no white space, not "." or ".."
-_INTERFACE_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
-MAX_VIP_ADDRESSES = 4096  # addresses one interface gets from a configuration (the kernel takes more; a bound on one change)
-
-
-class NetworkSettings(Strict):
-    """Where a single node's VIP addresses live."""
-
-    interface: str | None = Field(
-        default=None,
-        max_length=15,  # IFNAMSIZ - 1; the validator below, run first, says why a name is refused
-        description="network interface that gets the VIP addresses of the listeners (each as /32 or /128, with a "
-        "gratuitous ARP or unsolicited neighbour advertisement); omitted, the appliance adds no address",
-    )
-
-    @field_validator("interface", mode="before")
-    @classmethod
-    def _interface_name(cls, value: object) -> object:
-        if isinstance(value, str) and (not _INTERFACE_RE.fullmatch(value) or value in (".", "..")):
-            raise ValueError(f"{value!r} is not an interface name: at most 15 letters, digits and _.:@- (e.g. eth0, ens18)")
-        return value
 
 
 def vip_addresses(config: "Config") -> list[str]:
