@@ -81,6 +81,19 @@ PYTHON = sys.executable
 # --- configurations ------------------------------------------------------------------------------
 
 
+def free_low_port() -> int:
+    """A free TCP port below 1024 on loopback for settings.health.agent_port: the default (334) may be held by
+    another appliance running on this machine."""
+    for port in random.sample(range(600, 1024), 424):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 600 and 1023 on 127.0.0.1")
+
+
 def true_pacs_config(workdir: Path, vip: str, server_net: tuple[int, int]) -> Path:
     """The True PACS template on `vip` (ports + 20000), real servers on 127.A.B.x where nothing listens."""
     real_servers = {}
@@ -93,6 +106,7 @@ def true_pacs_config(workdir: Path, vip: str, server_net: tuple[int, int]) -> Pa
     cert.write_bytes(pki.self_signed("pacslb bench", [vip]).bundle())
     data = yaml.safe_load(text)
     data.setdefault("settings", {})["max_connections"] = 4000
+    data["settings"].setdefault("health", {})["agent_port"] = free_low_port()
     path = workdir / "true-pacs.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -100,7 +114,8 @@ def true_pacs_config(workdir: Path, vip: str, server_net: tuple[int, int]) -> Pa
 
 def generated_config(workdir: Path, vip: str, server_net: tuple[int, int], services: int, servers: int) -> Path:
     """`services` Layer 7 HTTP services on vip:30000+i, each with `servers` real servers; no health checks."""
-    data: dict[str, Any] = {"version": 1, "settings": {"max_connections": 4000}, "virtual_services": []}
+    data: dict[str, Any] = {"version": 1, "settings": {"max_connections": 4000, "health": {"agent_port": free_low_port()}},
+                            "virtual_services": []}  # fmt: skip
     for i in range(services):
         data["virtual_services"].append({
             "name": f"svc{i:04d}",
