@@ -24,6 +24,7 @@ on the new one (docs/architecture.md, "Runtime changes and the file on disk").
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -153,3 +154,13 @@ class DeferredFile:
                     self.written += 1
             if not current:
                 discard()  # a newer change came, or the file was written meanwhile: this render is stale
+            _trim()
+
+
+def _trim() -> None:
+    """The render's transient memory back to the system: this thread's malloc arena keeps it otherwise (glibc's
+    malloc_trim; no full collection here, which would hold the GIL while changes run)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
