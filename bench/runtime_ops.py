@@ -10,8 +10,8 @@ services with 10 real servers each), it runs the real appliance (`pacslb up`, re
   runtime operations   drain, online, halt, weight through the controller API (what `pacslb server`
                        sends): the time from sending the request to the new state visible on HAProxy's
                        stats socket (`show servers state`, polled), and to the API's answer (which comes
-                       after the revision is recorded and haproxy.cfg is rendered, checked and swapped);
-                       the worker PID must stay the same
+                       after the runtime operation and the recorded revision; haproxy.cfg follows in the
+                       background, engines/haproxy/deferred.py); the worker PID must stay the same
   the CLI              the same through `pacslb server ...` (a new Python process each time)
   runtime applies      an apply of a file that adds (then removes) a real server: runtime operations
   reload applies       an apply of a file that needs a reload (settings.retries toggled): render,
@@ -471,7 +471,7 @@ def section(doc: dict) -> str:
     row("operations", lambda r: str(r["runtime_operations"]["count"]))
     row("new state visible on the stats socket: median", lambda r: _ms(r["runtime_operations"]["visible"]))
     row("visible: p99", lambda r: _ms(r["runtime_operations"]["visible"], "p99_ms"))
-    row("API answer (revision recorded, file rendered + checked + swapped): median",
+    row("API answer (runtime operation done, revision recorded): median",
         lambda r: _ms(r["runtime_operations"]["returned"]))  # fmt: skip
     row("API answer: p99", lambda r: _ms(r["runtime_operations"]["returned"], "p99_ms"))
     row("worker PID unchanged", lambda r: "yes" if r["runtime_operations"]["worker_pid_unchanged"] else "**no**")
