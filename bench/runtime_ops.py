@@ -10,8 +10,8 @@ services with 10 real servers each), it runs the real appliance (`pacslb up`, re
   runtime operations   drain, online, halt, weight through the controller API (what `pacslb server`
                        sends): the time from sending the request to the new state visible on HAProxy's
                        stats socket (`show servers state`, polled), and to the API's answer (which comes
-                       after the revision is recorded and haproxy.cfg is rendered, checked and swapped);
-                       the worker PID must stay the same
+                       after the runtime operation and the recorded revision; haproxy.cfg follows in the
+                       background, engines/haproxy/deferred.py); the worker PID must stay the same
   the CLI              the same through `pacslb server ...` (a new Python process each time)
   runtime applies      an apply of a file that adds (then removes) a real server: runtime operations
   reload applies       an apply of a file that needs a reload (settings.retries toggled): render,
@@ -81,6 +81,19 @@ PYTHON = sys.executable
 # --- configurations ------------------------------------------------------------------------------
 
 
+def free_low_port() -> int:
+    """A free TCP port below 1024 on loopback for settings.health.agent_port: the default (334) may be held by
+    another appliance running on this machine."""
+    for port in random.sample(range(600, 1024), 424):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 600 and 1023 on 127.0.0.1")
+
+
 def true_pacs_config(workdir: Path, vip: str, server_net: tuple[int, int]) -> Path:
     """The True PACS template on `vip` (ports + 20000), real servers on 127.A.B.x where nothing listens."""
     real_servers = {}
@@ -93,6 +106,7 @@ def true_pacs_config(workdir: Path, vip: str, server_net: tuple[int, int]) -> Pa
     cert.write_bytes(pki.self_signed("pacslb bench", [vip]).bundle())
     data = yaml.safe_load(text)
     data.setdefault("settings", {})["max_connections"] = 4000
+    data["settings"].setdefault("health", {})["agent_port"] = free_low_port()
     path = workdir / "true-pacs.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -100,7 +114,8 @@ def true_pacs_config(workdir: Path, vip: str, server_net: tuple[int, int]) -> Pa
 
 def generated_config(workdir: Path, vip: str, server_net: tuple[int, int], services: int, servers: int) -> Path:
     """`services` Layer 7 HTTP services on vip:30000+i, each with `servers` real servers; no health checks."""
-    data: dict[str, Any] = {"version": 1, "settings": {"max_connections": 4000}, "virtual_services": []}
+    data: dict[str, Any] = {"version": 1, "settings": {"max_connections": 4000, "health": {"agent_port": free_low_port()}},
+                            "virtual_services": []}  # fmt: skip
     for i in range(services):
         data["virtual_services"].append({
             "name": f"svc{i:04d}",
@@ -456,7 +471,7 @@ def section(doc: dict) -> str:
     row("operations", lambda r: str(r["runtime_operations"]["count"]))
     row("new state visible on the stats socket: median", lambda r: _ms(r["runtime_operations"]["visible"]))
     row("visible: p99", lambda r: _ms(r["runtime_operations"]["visible"], "p99_ms"))
-    row("API answer (revision recorded, file rendered + checked + swapped): median",
+    row("API answer (runtime operation done, revision recorded): median",
         lambda r: _ms(r["runtime_operations"]["returned"]))  # fmt: skip
     row("API answer: p99", lambda r: _ms(r["runtime_operations"]["returned"], "p99_ms"))
     row("worker PID unchanged", lambda r: "yes" if r["runtime_operations"]["worker_pid_unchanged"] else "**no**")

@@ -349,6 +349,8 @@ class Appliance:
         for engine in reversed(self.engines):
             if self._leave_engines:
                 log.info("%s keeps serving (hand-over)", engine.name)
+                if engine is self.haproxy:  # the file a runtime change left due: the next controller adopts it
+                    await asyncio.to_thread(self.haproxy.flush_file)
                 continue
             try:
                 await engine.stop()

@@ -57,6 +57,8 @@ def test_generated_configuration_is_valid(tmp_path):
     assert loaded.ok, loaded.problems
     assert len(loaded.config.virtual_services) == 30
     assert {len(vs.real_servers) for vs in loaded.config.virtual_services} == {3}
+    # an agent port of its own, privileged: 334 may be held by another appliance on the machine
+    assert loaded.config.settings.health.agent_port < 1024
 
 
 def test_true_pacs_configuration_is_valid_and_on_loopback(tmp_path):

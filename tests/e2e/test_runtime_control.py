@@ -1,7 +1,7 @@
 """Runtime control of real servers on the real appliance: `pacslb server drain|halt|online|weight`.
 
 Each one changes HAProxy's state through the runtime API with no reload (the worker PID stays the
-same), is recorded as a revision, is written to haproxy.cfg (drain is `weight 0`, halt `disabled`),
+same), is recorded as a revision, is written to haproxy.cfg in the background (drain is `weight 0`, halt `disabled`),
 shows in `pacslb status`, and survives a reload and `pacslb stop` then `pacslb up`.
 """
 
@@ -62,17 +62,18 @@ def test_drain_halt_online_weight_without_reload(appliance):
     assert "runtime operations, no reload" in done.stdout and "drain web/rs1" in done.stdout
     assert states(appliance)["rs1"] == "DRAIN"
     assert traffic(appliance) == {"rs2"}
-    assert " weight 0" in server_line(appliance, "rs1")  # the file says drain too
+    # the file says drain too: written in the background once the runtime operation is done (engines/haproxy/deferred.py)
+    wait_until(lambda: " weight 0" in server_line(appliance, "rs1"), 10, what="haproxy.cfg says rs1 drains")
 
     server(appliance, "weight", "web", "rs2", "30")
     assert weights(appliance)["rs2"] == 30
-    assert "weight 30" in server_line(appliance, "rs2")
+    wait_until(lambda: "weight 30" in server_line(appliance, "rs2"), 10, what="haproxy.cfg says weight 30")
 
     server(appliance, "online", "web", "rs1")
     assert states(appliance)["rs1"] == "UP" and weights(appliance)["rs1"] == 100  # the configured weight
     server(appliance, "halt", "web", "rs2")
     assert states(appliance)["rs2"] == "MAINT"
-    assert server_line(appliance, "rs2").endswith("disabled")
+    wait_until(lambda: server_line(appliance, "rs2").endswith("disabled"), 10, what="haproxy.cfg says rs2 is halted")
     assert traffic(appliance) == {"rs1"}
 
     server(appliance, "online", "web", "rs2")

@@ -51,6 +51,7 @@ from ..store import Revision, RevisionStore, SecretStore, StoreError
 from ..store.revisions import config_digest
 from . import runner
 from .result import ChangeResult, Outcome
+from .revision_json import RevisionJson
 from .secrets_apart import move_secrets_out
 from .transaction import settle, stale
 
@@ -222,6 +223,7 @@ class Changes:
     _secrets: SecretStore | None = field(default=None, init=False)
     _startup_revision: Revision | None = field(default=None, init=False)
     _file_seen: dict[str, str] | None = field(default=None, init=False)
+    _json: RevisionJson = field(default_factory=RevisionJson, init=False)  # revisions' JSON, unchanged services reused
 
     @property
     def store(self) -> RevisionStore:
@@ -450,7 +452,7 @@ class Changes:
             # the revision holds the placeholder (the default dump); the values go to the secret store, before
             # any engine is touched (a controller killed in between leaves a pending revision no engine ran)
             rev = await asyncio.to_thread(
-                self.store.add, new.model_dump_json(), stored_text, author=origin.author, message=message, kind=kind,
+                self.store.add, await asyncio.to_thread(self._json.dump, new), stored_text, author=origin.author, message=message, kind=kind,
                 parent=parent, base_dir=str(base_dir), plan=plan.as_dict(),
             )  # fmt: skip
             await asyncio.to_thread(self._record_secrets, rev.id, new)
@@ -465,7 +467,8 @@ class Changes:
 
         async def begin(digests) -> None:
             clock.lap("check")
-            await asyncio.to_thread(self.store.set_engine_digest, rev.id, json.dumps(dict(digests), sort_keys=True))
+            if digests:  # none (a runtime change of states and weights: no file yet) settles as none recorded
+                await asyncio.to_thread(self.store.set_engine_digest, rev.id, json.dumps(dict(digests), sort_keys=True))
 
         record = await runner.run(parts, begin=begin, checkpoint=self.checkpoint)
         clock.lap("engine")
@@ -668,7 +671,8 @@ class Changes:
             # no YAML for a runtime change (it came from no text): its JSON is YAML too, and far quicker to make
             result = await self._transact(old, new, "", self.running.base_dir, origin, message, "server", False, clock,
                                           unchanged_message=f"{service}/{real_server} is already {what}: nothing to do")  # fmt: skip
-        self._release_later()
+        # no release_memory here: a runtime change makes little garbage, and a full collection on a large model
+        # would hold the GIL while the next change runs (the background write of haproxy.cfg releases memory)
         return await self._record_audit(origin, action, target, result)
 
     # --- rollback and SIGHUP -----------------------------------------------------------------------

@@ -81,6 +81,9 @@ def up(
     from ..model.files import read_config_text
 
     _setup_logging(verbose)
+    from ..malloc import limit_arenas
+
+    limit_arenas()  # before any thread runs: freed memory stays in few arenas (malloc.py)
     checkpoint = _pause_checkpoint(pause_at)
     paths = state_paths(state_dir_option)
     loaded = load_or_exit(config, paths)

@@ -17,13 +17,14 @@ class Mode(str, Enum):
     LAYER4_DR = "layer4-dr"
     BACKEND_ONLY = "backend-only"
 
+    # identity, not `in (...)`: a str enum's == compares strings, and these run per service on every change
     @property
     def is_layer7(self) -> bool:
-        return self in (Mode.LAYER7_HTTP, Mode.LAYER7_TCP)
+        return self is Mode.LAYER7_HTTP or self is Mode.LAYER7_TCP
 
     @property
     def is_layer4(self) -> bool:
-        return self in (Mode.LAYER4_NAT, Mode.LAYER4_SNAT, Mode.LAYER4_DR)
+        return self is Mode.LAYER4_NAT or self is Mode.LAYER4_SNAT or self is Mode.LAYER4_DR
 
 
 class Scheduler(str, Enum):

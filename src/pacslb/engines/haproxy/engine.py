@@ -5,11 +5,14 @@
   supervise    a dead master is started again on the last file that passed its check (growing pause
                between attempts that fail); HAProxy's notices, warnings and alerts go to the controller's log
   plan         the model diff and HAProxy's method (plan.py): runtime operations, a hitless reload, or
-               nothing; the rendered file
+               nothing; the rendered file (not for a change of states and weights only: see below)
   check        `haproxy -c` on the new file in a temporary file beside the real one
   commit       runtime operations then the file swapped in, or the file swapped in and a confirmed reload
                (server-state file written from the model); a runtime operation that fails falls back to a
                reload of the new file
+               A change of real servers' states and weights only (drain, halt, online, weight) is runtime
+               operations alone: the file is rendered, checked and swapped in afterwards, in the background
+               and coalesced (deferred.py), and always before HAProxy reads it again
   undo         the previous file back, the runtime state back to the previous model (a reload when needed)
 
 The SHA-256 of the file the master runs is kept in StatePaths.haproxy_applied: it moves only after HAProxy
@@ -33,7 +36,9 @@ from ...paths import StatePaths
 from .. import exits
 from ..contract import EngineError, EngineState, Prepared
 from . import logcopy, process, runtime_ops
-from .plan import Method, Plan, make_plan
+from .deferred import DeferredFile
+from .patch import patch_servers
+from .plan import Method, OpKind, Plan, make_plan
 from .render import HAProxyEnv
 from .runtime import RuntimeAPI, RuntimeAPIError
 
@@ -77,6 +82,8 @@ class Work:
     new: Config
     text: str
     temp: Path | None = None  # the checked file, until it is swapped in
+    base_dir: Path | None = None
+    deferred: bool = False  # states and weights only: no file rendered before commit (DeferredFile writes it)
     previous: str | None = None  # the file that ran before commit (for undo)
     swapped: bool = False
     reloaded: bool = False
@@ -117,6 +124,8 @@ class HAProxyEngine:
         self.config: Config | None = None  # the model HAProxy runs
         self.base_dir: Path | None = None
         self._stopping = asyncio.Event()
+        self.deferred = DeferredFile(self._prepare_file)
+        self._written: tuple[Config, Path, str] | None = None  # the model, base directory and text of the file on disk
 
     # --- the artefact --------------------------------------------------------------------------------
 
@@ -130,10 +139,11 @@ class HAProxyEngine:
         """The one runtime-API client of this HAProxy (stats socket, level admin)."""
         return RuntimeAPI(self.paths.haproxy_admin_socket, timeout=timeout)
 
-    def _render_and_check(self, config: Config, base_dir: Path) -> tuple[str, Path, list[str]]:
+    def _render_and_check(self, config: Config, base_dir: Path, text: str | None = None) -> tuple[str, Path, list[str]]:
         if not self.paths.haproxy_server_state.exists():
             self._reset_server_state()
-        text = self.renderer(config, self.paths.root, base_dir)
+        if text is None:
+            text = self.renderer(config, self.paths.root, base_dir)
         temp = files.temp_file(self.paths.haproxy_dir, ".haproxy.cfg.", text)
         result = process.check(temp, self.binary)
         if not result.ok:
@@ -141,6 +151,29 @@ class HAProxyEngine:
             raise EngineError("HAProxy refuses the rendered configuration (nothing was changed)",
                               result.messages or [result.output], refused=True)  # fmt: skip
         return text, temp, [m for m in result.messages if m.startswith("warning")]
+
+    def _prepare_file(self, config: Config, base_dir: Path):
+        """DeferredFile's write: the file on disk with the changed server lines rewritten (patch.py), or `config`'s
+        rendered whole, then checked (slow); returns (install, discard)."""
+        text = None
+        written = self._written
+        if written is not None and written[1] == base_dir and self.renderer is render_haproxy:
+            text = patch_servers(written[2], written[0], config, haproxy_env(self.paths.root, base_dir))
+        text, temp, _ = self._render_and_check(config, base_dir, text)
+
+        def install() -> None:
+            files.replace(temp, self.paths.haproxy_config)
+            files.atomic_write(self.paths.haproxy_applied, files.sha256(text) + "\n")
+            self._written = (config, base_dir, text)
+
+        return install, lambda: temp.unlink(missing_ok=True)
+
+    def flush_file(self) -> None:
+        """Write the file a runtime-only change left due now (blocking): before HAProxy reads it."""
+        try:
+            self.deferred.flush()
+        except EngineError as exc:
+            log.error("haproxy.cfg could not be written from the running model: %s", exc)
 
     def _reset_server_state(self) -> None:
         """An empty server-state file (format version line only): HAProxy reads it without a warning."""
@@ -151,13 +184,18 @@ class HAProxyEngine:
         plan = make_plan(old, new, haproxy_env(self.paths.root, base_dir),
                          haproxy_env(self.paths.root, self.base_dir or base_dir))  # fmt: skip
         planned = time.monotonic()
+        if _states_and_weights_only(plan) and self.running():
+            # runtime operations alone; the file follows in the background (deferred.py)
+            return Prepared(self.name, True, None, [s for s in plan.lines()[1 + len(plan.changes) :] if s.startswith(("HAProxy", "  "))],
+                            data=Work(plan, old, new, "", base_dir=base_dir, deferred=True),
+                            timings={"plan": planned - started}, shown_plan=plan)  # fmt: skip
         text = self.renderer(new, self.paths.root, base_dir)
         rendered = time.monotonic()
         changed = plan.method is not Method.NONE or text != files.read_text(self.paths.haproxy_config)
         steps = plan.lines()[1 + len(plan.changes) :] if plan.changes else []
         return Prepared(
             self.name, changed, files.sha256(text), [s for s in steps if s.startswith(("HAProxy", "  "))],
-            data=Work(plan, old, new, text), timings={"plan": planned - started, "render": rendered - planned},
+            data=Work(plan, old, new, text, base_dir=base_dir), timings={"plan": planned - started, "render": rendered - planned},
             shown_plan=plan,
         )  # fmt: skip
 
@@ -169,6 +207,8 @@ class HAProxyEngine:
         work: Work = prepared.data
         if work.plan.method is not Method.NONE and not self.running():
             raise EngineError(f"HAProxy is not running ({self.error or 'unknown reason'}): nothing was changed")
+        if work.deferred:
+            return  # states and weights of servers HAProxy runs: the runtime API checks each operation
         started = time.monotonic()
         await asyncio.to_thread(self._check, work, prepared)
         prepared.timings["check"] = time.monotonic() - started
@@ -251,16 +291,22 @@ class HAProxyEngine:
                 log.warning("runtime operation failed (%s): a hitless reload applies the change instead", exc)
                 result["fallback"] = str(exc)
                 result["method"] = Method.RELOAD.value
+                if work.deferred:  # the file was not rendered: render and check it now
+                    work.text, work.temp, _ = self._render_and_check(work.new, work.base_dir or self.base_dir or Path("."))
                 try:
                     self._swap_and_reload(work, "a runtime operation failed, and so did the reload")
                 except EngineError as failed:
                     failed.messages.insert(0, str(exc))
                     raise
             else:
-                self._swap(work)
+                if work.deferred:
+                    self.deferred.due(work.new, work.base_dir or self.base_dir or Path("."))
+                else:
+                    self._swap(work)
         else:
             self._swap(work)
-        files.atomic_write(self.paths.haproxy_applied, files.sha256(work.text) + "\n")
+        if work.text:
+            files.atomic_write(self.paths.haproxy_applied, files.sha256(work.text) + "\n")
         self.config, self.error = work.new, None
         result["workers_after"] = self._workers()
         result["reloaded"] = result["method"] == Method.RELOAD.value
@@ -269,8 +315,14 @@ class HAProxyEngine:
     def _swap(self, work: Work) -> None:
         if work.temp is None:  # not checked (a caller that skipped check): check now
             work.temp = files.temp_file(self.paths.haproxy_dir, ".haproxy.cfg.", work.text)
-        work.previous = files.read_text(self.paths.haproxy_config)
-        files.replace(work.temp, self.paths.haproxy_config)
+        temp = work.temp
+
+        def swap() -> None:  # supersedes a file a runtime-only change left due: this model is newer
+            work.previous = files.read_text(self.paths.haproxy_config)
+            files.replace(temp, self.paths.haproxy_config)
+            self._written = (work.new, work.base_dir, work.text) if work.base_dir is not None else None
+
+        self.deferred.swap_in(swap)
         work.temp, work.swapped = None, True
 
     def _swap_and_reload(self, work: Work, summary: str) -> None:
@@ -283,6 +335,7 @@ class HAProxyEngine:
         except (process.HAProxyError, RuntimeAPIError, OSError) as exc:
             if work.previous is not None:
                 files.atomic_write(self.paths.haproxy_config, work.previous)
+                self._written = None
             raise EngineError(summary, [str(exc)]) from None
         work.reloaded = True
 
@@ -294,8 +347,12 @@ class HAProxyEngine:
 
     def _undo(self, work: Work) -> None:
         if work.swapped and work.previous is not None:
-            files.atomic_write(self.paths.haproxy_config, work.previous)
+            previous = work.previous
+            self.deferred.swap_in(lambda: files.atomic_write(self.paths.haproxy_config, previous))
+            self._written = None  # the file of the previous model: the next write renders it whole
             files.atomic_write(self.paths.haproxy_applied, files.sha256(work.previous) + "\n")
+        elif work.deferred and work.runtime_done:
+            self.deferred.due(work.old, work.base_dir or self.base_dir or Path("."))  # the file follows the model back
         self.config = work.old
         if not self.running():
             return
@@ -318,8 +375,11 @@ class HAProxyEngine:
                     drift.missing, drift.extra)  # fmt: skip
         if reload_with is not None:
             text, temp, _ = self._render_and_check(config, reload_with)
-            files.replace(temp, self.paths.haproxy_config)
+            self.deferred.swap_in(lambda: files.replace(temp, self.paths.haproxy_config))
             files.atomic_write(self.paths.haproxy_applied, files.sha256(text) + "\n")
+            self._written = (config, reload_with, text)
+        else:
+            self.flush_file()  # HAProxy reads the file: it must be the running model's
         runtime_ops.save_server_state(self.paths, config)
         process.reload(self.paths, save_state=False)
 
@@ -372,10 +432,11 @@ class HAProxyEngine:
             log.info("adopted the running HAProxy master (PID %d, workers %s)", master.pid, master.workers())
             if self.applied_digest() == digest and files.read_text(self.paths.haproxy_config) == text:
                 temp.unlink(missing_ok=True)
+                self._written = (config, base_dir, text)
                 log.info("its configuration is the one to run: no reload")
                 return
             log.info("its configuration differs from the one to run: reloading it")
-            work = Work(Plan([]), config, config, text, temp)
+            work = Work(Plan([]), config, config, text, temp, base_dir=base_dir)
             try:
                 self._swap_and_reload(work, "the adopted HAProxy could not be reloaded")
             except EngineError as exc:
@@ -389,6 +450,7 @@ class HAProxyEngine:
             log.warning("an HAProxy master (PID %d) of this state directory does not answer its CLI: stopping it", stray)
             process.stop(stray)
         files.replace(temp, self.paths.haproxy_config)
+        self._written = (config, base_dir, text)
         # A fresh start runs what the configuration says; runtime states saved for an old master's
         # reloads do not carry over. (A supervised restart keeps them: see _restart.)
         self._reset_server_state()
@@ -440,6 +502,7 @@ class HAProxyEngine:
         found = process.adopt(self.paths)  # someone may have started one meanwhile: never run two
         if found is not None:
             return found
+        self.flush_file()  # the new master reads the file: the running model's, runtime changes included
         if self.config is not None:
             runtime_ops.rewrite_saved_state(self.paths, self.config)  # states and weights from the model
         master = process.start(self.paths, self.binary)
@@ -460,6 +523,8 @@ class HAProxyEngine:
     async def stop(self) -> None:
         self._stopping.set()
         async with self.gate:
+            await asyncio.to_thread(self.flush_file)  # the file at rest is the running model's (a start adopts it)
+            await asyncio.to_thread(self.deferred.stop)
             if self.master is not None:
                 pid = self.master.pid
                 await asyncio.to_thread(process.stop, self.master)
@@ -495,3 +560,8 @@ class HAProxyEngine:
     def orphans(self) -> list[str]:
         own = self.master.pid if self.master is not None else None
         return [f"HAProxy master PID {pid}" for pid in process.find_masters(self.paths) if pid != own]
+
+
+def _states_and_weights_only(plan: Plan) -> bool:
+    """A plan of drains, halts, onlines and weights of servers HAProxy runs, and nothing else."""
+    return plan.method is Method.RUNTIME and all(op.kind in (OpKind.STATE, OpKind.WEIGHT) for op in plan.operations)

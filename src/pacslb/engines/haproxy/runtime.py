@@ -334,8 +334,10 @@ class RuntimeAPI:
             raise RuntimeAPIError(f"HAProxy refused 'commit ssl cert {loaded_as}': {committed.strip() or 'no answer'}")
         return (reply + committed).strip()
 
-    def show_stat(self) -> list[StatRow]:
-        return parse_stat(self.command("show stat"))
+    def show_stat(self, proxies_only: bool = False) -> list[StatRow]:
+        """`show stat`; `proxies_only`: frontends and backends, no server rows (type mask 1|2: a sixth of the
+        rows at 10 real servers a service)."""
+        return parse_stat(self.command("show stat -1 3 -1" if proxies_only else "show stat"))
 
     def show_servers_state(self, backend: str | None = None) -> list[ServerStateRow]:
         command = "show servers state" + (f" {_checked_name(backend)}" if backend else "")
