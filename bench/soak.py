@@ -37,6 +37,7 @@ import json
 import os
 import random
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -53,6 +54,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from pacslb.demo.truepacs import TruePacsDemo  # noqa: E402
 from pacslb.paths import StatePaths  # noqa: E402
+from pacslb.templates.true_pacs import SERVICES  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/lib, the benchmarks' shared helpers
 from lib.machine import git_state, machine_info, versions  # noqa: E402
@@ -599,6 +601,29 @@ def section(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Below Linux's ephemeral ports (32768-60999): every VIP port (up to 9094 + offset) and the WAF tier's ports (10080 +
+# offset on) stay out of the range that outgoing connections take their ports from, so none is held when bound.
+PORT_OFFSETS = (20000, 22600)
+
+
+def free_port_offset(vip: str = "127.0.0.1") -> int:
+    """A VIP port offset whose six template ports are free on `vip` now."""
+    for _ in range(200):
+        offset = random.randrange(*PORT_OFFSETS)
+        if all(_port_free(vip, spec.port + offset) for spec in SERVICES if spec.port is not None):
+            return offset
+    raise RuntimeError("no VIP port offset with six free ports")
+
+
+def _port_free(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=None, help="how long (default 60; 1 with --quick)")
@@ -626,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     started = utc_now()
     work = Path(tempfile.mkdtemp(prefix="pacslb-soak-"))
     octet = random.randrange(200, 255)
-    plan = TruePacsDemo(work / "state", port_offset=random.randrange(20000, 40000), server_octet=octet)
+    plan = TruePacsDemo(work / "state", port_offset=free_port_offset(), server_octet=octet)
     demo = Demo(plan, work / "demo.log", lifetime_s=int(pace.minutes * 60 + 600))
     try:
         demo.start()
