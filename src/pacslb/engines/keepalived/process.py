@@ -61,6 +61,7 @@ def adopt(paths: KeepalivedPaths) -> int | None:
 def start(paths: KeepalivedPaths, binary: str = DEFAULT_BINARY, timeout: float = 10.0) -> int:
     """Start keepalived on `paths.config`; return its PID once its VRRP child runs."""
     paths.dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_pidfiles(paths)
     with open(paths.log, "ab") as log:
         popen = subprocess.Popen(
             command_line(paths, binary),
@@ -82,6 +83,16 @@ def start(paths: KeepalivedPaths, binary: str = DEFAULT_BINARY, timeout: float =
         time.sleep(0.05)
     stop(popen.pid)
     raise KeepalivedError(f"keepalived did not start its VRRP process within {timeout:g}s; see {paths.log}")
+
+
+def remove_stale_pidfiles(paths: KeepalivedPaths) -> None:
+    """Pidfiles that name no live process. keepalived refuses to start (exit 0, "daemon is already running") while
+    a pidfile names a process that `kill(pid, 0)` finds: a killed keepalived that nobody has reaped yet (a zombie
+    whose new parent is slow to wait for it) is found, so a start right after a hard failover would fail."""
+    for pidfile in (paths.pid, paths.vrrp_pid):
+        pid = read_pidfile(pidfile)
+        if pid is not None and not is_running(pid):
+            pidfile.unlink(missing_ok=True)
 
 
 _popens: dict[int, subprocess.Popen] = {}
