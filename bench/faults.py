@@ -58,6 +58,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tests" / "health"))
 
 from lib.machine import git_state, machine_info, versions  # noqa: E402
+from lib.peers import PEER_CODE  # noqa: E402
 from lib.procfs import ppid  # noqa: E402
 from lib.procs import bounded, kill_group  # noqa: E402
 from lib.report import replace_section, stamp, utc_now, write_results  # noqa: E402
@@ -79,39 +80,6 @@ CONNECT_TIMEOUT = 0.1
 ANSWER_TIMEOUT = 2.0
 CHECK = "interval: 300ms, timeout: 300ms, rise: 1, fall: 2"
 STARTUP_TIMEOUT = 180.0  # a loaded 2-core machine (a CI run beside) starts Python slowly
-
-# The real servers: one small asyncio process each, so that one can be frozen alone.
-PEER_CODE = r"""
-import asyncio, sys
-kind, port = sys.argv[1], int(sys.argv[2])
-HTTP = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK"
-async def http(r, w):
-    try:
-        await r.readuntil(b"\r\n\r\n"); w.write(HTTP); await w.drain()
-    except Exception: pass
-    w.close()
-async def mllp(r, w):
-    try:
-        while True:
-            data = await r.readuntil(b"\x1c\r")
-            msh = data[data.index(b"\x0b") + 1:].split(b"\r", 1)[0].split(b"|")
-            ack = b"MSH|^~\\&|ENGINE|HOSP|" + msh[2] + b"|" + msh[3] + b"|" + msh[6] + b"||ACK^N01^ACK|A" + msh[9] + b"|P|2.5\rMSA|AA|" + msh[9] + b"\r"
-            w.write(b"\x0b" + ack + b"\x1c\r"); await w.drain()
-    except Exception: pass
-    w.close()
-async def amqp(r, w):
-    from pacslb.demo.amqp import connection_start
-    try:
-        await r.readexactly(8); w.write(connection_start({"product": "faults-peer"})); await w.drain()
-        await r.read(1)
-    except Exception: pass
-    w.close()
-async def main():
-    server = await asyncio.start_server({"http": http, "mllp": mllp, "amqp": amqp}[kind], "127.0.0.1", port, backlog=1024)
-    async with server:
-        await server.serve_forever()
-asyncio.run(main())
-"""
 
 
 # --- the client ------------------------------------------------------------------------------------

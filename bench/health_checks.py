@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests" / "health"))
 
 from lib.cli import split_choices  # noqa: E402
+from lib.peers import PEER_CODE  # noqa: E402
 from lib.procfs import cpu_seconds, descendants, threads_of_self  # noqa: E402
 from lib.procs import bounded, kill_group  # noqa: E402
 from lib.report import fmt, replace_section, stamp, utc_now, write_results  # noqa: E402
@@ -73,33 +74,6 @@ MARK = "health"
 
 
 # --- peers -------------------------------------------------------------------------------------
-
-PEER_CODE = r"""
-import asyncio, sys
-kind, port = sys.argv[1], int(sys.argv[2])
-HTTP = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK"
-async def tcp(r, w):
-    w.close()
-async def http(r, w):
-    try:
-        await r.readuntil(b"\r\n\r\n"); w.write(HTTP); await w.drain()
-    except Exception: pass
-    w.close()
-async def mllp(r, w):
-    try:
-        while True:
-            data = await r.readuntil(b"\x1c\r")
-            msh = data[data.index(b"\x0b") + 1:].split(b"\r", 1)[0].split(b"|")
-            ack = b"MSH|^~\\&|ENGINE|HOSP|" + msh[2] + b"|" + msh[3] + b"|" + msh[6] + b"||ACK^N01^ACK|A" + msh[9] + b"|P|2.5\rMSA|AA|" + msh[9] + b"\r"
-            w.write(b"\x0b" + ack + b"\x1c\r"); await w.drain()
-    except Exception: pass
-    w.close()
-async def main():
-    server = await asyncio.start_server({"tcp": tcp, "http": http, "mllp": mllp}[kind], "127.0.0.1", port, backlog=4096)
-    async with server:
-        await server.serve_forever()
-asyncio.run(main())
-"""
 
 
 @dataclass
