@@ -10,10 +10,16 @@ management API's own `BodyLimit`, api/limits.py) the management API:
   named nothing). The body is scanned, not parsed: strings are blanked out, then brackets counted.
 
 The configuration inside a body then gets its own check, with the path of the field (model/limits.py).
+
+After a 413 the rest of the body is read and dropped (at most LINGER_BYTES, for at most LINGER_SECONDS) before
+the connection closes, a "lingering close" as nginx and Apache do: a socket closed with unread bytes in it
+makes the kernel send a reset, and over TLS the reset can cut the 413 before the client has read it (a CI
+run lost a 413 so). Beyond those bounds the connection is closed anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any, Awaitable, Callable
@@ -31,6 +37,10 @@ MAX_BODY_DEPTH = MAX_DEPTH + 2
 CONTROLLER_BODY_LIMIT = 3 * MAX_CONFIG_BYTES
 # The HA peer link: the primary pushes one configuration as JSON.
 PEER_BODY_LIMIT = MAX_CONFIG_BYTES + MiB
+# How much of a refused body is drained, and for how long, before the connection closes anyway: as much as
+# the largest body any server here takes (a backup upload, api/limits.py RESTORE_LIMIT).
+LINGER_BYTES = 64 * MiB
+LINGER_SECONDS = 5.0
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # the unrolled loop: linear, no backtracking
 _BRACKET = re.compile(rb"[\[\]{}]")
@@ -72,7 +82,7 @@ class JsonBodyLimit:
             return
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _answer(send, 413, "error", self._too_large())
+            await _answer(send, 413, "error", self._too_large(), unread_body(scope, receive))
             return
         messages: list[Message] = []
         size = 0
@@ -83,7 +93,8 @@ class JsonBodyLimit:
                 break
             size += len(message.get("body", b""))
             if size > self.max_bytes:
-                await _answer(send, 413, "error", self._too_large())
+                unread = unread_body(scope, receive) if message.get("more_body", False) else None
+                await _answer(send, 413, "error", self._too_large(), unread)
                 return
             if not message.get("more_body", False):
                 break
@@ -106,14 +117,54 @@ class JsonBodyLimit:
                 "(docs/limits.md)")  # fmt: skip
 
 
-async def _answer(send: Send, status: int, outcome: str, message: str) -> None:
+async def _answer(send: Send, status: int, outcome: str, message: str, unread: Unread | None = None) -> None:
     problems = [{"path": "", "message": message, "severity": "error"}] if status == 422 else []
     body = json.dumps({"outcome": outcome, "message": message, "problems": problems}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 413:
-        headers.append((b"connection", b"close"))  # the rest of the body is not read
+        await refuse_body(send, body, unread)
+        return
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class Unread:
+    """The rest of a refused request body, still to be read from `receive`."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+
+    async def drain(self) -> None:
+        """Read and drop it until it ends, at most LINGER_BYTES and for at most LINGER_SECONDS."""
+        drained = 0
+        try:
+            async with asyncio.timeout(LINGER_SECONDS):
+                while drained <= LINGER_BYTES:
+                    message = await self.receive()
+                    if message["type"] != "http.request" or not message.get("more_body", False):
+                        return
+                    drained += len(message.get("body", b""))
+        except TimeoutError:
+            return
+
+
+def unread_body(scope: Scope, receive: Receive) -> Unread | None:
+    """The body still to come of a request being refused; None when the client sends none before leave to
+    ("Expect: 100-continue", never granted once the answer has started)."""
+    if (_header(scope, b"expect") or b"").lower() == b"100-continue":
+        return None
+    return Unread(receive)
+
+
+async def refuse_body(send: Send, body: bytes, unread: Unread | None) -> None:
+    """Answer 413 with the JSON `body` and close the connection, draining `unread` first (the module's docstring)."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]  # fmt: skip
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": unread is not None})
+    if unread is not None:
+        await unread.drain()
+        await send({"type": "http.response.body", "body": b""})  # the answer ends: the server closes now
 
 
 __all__ = ["CONTROLLER_BODY_LIMIT", "MAX_BODY_DEPTH", "PEER_BODY_LIMIT", "JsonBodyLimit", "json_depth"]

@@ -15,9 +15,10 @@ import pytest
 
 from pacslb.api.app import CONTENT_SECURITY_POLICY, create_management_app
 from pacslb.api.auth import AuthService, SessionStore
-from pacslb.api.limits import LOGIN_LIMIT, WRITE_LIMIT
+from pacslb.api.limits import LOGIN_LIMIT, RESTORE_LIMIT, WRITE_LIMIT
 from pacslb.api.throttle import ADDRESS_FREE_FAILURES, ANY_USER, FREE_FAILURES, USER_SLOW_AFTER, LoginThrottled
 from pacslb.paths import StatePaths
+from pacslb.request_limits import LINGER_BYTES
 from pacslb.store.audit import AuditLog
 from pacslb.store.users import DAY, DEFAULT_API_KEY_DAYS, UserError, UserStore
 
@@ -226,14 +227,14 @@ async def test_bodies_are_limited_before_they_are_read(app, auth):
 
         pulled = 0
 
-        async def endless():  # 256 MB without a Content-Length: cut at the limit, never read whole
+        async def endless():  # 256 MB without a Content-Length: cut at the limit, drained a while, never read whole
             nonlocal pulled
             for _ in range(4096):
                 pulled += 65536
                 yield b"x" * 65536
 
         cut = await client.post("/api/v1/login", content=endless(), headers={"content-type": "application/json"})
-        assert cut.status_code == 413 and pulled <= LOGIN_LIMIT + 2 * 65536
+        assert cut.status_code == 413 and pulled <= LOGIN_LIMIT + LINGER_BYTES + 2 * 65536
         # no credentials at all: nothing to send but a login
         anonymous = await client.put("/api/v1/config", content=b"{" + b" " * (LOGIN_LIMIT + 10) + b"}",
                                      headers={"content-type": "application/json"})  # fmt: skip
@@ -244,6 +245,14 @@ async def test_bodies_are_limited_before_they_are_read(app, auth):
     assert (await admin.post("/api/v1/users", json=big)).status_code == 422  # 1 MiB, authenticated: read and judged
     too_big = await admin.post("/api/v1/users", content=b"x" * (WRITE_LIMIT + 1), headers={"content-type": "application/json"})
     assert too_big.status_code == 413 and "8192 KiB" in too_big.json()["message"]
+    # a backup upload has a limit of its own, over WRITE_LIMIT: 9 MiB reaches the route, which judges it
+    backup = await admin.post("/api/v1/restore", content=b"\x1f\x8b" + b"x" * (9 * 1024 * 1024),
+                              headers={"content-type": "application/octet-stream"})  # fmt: skip
+    assert backup.status_code in (400, 422) and "KiB" not in backup.json()["message"], backup.text
+    too_big = await admin.post(
+        "/api/v1/restore", content=b"x" * (RESTORE_LIMIT + 1), headers={"content-type": "application/octet-stream"}
+    )
+    assert too_big.status_code == 413 and "65536 KiB" in too_big.json()["message"]
 
 
 # --- item 8: smaller items -----------------------------------------------------------------------------------

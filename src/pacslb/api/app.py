@@ -25,7 +25,7 @@ from . import API_V1, contract
 from .apidocs import docs_page
 from .apidocs import router as apidocs_router
 from .auth import AuthService, Principal, current_principal
-from .limits import WRITE_LIMIT, BodyLimit
+from .limits import RESTORE_LIMIT, BodyLimit
 from .metrics import ControllerMetrics
 from .routes_backup import backup_router
 from .routes_certs import certificates_router
@@ -91,7 +91,10 @@ def create_management_app(
     auth.on_failed_login = metrics.login_failed
     # innermost of the middleware (added first): bodies are limited before any route or form parser reads them,
     # and its 413 still gets the security headers and the request count of count_and_harden
-    app.add_middleware(JsonBodyLimit, max_bytes=WRITE_LIMIT)  # inside BodyLimit: JSON nested too deep, 422
+    # inside BodyLimit, which holds each path to its own size (up to RESTORE_LIMIT): this one refuses JSON nested
+    # too deep (422); its size bound is the largest of BodyLimit's, not WRITE_LIMIT, or a backup over 8 MiB
+    # would meet a 413 naming the wrong limit
+    app.add_middleware(JsonBodyLimit, max_bytes=RESTORE_LIMIT)
     app.add_middleware(BodyLimit)
 
     @app.middleware("http")

@@ -11,6 +11,8 @@ here. The limits (documented in docs/api.md):
     of 10 real servers are about 3 MB of JSON), certificates, WebUI forms;
   - RESTORE_LIMIT (64 MiB) for an authenticated upload of a backup (POST /api/v1/restore, the WebUI's
     /backup/restore); a larger backup is restored with `pacslb restore` on the appliance.
+
+After a 413 the rest of the body is drained before the connection closes, as in request_limits.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable
 
+from ..request_limits import Unread, refuse_body, unread_body
 from . import API_V1
 
 KiB = 1024
@@ -76,17 +79,19 @@ class BodyLimit:
         limit = self.limit(scope)
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
-            await _too_large(send, limit)
+            await _too_large(send, unread_body(scope, receive), limit)
             return
         received = 0
         exceeded = False
         started = False
+        body_ended = False
 
         async def limited_receive() -> Message:
-            nonlocal received, exceeded
+            nonlocal received, exceeded, body_ended
             if exceeded:
                 raise BodyTooLarge()
             message = await receive()
+            body_ended = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -110,16 +115,13 @@ class BodyLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await _too_large(send, limit)
+            await _too_large(send, None if body_ended else Unread(receive), limit)
 
 
-async def _too_large(send: Send, limit: int) -> None:
+async def _too_large(send: Send, unread: Unread | None, limit: int) -> None:
     body = json.dumps({"outcome": "error", "message": f"the request body is larger than {limit // KiB} KiB: "
                        "nothing was read or changed (docs/api.md, request limits)"}).encode()  # fmt: skip
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})  # fmt: skip
-    await send({"type": "http.response.body", "body": body})
+    await refuse_body(send, body, unread)
 
 
 __all__ = ["LOGIN_LIMIT", "WRITE_LIMIT", "BodyLimit", "BodyTooLarge", "limit_for"]
