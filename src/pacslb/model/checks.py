@@ -17,6 +17,7 @@ from typing import Iterator
 from cryptography import x509
 
 from .client_address import client_address_problems
+from .cluster import cluster_problems
 from .config import Config, Mode, Protocol, VirtualService
 from .files import (
     MAX_PEM_BYTES,
@@ -52,6 +53,7 @@ def check(config: Config) -> list[Problem]:
     problems += _layer4_addresses(config)
     problems += ha_problems(config)  # the HA pair (issue 7): model/ha.py
     problems += gslb_problems(config)  # global server load balancing (issue 19): model/gslb.py
+    problems += cluster_problems(config)  # the active-active cluster (issue 20): model/cluster.py
     problems += network_problems(config)  # a single node's VIP addresses (issue 14): model/network.py
     problems += waf_problems(config)  # the WAF tier (issue 18): model/waf.py
     problems += rewrite_problems(config)  # URL rewriting (issue 15): model/rewrite.py

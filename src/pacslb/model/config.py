@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from . import limits as L
 from .alerts import Alerts  # who is told when something happens (issue 14)
 from .base import Strict
+from .cluster import Cluster  # the active-active cluster (issue 20): node-local, never synced
 from .gslb import GSLB  # global server load balancing (issue 19): model/gslb.py
 from .ha import HA  # the HA pair (issue 7): node-local, never synced
 from .health_checks import (  # noqa: F401 - the checks are part of this model; imported from here too
@@ -558,6 +559,9 @@ class Config(Strict):
     settings: Settings = Field(default_factory=Settings)
     virtual_services: list[VirtualService] = Field(default_factory=list, max_length=L.MAX_VIRTUAL_SERVICES)
     ha: HA | None = Field(default=None, description="this node's part in an HA pair (node-local: never synced)")
+    cluster: Cluster | None = Field(
+        default=None, description="this node's part in an active-active cluster (BGP, etcd; node-local: never synced)"
+    )
     gslb: GSLB | None = Field(default=None, description="health-aware DNS answers across sites (PowerDNS); omitted, none")
     alerts: Alerts | None = Field(default=None, description="e-mail, webhook and syslog receivers of alerts (docs/alerts.md)")
     resolvers: list[Resolvers] = Field(

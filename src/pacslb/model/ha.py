@@ -21,7 +21,7 @@ from .types import Duration, IPAddress
 
 # Fields of Config (dotted paths) that belong to one node and are never copied by configuration sync.
 # settings.files: which of this host's directories root may read configured files from (model/files.py).
-NODE_LOCAL: tuple[str, ...] = ("ha", "settings.management", "settings.files")
+NODE_LOCAL: tuple[str, ...] = ("ha", "cluster", "settings.management", "settings.files")
 
 DEFAULT_PRIORITY = {"primary": 150, "secondary": 100}
 
