@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -117,3 +118,30 @@ def test_stop_by_recorded_pid_of_an_orphan(paths):
     process.stop(pid)  # by PID only, as `pacslb stop` does without a controller
     master.popen.wait(timeout=5)  # our child here: reap it
     assert process.masters_of(paths) == []
+
+
+def test_a_saved_server_state_loads_without_warnings_for_servers_without_an_agent(paths):
+    """A `port` on a default-server sets the agent port too; `show servers state` dumps it for servers with no
+    agent check, and a worker loading it warned "server-state partially applied ... agent checks are not enabled"
+    for each of them at every reload. The file the appliance writes (server_state.rewrite) drops that port."""
+    from pacslb.engines.haproxy.server_state import rewrite
+
+    port = free_port()
+    text = config(paths, port, 200).replace("    server rs1 127.0.0.1:9 weight 10\n", "    default-server inter 5s port 443\n"
+                                           "    server rs1 127.0.0.1:9 check weight 10\n")  # fmt: skip
+    files.atomic_write(paths.haproxy_config, text)
+    files.atomic_write(paths.haproxy_server_state, "1\n")
+    master = process.start(paths)
+    try:
+        dumped = RuntimeAPI(paths.haproxy_admin_socket).command("show servers state")
+    finally:
+        process.stop(master)
+
+    def warnings_on_load(state: str) -> list[str]:
+        files.atomic_write(paths.haproxy_server_state, state)
+        checked = subprocess.run(["haproxy", "-c", "-f", str(paths.haproxy_config)], capture_output=True, text=True, timeout=30)
+        assert checked.returncode == 0, checked.stderr
+        return [line for line in (checked.stdout + checked.stderr).splitlines() if "partially applied" in line]
+
+    assert any("agent checks are not enabled" in w for w in warnings_on_load(dumped))  # what HAProxy does with its own dump
+    assert warnings_on_load(rewrite(dumped, {})) == []

@@ -37,6 +37,7 @@ from pathlib import Path
 from ...paths import StatePaths
 from ..daemon import all_pids, children, is_running, proc_cmdline, proc_ppid, proc_state, read_pidfile  # noqa: F401 - named here too
 from .runtime import RuntimeAPI, RuntimeAPIError, send_command
+from .server_state import rewrite
 
 DEFAULT_BINARY = "haproxy"
 START_TIMEOUT = 20.0
@@ -433,7 +434,7 @@ def save_server_state(paths: StatePaths, timeout: float = 5.0) -> bool:
     if not text.startswith("1\n"):
         return False
     temp = paths.haproxy_server_state.with_name(f".{paths.haproxy_server_state.name}.{os.getpid()}.tmp")
-    temp.write_text(text)
+    temp.write_text(rewrite(text, {}))  # states as they run; only the agent port of agent-less servers dropped
     os.replace(temp, paths.haproxy_server_state)
     return True
 

@@ -74,6 +74,23 @@ def desired_servers(config: Config) -> dict[ServerKey, DesiredServer]:
 # --- the server-state file ----------------------------------------------------------------------
 
 _FORCED = AdminFlag.FORCED_MAINT | AdminFlag.FORCED_DRAIN | AdminFlag.CONFIG_MAINT
+_CHECK_CONFIGURED = 0x2  # HAProxy's CHK_ST_CONFIGURED in srv_check_state / srv_agent_state
+
+
+def _forget_unconfigured_agent(values: list[str], column: Mapping[str, int]) -> None:
+    """A server without an agent check is dumped with an agent port all the same (a `port` on the server or its
+    default-server sets it), and a worker loading that port warns "server-state partially applied ... agent
+    checks are not enabled on this server" for every such server at every reload: the port is dropped here."""
+    try:
+        agent_state = int(values[column["srv_agent_state"]])
+    except (KeyError, ValueError):
+        return
+    if agent_state & _CHECK_CONFIGURED:
+        return
+    if "srv_agent_port" in column:
+        values[column["srv_agent_port"]] = "0"
+    if "srv_agent_addr" in column:
+        values[column["srv_agent_addr"]] = "-"
 
 
 def _admin_bits(admin: AdminState) -> int:
@@ -111,9 +128,10 @@ def rewrite(text: str, desired: Mapping[ServerKey, DesiredServer]) -> str:
             flags = int(values[column["srv_admin_state"]])
         except (KeyError, ValueError):
             continue
+        _forget_unconfigured_agent(values, column)
         want = desired.get(key)
         if want is None:
-            out.append(line)
+            out.append(" ".join(values))
             continue
         was_maint = bool(flags & (AdminFlag.FORCED_MAINT | AdminFlag.CONFIG_MAINT))
         if was_maint and want.admin != "maint":
