@@ -331,6 +331,8 @@ def cluster_bed(workdir: Path, *, http: bool = False, tag: str | None = None,
         bed.sh(router, f"ip addr add {ROUTER_CLIENT_SIDE}/24 dev r0")
         bed.sh(bed.client, f"ip addr add {CLIENT}/24 dev c0")
         bed.sh(bed.client, f"ip route add default via {ROUTER_CLIENT_SIDE}")
+        bed.sh(bed.client, "sysctl -qw net.ipv4.ip_local_port_range='1024 65000'")  # many short connections
+        bed.sh(bed.client, "sysctl -qw net.ipv4.tcp_tw_reuse=1")
         for name, address in [*NODES.items(), *RS.items()]:
             ns, dev, gateway = (bed.nodes | bed.rs)[name], ROUTER_DEV[name], address.rsplit(".", 1)[0] + ".1"
             inner = "n0" if name in NODES else "s0"
