@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -261,7 +262,7 @@ def run_bench(opts: argparse.Namespace) -> dict[str, Any]:
         },
         "cps": cps,
         "flow_stability": flows,
-        "not_measured": "failover gap after a silent node death (BGP + BFD): follows with the BIRD engine",
+        "not_measured": "failover gap after a silent node death, which needs BGP with BFD: it follows once the BIRD engine lands",
     }
 
 
@@ -347,12 +348,12 @@ def section(doc: dict[str, Any], results_name: str) -> str:
             "last (or the first) of three moves a sixth of the hash space from one survivor to the other, withdrawing "
             "the middle one moves none of theirs. A resilient group keeps every bucket of the nodes that stay; only "
             "the withdrawn node's buckets move. The withdrawn node's own flows break either way (the router sends "
-            "them to a node without their socket): a drained node must stop taking new flows before it withdraws.",
+            "them to a node without their socket): a drained node must stop taking new flows, and let its established "
+            "ones end, before it withdraws.",
             "",
         ]
     lines += [
-        f"Not measured yet: {doc['not_measured']} (h-bird); the bed's withdrawals here are what BGP would do, "
-        "done by hand in the router.",
+        f"Not measured yet: the {doc['not_measured']}. The withdrawals here are what BGP would do, done by hand in the router.",
         "",
     ]
     return "\n".join(lines)
@@ -377,6 +378,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where <timestamp>-cluster.json goes")
     ap.add_argument("--readme", type=Path, help="the README whose section is written (default bench/README.md, not with --quick)")
     ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    ap.add_argument("--report", type=Path, metavar="JSON", help="measure nothing: print the section of this results file "
+                    "(and write it to --readme if given)")  # fmt: skip
     args = ap.parse_args(argv)
     args.seconds = args.seconds if args.seconds is not None else (2 if args.quick else 10)
     args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
@@ -406,6 +409,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report is not None:
+        text = section(json.loads(args.report.read_text()), args.report.name)
+        print(text)
+        if args.readme is not None and not args.no_readme:
+            update_readme(args.readme, text)
+        return 0
     if os.geteuid() != 0:
         print("bench/cluster.py needs root (network namespaces, cgroups)", file=sys.stderr)
         return 2

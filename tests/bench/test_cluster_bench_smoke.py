@@ -99,3 +99,13 @@ def test_quick_cluster_run(tmp_path):
     assert resilient["mode"] == "resilient" and resilient["survivors_broken"] == 0, resilient
     text = readme.read_text()
     assert bench.MARK_START in text and "connections/s" in text and "Flow stability" in text
+
+
+def test_report_rewrites_the_section_from_a_results_file(tmp_path):
+    [latest] = sorted((REPO / "bench" / "results").glob("*-cluster.json"))[-1:]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# bench\n\n{bench.MARK_START}\nOLD-SECTION\n{bench.MARK_END}\n\n## after\n")
+    assert bench.main(["--report", str(latest), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "OLD-SECTION" not in text and text.endswith(f"{bench.MARK_END}\n\n## after\n")
+    assert "3 nodes / 1 node: **" in text and "| resilient | lb3 |" in text and latest.name in text
