@@ -22,15 +22,18 @@ the node-local `cluster:` section naming the node (docs/cluster.md). The echo te
 flow: its greeting names the address the connection came from, the node's n0 address.
 
 A node's processes can be put in a cgroup by the caller (`node_preexec`, e.g. bench/lib/cpu_budget.py).
-Everything the bed starts is stopped by its PID, and the namespaces are removed on exit, also after a failure
+Every process the bed starts dies with the process that built the bed (PR_SET_PDEATHSIG), the flows' client also
+after its own lifetime; everything is stopped by its PID, and the namespaces are removed on exit, also after a failure
 (support/netns.py's Lab). It needs root, `ip`, `sysctl`, `haproxy` (and `nginx` with http=True).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,6 +63,20 @@ IDLE_TIMER = 120  # seconds a bucket must be idle before the group may move it t
 LOCAL_AS, ROUTER_AS = 65010, 65000
 MAX_CONNECTIONS = 5000  # per node: a bench holds 3,000 flows, all on one node at worst
 NODE_OF = {address: name for name, address in NODES.items()}
+PR_SET_PDEATHSIG = 1
+
+
+def bounded_child(then: Callable[[], None] | None = None) -> Callable[[], None]:
+    """preexec_fn: the child gets SIGKILL should this process die (it never outlives the bed's owner), then `then`."""
+
+    def preexec() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if then is not None:
+            then()
+
+    return preexec
+
 
 NGINX_CONF = """\
 # real server {name}: written by tests/support/cluster_bed.py
@@ -198,7 +215,8 @@ class ClusterBed:
     def start_real_servers(self, http: bool = False) -> None:
         for name, ns in self.rs.items():
             proc = self.lab.popen(ns, [PY, str(SCRIPTS / "cluster_echo.py"), name, "0.0.0.0", str(ECHO_PORT)],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)  # fmt: skip
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+                                  preexec_fn=bounded_child())  # fmt: skip
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"{name}: the echo server did not start")
@@ -214,7 +232,8 @@ class ClusterBed:
         cmd = ["nginx", "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(conf)]
         self.lab.run(ns, [*cmd, "-t", "-q"])
         self.servers[f"{name}-nginx"] = self.lab.popen(ns, [*cmd, "-g", "daemon off;"], stdin=subprocess.DEVNULL,
-                                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                       preexec_fn=bounded_child())  # fmt: skip
 
     def start_nodes(self, http: bool = False, node_preexec: Callable[[str], Callable[[], None]] | None = None) -> None:
         """HAProxy on every node with pacslb's rendered configuration; node_preexec(node) runs in the child before exec."""
@@ -227,7 +246,7 @@ class ClusterBed:
             with open(state / "haproxy.log", "ab") as log:  # the child has its own copy of the descriptor
                 self.haproxy[node] = self.lab.popen(ns, ["haproxy", "-db", "-f", str(cfg)], stdin=subprocess.DEVNULL,
                                                     stdout=log, stderr=subprocess.STDOUT,
-                                                    preexec_fn=node_preexec(node) if node_preexec else None)  # fmt: skip
+                                                    preexec_fn=bounded_child(node_preexec(node) if node_preexec else None))  # fmt: skip
         ports = [TCP_PORT, HTTP_PORT] if http else [TCP_PORT]
         for node in self.nodes:
             self.wait_serving(node, ports)
@@ -265,7 +284,8 @@ class ClusterBed:
         """`count` long-lived flows through the VIP (tests/netns/cluster_flows.py in the client namespace)."""
         proc = self.lab.popen(self.client, [PY, str(SCRIPTS / "cluster_flows.py"), VIP, str(TCP_PORT), str(count),
                                             str(lifetime)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)  # fmt: skip
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                              preexec_fn=bounded_child())  # fmt: skip
         return Flows(self.lab, proc)
 
 
