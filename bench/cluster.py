@@ -294,7 +294,8 @@ def section(doc: dict[str, Any], results_name: str) -> str:
             f"`GET /` each (`Connection: close`), {s['rounds']} round(s), median; route: plain multipath over the first "
             "N nodes. Node CPU: the HAProxy process's CPU time / run time (schedstat).",
             "",
-            "| nodes | connections/s (median) | each round | x one node | node CPU (lb1 / lb2 / lb3) | throttled periods | "
+            "| nodes | connections/s (median) | each round | x one node | node CPU, last round (lb1 / lb2 / lb3) | "
+            "throttled periods | "
             "errors |",
             "|---:|---:|---|---:|---|---:|---:|",
         ]

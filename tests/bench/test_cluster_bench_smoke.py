@@ -91,6 +91,8 @@ def test_quick_cluster_run(tmp_path):
         assert r["cps"] > 0 and r["socket_errors"] == 0 and r["non_2xx_3xx"] == 0, r
         busy = [node for node, share in r["node_cpu_share"].items() if share > 0.02]
         assert busy == bench.NODE_NAMES[:n], r  # the route names the first n nodes, and only they work
+        budget = doc["settings"]["cpu_percent_per_node"] / 100
+        assert all(share <= budget * 1.5 for share in r["node_cpu_share"].values()), r  # the budget holds each node
     [plain, resilient] = doc["flow_stability"]
     for trial in (plain, resilient):
         assert trial["opened"] == 300 and trial["withdrawn"] == "lb3", trial
@@ -109,3 +111,23 @@ def test_report_rewrites_the_section_from_a_results_file(tmp_path):
     text = readme.read_text()
     assert "OLD-SECTION" not in text and text.endswith(f"{bench.MARK_END}\n\n## after\n")
     assert "3 nodes / 1 node: **" in text and "| resilient | lb3 |" in text and latest.name in text
+
+
+def test_cpu_budget_prefers_cgroup_v2_and_names_what_it_found(tmp_path, monkeypatch):
+    from lib import cpu_budget
+
+    v2, v1 = tmp_path / "unified", tmp_path / "cpu"
+    v2.mkdir()
+    v1.mkdir()
+    (v2 / "cgroup.controllers").write_text("memory pids\n")
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    mounts = {v2: ("cgroup2", {"rw"}), v1: ("cgroup", {"rw", "cpu"})}
+    monkeypatch.setattr(cpu_budget, "_mount_points", lambda: mounts)
+    found = cpu_budget.detect(tmp_path)
+    assert found.kind == "v1" and found.root == v1
+    assert "without the cpu controller" in found.note and "is not a cgroup v2 mount" in found.note
+    (v2 / "cgroup.controllers").write_text("cpu memory pids\n")
+    assert cpu_budget.detect(tmp_path).kind == "v2"
+    monkeypatch.setattr(cpu_budget, "_mount_points", dict)
+    nothing = cpu_budget.detect(tmp_path)
+    assert nothing.kind == "" and "no CPU budget can be set" in nothing.note
