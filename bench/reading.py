@@ -588,13 +588,15 @@ def wait_bound(days: int, seeds: list[int], load: float, overtime_min: float) ->
 
 
 def render_bound(bound: dict[str, float], table: dict[str, dict[str, float]]) -> str:
-    """The bound as a sentence of the results."""
+    """The bound as a sentence of the results ("no bound" where even that schedule cannot read every exam: an
+    overloaded room, whose last exams are read only by reading past the last shift's end)."""
+    shown = {k: ("none (it cannot read every exam)" if math.isinf(v) else f"{v:.0f} min") for k, v in bound.items()}
     return (
         f"Least longest wait of any scheduler that opens every exam within its class's bound (a relaxation, "
-        f"`least_longest_wait`): {bound['declared']:.0f} min if readers read only in their declared schedule, "
-        f"{bound['with_overtime']:.0f} min if they also read {bound['overtime_min']:.1f} min past every break and shift "
-        f"end (what fifo's readers did, on average); without the class bounds {bound['declared_no_class_bounds']:.0f} "
-        f"and {bound['with_overtime_no_class_bounds']:.0f} min. Longest wait measured: fifo "
+        f"`least_longest_wait`): {shown['declared']} if readers read only in their declared schedule, "
+        f"{shown['with_overtime']} if they also read {bound['overtime_min']:.1f} min past every break and shift "
+        f"end (what fifo's readers did, on average); without the class bounds {shown['declared_no_class_bounds']} "
+        f"and {shown['with_overtime_no_class_bounds']}. Longest wait measured: fifo "
         f"{table['fifo']['longest_wait']:.0f} (overtime {table['fifo']['overtime_min']:.1f} min per stretch), pacslb "
         f"{table['pacslb']['longest_wait']:.0f} (overtime {table['pacslb']['overtime_min']:.1f})."
     )
