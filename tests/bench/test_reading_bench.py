@@ -121,3 +121,30 @@ def test_overtime_is_reading_outside_the_declared_stretches():
     exam = _exam("x", "routine", 0, 10).exam
     run.records["x"] = reading.Record(exam, "a", started=55 * reading.MIN, signed=65 * reading.MIN)
     assert reading.overtime_per_stretch(run, [shift]) == pytest.approx(5.0)
+
+
+def _longest_overtime(run, shifts) -> float:
+    """Seconds the longest case read past the end of the stretch (break or shift end) in which it was opened."""
+    longest = 0.0
+    for r in run.records.values():
+        for shift in shifts:
+            if shift.reader != r.reader:
+                continue
+            for begin, finish in reading.working_stretches(shift):
+                if begin <= r.started < finish:
+                    longest = max(longest, r.signed - finish)
+    return longest
+
+
+@pytest.mark.parametrize("policy", ["fifo", "pacslb"])
+def test_the_bound_is_below_what_each_policy_measures(policy):
+    """Soundness on a real run: with every stretch lengthened by the longest overtime the run had, the run's own
+    schedule is one of the relaxation's, so the bound cannot exceed its longest wait (with the class bounds only for a
+    policy that keeps them: pacslb)."""
+    days, seed = 2, 1
+    shifts = reading.shifts(days)
+    run = reading.simulate(policy, days, seed)
+    measured = reading.metrics(run)
+    assert measured["unread"] == 0
+    bound = reading.least_longest_wait(reading.arrivals(days, seed), shifts, policy == "pacslb", _longest_overtime(run, shifts))
+    assert 0 < bound <= measured["longest_wait"] + 0.5  # the bisection stops within half a minute
