@@ -87,3 +87,64 @@ def test_no_metric_worse_than_fifo_but_the_stated_trade_off(table):
     # every column of the results table is compared
     compared = set(reading.LOWER_IS_BETTER) | set(reading.HIGHER_IS_BETTER)
     assert {key for key, _, _ in reading.COLUMNS} == compared
+
+
+def _exam(acc: str, priority: str, arrived_min: float, minutes: float):
+    exam = reading.Exam(acc, f"P{acc}", "CT", priority, arrived_min * reading.MIN, 1.0)
+    return reading.SimExam(exam, minutes)
+
+
+def test_least_longest_wait_is_the_optimum_of_small_cases():
+    """One reader for 10 hours. Five routine exams of 60 min at 0: the fifth is opened at 240 min at best. A STAT of
+    10 min at 200 min does not change that without the class bounds (it can wait until 300, 100 min), but opened
+    within its 60-min bound it pushes the last routine exam to 250."""
+    shift = [reading.Shift("a", 0.0, 10 * reading.HOUR, 6.0)]
+    exams = [_exam(f"r{i}", "routine", 0, 60) for i in range(5)] + [_exam("s", "STAT", 200, 10)]
+    assert reading.least_longest_wait(exams, shift, class_bounds=False) == pytest.approx(240, abs=0.5)
+    assert reading.least_longest_wait(exams, shift, class_bounds=True) == pytest.approx(250, abs=0.5)
+    # reading 30 min past the end of the shift changes nothing here (the work ends inside it); a shift too short
+    # for the work makes every wait impossible
+    assert reading.least_longest_wait(exams, shift, overtime=30 * reading.MIN) == pytest.approx(250, abs=0.5)
+    assert reading.least_longest_wait(exams, [reading.Shift("a", 0.0, reading.HOUR, 6.0)]) == math.inf
+
+
+def test_capacity_steps_count_readers_working_and_overtime_stops_at_the_next_stretch():
+    shift = reading.Shift("a", 0.0, 8 * reading.HOUR, 6.0, ((4 * reading.HOUR, 4.5 * reading.HOUR),))
+    assert reading.capacity_steps([shift]) == [(0.0, 1), (4 * reading.HOUR, -1), (4.5 * reading.HOUR, 1), (8 * reading.HOUR, -1)]
+    long = reading.capacity_steps([shift], overtime=reading.HOUR)  # longer than the break: it ends where work resumes
+    assert long == [(0.0, 1), (4.5 * reading.HOUR, -1), (4.5 * reading.HOUR, 1), (9 * reading.HOUR, -1)]
+
+
+def test_overtime_is_reading_outside_the_declared_stretches():
+    shift = reading.Shift("a", 0.0, reading.HOUR, 6.0)
+    run = reading.Run()
+    exam = _exam("x", "routine", 0, 10).exam
+    run.records["x"] = reading.Record(exam, "a", started=55 * reading.MIN, signed=65 * reading.MIN)
+    assert reading.overtime_per_stretch(run, [shift]) == pytest.approx(5.0)
+
+
+def _longest_overtime(run, shifts) -> float:
+    """Seconds the longest case read past the end of the stretch (break or shift end) in which it was opened."""
+    longest = 0.0
+    for r in run.records.values():
+        for shift in shifts:
+            if shift.reader != r.reader:
+                continue
+            for begin, finish in reading.working_stretches(shift):
+                if begin <= r.started < finish:
+                    longest = max(longest, r.signed - finish)
+    return longest
+
+
+@pytest.mark.parametrize("policy", ["fifo", "pacslb"])
+def test_the_bound_is_below_what_each_policy_measures(policy):
+    """Soundness on a real run: with every stretch lengthened by the longest overtime the run had, the run's own
+    schedule is one of the relaxation's, so the bound cannot exceed its longest wait (with the class bounds only for a
+    policy that keeps them: pacslb)."""
+    days, seed = 2, 1
+    shifts = reading.shifts(days)
+    run = reading.simulate(policy, days, seed)
+    measured = reading.metrics(run)
+    assert measured["unread"] == 0
+    bound = reading.least_longest_wait(reading.arrivals(days, seed), shifts, policy == "pacslb", _longest_overtime(run, shifts))
+    assert 0 < bound <= measured["longest_wait"] + 0.5  # the bisection stops within half a minute

@@ -15,9 +15,12 @@ Order of decisions, as issue 21 states them:
    or escalated) goes instead to a reader with nothing open, else to the one with the least effort open, so that it
    is read soonest; its effort still counts in the balance.
 4. Caps: at most `max_queued` exams assigned and not yet opened, and an optional limit of outstanding effort.
-5. Pull: a reader asking for the next case gets the first of their list, unless an exam they may read ranks ahead
-   of it, waiting (a STAT that arrived while every list was full) or unopened on a busy reader's list: then they get
-   that one, so the reader who is free first reads the most urgent exam.
+5. Pull: a reader asking for the next case gets the exam they may read that ranks first in reading order, whether
+   it is on their list, waiting (a STAT that arrived while every list was full) or unopened on a busy reader's list,
+   so the reader who is free first reads the most urgent exam. When that exam is neither STAT nor escalated, the
+   reader gets instead, among the first `match_window` exams they may read, the one the fewest working readers may
+   read (ties: reading order): a specialist reads the MR only they may read before the radiograph anyone may read,
+   which raises what the room reads per hour (skill-based routing, e.g. Wallace and Whitt, MSOM 2005).
 
 A reader who is not working has the exams they had not opened taken back to the pool (those they opened stay theirs
 until signed). Every assignment carries its reason and is kept in `journal` until the caller takes it
@@ -43,6 +46,9 @@ class Policy:
 
     classes: tuple[PriorityClass, ...] = DEFAULT_CLASSES
     escalation_lead: float = 3600.0
+    # How many exams at the head of the reading order a pull weighs by how few readers may read them (1: none, the
+    # head is taken). 3 measured best in bench/reading.py (docs/reading-balance.md); urgent exams are never weighed.
+    match_window: int = 3
 
     def priority_class(self, name: str) -> PriorityClass:
         for cls in self.classes:
@@ -120,21 +126,31 @@ class Worklist:
         self.waiting[exam.accession] = exam
 
     def open_case(self, reader: str, now: float) -> Outstanding | None:
-        """The reader asks for their next case: assignments are brought up to date, then the first exam of the
-        reader's list in reading order is marked opened and returned (None if there is nothing for them)."""
+        """The reader asks for their next case: assignments are brought up to date, then the exam chosen by rule 5
+        (pull) is marked opened and returned (None if there is nothing for them)."""
         ledger = self._ledger(reader)
         self.assign(now)
-        queued = sorted(ledger.queued(), key=lambda o: self.policy.order(o.exam, now))
-        ahead = self._ahead_of_list(reader, queued[0].exam if queued else None, now)
-        if ahead is not None:
-            self._give(
-                ahead, reader, now, f"{self._why_priority(ahead, now)}; ranks ahead of {reader}'s list, {reader} asked first"
-            )
-            chosen = ledger.open[ahead.accession]
-        elif queued:
-            chosen = queued[0]
-        else:
+        working = self.working(now)
+        if reader not in working:  # finishing their list after their shift: their own list only, in reading order
+            queued = sorted(ledger.queued(), key=lambda o: self.policy.order(o.exam, now))
+            if not queued:
+                return None
+            queued[0].started = now
+            return queued[0]
+        candidates = self._candidates(reader, now)
+        if not candidates:
             return None
+        exam, holder, matched = self._match(reader, candidates, working, now)
+        if holder != reader:
+            if holder is not None:
+                self._take_back(exam.accession)
+            how = f"ranks first in reading order among the exams {reader} may read, {reader} asked first"
+            if matched:
+                how = matched + f", {reader} asked first"
+            self._give(exam, reader, now, f"{self._why_priority(exam, now)}; {how}")
+        chosen = ledger.open[exam.accession]
+        if matched and holder == reader:  # on their list already: say why it is opened before the head of the order
+            chosen.reason += f"; opened first: {matched}"
         chosen.started = now
         return chosen
 
@@ -163,30 +179,55 @@ class Worklist:
         outstanding = self.ledgers[reader].open.pop(accession)
         self.ledgers[reader].assigned_effort -= outstanding.exam.effort
 
-    def _ahead_of_list(self, reader: str, first: Exam | None, now: float) -> Exam | None:
-        """A waiting exam the reader may read that ranks ahead of `first` in reading order, or one that another
-        reader has on their list and has not opened (a list entry is a reservation, not a claim; the exam is taken
-        off that list). Exams whose patient has another exam open are left where they are, so grouping is kept."""
-        if reader not in self.working(now):
-            return None
+    def _candidates(self, reader: str, now: float) -> list[tuple[Exam, str | None]]:
+        """Exams the reader may take now, with who holds them (None: waiting), in reading order: their own unopened
+        exams, waiting exams they may read, and exams unopened on another reader's list (a list entry is a
+        reservation, not a claim). Exams whose patient has another exam open are left where they are, so grouping
+        is kept."""
         me = self.readers[reader]
-        limit = self.policy.order(first, now) if first is not None else None
         counts: dict[str, int] = {}
         for ledger in self.ledgers.values():
             for o in ledger.open.values():
                 counts[o.exam.patient] = counts.get(o.exam.patient, 0) + 1
-        candidates = [(e, None) for e in self.waiting.values() if counts.get(e.patient, 0) == 0]
+        out: list[tuple[Exam, str | None]] = [
+            (e, None) for e in self.waiting.values() if counts.get(e.patient, 0) == 0 and not qualified(me, e)
+        ]
         for name, ledger in self.ledgers.items():
-            if name != reader:
-                candidates += [(o.exam, name) for o in ledger.queued() if counts[o.exam.patient] == 1]
-        for exam, holder in sorted(candidates, key=lambda c: self.policy.order(c[0], now)):
-            if limit is not None and self.policy.order(exam, now) >= limit:
-                return None
-            if not qualified(me, exam):
-                if holder is not None:
-                    self._take_back(exam.accession)
-                return exam
-        return None
+            for o in ledger.queued():
+                if name == reader or (counts[o.exam.patient] == 1 and not qualified(me, o.exam)):
+                    out.append((o.exam, name))
+        out.sort(key=lambda c: self.policy.order(c[0], now))
+        return out
+
+    def _match(
+        self, reader: str, candidates: list[tuple[Exam, str | None]], working: dict[str, Shift], now: float
+    ) -> tuple[Exam, str | None, str]:
+        """Rule 5: the first candidate if it is urgent (STAT or escalated) or the window is 1; else, among the first
+        `match_window`, the one the fewest working readers may read. Returns the exam, its holder and, when the
+        choice is not the first candidate, the reason."""
+        first = candidates[0][0]
+        if self.policy.match_window <= 1 or self._urgent(first, now):
+            return candidates[0][0], candidates[0][1], ""
+        window = [c for c in candidates[: self.policy.match_window] if not self._urgent(c[0], now)]
+
+        def able(exam: Exam) -> int:
+            return sum(1 for name in working if not qualified(self.readers[name], exam))
+
+        scarcity = [able(exam) for exam, _ in window]
+        best = min(range(len(window)), key=lambda i: (scarcity[i], i))
+        if scarcity[best] == scarcity[0]:
+            return window[0][0], window[0][1], ""
+        return (
+            window[best][0],
+            window[best][1],
+            f"of the {len(window)} exams {reader} may read at the head of the reading order, the one the fewest working "
+            f"readers may read ({scarcity[best]} of {len(working)}, against {scarcity[0]} for the first)",
+        )
+
+    def _urgent(self, exam: Exam, now: float) -> bool:
+        """STAT (the top class) or escalated: read first, never weighed against anything but reading order."""
+        rank = self.policy.priority_class(exam.priority).rank
+        return self.policy.escalated(exam, now) or rank == min(c.rank for c in self.policy.classes)
 
     def _take_back(self, accession: str) -> None:
         """An unopened exam leaves its reader's list for the pool (its effort no longer counts for that reader)."""
@@ -247,9 +288,7 @@ class Worklist:
         roomy = [name for name in able if has_room(self.readers[name], self.ledgers[name], exam)]
         if not roomy:
             return None
-        urgent = self.policy.escalated(exam, now) or self.policy.priority_class(exam.priority).rank == min(
-            c.rank for c in self.policy.classes
-        )
+        urgent = self._urgent(exam, now)
         if urgent:
             ranked = sorted(roomy, key=lambda n: (bool(self.ledgers[n].open), self.ledgers[n].outstanding_effort(), n))
         else:

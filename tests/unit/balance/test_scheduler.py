@@ -329,3 +329,35 @@ def test_the_reader_free_first_takes_a_stat_from_a_busy_readers_list():
     assert "s1" not in wl.ledgers["a"].open and wl.ledgers["a"].assigned_effort == 1.0
     journal = wl.take_journal()
     assert [j.accession for j in journal][-1] == "s1" and wl.take_journal() == []
+
+
+def test_a_pull_takes_among_the_head_the_exam_fewest_working_readers_may_read():
+    """Rule 5, matching: the msk reader takes the MR only they may read before an older radiograph anyone may read;
+    the other reader then gets the radiograph. Beyond the window, or behind a STAT, reading order decides."""
+    readers = [Reader("a", subspecialties=frozenset({"msk"})), Reader("b")]
+    wl = Worklist(readers, [day_shift("a"), day_shift("b")])
+    wl.add(exam("xr", arrived=0, modality="XR"))
+    wl.add(exam("mr", arrived=60, modality="MR", subspecialty="msk"))
+    case = wl.open_case("a", 600)
+    assert case.exam.accession == "mr"
+    assert "the one the fewest working readers may read (1 of 2, against 2 for the first)" in case.reason
+    assert wl.open_case("b", 600).exam.accession == "xr"
+
+    wl = Worklist(readers, [day_shift("a"), day_shift("b")], Policy(match_window=1))
+    wl.add(exam("xr", arrived=0, modality="XR"))
+    wl.add(exam("mr", arrived=60, modality="MR", subspecialty="msk"))
+    assert wl.open_case("a", 600).exam.accession == "xr"  # a window of 1: the head of the reading order
+
+    wl = Worklist(readers, [day_shift("a"), day_shift("b")])
+    wl.add(exam("stat", "STAT", arrived=0, modality="XR"))
+    wl.add(exam("mr", arrived=60, modality="MR", subspecialty="msk"))
+    assert wl.open_case("a", 600).exam.accession == "stat"  # urgent exams are never weighed
+
+
+def test_matching_looks_only_at_the_first_exams_of_the_reading_order():
+    readers = [Reader("a", subspecialties=frozenset({"msk"}), max_queued=5), Reader("b", max_queued=5)]
+    wl = Worklist(readers, [day_shift("a"), day_shift("b")], Policy(match_window=3))
+    for i in range(3):
+        wl.add(exam(f"xr{i}", arrived=i, modality="XR"))
+    wl.add(exam("mr", arrived=60, modality="MR", subspecialty="msk"))  # fourth in reading order
+    assert wl.open_case("a", 600).exam.accession == "xr0"
