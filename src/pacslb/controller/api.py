@@ -40,7 +40,7 @@ class ControllerSurface(Protocol):
 
 
 def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None, gslb: Any = None,
-               alerts: Any = None) -> FastAPI:  # fmt: skip
+               alerts: Any = None, cluster: Any = None) -> FastAPI:  # fmt: skip
     app = FastAPI(
         title="pacslb controller",
         description="Live state and control of one pacslb appliance.",
@@ -89,6 +89,10 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
         from ..alerts.api import alerts_router
 
         app.include_router(alerts_router(alerts))
+    if cluster is not None:  # a cluster node's routing (issue 20): GET /api/v1/cluster/routing, POST .../drain
+        from ..cluster.routing_api import routing_router
+
+        app.include_router(routing_router(*cluster))
     # the error body, 413 where a body is read, 405's Allow; no credentials here (the socket's mode 0600 guards it)
     install_contract(app, None, own_validation_errors=False)
     return app
@@ -121,8 +125,10 @@ def bind_unix_socket(path: Path) -> socket.socket:
 
 
 async def serve(controller: ControllerSurface, socket_path: Path, changes: Any = None, ha: Any = None,
-                gslb: Any = None, alerts: Any = None) -> ApiServer:  # fmt: skip
+                gslb: Any = None, alerts: Any = None, cluster: Any = None) -> ApiServer:  # fmt: skip
     """Start uvicorn on the Unix socket inside the running event loop; return once it listens."""
-    server = InLoopServer(create_app(controller, changes, ha, gslb, alerts), bind_unix_socket(socket_path), uds=str(socket_path))
+    server = InLoopServer(
+        create_app(controller, changes, ha, gslb, alerts, cluster), bind_unix_socket(socket_path), uds=str(socket_path)
+    )
     await server.start()
     return ApiServer(server, socket_path)

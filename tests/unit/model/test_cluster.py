@@ -95,3 +95,20 @@ def test_rules_across_the_configuration():
     result = validate_data(data)
     assert result.config is not None and [p.severity for p in result.problems] == ["warning"]
     assert "iBGP" in result.problems[0].message
+
+
+def test_a_cluster_node_does_not_name_settings_network_interface():
+    data = base()
+    data["settings"] = {"network": {"interface": "eth0"}}
+    assert any(p.startswith("settings.network.interface: a cluster node holds its VIPs on cluster.bgp.vip_interface")
+               for p in problems(data))  # fmt: skip
+
+
+def test_ipv6_vips_without_an_ipv6_neighbor_are_a_warning_naming_the_fix():
+    data = base()
+    data["virtual_services"][0]["listen"].append({"address": "2001:db8::10", "port": 443})
+    found = validate_data(data).problems
+    warnings = [p for p in found if p.path == "cluster.bgp.neighbors" and p.severity == "warning"]
+    assert len(warnings) == 1 and "no IPv6 neighbour" in warnings[0].message and "2001:db8::10" in warnings[0].message
+    data["cluster"]["bgp"]["neighbors"].append({"address": "2001:db8:ff::1", "remote_as": 65000})
+    assert not [p for p in validate_data(data).problems if p.path == "cluster.bgp.neighbors"]

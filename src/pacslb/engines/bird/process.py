@@ -1,0 +1,198 @@
+"""bird: check a configuration, start in the foreground, adopt, reconfigure, ask, stop.
+
+bird runs as `bird -f -c <state>/bird/bird.conf -s <state>/bird/bird.ctl -P <state>/bird/bird.pid`, in a session of its
+own (a controller killed with SIGKILL leaves it announcing: fail static). Never the system's instance: nothing here
+reads /etc/bird, and `make deps` keeps Debian's service stopped.
+
+Unprivileged where it can be: BIRD's own `-u bird` drops to the bird user, which could not read the state directory
+(0750, root) again at `birdc configure`; so it keeps uid 0 (the owner of its files) but runs with only the
+capabilities BGP and BFD need (CAP_NET_BIND_SERVICE: port 179 and BFD's; CAP_NET_RAW), through `setpriv`: no
+CAP_NET_ADMIN (it exports nothing to the kernel), no CAP_DAC_OVERRIDE, no CAP_SYS_ADMIN.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .. import daemon
+from ..daemon import is_running, read_pidfile
+from .render import CONF_FILE, ROUTES_FILES
+
+DEFAULT_BINARY = shutil.which("bird") or "/usr/sbin/bird"
+CLIENT = shutil.which("birdc") or "/usr/sbin/birdc"
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+CAPABILITIES = ("net_bind_service", "net_raw")
+CHECK_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+class BirdError(Exception):
+    """bird did not start, did not take its configuration or did not stop."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    output: str
+
+
+@dataclass(frozen=True)
+class Files:
+    """The engine's folder and its files."""
+
+    dir: Path
+
+    @property
+    def config(self) -> Path:
+        return self.dir / CONF_FILE
+
+    def routes(self, name: str) -> Path:
+        return self.dir / name
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "bird.ctl"
+
+    @property
+    def pid(self) -> Path:
+        return self.dir / "bird.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "bird.log"
+
+    @property
+    def applied(self) -> Path:
+        """SHA-256 of the bird.conf the last commit made run: adopting compares it."""
+        return self.dir / "applied.sha256"
+
+
+def check(conf_for, routes: dict[str, str], binary: str = DEFAULT_BINARY) -> CheckResult:
+    """`bird -p` (parse only) on a scratch copy: `conf_for(folder)` renders bird.conf with its includes in that folder."""
+    with tempfile.TemporaryDirectory(prefix="pacslb-bird-check-") as scratch:
+        for name, text in routes.items():
+            Path(scratch, name).write_text(text)
+        conf = Path(scratch, CONF_FILE)
+        conf.write_text(conf_for(PurePosixPath(scratch)))
+        try:
+            done = subprocess.run([binary, "-p", "-c", str(conf)], capture_output=True, text=True, timeout=CHECK_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return CheckResult(False, f"bird -p did not finish within {CHECK_TIMEOUT:g}s")
+    output = (done.stdout + done.stderr).strip().replace(scratch, "<new>")
+    return CheckResult(done.returncode == 0, output)
+
+
+def command_line(files: Files, binary: str = DEFAULT_BINARY) -> list[str]:
+    bounding = ",".join(["-all", *(f"+{c}" for c in CAPABILITIES)])
+    return [SETPRIV, f"--bounding-set={bounding}", "--inh-caps=-all", "--",
+            binary, "-f", "-c", str(files.config), "-s", str(files.socket), "-P", str(files.pid)]  # fmt: skip
+
+
+def adopt(files: Files) -> int | None:
+    """The PID of the bird that already runs this appliance's folder, or None."""
+    return daemon.adopt(files.pid, "bird", str(files.config))
+
+
+def birdc(files: Files, *command: str, timeout: float = 5.0) -> str:
+    """One birdc command on the instance of this folder; its answer (without the banner), or BirdError."""
+    try:
+        done = subprocess.run([CLIENT, "-s", str(files.socket), *command], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise BirdError(f"birdc {' '.join(command)} did not answer within {timeout:g}s") from None
+    except OSError as exc:
+        raise BirdError(f"birdc {' '.join(command)}: {exc}") from None
+    text = (done.stdout + done.stderr).strip()
+    if done.returncode != 0 or "Unable to connect" in text:
+        raise BirdError(f"birdc {' '.join(command)} failed: {text}")
+    lines = text.splitlines()
+    return "\n".join(lines[1:] if lines and lines[0].startswith("BIRD ") else lines)
+
+
+def start(files: Files, binary: str = DEFAULT_BINARY, timeout: float = 20.0) -> int:
+    """Start bird on `files.config`; return its PID once its control socket answers."""
+    files.pid.unlink(missing_ok=True)
+    with open(files.log, "ab") as log:
+        popen = subprocess.Popen(command_line(files, binary), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 cwd=files.dir, start_new_session=True, close_fds=True)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise BirdError(f"bird exited at start ({popen.returncode}): {_tail(files.log)}")
+        if read_pidfile(files.pid) == popen.pid:  # setpriv execs bird: the same PID
+            try:
+                birdc(files, "show", "status", timeout=2.0)
+            except BirdError:
+                pass
+            else:
+                _popens[popen.pid] = popen
+                return popen.pid
+        time.sleep(0.05)
+    stop(popen.pid)
+    raise BirdError(f"bird did not answer on its control socket within {timeout:g}s: {_tail(files.log)}")
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"see {path}"
+
+
+_popens: dict[int, subprocess.Popen] = {}
+
+
+def alive(pid: int) -> bool:
+    popen = _popens.get(pid)
+    if popen is not None:
+        popen.poll()  # reap an exited child: a zombie would look alive
+    return is_running(pid)
+
+
+def configure(files: Files) -> None:
+    """bird reads bird.conf (and the route files it includes) again; the BGP sessions stay up when only routes changed."""
+    answer = birdc(files, "configure", timeout=10.0)
+    if "Reconfigured" not in answer and "Reconfiguration in progress" not in answer:
+        raise BirdError(f"birdc configure answered: {answer}")
+
+
+def stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM (bird closes its sessions with a Cease: the routers withdraw at once), then SIGKILL after `timeout`."""
+    if not alive(pid):
+        _popens.pop(pid, None)
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            _popens.pop(pid, None)
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while alive(pid) and time.monotonic() < deadline + 5:
+        time.sleep(0.05)
+    _popens.pop(pid, None)
+
+
+def write(path: Path, text: str) -> None:
+    """Write atomically (bird reads its files as root, with no DAC override: root's 0640 is enough)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o640)
+    os.replace(tmp, path)
+
+
+__all__ = ["ROUTES_FILES", "BirdError", "Files", "adopt", "birdc", "check", "configure", "start", "stop", "write"]
