@@ -98,6 +98,7 @@ class BGP(Strict):
     hold_time: Duration = Field(default=Duration(9000), description="BGP hold time (BFD finds a silent node much sooner)")
     keepalive: Duration = Field(default=Duration(3000), description="BGP keepalive interval, at most a third of hold_time")
     bfd: BFD = Field(default_factory=BFD, description="BFD on every session")
+    local_port: int = Field(default=179, ge=1, le=65535, description="the TCP port this node's BIRD listens on for the routers")
     vip_interface: str = Field(
         default="lo", description="where this node holds the VIP addresses it announces (routed to it, never answered by ARP)"
     )

@@ -88,7 +88,7 @@ def render_conf(cluster: Cluster, folder: PurePosixPath) -> str:
         version = ipaddress.ip_address(neighbor.address).version
         lines += [
             f"protocol bgp {neighbor_protocol(index)} {{",
-            f"  local as {bgp.local_as};",
+            f"  local as {bgp.local_as};" if bgp.local_port == 179 else f"  local port {bgp.local_port} as {bgp.local_as};",
             f"  neighbor {neighbor.address} port {neighbor.port} as {neighbor.remote_as};",
             f"  hold time {_seconds(bgp.hold_time.milliseconds)};",
         ]
