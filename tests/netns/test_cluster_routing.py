@@ -11,7 +11,7 @@ routes form one multipath route; lb1's only real server down -> lb1 withdraws, b
 drained and returned (POST /api/v1/cluster/drain); lb1's HAProxy killed -> withdrawn (seen by `ip monitor` on the
 router) and announced again once the supervisor has restarted it; lb1's silent death (its link dropped, its BIRD
 and controller killed with SIGKILL) -> the router's BFD notices and the route loses lb1: the gap is measured and
-printed. Every process is stopped by its PID, the namespaces removed, also on failure.
+printed; lb2 stopped with `pacslb stop` withdraws first. Every process is stopped by its PID, the namespaces removed, also on failure.
 """
 
 from __future__ import annotations
@@ -242,6 +242,12 @@ def test_nodes_announce_what_they_can_serve_and_bfd_finds_a_silent_death(capsys:
             print(f"\n[cluster routing] silent death of a node: the router dropped its route after {gap * 1000:.0f} ms "
                   "(BFD 3 x 100 ms; bound 5 s)")  # fmt: skip
         assert bed.routing("lb2")["announced"] == [VIP]
+
+        # `pacslb stop` on lb2: its VIP withdrawn first, then BIRD and HAProxy stopped; the router has no route left
+        done = lab.run(bed.ns["lb2"], [PACSLB, "stop", "--state-dir", str(bed.state("lb2"))], check=False, timeout=90)
+        assert done.returncode == 0, done.stderr
+        bed.wait_next_hops(set(), "lb2 stopped")
+        assert "VIP 10.66.0.10 withdrawn: controller stopping" in (work / "lb2" / "up.log").read_text()
     except httpx.HTTPError as exc:
         raise AssertionError(f"the controller API did not answer: {exc}") from None
     finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -26,7 +27,9 @@ from ..daemon import is_running, read_pidfile
 from .render import CONF_FILE, ROUTES_FILES
 
 DEFAULT_BINARY = shutil.which("bird") or "/usr/sbin/bird"
-CLIENT = shutil.which("birdc") or "/usr/sbin/birdc"
+CLIENT = shutil.which("birdc") or "/usr/sbin/birdc"  # for people; the engine speaks on the socket itself
+MAX_REPLY_LINES = 100_000  # a `show route` of every VIP (the model bounds them far below)
+MAX_REPLY_LINE = 64 * 1024
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 CAPABILITIES = ("net_bind_service", "net_raw")
 CHECK_TIMEOUT = 30.0
@@ -101,19 +104,40 @@ def adopt(files: Files) -> int | None:
 
 
 def birdc(files: Files, *command: str, timeout: float = 5.0) -> str:
-    """One birdc command on the instance of this folder; its answer (without the banner), or BirdError."""
+    """One command on the control socket of this folder's bird, spoken as birdc speaks it (no birdc process: the
+    appliance asks every half second); the answer's text without its reply codes, or BirdError."""
+    line = " ".join(command)
     try:
-        done = subprocess.run([CLIENT, "-s", str(files.socket), *command], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise BirdError(f"birdc {' '.join(command)} did not answer within {timeout:g}s") from None
-    except OSError as exc:
-        raise BirdError(f"birdc {' '.join(command)}: {exc}") from None
-    text = (done.stdout + done.stderr).strip()
-    if done.returncode != 0 or "Unable to connect" in text:
-        raise BirdError(f"birdc {' '.join(command)} failed: {text}")
-    lines = text.splitlines()
-    return "\n".join(lines[1:] if lines and lines[0].startswith("BIRD ") else lines)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(files.socket))
+            stream = sock.makefile("rwb")
+            _reply(stream)  # the banner: 0001 BIRD 2.x ready.
+            stream.write(line.encode() + b"\n")
+            stream.flush()
+            code, text = _reply(stream)
+    except (OSError, ValueError) as exc:  # socket.timeout is an OSError
+        raise BirdError(f"bird's control socket ({line}): {exc}") from None
+    if code >= 8000:  # 8xxx: run-time errors, 9xxx: parse errors
+        raise BirdError(f"bird refused {line!r}: {text}")
+    return text
+
+
+def _reply(stream) -> tuple[int, str]:
+    """One reply: lines 'CODE-text' and ' text' go on, 'CODE text' ends it (BIRD's doc/prog: the CLI protocol)."""
+    lines: list[str] = []
+    for _ in range(MAX_REPLY_LINES):
+        raw = stream.readline(MAX_REPLY_LINE)
+        if not raw:
+            raise ValueError("bird closed the control socket in the middle of an answer")
+        text = raw.decode(errors="replace").rstrip("\n")
+        if text[:4].isdigit() and text[4:5] in ("-", " "):
+            lines.append(text[5:])
+            if text[4] == " ":
+                return int(text[:4]), "\n".join(lines)
+        else:
+            lines.append(text[1:])
+    raise ValueError(f"an answer longer than {MAX_REPLY_LINES} lines")
 
 
 def start(files: Files, binary: str = DEFAULT_BINARY, timeout: float = 20.0) -> int:
