@@ -1,10 +1,10 @@
 """A cluster node's routing (engines/bird, cluster/announce.py), in network namespaces, with the real engines.
 
     sw      br0 joins the three
-    rt      r0 10.88.0.1/24   the upstream router: its own BIRD (AS 65000), BGP + BFD with both nodes,
-                              `merge paths` into its kernel table (ECMP)
-    lb1     l0 10.88.0.2/24   `pacslb up` with a cluster section (AS 65010): HAProxy, BIRD, VIP 10.66.0.10 on lo,
-    lb2     l0 10.88.0.3/24   its real server on its own loopback (127.0.0.1:8000)
+    rt      r0 10.88.0.1/24, fd00:88::1/64   the upstream router: its own BIRD (AS 65000), BGP + BFD with both
+                                             nodes over IPv4 and IPv6, `merge paths` into its kernel tables (ECMP)
+    lb1     l0 10.88.0.2/24, fd00:88::2/64   `pacslb up` with a cluster section (AS 65010): HAProxy, BIRD, the VIPs
+    lb2     l0 10.88.0.3/24, fd00:88::3/64   10.66.0.10 and fd00:66::10 on lo, its real server on its own loopback
 
 One test walks the story, each step waiting for the router's kernel table (never a timed sleep): both nodes'
 routes form one multipath route; lb1's only real server down -> lb1 withdraws, back -> announces again; lb1
@@ -43,6 +43,9 @@ HTTP_SERVER = Path(__file__).resolve().parent / "ha_http_server.py"
 ROUTER = "10.88.0.1"
 NODES = {"lb1": "10.88.0.2", "lb2": "10.88.0.3"}
 VIP = "10.66.0.10"
+ROUTER6 = "fd00:88::1"
+NODES6 = {"lb1": "fd00:88::2", "lb2": "fd00:88::3"}
+VIP6 = "fd00:66::10"  # announced over the IPv6 sessions (a session carries its own family)
 RS_PORT = 8000
 HOLD_TIME = 9  # seconds: what a silent death would take without BFD
 SILENT_DEATH_BOUND = 5.0  # seconds: the wait's generous bound; BFD (3 x 100 ms) finds it well within 1 s
@@ -52,6 +55,7 @@ log stderr all;
 protocol device {{ scan time 10; }}
 protocol bfd {{ interface "*" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }}; }}
 protocol kernel {{ ipv4 {{ import none; export all; }}; merge paths on; }}
+protocol kernel {{ ipv6 {{ import none; export all; }}; merge paths on; }}
 template bgp node {{
   local as 65000;
   hold time {HOLD_TIME};
@@ -59,10 +63,11 @@ template bgp node {{
   connect retry time 2;
   error wait time 1, 5;
   bfd on;
-  ipv4 {{ import all; export none; }};
 }}
-protocol bgp lb1 from node {{ neighbor {NODES["lb1"]} as 65010; }}
-protocol bgp lb2 from node {{ neighbor {NODES["lb2"]} as 65010; }}
+protocol bgp lb1 from node {{ neighbor {NODES["lb1"]} as 65010; ipv4 {{ import all; export none; }}; }}
+protocol bgp lb2 from node {{ neighbor {NODES["lb2"]} as 65010; ipv4 {{ import all; export none; }}; }}
+protocol bgp lb1v6 from node {{ neighbor {NODES6["lb1"]} as 65010; ipv6 {{ import all; export none; }}; }}
+protocol bgp lb2v6 from node {{ neighbor {NODES6["lb2"]} as 65010; ipv6 {{ import all; export none; }}; }}
 """
 
 
@@ -71,14 +76,14 @@ def node_config(name: str) -> dict:
         "version": 1,
         "settings": {"threads": 1, "management": {"enabled": False}},
         "virtual_services": [{
-            "name": "web", "mode": "layer7-http", "listen": [{"address": VIP, "port": 8080}],
+            "name": "web", "mode": "layer7-http", "listen": [{"address": VIP, "port": 8080}, {"address": VIP6, "port": 8080}],
             "health_check": {"type": "connect", "interval": "200ms", "timeout": "200ms", "rise": 1, "fall": 1},
             "real_servers": [{"name": "rs1", "address": "127.0.0.1", "port": RS_PORT}],
         }],
         "cluster": {
             "name": "bed", "node": name,
             "nodes": [{"name": "lb1", "address": NODES["lb1"]}, {"name": "lb2", "address": NODES["lb2"], "etcd_member": False}],
-            "bgp": {"local_as": 65010, "neighbors": [{"address": ROUTER, "remote_as": 65000}],
+            "bgp": {"local_as": 65010, "neighbors": [{"address": ROUTER, "remote_as": 65000}, {"address": ROUTER6, "remote_as": 65000}],
                     "bfd": {"interval": "100ms", "multiplier": 3}},
         },
     }  # fmt: skip
@@ -95,13 +100,27 @@ class Bed:
     def state(self, name: str) -> Path:
         return self.work / name / "s"
 
-    def next_hops(self) -> set[str]:
+    def next_hops(self, vip: str = VIP) -> set[str]:
         """The router's kernel route to the VIP: the node addresses it sends the VIP's flows to."""
-        shown = self.lab.sh(self.ns["rt"], f"ip -4 route show {VIP}/32", check=False)
+        shown = self.lab.sh(self.ns["rt"], f"ip -{6 if ':' in vip else 4} route show {vip}", check=False)
         return {word for line in shown.splitlines() for i, word in enumerate(line.split()) if i and line.split()[i - 1] == "via"}
 
-    def wait_next_hops(self, wanted: set[str], what: str, timeout: float = 30) -> None:
-        wait_until(lambda: self.next_hops() == wanted, timeout, 0.05, f"the router to route {VIP} to {sorted(wanted)} ({what})")
+    def wait_next_hops(self, wanted: set[str], what: str, timeout: float = 30, vip: str = VIP) -> None:
+        what = f"the router to route {vip} to {sorted(wanted)} ({what})"
+        try:
+            wait_until(lambda: self.next_hops(vip) == wanted, timeout, 0.05, what)
+        except AssertionError as exc:  # WaitTimeout: say what the router knows
+            raise AssertionError(f"{exc}\n{self.router_state()}") from None
+
+    def router_state(self) -> str:
+        shown = [
+            self.lab.sh(self.ns["rt"], "ip route show", check=False),
+            self.lab.sh(self.ns["rt"], "ip -6 route show", check=False),
+        ]
+        for command in ("show protocols all", "show route all", "show bfd sessions"):
+            shown.append(self.lab.run(self.ns["rt"], [bird_process.CLIENT, "-s", str(self.router_sock), *command.split()],
+                                      check=False).stdout)  # fmt: skip
+        return "\n".join(shown)
 
     def routing(self, name: str) -> dict:
         answer = controller_api(self.state(name), "GET", "/cluster/routing", timeout=10)
@@ -180,6 +199,7 @@ def test_nodes_announce_what_they_can_serve_and_bfd_finds_a_silent_death(capsys:
             lab.veth(sw, f"p{i}", bed.ns[name], dev)
             lab.sh(sw, f"ip link set p{i} master br0")
             lab.sh(bed.ns[name], f"ip addr add {address}/24 dev {dev}")
+            lab.sh(bed.ns[name], f"ip addr add {ROUTER6 if name == 'rt' else NODES6[name]}/64 dev {dev} nodad")
             (work / name).mkdir(exist_ok=True)
         _bird_router(bed)
         for name in NODES:
@@ -189,32 +209,36 @@ def test_nodes_announce_what_they_can_serve_and_bfd_finds_a_silent_death(capsys:
             bed.wait_ready(name)
         lb1, lb2 = NODES["lb1"], NODES["lb2"]
 
-        # both nodes announce: one multipath route on the router, and each node holds the VIP on lo
+        # both nodes announce: one multipath route on the router (IPv4 and IPv6), each node holds the VIPs on lo
         bed.wait_next_hops({lb1, lb2}, "both nodes announce")
+        bed.wait_next_hops(set(NODES6.values()), "both nodes announce over IPv6", vip=VIP6)
         assert f"{VIP}/32" in lab.sh(bed.ns["lb1"], "ip -4 addr show dev lo")
+        assert f"{VIP6}/128" in lab.sh(bed.ns["lb1"], "ip -6 addr show dev lo")
+        wait_until(lambda: len([s for s in bed.routing("lb1")["bfd"] if s["state"] == "Up"]) == 2, 30, 0.1, "both BFD sessions")
         routing = bed.routing("lb1")
-        assert routing["announced"] == [VIP] and routing["withheld"] == {} and routing["drained"] is False
-        assert routing["bgp"][0]["established"] and routing["bgp"][0]["neighbor"] == ROUTER, routing
-        assert [s["state"] for s in routing["bfd"]] == ["Up"], routing
+        assert routing["announced"] == [VIP, VIP6] and routing["withheld"] == {} and routing["drained"] is False
+        assert [(s["neighbor"], s["established"]) for s in routing["bgp"]] == [(ROUTER, True), (ROUTER6, True)], routing
 
         # every real server of lb1 down: lb1 withdraws; back: it announces again
         bed.stop_server("lb1")
         bed.wait_next_hops({lb2}, "lb1's only real server is down")
-        assert bed.routing("lb1")["withheld"] == {VIP: "web: every real server is down"}
+        assert bed.routing("lb1")["withheld"] == {VIP: "web: every real server is down", VIP6: "web: every real server is down"}
         bed.start_server("lb1")
         bed.wait_next_hops({lb1, lb2}, "lb1's real server is back")
 
         # drain and return, through the controller API (kept in the state directory)
         answer = controller_api(bed.state("lb1"), "POST", "/cluster/drain", json={"drained": True}, timeout=10)
         assert answer.status_code == 200 and answer.json()["announced"] == [], answer.text
-        assert answer.json()["withheld"] == {VIP: "drained: this node is drained for maintenance"}
+        assert answer.json()["withheld"][VIP6] == "drained: this node is drained for maintenance"
         bed.wait_next_hops({lb2}, "lb1 drained")
+        bed.wait_next_hops({NODES6["lb2"]}, "lb1 drained", vip=VIP6)
         assert StatePaths(bed.state("lb1")).cluster_drained.exists()
         refused = controller_api(bed.state("lb1"), "POST", "/cluster/drain", json={"drained": "maybe"}, timeout=10)
         assert refused.status_code == 422 and "drained" in refused.text
         answer = controller_api(bed.state("lb1"), "POST", "/cluster/drain", json={"drained": False}, timeout=10)
-        assert answer.status_code == 200 and answer.json()["announced"] == [VIP], answer.text
+        assert answer.status_code == 200 and answer.json()["announced"] == [VIP, VIP6], answer.text
         bed.wait_next_hops({lb1, lb2}, "lb1 returned")
+        bed.wait_next_hops(set(NODES6.values()), "lb1 returned", vip=VIP6)
 
         # lb1's HAProxy killed: withdrawn before its supervisor starts it again (the router's kernel saw the route
         # lose lb1), then announced again
@@ -241,12 +265,13 @@ def test_nodes_announce_what_they_can_serve_and_bfd_finds_a_silent_death(capsys:
         with capsys.disabled():
             print(f"\n[cluster routing] silent death of a node: the router dropped its route after {gap * 1000:.0f} ms "
                   "(BFD 3 x 100 ms; bound 5 s)")  # fmt: skip
-        assert bed.routing("lb2")["announced"] == [VIP]
+        assert bed.routing("lb2")["announced"] == [VIP, VIP6]
 
         # `pacslb stop` on lb2: its VIP withdrawn first, then BIRD and HAProxy stopped; the router has no route left
         done = lab.run(bed.ns["lb2"], [PACSLB, "stop", "--state-dir", str(bed.state("lb2"))], check=False, timeout=90)
         assert done.returncode == 0, done.stderr
         bed.wait_next_hops(set(), "lb2 stopped")
+        bed.wait_next_hops(set(), "lb2 stopped", vip=VIP6)
         assert "VIP 10.66.0.10 withdrawn: controller stopping" in (work / "lb2" / "up.log").read_text()
     except httpx.HTTPError as exc:
         raise AssertionError(f"the controller API did not answer: {exc}") from None
