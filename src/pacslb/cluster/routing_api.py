@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Awaitable, Callable
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from ..controller import API_PREFIX
@@ -28,8 +29,11 @@ def routing_router(status: Callable[[], dict], drain: Callable[[bool], Awaitable
     async def routing() -> dict:
         return status()
 
-    @router.post("/drain", summary="Drain this cluster node (withdraw every VIP) or return it")
-    async def set_drain(request: DrainRequest) -> dict:
+    @router.post("/drain", summary="Drain this cluster node (withdraw every VIP) or return it", response_model=None)
+    async def set_drain(request: DrainRequest) -> dict | JSONResponse:
+        if not status().get("configured"):
+            return JSONResponse({"detail": "this node is not in a cluster (the configuration has no cluster section): "
+                                 "nothing to drain; an HA pair drains real servers with `pacslb server drain`"}, 409)  # fmt: skip
         return await drain(request.drained)
 
     return router
