@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from .base import Strict
+from .host import MAX_VIP_ADDRESSES
 from .problems import Problem
 from .types import Duration, IPAddress
 
@@ -184,6 +185,11 @@ def cluster_problems(config) -> list[Problem]:  # config: model.config.Config (w
         problems.append(Problem(path="settings.network.interface", message="a cluster node holds its VIPs on "
                                 "cluster.bgp.vip_interface (routed to it over BGP, never announced by ARP): drop "
                                 "settings.network.interface"))  # fmt: skip
+    count = len(_vips_of_family(config, 4)) + len(_vips_of_family(config, 6))
+    if count > MAX_VIP_ADDRESSES:  # each one an address on vip_interface and a route in BIRD
+        problems.append(Problem(path="cluster.bgp.vip_interface", message=f"the listeners use {count} VIP addresses, more "
+                                f"than the {MAX_VIP_ADDRESSES} a cluster node holds and announces: use fewer addresses "
+                                "(more ports on each)"))  # fmt: skip
     families = {ipaddress.ip_address(n.address).version for n in cluster.bgp.neighbors}
     for version in (4, 6):
         vips = _vips_of_family(config, version)
