@@ -8,7 +8,8 @@
 
 One test walks the story, each step waiting for the router's kernel table (never a timed sleep): both nodes'
 routes form one multipath route; lb1's only real server down -> lb1 withdraws, back -> announces again; lb1
-drained and returned (POST /api/v1/cluster/drain); lb1's HAProxy killed -> withdrawn (seen by `ip monitor` on the
+drained and returned (POST /api/v1/cluster/drain); lb2's controller killed with SIGKILL -> its BIRD keeps
+announcing and the next controller adopts it without resetting the session; lb1's HAProxy killed -> withdrawn (seen by `ip monitor` on the
 router) and announced again once the supervisor has restarted it; lb1's silent death (its link dropped, its BIRD
 and controller killed with SIGKILL) -> the router's BFD notices and the route loses lb1: the gap is measured and
 printed; lb2 stopped with `pacslb stop` withdraws first. Every process is stopped by its PID, the namespaces removed, also on failure.
@@ -245,13 +246,33 @@ def test_nodes_announce_what_they_can_serve_and_bfd_finds_a_silent_death(capsys:
         monitor_log = work / "rt" / "monitor.log"
         with open(monitor_log, "wb") as out:
             lab.popen(bed.ns["rt"], ["ip", "-4", "monitor", "route"], stdout=out, stderr=subprocess.STDOUT)
-        lab.sh(bed.ns["rt"], "ip route add 192.0.2.99/32 dev r0")  # a route of our own: the monitor listens once it shows
-        wait_until(lambda: "192.0.2.99" in monitor_log.read_text(), 30, 0.02, "ip monitor to listen")
+
+        def probe_seen() -> bool:  # a route of our own, added again until the monitor shows it: then it listens
+            lab.sh(bed.ns["rt"], "ip route replace 192.0.2.99/32 dev r0")
+            seen = "192.0.2.99" in monitor_log.read_text()
+            lab.sh(bed.ns["rt"], "ip route del 192.0.2.99/32 dev r0")
+            return seen
+
+        wait_until(probe_seen, 30, 0.05, "ip monitor to listen")
         master = int((bed.state("lb1") / "haproxy" / "haproxy.pid").read_text().split()[0])
         os.kill(master, signal.SIGKILL)
         wait_until(lambda: f"{VIP} via {lb2}" in monitor_log.read_text(), 30, 0.05, "the router to route around lb1's HAProxy")
         bed.wait_next_hops({lb1, lb2}, "lb1's HAProxy restarted")
         assert "HAProxy died" in (work / "lb1" / "up.log").read_text()
+
+        # lb2's controller killed with SIGKILL: BIRD keeps announcing (fail static); the next controller adopts it, and
+        # the router's session with lb2 is never reset
+        before = router_protocol(bed, "lb2")
+        bird2 = bird_process.adopt(bird_process.Files(StatePaths(bed.state("lb2")).bird_dir))
+        bed.controllers["lb2"].send_signal(signal.SIGKILL)
+        bed.controllers["lb2"].wait(30)
+        assert bed.next_hops() == {lb1, lb2}
+        bed.start_node("lb2")
+        bed.wait_ready("lb2")
+        assert bird_process.adopt(bird_process.Files(StatePaths(bed.state("lb2")).bird_dir)) == bird2
+        wait_until(lambda: bed.routing("lb2")["announced"] == [VIP, VIP6], 30, 0.1, "lb2's new controller to decide")
+        assert router_protocol(bed, "lb2") == before and "Established" in before, (before, router_protocol(bed, "lb2"))
+        assert bed.next_hops() == {lb1, lb2}
 
         # silent death of lb1: its link gone, then its BIRD and controller killed (no Cease can leave): BFD
         bird_pid = bird_process.adopt(bird_process.Files(StatePaths(bed.state("lb1")).bird_dir))
