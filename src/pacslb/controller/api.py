@@ -5,7 +5,8 @@
   POST /api/v1/stop     202: the controller stops HAProxy and everything it started, then exits
 
 and, given the change front door (change/service.py), the routes of api_changes.py: apply, runtime control
-of real servers, revisions, diff, rollback; given the HA pair, the routes of ha/api.py.
+of real servers, revisions, diff, rollback; given the HA pair, the routes of ha/api.py; given a cluster node's
+routing, those of cluster/routing_api.py (GET /api/v1/cluster/routing, POST /api/v1/cluster/drain).
 
 `create_app` takes anything with the controller's small surface (`status`, `healthy`, `request_stop`),
 so the API is tested in-process with a stand-in.
