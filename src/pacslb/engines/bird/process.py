@@ -7,7 +7,8 @@ reads /etc/bird, and `make deps` keeps Debian's service stopped.
 Unprivileged where it can be: BIRD's own `-u bird` drops to the bird user, which could not read the state directory
 (0750, root) again at `birdc configure`; so it keeps uid 0 (the owner of its files) but runs with only the
 capabilities BGP and BFD need (CAP_NET_BIND_SERVICE: port 179 and BFD's; CAP_NET_RAW), through `setpriv`: no
-CAP_NET_ADMIN (it exports nothing to the kernel), no CAP_DAC_OVERRIDE, no CAP_SYS_ADMIN.
+CAP_NET_ADMIN (it exports nothing to the kernel), no CAP_DAC_OVERRIDE, no CAP_SYS_ADMIN. Dropping them needs
+CAP_SETPCAP; a controller without it (a systemd unit that bounds it out) starts bird with its own bounded set.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ MAX_REPLY_LINES = 100_000  # a `show route` of every VIP (the model bounds them 
 MAX_REPLY_LINE = 64 * 1024
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 CAPABILITIES = ("net_bind_service", "net_raw")
+CAP_SETPCAP = 8  # linux/capability.h: needed to drop capabilities from a child's bounding set
 CHECK_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -92,10 +94,26 @@ def check(conf_for, routes: dict[str, str], binary: str = DEFAULT_BINARY) -> Che
     return CheckResult(done.returncode == 0, output)
 
 
-def command_line(files: Files, binary: str = DEFAULT_BINARY) -> list[str]:
+def can_drop_capabilities(status: str | None = None) -> bool:
+    """Whether this process may shrink a child's capability bounding set (CAP_SETPCAP in its effective set). A
+    controller run by a systemd unit whose CapabilityBoundingSet leaves CAP_SETPCAP out cannot: bird then runs with
+    the unit's bounded set, as the controller does."""
+    try:
+        text = status if status is not None else Path("/proc/self/status").read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> CAP_SETPCAP & 1)
+    return False
+
+
+def command_line(files: Files, binary: str = DEFAULT_BINARY, drop: bool | None = None) -> list[str]:
+    bird = [binary, "-f", "-c", str(files.config), "-s", str(files.socket), "-P", str(files.pid)]
+    if not (can_drop_capabilities() if drop is None else drop):
+        return bird
     bounding = ",".join(["-all", *(f"+{c}" for c in CAPABILITIES)])
-    return [SETPRIV, f"--bounding-set={bounding}", "--inh-caps=-all", "--",
-            binary, "-f", "-c", str(files.config), "-s", str(files.socket), "-P", str(files.pid)]  # fmt: skip
+    return [SETPRIV, f"--bounding-set={bounding}", "--inh-caps=-all", "--", *bird]
 
 
 def adopt(files: Files) -> int | None:

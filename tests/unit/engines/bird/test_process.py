@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,17 @@ def test_an_error_code_and_a_cut_or_endless_reply() -> None:
     endless = io.BytesIO(b"1002-x\n" + b" y\n" * (process.MAX_REPLY_LINES + 1))
     with pytest.raises(ValueError, match="longer than"):
         process._reply(endless)
+
+
+def test_bird_runs_with_only_two_capabilities_when_the_controller_may_drop_the_others() -> None:
+    files = process.Files(Path("/var/lib/pacslb/bird"))
+    bounded = process.command_line(files, "/usr/sbin/bird", drop=True)
+    assert bounded[:4] == [process.SETPRIV, "--bounding-set=-all,+net_bind_service,+net_raw", "--inh-caps=-all", "--"]
+    assert bounded[4:] == process.command_line(files, "/usr/sbin/bird", drop=False)
+    assert "/var/lib/pacslb/bird/bird.conf" in bounded  # the marker a restarted controller adopts it by
+
+
+def test_cap_setpcap_is_read_from_the_effective_set() -> None:
+    assert process.can_drop_capabilities("Name:\tpython\nCapEff:\t000001ffffffffff\n")  # root
+    assert not process.can_drop_capabilities("CapEff:\t0000000000003400\n")  # a unit without CAP_SETPCAP
+    assert not process.can_drop_capabilities("")
