@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium \
 	pdns-server pdns-backend-geoip dnsperf bind9-dnsutils \
 	iputils-arping systemd lintian binutils python3-venv \
-	apache2 libapache2-mod-security2 modsecurity-crs
+	apache2 libapache2-mod-security2 modsecurity-crs bird2
 
 .PHONY: demo test lint lock deps venv debs deb clean
 
@@ -44,6 +44,11 @@ debs:
 	@# the WAF tier runs its own Apache (engines/waf); the system's apache2 stays stopped, whatever started it
 	@pid=$$(cat /run/apache2/apache2.pid 2>/dev/null); \
 	if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then echo "stopping the system's apache2 (PID $$pid)"; apache2ctl stop; fi
+	@# BIRD (cluster routing): pacslb runs its own bird per state directory (engines/bird); the system's stays stopped
+	@if [ -d /run/systemd/system ]; then systemctl disable --now bird >/dev/null 2>&1 || true; fi
+	@if birdc -s /run/bird/bird.ctl show status >/dev/null 2>&1; then \
+	  echo "stopping the system's bird (pacslb runs its own)"; birdc -s /run/bird/bird.ctl down >/dev/null 2>&1 || true; \
+	fi
 
 # The virtual environment is rebuilt only when pyproject.toml or the lock changes. Every dependency comes from
 # requirements.lock, pinned with its hashes (pip refuses a file whose hash is not there); pacslb itself goes in

@@ -262,7 +262,7 @@ def run_bench(opts: argparse.Namespace) -> dict[str, Any]:
         },
         "cps": cps,
         "flow_stability": flows,
-        "not_measured": "failover gap after a silent node death, which needs BGP with BFD: it follows once the BIRD engine lands",
+        "not_measured": "failover gap after a silent node death, which needs BGP with BFD: this bed routes by hand",
     }
 
 

@@ -36,10 +36,13 @@ from .alerts_wiring import look as alert_look
 from .change.audit import ChangeAudit
 from .change.runner import Checkpoint, no_checkpoint
 from .change.service import Changes, Running
+from .cluster.announce import Facts, serving
+from .cluster.routing import Routing
 from .controller.api import ApiServer, serve
 from .controller.observe import observe
 from .controller.status import ApplianceStatus, ControllerStatus, EngineStatus
 from .engines.addresses.engine import AddressesEngine
+from .engines.bird.engine import BirdEngine
 from .engines.contract import Engine, EngineError
 from .engines.haproxy import process as haproxy_process
 from .engines.haproxy.engine import HAProxyEngine, Renderer, render_haproxy
@@ -103,6 +106,14 @@ class Facade:
     def gslb_status(self) -> dict:
         return self._appliance.gslb_status()
 
+    def cluster_routing(self) -> dict:
+        """What this cluster node announces and withholds (with reasons), drained or not, BGP and BFD sessions."""
+        return self._appliance.cluster_routing()
+
+    async def cluster_drain(self, drained: bool) -> dict:
+        """Drain this cluster node (withdraw every VIP; kept across restarts) or return it; the routing status after."""
+        return await self._appliance.routing.set_drained(drained)
+
     @property
     def ha(self) -> Any:
         """The HA pair (ha/pair.py) when the configuration has an `ha` section, else None (the WebUI's /ha)."""
@@ -136,8 +147,9 @@ class Appliance:
         # then the WAF tier (issue 18): a policy is served by Apache before HAProxy sends requests to it
         self.waf = WafEngine(paths.root, self.gate)
         self.tproxy = TproxyEngine(paths)  # TPROXY's host side (issue 15): before HAProxy, whose replies it routes
+        self.bird = BirdEngine(paths, self.gate)  # a cluster node's routes (issue 20): after the services it announces
         self.engines: list[Engine] = [
-            self.addresses, self.tproxy, self.waf, self.haproxy, self.nftables, self.powerdns, self.keepalived
+            self.addresses, self.tproxy, self.waf, self.haproxy, self.nftables, self.powerdns, self.bird, self.keepalived
         ]  # fmt: skip
         self.roles = Roles(paths.root, lambda: self.running.config.ha)
         # the health service holds the agent port HAProxy asks: a change that moves it is refused unless the
@@ -152,6 +164,11 @@ class Appliance:
                                certificates=self.haproxy, preconditions=[self.health])  # fmt: skip
         self.layer4_checks = Layer4Checks(self.nftables.health_changed)
         self.gslb_checks = GslbChecks(self.powerdns.health_changed, self._local_services_up)
+        # a cluster node announces the VIPs it can serve (cluster/routing.py): re-evaluated on HAProxy's death and
+        # return, on drain, on every applied configuration, and every half second for the real servers' states
+        self.routing = Routing(paths.cluster_drained, self._routing_facts, self.bird.announce, self.bird.refresh_sessions,
+                               keep_on_stop=lambda: self._leave_engines)  # fmt: skip
+        self.haproxy.watchers.append(self.routing.haproxy_event)
         self.facade = Facade(self)
         self.ha: Any = None  # the HA pair, when the running configuration has an `ha` section (built in run)
         self.management: Any = None
@@ -178,6 +195,7 @@ class Appliance:
 
             self.ha = HAPair(self.changes, self.keepalived, self.roles, on_event=self.alert_wiring.ha_event)
             built.append(self.ha)
+        built.append(self.routing)  # does nothing without a cluster section
         built.append(Sampler(self.facade))
         if config.settings.management.enabled:
             from .api.server import ManagementServer
@@ -235,6 +253,21 @@ class Appliance:
         """Which local virtual services are up (a GSLB site that is this appliance follows its service)."""
         status = await asyncio.to_thread(self.status)
         return {vs.name: vs.state.value == "UP" for vs in status.virtual_services}
+
+    def _routing_facts(self, config: Config, drained: bool) -> Facts:
+        """What cluster/announce.py decides from (blocking: it asks HAProxy)."""
+        running, reason = self.haproxy.serves()
+        stopping = self._stop.is_set()
+        return Facts(haproxy_running=running, haproxy_reason="" if running else reason,
+                     serving=serving(config, self.status()),
+                     drained=drained, controller_healthy=not stopping,
+                     controller_reason=f"stopping ({self._stop_reason})" if stopping else "")  # fmt: skip
+
+    def cluster_routing(self) -> dict:
+        state = self.bird.observe()
+        sessions = {key: state.detail.get(key, []) for key in ("bgp", "bfd")}
+        return {**self.routing.status(), **sessions, "bird": {"running": state.running, "pid": state.pid,
+                "restarts": state.restarts, "error": state.error}}  # fmt: skip
 
     def gslb_status(self) -> dict:
         """Per GSLB name, which sites are answered to which client networks and why; per site its health."""
@@ -312,8 +345,8 @@ class Appliance:
             await self._shutdown(None)
             return 2
         try:
-            api = await serve(self, self.paths.controller_socket, self.changes,
-                              ha=self.ha, gslb=self.gslb_status, alerts=self.alerts)  # fmt: skip
+            api = await serve(self, self.paths.controller_socket, self.changes, ha=self.ha, gslb=self.gslb_status,
+                              alerts=self.alerts, cluster=(self.cluster_routing, self.routing.set_drained))  # fmt: skip
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - uvicorn exits (SystemExit) or raises anything on some startup failures
             log.error("the API cannot listen on %s: %s", self.paths.controller_socket, exc)
             await self._shutdown(None)

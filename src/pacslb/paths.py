@@ -128,6 +128,16 @@ class StatePaths:
         return self.root / "powerdns"
 
     @property
+    def bird_dir(self) -> Path:
+        """BIRD (cluster routing): bird.conf, the announced VIPs' route files, its PID file, control socket and log."""
+        return self.root / "bird"
+
+    @property
+    def cluster_drained(self) -> Path:
+        """Present while this cluster node is drained (it announces no VIP); kept across controller restarts."""
+        return self.root / "cluster" / "drained"
+
+    @property
     def ha_dir(self) -> Path:
         return self.root / "ha"
 

@@ -23,6 +23,7 @@ class Engine(str, Enum):
     keepalived = "keepalived"
     powerdns = "powerdns"
     waf = "waf"
+    bird = "bird"
 
 
 @app.command()
@@ -74,6 +75,17 @@ def render(
             raise typer.Exit(EXIT_INVALID)
         root = PurePosixPath(StatePaths(state_dir(state_dir_option).absolute()).powerdns_dir)
         sys.stdout.write(render_conf(loaded.config.gslb, root) + "# zones.yaml\n" + render_zones(loaded.config.gslb, {}, 1))
+        return
+    if engine is Engine.bird:  # a cluster node's routes (issue 20): bird.conf, then the routes with every VIP announced
+        from ..engines.bird.render import render_all_routes, render_conf
+        from ..model.network import vip_addresses
+
+        if loaded.config.cluster is None:
+            print("error: the configuration has no cluster section (docs/cluster.md)", file=sys.stderr)
+            raise typer.Exit(EXIT_INVALID)
+        folder = PurePosixPath(StatePaths(state_dir(state_dir_option).absolute()).bird_dir)
+        routes = render_all_routes(vip_addresses(loaded.config))
+        sys.stdout.write(render_conf(loaded.config.cluster, folder) + "".join(f"# {n}\n{t}" for n, t in routes.items()))
         return
     if engine is Engine.waf:  # the WAF tier (issue 18): engines/waf
         from ..engines.waf.render import WafEnv

@@ -177,6 +177,7 @@ def stop(
             print(f"error: the controller (PID {pid}) is still running after {timeout:g}s", file=sys.stderr)
             raise typer.Exit(1)
         did_something = True
+    did_something |= _stop_orphan_bird(paths)  # a cluster node (issue 20): first, the routers move its flows away
     did_something |= _stop_orphan_keepalived(paths)  # the HA pair: first, so that the peer takes the floating IPs
     for master in process.masters_of(paths):
         print(f"stopping HAProxy (master PID {master}), which ran without a controller", file=sys.stderr)
@@ -248,6 +249,18 @@ def _remove_orphan_tproxy(paths: StatePaths) -> bool:
         print(f"error: cannot remove what TPROXY needed: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     print("removed the TPROXY rule, route and nftables table, which served without a controller", file=sys.stderr)
+    return True
+
+
+def _stop_orphan_bird(paths: StatePaths) -> bool:
+    """The bird of this state directory (a cluster node's routes) left running by a controller that died."""
+    from ..engines.bird import process as bird
+
+    pid = bird.adopt(bird.Files(paths.bird_dir))
+    if pid is None:
+        return False
+    print(f"stopping bird (PID {pid}), which announced this node's VIPs without a controller", file=sys.stderr)
+    bird.stop(pid)
     return True
 
 

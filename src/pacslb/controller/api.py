@@ -5,7 +5,8 @@
   POST /api/v1/stop     202: the controller stops HAProxy and everything it started, then exits
 
 and, given the change front door (change/service.py), the routes of api_changes.py: apply, runtime control
-of real servers, revisions, diff, rollback; given the HA pair, the routes of ha/api.py.
+of real servers, revisions, diff, rollback; given the HA pair, the routes of ha/api.py; given a cluster node's
+routing, those of cluster/routing_api.py (GET /api/v1/cluster/routing, POST /api/v1/cluster/drain).
 
 `create_app` takes anything with the controller's small surface (`status`, `healthy`, `request_stop`),
 so the API is tested in-process with a stand-in.
@@ -40,7 +41,7 @@ class ControllerSurface(Protocol):
 
 
 def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None, gslb: Any = None,
-               alerts: Any = None) -> FastAPI:  # fmt: skip
+               alerts: Any = None, cluster: Any = None) -> FastAPI:  # fmt: skip
     app = FastAPI(
         title="pacslb controller",
         description="Live state and control of one pacslb appliance.",
@@ -89,6 +90,10 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
         from ..alerts.api import alerts_router
 
         app.include_router(alerts_router(alerts))
+    if cluster is not None:  # a cluster node's routing (issue 20): GET /api/v1/cluster/routing, POST .../drain
+        from ..cluster.routing_api import routing_router
+
+        app.include_router(routing_router(*cluster))
     # the error body, 413 where a body is read, 405's Allow; no credentials here (the socket's mode 0600 guards it)
     install_contract(app, None, own_validation_errors=False)
     return app
@@ -121,8 +126,10 @@ def bind_unix_socket(path: Path) -> socket.socket:
 
 
 async def serve(controller: ControllerSurface, socket_path: Path, changes: Any = None, ha: Any = None,
-                gslb: Any = None, alerts: Any = None) -> ApiServer:  # fmt: skip
+                gslb: Any = None, alerts: Any = None, cluster: Any = None) -> ApiServer:  # fmt: skip
     """Start uvicorn on the Unix socket inside the running event loop; return once it listens."""
-    server = InLoopServer(create_app(controller, changes, ha, gslb, alerts), bind_unix_socket(socket_path), uds=str(socket_path))
+    server = InLoopServer(
+        create_app(controller, changes, ha, gslb, alerts, cluster), bind_unix_socket(socket_path), uds=str(socket_path)
+    )
     await server.start()
     return ApiServer(server, socket_path)

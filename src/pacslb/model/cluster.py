@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from .base import Strict
+from .host import MAX_VIP_ADDRESSES
 from .problems import Problem
 from .types import Duration, IPAddress
 
@@ -98,6 +99,7 @@ class BGP(Strict):
     hold_time: Duration = Field(default=Duration(9000), description="BGP hold time (BFD finds a silent node much sooner)")
     keepalive: Duration = Field(default=Duration(3000), description="BGP keepalive interval, at most a third of hold_time")
     bfd: BFD = Field(default_factory=BFD, description="BFD on every session")
+    local_port: int = Field(default=179, ge=1, le=65535, description="the TCP port this node's BIRD listens on for the routers")
     vip_interface: str = Field(
         default="lo", description="where this node holds the VIP addresses it announces (routed to it, never answered by ARP)"
     )
@@ -179,6 +181,23 @@ def cluster_problems(config) -> list[Problem]:  # config: model.config.Config (w
     if getattr(config, "ha", None) is not None:
         problems.append(Problem(path="cluster", message="a node is in an HA pair (`ha`) or a cluster (`cluster`), not both: "
                                 "remove one of the two sections"))  # fmt: skip
+    if config.settings.network.interface is not None:
+        problems.append(Problem(path="settings.network.interface", message="a cluster node holds its VIPs on "
+                                "cluster.bgp.vip_interface (routed to it over BGP, never announced by ARP): drop "
+                                "settings.network.interface"))  # fmt: skip
+    count = len(_vips_of_family(config, 4)) + len(_vips_of_family(config, 6))
+    if count > MAX_VIP_ADDRESSES:  # each one an address on vip_interface and a route in BIRD
+        problems.append(Problem(path="cluster.bgp.vip_interface", message=f"the listeners use {count} VIP addresses, more "
+                                f"than the {MAX_VIP_ADDRESSES} a cluster node holds and announces: use fewer addresses "
+                                "(more ports on each)"))  # fmt: skip
+    families = {ipaddress.ip_address(n.address).version for n in cluster.bgp.neighbors}
+    for version in (4, 6):
+        vips = _vips_of_family(config, version)
+        if vips and version not in families:
+            problems.append(Problem(path="cluster.bgp.neighbors", severity="warning",
+                                    message=f"no IPv{version} neighbour: the IPv{version} VIPs ({', '.join(vips[:3])}"
+                                    f"{', ...' if len(vips) > 3 else ''}) are announced to no router (a BGP session "
+                                    f"carries the VIPs of its own family): add an IPv{version} neighbour"))  # fmt: skip
     own = {n.address for n in cluster.nodes}
     neighbor_addresses = [n.address for n in cluster.bgp.neighbors]
     for i, address in enumerate(neighbor_addresses):
@@ -193,6 +212,16 @@ def cluster_problems(config) -> list[Problem]:  # config: model.config.Config (w
                                     message="an iBGP session (remote_as = local_as): the router must accept the VIPs' "
                                     "next hop from a client; eBGP is what docs/cluster.md describes"))  # fmt: skip
     return problems
+
+
+def _vips_of_family(config, version: int) -> list[str]:
+    found: list[str] = []
+    for vs in config.virtual_services:
+        for listener in vs.listen:
+            ip = ipaddress.ip_address(listener.address)
+            if ip.version == version and not (ip.is_unspecified or ip.is_loopback) and str(ip) not in found:
+                found.append(str(ip))
+    return found
 
 
 __all__ = ["BFD", "BGP", "BGPNeighbor", "Cluster", "ClusterNode", "Etcd", "MAX_NODES", "cluster_problems"]

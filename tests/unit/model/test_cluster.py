@@ -95,3 +95,39 @@ def test_rules_across_the_configuration():
     result = validate_data(data)
     assert result.config is not None and [p.severity for p in result.problems] == ["warning"]
     assert "iBGP" in result.problems[0].message
+
+
+def test_a_cluster_node_does_not_name_settings_network_interface():
+    data = base()
+    data["settings"] = {"network": {"interface": "eth0"}}
+    assert any(p.startswith("settings.network.interface: a cluster node holds its VIPs on cluster.bgp.vip_interface")
+               for p in problems(data))  # fmt: skip
+
+
+def test_ipv6_vips_without_an_ipv6_neighbor_are_a_warning_naming_the_fix():
+    data = base()
+    data["virtual_services"][0]["listen"].append({"address": "2001:db8::10", "port": 443})
+    found = validate_data(data).problems
+    warnings = [p for p in found if p.path == "cluster.bgp.neighbors" and p.severity == "warning"]
+    assert len(warnings) == 1 and "no IPv6 neighbour" in warnings[0].message and "2001:db8::10" in warnings[0].message
+    data["cluster"]["bgp"]["neighbors"].append({"address": "2001:db8:ff::1", "remote_as": 65000})
+    assert not [p for p in validate_data(data).problems if p.path == "cluster.bgp.neighbors"]
+
+
+def test_the_number_of_vip_addresses_a_node_announces_is_bounded():
+    import ipaddress
+
+    from pacslb.model.host import MAX_VIP_ADDRESSES
+
+    data = base()
+    first = ipaddress.ip_address("10.200.0.1")
+    service = data["virtual_services"][0]
+    per = 256  # listeners per service (model/limits.py MAX_LISTENERS)
+    data["virtual_services"] = [
+        {**service, "name": f"vs{n}", "listen": [{"address": str(first + n * per + i), "port": 443} for i in range(per)]}
+        for n in range(MAX_VIP_ADDRESSES // per)
+    ]
+    assert not [p for p in problems(data) if p.startswith("cluster.bgp.vip_interface")]
+    data["virtual_services"].append({**service, "name": "one_more", "listen": [{"address": "198.51.100.201", "port": 443}]})
+    found = [p for p in problems(data) if p.startswith("cluster.bgp.vip_interface")]
+    assert len(found) == 1 and f"more than the {MAX_VIP_ADDRESSES}" in found[0], found

@@ -67,7 +67,7 @@ class AddressesEngine:
         self._stopping = asyncio.Event()
 
     def wanted(self, config: Config) -> bool:
-        return config.settings.network.interface is not None or bool(self.record.added)
+        return config.settings.network.interface is not None or config.cluster is not None or bool(self.record.added)
 
     # --- the record ----------------------------------------------------------------------------------
 
@@ -125,7 +125,7 @@ class AddressesEngine:
                 log.info("VIP address %s is already on %s: used, and left there", address, target.interface)
                 continue
             try:
-                process.add(target.interface, address)
+                process.add(target.interface, address, target.announce)
             except process.AddressError as exc:
                 raise EngineError(f"the VIP address {address} cannot be added to {target.interface}", [str(exc)]) from None
             if address not in added:
@@ -133,7 +133,7 @@ class AddressesEngine:
             if work is not None:
                 work.added.append(address)
             self._write(Record(target.interface, list(target.addresses), added))
-            log.info("added VIP address %s to %s (announced)", address, target.interface)
+            log.info("added VIP address %s to %s%s", address, target.interface, " (announced)" if target.announce else "")
         self._write(Record(target.interface, list(target.addresses), added))
 
     def plan(self, old: Config, new: Config, base_dir: Path) -> Prepared:
@@ -147,7 +147,7 @@ class AddressesEngine:
         target: Wanted = prepared.data.target
         if target.interface is not None and not await asyncio.to_thread(process.interface_exists, target.interface):
             raise EngineError(
-                f"settings.network.interface: there is no interface {target.interface!r} on this host "
+                f"{target.setting}: there is no interface {target.interface!r} on this host "
                 "(ip link shows them): name one that exists",
                 refused=True,
             )
@@ -193,9 +193,7 @@ class AddressesEngine:
         if target.interface is None and not self.record.added:
             return  # no VIP addresses wanted, none left by a previous run
         if target.interface is not None and not await asyncio.to_thread(process.interface_exists, target.interface):
-            raise EngineError(
-                f"settings.network.interface: there is no interface {target.interface!r} on this host", refused=True
-            )
+            raise EngineError(f"{target.setting}: there is no interface {target.interface!r} on this host", refused=True)
         try:
             await asyncio.to_thread(self._converge, target)
         except process.AddressError as exc:

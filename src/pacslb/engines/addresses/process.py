@@ -44,11 +44,13 @@ def addresses(interface: str) -> set[str]:
     return {f"{a['local']}/{a['prefixlen']}" for link in found for a in link.get("addr_info", []) if "local" in a}
 
 
-def add(interface: str, address: str) -> None:
-    """Add ADDRESS/PREFIX (IPv6 without duplicate address detection: a VIP must answer at once), then announce it."""
+def add(interface: str, address: str, announced: bool = True) -> None:
+    """Add ADDRESS/PREFIX (IPv6 without duplicate address detection: a VIP must answer at once), then announce it
+    (`announced`: not for a cluster node's VIPs, which are routed to it)."""
     ipv6 = ":" in address
     _run([IP, "addr", "add", address, "dev", interface, *(["nodad"] if ipv6 else [])])
-    announce(interface, address.split("/")[0])
+    if announced:
+        announce(interface, address.split("/")[0])
 
 
 def delete(interface: str, address: str) -> None:

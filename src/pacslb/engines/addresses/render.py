@@ -1,10 +1,15 @@
-"""What the addresses engine wants on the interface, as plain data and as the text its digest is taken of (pure)."""
+"""What the addresses engine wants on the interface, as plain data and as the text its digest is taken of (pure).
+
+A single node: every VIP on `settings.network.interface`, announced with a gratuitous ARP (or unsolicited NA).
+A cluster node: every VIP on `cluster.bgp.vip_interface` (`lo` by default), never announced on a link: the
+upstream routers route the VIPs to the nodes that announce them over BGP (engines/bird); the address is there
+so that the node accepts the routed traffic and HAProxy can bind it."""
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...model.config import Config
 from ...model.network import vip_addresses
@@ -16,6 +21,9 @@ class Wanted:
 
     interface: str | None
     addresses: tuple[str, ...]
+    # how, not what: left out of comparisons (the record, which a plan compares with, knows only the what)
+    announce: bool = field(default=True, compare=False)  # a gratuitous ARP / unsolicited NA (not in a cluster: routed)
+    setting: str = field(default="settings.network.interface", compare=False)  # the field that names the interface
 
     def text(self) -> str:
         """One line per address, `dev IFACE ADDRESS/PREFIX`: what the digest is taken of."""
@@ -31,6 +39,9 @@ def host_prefix(address: str) -> str:
 
 
 def wanted(config: Config) -> Wanted:
+    if config.cluster is not None:  # every node holds every VIP; BGP decides which nodes receive its flows
+        addresses = tuple(host_prefix(a) for a in vip_addresses(config))
+        return Wanted(config.cluster.bgp.vip_interface, addresses, announce=False, setting="cluster.bgp.vip_interface")
     interface = config.settings.network.interface
     if interface is None or config.ha is not None:  # an HA pair: keepalived holds them (validation refuses both)
         return Wanted(None, ())

@@ -28,7 +28,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 from ... import files
 from ...model import Config
@@ -121,6 +121,9 @@ class HAProxyEngine:
         self.master: process.Master | None = None
         self.restarts = 0
         self.error: str | None = None
+        # told ("died", why) before a dead master is started again and ("running", PID) after: a cluster node
+        # withdraws its VIPs meanwhile (cluster/routing.py); a watcher that fails never stops the supervision
+        self.watchers: list[Callable[[str, str], Awaitable[None]]] = []
         self.config: Config | None = None  # the model HAProxy runs
         self.base_dir: Path | None = None
         self._stopping = asyncio.Event()
@@ -481,6 +484,7 @@ class HAProxyEngine:
                         continue
                     dead = self.master
                     log.error("HAProxy master (PID %d) died (%s): starting it again", dead.pid, dead.exit_status)
+                    await self._tell("died", f"master PID {dead.pid}: {dead.exit_status}")
                     try:
                         master = await asyncio.to_thread(self._restart)
                     except (process.HAProxyError, RuntimeAPIError, OSError) as exc:
@@ -494,9 +498,17 @@ class HAProxyEngine:
                     self.error = None
                     backoff = 1.0
                     log.warning("HAProxy runs again (master PID %d; restart %d)", master.pid, self.restarts)
+                    await self._tell("running", str(master.pid))
             except Exception:
                 log.exception("supervision failed; it goes on")
                 await self._sleep(backoff)
+
+    async def _tell(self, event: str, detail: str) -> None:
+        for watcher in self.watchers:
+            try:
+                await watcher(event, detail)
+            except Exception:
+                log.exception("a watcher of HAProxy's %s failed", event)
 
     def _restart(self) -> process.Master:
         found = process.adopt(self.paths)  # someone may have started one meanwhile: never run two

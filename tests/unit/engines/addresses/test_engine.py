@@ -29,9 +29,9 @@ class FakeIP:
     def addresses(self, interface: str) -> set[str]:
         return set(self.interfaces[interface])
 
-    def add(self, interface: str, address: str) -> None:
+    def add(self, interface: str, address: str, announced: bool = True) -> None:
         self.interfaces[interface].add(address)
-        self.log.append(f"add {address} {interface}")
+        self.log.append(f"add {address} {interface}" + ("" if announced else " (not announced)"))
 
     def delete(self, interface: str, address: str) -> None:
         self.interfaces[interface].discard(address)
@@ -40,7 +40,7 @@ class FakeIP:
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch) -> FakeIP:
-    fake = FakeIP(eth0={"10.0.0.1/24", "10.0.0.20/32"}, eth1={"10.1.0.1/24"})
+    fake = FakeIP(eth0={"10.0.0.1/24", "10.0.0.20/32"}, eth1={"10.1.0.1/24"}, lo={"127.0.0.1/8"})
     for name in ("interface_exists", "addresses", "add", "delete"):
         monkeypatch.setattr(engine_module.process, name, getattr(fake, name))
     return fake
@@ -131,3 +131,41 @@ def test_pacslb_stop_removes_what_a_dead_controller_added(ip: FakeIP, tmp_path: 
     assert _remove_orphan_addresses(StatePaths(tmp_path))
     assert ip.interfaces["eth0"] == {"10.0.0.1/24", "10.0.0.20/32"}  # its own gone, the one it found stays
     assert not _remove_orphan_addresses(StatePaths(tmp_path))  # nothing left: nothing done
+
+
+def cluster_config(*vips: str, vip_interface: str = "lo"):
+    data = {
+        "version": 1,
+        "virtual_services": [{"name": "vs", "mode": "layer7-tcp", "listen": [{"address": v, "port": 104} for v in vips],
+                              "real_servers": [{"name": "rs", "address": "10.2.0.1", "port": 104}]}],
+        "cluster": {"name": "c", "node": "lb1", "nodes": [{"name": "lb1", "address": "10.0.1.11"}],
+                    "bgp": {"local_as": 65010, "neighbors": [{"address": "10.0.1.1", "remote_as": 65000}],
+                            "vip_interface": vip_interface}},
+    }  # fmt: skip
+    loaded = validate_data(data)
+    assert loaded.ok, loaded.problems
+    return loaded.config
+
+
+def test_a_cluster_node_holds_every_vip_on_its_vip_interface_without_announcing_them(ip: FakeIP, tmp_path: Path) -> None:
+    """In a cluster the routers route a VIP to the nodes that announce it over BGP: the address is on `lo` (so the
+    node accepts the traffic and HAProxy binds it), never announced by ARP on a link; the same record and undo."""
+    engine = AddressesEngine(StatePaths(tmp_path))
+    assert engine.wanted(cluster_config("10.0.0.10")) and not engine.wanted(config(interface=None))
+    asyncio.run(engine.start(cluster_config("10.0.0.10", "2001:db8::10"), Path(".")))
+    assert ip.log == ["add 10.0.0.10/32 lo (not announced)", "add 2001:db8::10/128 lo (not announced)"]
+    assert not engine.plan(
+        cluster_config("10.0.0.10", "2001:db8::10"), cluster_config("10.0.0.10", "2001:db8::10"), Path(".")
+    ).changed
+    change(engine, cluster_config("10.0.0.10", "2001:db8::10"), cluster_config("10.0.0.10"))
+    assert ip.log[-1] == "del 2001:db8::10/128 lo"
+    asyncio.run(engine.stop())
+    assert ip.interfaces["lo"] == {"127.0.0.1/8"}
+
+
+def test_a_missing_vip_interface_is_refused_naming_the_cluster_field(ip: FakeIP, tmp_path: Path) -> None:
+    engine = AddressesEngine(StatePaths(tmp_path))
+    prepared = engine.plan(config(interface=None), cluster_config("10.0.0.10", vip_interface="dummy9"), Path("."))
+    with pytest.raises(EngineError, match=r"^cluster\.bgp\.vip_interface: there is no interface 'dummy9'"):
+        asyncio.run(engine.check(prepared))
+    assert ip.log == []
