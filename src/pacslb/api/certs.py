@@ -229,12 +229,12 @@ async def store(controller: Any, origin: Any, name: str, bundle: bytes, action: 
     running services use it, it is hot-swapped in HAProxy (the old file comes back if HAProxy refuses). Once
     stored, a CSR's key (inside the bundle now) and request go."""
     certs_dir = controller.paths.certs_dir
-    path = certs_dir / f"{name}.pem"
+    path = certificate_file(certs_dir, name)  # NAME or NAME.pem
     users = used_by(controller, path)
     result = await controller.changes.swap_certificate(path, bundle, [loaded for _, loaded in users], origin, action, name)
     if result.outcome.value != "applied":
         return Stored(False, result, users)
-    for leftover in (certs_dir / f"{name}.key", certs_dir / f"{name}.csr"):
+    for leftover in (certs_dir / f"{path.stem}.key", certs_dir / f"{path.stem}.csr"):
         try:
             leftover.unlink()
         except OSError:
