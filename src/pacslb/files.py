@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def sha256(text: str) -> str:
@@ -51,3 +57,29 @@ def read_text(path: Path) -> str | None:
         return path.read_text()
     except (FileNotFoundError, IsADirectoryError):
         return None
+
+
+def digest_of(path: Path) -> str | None:
+    """The SHA-256 of a file's text, None when there is no such file (an engine's applied_digest)."""
+    text = read_text(path)
+    return sha256(text) if text is not None else None
+
+
+def read_record(path: Path, parse: Callable[[Any], T], empty: T, log: logging.Logger, unreadable: str) -> T:
+    """The JSON record at `path` (what an engine installed on the host, for the next controller) as `parse`
+    makes it of the decoded data; `empty` when there is none, and also, with a warning ending in `unreadable`,
+    when it cannot be read: what it named is then left alone, never removed on a guess."""
+    text = read_text(path)
+    if not text:
+        return empty
+    try:
+        return parse(json.loads(text))
+    except (ValueError, KeyError, AttributeError, TypeError):
+        log.warning("%s cannot be read: %s", path, unreadable)
+        return empty
+
+
+def write_record(path: Path, data: dict[str, Any]) -> None:
+    """Write a JSON record atomically, its folder made (0750) when missing."""
+    path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(data, indent=1) + "\n")

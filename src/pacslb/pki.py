@@ -117,6 +117,20 @@ def _server_extensions(builder: x509.CertificateBuilder, sans: list[str]) -> x50
     return builder
 
 
+def _self_issued(key: PrivateKey, name: x509.Name, now: dt.datetime, days: int) -> x509.CertificateBuilder:
+    """A certificate of `key` issued by itself (subject and issuer `name`), valid `days` from a little before now."""
+    start = now - _BACKDATE
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
+    )
+
+
 def self_signed(
     common_name: str,
     sans: Iterable[str] = (),
@@ -132,17 +146,8 @@ def self_signed(
     """
     sans = list(sans)
     key = new_key(key_type)
-    start = _now(now) - _BACKDATE
-    name = _name(common_name, organization)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=days))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    builder = _self_issued(key, _name(common_name, organization), _now(now), days).add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
     )
     builder = _server_extensions(builder, sans)
     return Issued(builder.sign(key, hashes.SHA256()), key)
@@ -158,17 +163,9 @@ def make_ca(
 ) -> Issued:
     """A certificate authority that signs server certificates (the demo's CA, a test's CA)."""
     key = new_key(key_type)
-    start = _now(now) - _BACKDATE
-    name = _name(common_name, organization)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=days))
+        _self_issued(key, _name(common_name, organization), _now(now), days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(

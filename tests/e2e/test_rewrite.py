@@ -9,8 +9,8 @@ import http.client
 import pytest
 
 from support.configs import config_text, http_check, real_server, service
-from support.echo_http import EchoHTTPServer
 from support.net import free_port, loopback_host
+from support.realservers import EchoHTTPServer
 from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 import socket
 import ssl
 import sys
@@ -27,14 +26,14 @@ from dataclasses import dataclass, field
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from true_pacs_support import start_services
 
 from pacslb.demo import DemoProcess, amqp
 from pacslb.demo.truepacs import TruePacsDemo
 from pacslb.model import load_file
 from pacslb.templates.true_pacs import SERVICES
-from support.appliance import Appliance, new_state_dir
+from support.appliance import Appliance
 from support.processes import haproxy_masters, pid_gone
+from support.true_pacs import true_pacs_appliance
 from support.wait import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -74,28 +73,10 @@ class TruePacs:
 
 @pytest.fixture(scope="module")
 def pacs(tmp_path_factory):
-    logs = tmp_path_factory.mktemp("true-pacs")
-    state_dir = new_state_dir("pacslb-tp-", "s")
-    services: DemoProcess | None = None
-    appliance: Appliance | None = None
-    services_log = open(logs / "services.log", "ab")
-    try:
-        plan, services = start_services(state_dir, VIP, SERVICES_LIFETIME, services_log)
-        appliance = Appliance(state_dir=state_dir, config=plan.config_file, log=logs / "pacslb-up.log")
-        appliance.up()
-        yield TruePacs(plan, services, appliance)
-    finally:
-        # pacslb stop, then the simulated services (their command line names the state directory too),
-        # then SIGKILL by PID for anything of the state directory still alive
-        try:
-            if appliance is not None:
-                appliance.shut_down(before_kill=services.stop if services is not None else None,
-                                    haproxy_log_to=logs / "haproxy.log", remove_state=False)  # fmt: skip
-            elif services is not None:
-                services.stop()
-        finally:
-            services_log.close()
-            shutil.rmtree(state_dir.parent, ignore_errors=True)
+    # the end: pacslb stop, then the simulated services (their command line names the state directory too),
+    # then SIGKILL by PID for anything of the state directory still alive
+    with true_pacs_appliance(tmp_path_factory.mktemp("true-pacs"), "pacslb-tp-", VIP, SERVICES_LIFETIME) as running:
+        yield TruePacs(running.plan, running.services, running.appliance)
 
 
 # --- clients -------------------------------------------------------------------------------------

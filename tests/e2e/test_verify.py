@@ -9,17 +9,16 @@ verify exits 1 until the configuration without it is applied.
 from __future__ import annotations
 
 import json
-import shutil
 
 import httpx
 import pytest
 import yaml
-from true_pacs_support import start_services
 
 from pacslb.templates.true_pacs import SERVICES
-from support.appliance import Appliance, new_state_dir
+from support.appliance import Appliance
 from support.first_admin import own_admin_password
 from support.net import free_port
+from support.true_pacs import true_pacs_appliance
 from support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -49,27 +48,13 @@ def with_shadowed_rule(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def pacs(tmp_path_factory):
-    logs = tmp_path_factory.mktemp("verify")
-    state_dir = new_state_dir("pacslb-vf-", "s")
-    services = appliance = None
-    services_log = open(logs / "services.log", "ab")
-    try:
-        plan, services = start_services(state_dir, VIP, SERVICES_LIFETIME, services_log)
+    def prepare(plan) -> str:
         clean = own_ports(plan.config_file.read_text(), free_port())
         plan.config_file.write_text(with_shadowed_rule(clean))
-        appliance = Appliance(state_dir=state_dir, config=plan.config_file, log=logs / "pacslb-up.log")
-        appliance.up()
-        yield appliance, plan, clean
-    finally:
-        try:
-            if appliance is not None:
-                appliance.shut_down(before_kill=services.stop if services is not None else None,
-                                    haproxy_log_to=logs / "haproxy.log", remove_state=False)  # fmt: skip
-            elif services is not None:
-                services.stop()
-        finally:
-            services_log.close()
-            shutil.rmtree(state_dir.parent, ignore_errors=True)
+        return clean
+
+    with true_pacs_appliance(tmp_path_factory.mktemp("verify"), "pacslb-vf-", VIP, SERVICES_LIFETIME, prepare) as running:
+        yield running.appliance, running.plan, running.prepared
 
 
 def verify(appliance: Appliance, *args: str) -> tuple[int, dict]:

@@ -10,6 +10,8 @@
                                             version 1, the settings line, the services
   http_service_config(port, servers, ...) -> str   a layer7-http VIP with an HTTP check in front of `servers`
   tcp_service_config(port, servers, ...) -> str    a layer7-tcp VIP with a connect check in front of `servers`
+  show_stat_config(health_check=..., layer4=...) -> str
+                                            the configuration of the recorded `show stat` (SHOW_STAT)
 
 max_connections stays low by default: HAProxy asks for about two file descriptors per connection, and
 test machines (containers) often cap open files at a few thousands.
@@ -17,6 +19,7 @@ test machines (containers) often cap open files at a few thousands.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable
 
 SETTINGS = "{max_connections: 2000}"
@@ -100,4 +103,34 @@ def tcp_service_config(port: int, servers: list, *, name: str = "pacs", vip: str
     return config_text(
         service(name, "layer7-tcp", vip, port, [real_server(s) for s in servers], health_check=health_check),
         settings=settings,
+    )
+
+
+# A `show stat` of HAProxy recorded on show_stat_config(): the status and the WebUI read it instead of a live one.
+SHOW_STAT = Path(__file__).parents[1] / "unit" / "engines" / "haproxy" / "data" / "show_stat.csv"
+
+
+def show_stat_config(health_check: str | None = None, layer4: bool = False) -> str:
+    """The configuration SHOW_STAT was recorded on: `web` (seven real servers in every state) and the backend-only
+    `only`; `health_check` (flow-style YAML) for `web`, and with `layer4` a Layer 4 service `l4` HAProxy does not
+    see. The text is fixed: tests store it as a revision."""
+    check = f"    health_check: {health_check}\n" if health_check else ""
+    l4 = (
+        "  - name: l4\n    mode: layer4-nat\n    listen: [{address: 127.0.0.1, port: 9000-9002}]\n"
+        "    real_servers:\n      - {name: x, address: 127.0.0.3}\n"
+    )
+    return (
+        "\nversion: 1\nvirtual_services:\n"
+        "  - name: web\n    mode: layer7-http\n    listen: [{address: 127.0.0.1, port: 18380}]\n    default_service: only\n"
+        + check
+        + "    real_servers:\n"
+        "      - {name: rs1, address: 127.0.0.2, port: 18381}\n"
+        "      - {name: rs2, address: 127.0.0.2, port: 18382}\n"
+        "      - {name: rs3, address: 127.0.0.2, port: 18383, state: drain}\n"
+        "      - {name: rs4, address: 127.0.0.2, port: 18384, state: halt}\n"
+        "      - {name: rs5, address: 127.0.0.2, port: 18385}\n"
+        "      - {name: rs6, address: 127.0.0.2, port: 18386}\n"
+        "      - {name: rs7, address: 127.0.0.2, port: 18387, backup: true}\n"
+        "  - name: only\n    mode: backend-only\n    real_servers:\n      - {name: a, address: 127.0.0.2, port: 18385}\n"
+        + (l4 if layer4 else "")
     )

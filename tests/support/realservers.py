@@ -1,6 +1,10 @@
 """Real servers on loopback for tests: threaded HTTP servers that answer every GET with their name.
 
-TinyHTTPServer(name, host, port=0)   .start(), .stop() (its port then refuses connections), .requests
+TinyHTTPServer(name, host, port=0)   .start(), .stop() (its port then refuses connections), .requests,
+                                     .seen (the (path, host) of each request, in order)
+EchoHTTPServer(name, host, port=0)   the same, answering `NAME PATH HOST` (the request target as sent, the Host
+                                     header): tests of what HAProxy changes in a request (URL rewriting,
+                                     docs/rewriting.md) read it back here
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        body = f"{self.server.name}\n".encode()  # type: ignore[attr-defined]
+        host = self.headers.get("Host", "")
         self.server.requests += 1  # type: ignore[attr-defined]
+        self.server.seen.append((self.path, host))  # type: ignore[attr-defined]
+        body = self.server.answer(self.path, host).encode()  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
@@ -44,8 +50,13 @@ class TinyHTTPServer:
         self.name = name
         self.host = host
         self.port = port or free_port(host)
+        self.seen: list[tuple[str, str]] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def answer(self, path: str, host: str) -> str:
+        """The body of the answer to a GET of `path` with this Host header."""
+        return f"{self.name}\n"
 
     @property
     def requests(self) -> int:
@@ -53,8 +64,9 @@ class TinyHTTPServer:
 
     def start(self) -> "TinyHTTPServer":
         server = _Server((self.host, self.port), _Handler)
-        server.name = self.name  # type: ignore[attr-defined]
         server.requests = 0  # type: ignore[attr-defined]
+        server.seen = self.seen  # type: ignore[attr-defined]
+        server.answer = self.answer  # type: ignore[attr-defined]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -68,3 +80,10 @@ class TinyHTTPServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+class EchoHTTPServer(TinyHTTPServer):
+    """A real server that answers every GET with its name, the path and the Host header it received."""
+
+    def answer(self, path: str, host: str) -> str:
+        return f"{self.name} {path} {host}\n"

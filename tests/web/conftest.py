@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,31 +25,11 @@ from pacslb.paths import StatePaths
 from pacslb.store.audit import AuditLog
 from pacslb.store.users import UserStore
 from pacslb.web import mount_web
+from support.configs import SHOW_STAT, show_stat_config
 
-SHOW_STAT = Path(__file__).parents[1] / "unit" / "engines" / "haproxy" / "data" / "show_stat.csv"
 PASSWORD = "correct horse battery"
 
-CONFIG = """
-version: 1
-virtual_services:
-  - name: web
-    mode: layer7-http
-    listen: [{address: 127.0.0.1, port: 18380}]
-    default_service: only
-    health_check: {type: http, path: /health}
-    real_servers:
-      - {name: rs1, address: 127.0.0.2, port: 18381}
-      - {name: rs2, address: 127.0.0.2, port: 18382}
-      - {name: rs3, address: 127.0.0.2, port: 18383, state: drain}
-      - {name: rs4, address: 127.0.0.2, port: 18384, state: halt}
-      - {name: rs5, address: 127.0.0.2, port: 18385}
-      - {name: rs6, address: 127.0.0.2, port: 18386}
-      - {name: rs7, address: 127.0.0.2, port: 18387, backup: true}
-  - name: only
-    mode: backend-only
-    real_servers:
-      - {name: a, address: 127.0.0.2, port: 18385}
-"""
+CONFIG = show_stat_config(health_check="{type: http, path: /health}")
 
 
 class StandInAppliance(Appliance):

@@ -14,7 +14,6 @@ rolls back a revision. A screenshot of every page goes to test-artifacts/webui/ 
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import time
 import urllib.request
@@ -22,15 +21,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from true_pacs_support import start_services
 
-from pacslb.demo import DemoProcess
 from pacslb.demo.truepacs import TruePacsDemo
 from pacslb.store.metrics import MetricsStore
 from pacslb.templates.true_pacs import SERVICES
 from pacslb.web.history import metrics_path
-from support.appliance import Appliance, new_state_dir
 from support.first_admin import own_admin_password
+from support.true_pacs import true_pacs_appliance
 from support.wait import wait_until
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -59,30 +56,16 @@ def with_management_on_a_free_port(config_file: Path) -> None:
 @pytest.fixture(scope="module")
 def appliance(tmp_path_factory):
     """The True PACS appliance with its WebUI: (plan, appliance, WebUI URL, admin password)."""
-    logs = tmp_path_factory.mktemp("webui")
-    state_dir = new_state_dir("pacslb-ui-", "s")
-    services: DemoProcess | None = None
-    running: Appliance | None = None
-    services_log = open(logs / "services.log", "ab")
-    try:
-        plan, services = start_services(state_dir, VIP, SERVICES_LIFETIME, services_log)
+
+    def prepare(plan) -> None:
         with_management_on_a_free_port(plan.config_file)
-        running = Appliance(state_dir=state_dir, config=plan.config_file, log=logs / "pacslb-up.log")
-        running.up()
+
+    with true_pacs_appliance(tmp_path_factory.mktemp("webui"), "pacslb-ui-", VIP, SERVICES_LIFETIME, prepare) as run:
+        state_dir = run.appliance.state_dir
         url_file, password_file = state_dir / "management-url", state_dir / "initial-admin-password"
         wait_until(lambda: url_file.exists() and password_file.exists(), 30, what="the WebUI's address and admin password")
         url = url_file.read_text().strip().rstrip("/")
-        yield plan, running, url, own_admin_password(url, state_dir)  # the one-time password changed first
-    finally:
-        try:
-            if running is not None:
-                running.shut_down(before_kill=services.stop if services is not None else None,
-                                  haproxy_log_to=logs / "haproxy.log", remove_state=False)  # fmt: skip
-            elif services is not None:
-                services.stop()
-        finally:
-            services_log.close()
-            shutil.rmtree(state_dir.parent, ignore_errors=True)
+        yield run.plan, run.appliance, url, own_admin_password(url, state_dir)  # the one-time password changed first
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from .. import pki
 from ..model.checks import resolve
+from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CERT_RE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
@@ -189,3 +191,86 @@ def describe(pem: bytes, *, now: dt.datetime | None = None) -> dict[str, Any]:
         "serial": format(cert.serial_number, "x"),
         "fingerprint_sha256": cert.fingerprint(hashes.SHA256()).hex(":"),
     }
+
+
+# --- the flows the management API (routes_certs.py) and the WebUI (web/cert_actions.py) share -------------------
+
+
+def pending_key(certs_dir: Path, name: str) -> bytes | None:
+    """The key a CSR made here left waiting for its certificate (NAME.key), or None; CertificateProblems (field
+    `key`) when it cannot be read."""
+    key = certs_dir / f"{name}.key"
+    if not key.exists():
+        return None
+    found = read_named_file(key.name, key, MAX_PEM_BYTES, "key file")
+    if isinstance(found, Problem):
+        raise CertificateProblems([_problem("key", found.message)])
+    return found.data
+
+
+@dataclass
+class Stored:
+    """What storing a certificate came to: `ok`, the change front door's answer, and the running services that
+    use the file ((virtual service, path as HAProxy loaded it): hot-swapped when ok)."""
+
+    ok: bool
+    result: Any
+    users: list[tuple[str, str]]
+
+    def message(self, name: str) -> str:
+        if not self.ok:
+            return self.result.message
+        where = f"; HAProxy serves it now for {', '.join(vs for vs, _ in self.users)} (no reload)" if self.users else ""
+        return f"certificate {name} stored{where}"
+
+
+async def store(controller: Any, origin: Any, name: str, bundle: bytes, action: str) -> Stored:
+    """Write NAME.pem through the change front door, one transaction that also records it in the audit log: when
+    running services use it, it is hot-swapped in HAProxy (the old file comes back if HAProxy refuses). Once
+    stored, a CSR's key (inside the bundle now) and request go."""
+    certs_dir = controller.paths.certs_dir
+    path = certificate_file(certs_dir, name)  # NAME or NAME.pem
+    users = used_by(controller, path)
+    result = await controller.changes.swap_certificate(path, bundle, [loaded for _, loaded in users], origin, action, name)
+    if result.outcome.value != "applied":
+        return Stored(False, result, users)
+    for leftover in (certs_dir / f"{path.stem}.key", certs_dir / f"{path.stem}.csr"):
+        try:
+            leftover.unlink()
+        except OSError:
+            pass
+    return Stored(True, result, users)
+
+
+def make_csr(common_name: str, sans: list[str], organization: str | None, key_type: str) -> tuple[bytes, str]:
+    """A new private key (PEM) and the certificate signing request for it (PEM text); ValueError on a bad name."""
+    from cryptography.x509.oid import NameOID
+
+    names = pki.subject_alt_names(sans or [common_name])
+    key = pki.new_key(key_type)  # type: ignore[arg-type]
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    request = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+               .add_extension(x509.SubjectAlternativeName(names), critical=False).sign(key, hashes.SHA256()))  # fmt: skip
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key_pem, request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def make_request(certs_dir: Path, name: str, common_name: str, sans: list[str], organization: str | None, key_type: str) -> str:
+    """A key kept here (NAME.key, mode 0600) and its CSR (NAME.csr) for the hospital's CA to sign; the CSR's text.
+    ValueError on a bad name (nothing is written then)."""
+    key_pem, text = make_csr(common_name, sans, organization, key_type)
+    certs_dir.mkdir(parents=True, exist_ok=True)
+    pki.write_pem(certs_dir / f"{name}.key", key_pem, private=True)
+    pki.write_pem(certs_dir / f"{name}.csr", text.encode(), private=False)
+    return text
+
+
+def make_default(vs: dict[str, Any], path: Path, base_dir: Path) -> None:
+    """Make `path` the default (first) certificate of the virtual service `vs` (its configuration data): the one it
+    replaces goes, any further ones stay for SNI."""
+    tls = vs.get("tls") or {}
+    others = [c for c in tls.get("certificates", [])
+              if os.path.realpath(resolve(c, base_dir)) != os.path.realpath(path)]  # fmt: skip
+    vs["tls"] = {**tls, "certificates": [str(path), *others[1:]]}

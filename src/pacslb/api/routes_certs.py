@@ -9,8 +9,6 @@ HAProxy refuses, the previous file is put back and nothing changed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,8 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from .. import pki
-from ..model.checks import resolve
 from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
+from . import certs
 from .answers import CertificateInfo, CertificatesAnswer, CertificateStored, ChangeAnswer, CSRAnswer, OutcomeAnswer
 from .auth import Principal, client_ip, require_role
 from .certs import CertificateProblems, certificate_file, check_name, describe, validate_bundle
@@ -124,30 +122,17 @@ def certificates_router(writer: Writer) -> APIRouter:
 
     async def store(request: Request, principal: Principal, name: str, bundle: bytes, action: str) -> JSONResponse:
         """Write the file; when running services use it, hot-swap it in HAProxy (old file back on failure): one
-        transaction of the change front door, which also records it in the audit log."""
-        path = file_of(name)
-        users = used_by(path)
-        result = await controller.changes.swap_certificate(path, bundle, [loaded for _, loaded in users],
-                                                           origin_of(request, principal), action, name)  # fmt: skip
-        if result.outcome.value != "applied":
-            return JSONResponse({"outcome": "refused", "message": result.message, "messages": result.messages},
+        transaction of the change front door (api/certs.py `store`)."""
+        stored = await certs.store(controller, origin_of(request, principal), name, bundle, action)
+        if not stored.ok:
+            return JSONResponse({"outcome": "refused", "message": stored.result.message, "messages": stored.result.messages},
                                 status_code=409)  # fmt: skip
-        with contextlib.suppress(OSError):
-            (certs_dir / f"{name}.key").unlink()  # a CSR's key, now inside the bundle
-        info = await asyncio.to_thread(entry, path)
-        message = f"certificate {name} stored" + (
-            f"; HAProxy serves it now for {', '.join(vs for vs, _ in users)} (no reload)" if users else "")  # fmt: skip
-        return JSONResponse({"outcome": "applied", "message": message, "certificate": info,
-                             "hot_swapped": [vs for vs, _ in users]})  # fmt: skip
+        info = await asyncio.to_thread(entry, file_of(name))
+        return JSONResponse({"outcome": "applied", "message": stored.message(name), "certificate": info,
+                             "hot_swapped": [vs for vs, _ in stored.users]})  # fmt: skip
 
     def pending_key(name: str) -> bytes | None:
-        key = certs_dir / f"{name}.key"
-        if not key.exists():
-            return None
-        found = read_named_file(key.name, key, MAX_PEM_BYTES, "key file")
-        if isinstance(found, Problem):
-            raise CertificateProblems([{"path": "key", "message": found.message, "severity": "error"}])
-        return found.data
+        return certs.pending_key(certs_dir, name)
 
     @router.post(
         "/certificates", summary="Upload a certificate, its key and chain (admin)", **answers(CertificateStored, 401, 403, 409)
@@ -227,34 +212,18 @@ def certificates_router(writer: Writer) -> APIRouter:
         **answers(CSRAnswer, 401, 403),
     )
     async def csr(body: CSRRequest, request: Request, principal: Principal = Depends(ADMIN)) -> JSONResponse:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.x509.oid import NameOID
-
         try:
             name = check_name(body.name)
-            sans = pki.subject_alt_names(body.sans or [body.common_name])
+            pki.subject_alt_names(body.sans or [body.common_name])  # a bad name is the field `sans`'s problem
         except CertificateProblems as exc:
             return problems(exc)
         except ValueError as exc:
             return JSONResponse({"outcome": "invalid", "message": str(exc),
                                  "problems": [{"path": "sans", "message": str(exc), "severity": "error"}]}, status_code=422)  # fmt: skip
 
-        def make() -> str:
-            key = pki.new_key(body.key_type)
-            attrs = [x509.NameAttribute(NameOID.COMMON_NAME, body.common_name)]
-            if body.organization:
-                attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, body.organization))
-            request_ = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
-                        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                        .sign(key, hashes.SHA256()))  # fmt: skip
-            key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption())  # fmt: skip
-            pki.write_pem(certs_dir / f"{name}.key", key_pem, private=True)
-            return request_.public_bytes(serialization.Encoding.PEM).decode()
-
         try:
-            text = await asyncio.to_thread(make)
+            text = await asyncio.to_thread(certs.make_request, certs_dir, name, body.common_name, body.sans,
+                                           body.organization, body.key_type)  # fmt: skip
         except ValueError as exc:
             return JSONResponse({"outcome": "invalid", "message": str(exc),
                                  "problems": [{"path": "common_name", "message": str(exc), "severity": "error"}]},
@@ -281,15 +250,7 @@ def certificates_router(writer: Writer) -> APIRouter:
 
         def edit(data: dict[str, Any]) -> None:
             services = data.setdefault("virtual_services", [])
-            vs = services[find(services, service, "virtual service")]
-            tls = vs.get("tls") or {}
-            rest = [
-                c
-                for c in tls.get("certificates", [])
-                if os.path.realpath(resolve(c, controller.base_dir)) != os.path.realpath(path)
-            ]
-            # the new certificate becomes the default (first); the others stay for SNI
-            vs["tls"] = {**tls, "certificates": [str(path), *rest[1:]] if rest else [str(path)]}
+            certs.make_default(services[find(services, service, "virtual service")], path, controller.base_dir)
 
         return await writer.write(request, principal, base, edit, action="certificate.assign", target=f"{service}/{body.name}",
                                   message=body.message or f"certificate {body.name} for {service}")  # fmt: skip

@@ -8,6 +8,7 @@ role (or admin) and goes through the change front door's fast path (runtime API,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -74,6 +75,44 @@ def _named(item: Any, what: str) -> str:
         raise ApiError(422, f"the {what} needs a name", problems=[{"path": "name", "message": "required field is missing",
                                                                      "severity": "error"}])  # fmt: skip
     return name
+
+
+# The edits of a named item in a list of a virtual service (`real_servers`, `rules`): `what` names it in answers.
+
+
+def _add_item(service: str, key: str, what: str, item: dict[str, Any], position: int | None = None) -> Callable:
+    """Add `item` at the end, or at `position`; 409 when its name is taken, 422 when it has none."""
+
+    def add(data: dict[str, Any]) -> None:
+        items = _service(data, service).setdefault(key, [])
+        name = _named(item, what)
+        if any(i.get("name") == name for i in items):
+            raise ApiError(409, f"{service} has a {what} {name} already: replace it with PUT")
+        items.insert(len(items) if position is None else max(0, min(position, len(items))), item)
+
+    return add
+
+
+def _replace_item(service: str, key: str, what: str, name: str, item: dict[str, Any]) -> Callable:
+    """Replace the item called `name` (404 when there is none) by `item`, named `name` unless it says otherwise."""
+
+    def replace(data: dict[str, Any]) -> None:
+        items = _service(data, service).setdefault(key, [])
+        new = dict(item)
+        new.setdefault("name", name)
+        items[find(items, name, f"{what} in {service} called")] = new
+
+    return replace
+
+
+def _delete_item(service: str, key: str, what: str, name: str) -> Callable:
+    """Delete the item called `name` (404 when there is none)."""
+
+    def delete(data: dict[str, Any]) -> None:
+        items = _service(data, service).setdefault(key, [])
+        del items[find(items, name, f"{what} in {service} called")]
+
+    return delete
 
 
 def config_router(writer: Writer) -> APIRouter:
@@ -215,13 +254,7 @@ def config_router(writer: Writer) -> APIRouter:
     )
     async def add_real_server(service: str, body: RealServerWrite, request: Request,
                               principal: Principal = Depends(ADMIN)) -> JSONResponse:  # fmt: skip
-        def add(data: dict[str, Any]) -> None:
-            servers = _service(data, service).setdefault("real_servers", [])
-            name = _named(body.real_server, "real server")
-            if any(rs.get("name") == name for rs in servers):
-                raise ApiError(409, f"{service} has a real server {name} already: replace it with PUT")
-            servers.append(body.real_server)
-
+        add = _add_item(service, "real_servers", "real server", body.real_server)
         return await _write(writer, request, principal, body, add, "real-server.create",
                             f"{service}/{body.real_server.get('name', '')}")  # fmt: skip
 
@@ -233,12 +266,7 @@ def config_router(writer: Writer) -> APIRouter:
     )
     async def replace_real_server(service: str, real_server: str, body: RealServerWrite, request: Request,
                                   principal: Principal = Depends(ADMIN)) -> JSONResponse:  # fmt: skip
-        def replace(data: dict[str, Any]) -> None:
-            servers = _service(data, service).setdefault("real_servers", [])
-            item = dict(body.real_server)
-            item.setdefault("name", real_server)
-            servers[find(servers, real_server, f"real server in {service} called")] = item
-
+        replace = _replace_item(service, "real_servers", "real server", real_server, body.real_server)
         return await _write(writer, request, principal, body, replace, "real-server.replace", f"{service}/{real_server}")
 
     @router.delete(
@@ -249,10 +277,7 @@ def config_router(writer: Writer) -> APIRouter:
     )
     async def delete_real_server(service: str, real_server: str, request: Request, principal: Principal = Depends(ADMIN),
                                  base_revision: int | None = BASE_QUERY) -> JSONResponse:  # fmt: skip
-        def delete(data: dict[str, Any]) -> None:
-            servers = _service(data, service).setdefault("real_servers", [])
-            del servers[find(servers, real_server, f"real server in {service} called")]
-
+        delete = _delete_item(service, "real_servers", "real server", real_server)
         return await _write(writer, request, principal, Write(base_revision=base_revision), delete, "real-server.delete",
                             f"{service}/{real_server}")  # fmt: skip
 
@@ -313,13 +338,7 @@ def config_router(writer: Writer) -> APIRouter:
     )
     async def add_rule(service: str, body: RuleWrite, request: Request, principal: Principal = Depends(ADMIN),
                        position: int | None = None) -> JSONResponse:  # fmt: skip
-        def add(data: dict[str, Any]) -> None:
-            rules = _service(data, service).setdefault("rules", [])
-            name = _named(body.rule, "rule")
-            if any(r.get("name") == name for r in rules):
-                raise ApiError(409, f"{service} has a rule {name} already: replace it with PUT")
-            rules.insert(len(rules) if position is None else max(0, min(position, len(rules))), body.rule)
-
+        add = _add_item(service, "rules", "rule", body.rule, position)
         return await _write(writer, request, principal, body, add, "rule.create", f"{service}/{body.rule.get('name', '')}")
 
     @router.put(
@@ -330,12 +349,7 @@ def config_router(writer: Writer) -> APIRouter:
     )
     async def replace_rule(service: str, rule: str, body: RuleWrite, request: Request,
                            principal: Principal = Depends(ADMIN)) -> JSONResponse:  # fmt: skip
-        def replace(data: dict[str, Any]) -> None:
-            rules = _service(data, service).setdefault("rules", [])
-            item = dict(body.rule)
-            item.setdefault("name", rule)
-            rules[find(rules, rule, f"rule in {service} called")] = item
-
+        replace = _replace_item(service, "rules", "rule", rule, body.rule)
         return await _write(writer, request, principal, body, replace, "rule.replace", f"{service}/{rule}")
 
     @router.delete(
@@ -346,10 +360,7 @@ def config_router(writer: Writer) -> APIRouter:
     )
     async def delete_rule(service: str, rule: str, request: Request, principal: Principal = Depends(ADMIN),
                           base_revision: int | None = BASE_QUERY) -> JSONResponse:  # fmt: skip
-        def delete(data: dict[str, Any]) -> None:
-            rules = _service(data, service).setdefault("rules", [])
-            del rules[find(rules, rule, f"rule in {service} called")]
-
+        delete = _delete_item(service, "rules", "rule", rule)
         return await _write(writer, request, principal, Write(base_revision=base_revision), delete, "rule.delete",
                             f"{service}/{rule}")  # fmt: skip
 

@@ -99,18 +99,22 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
             return ApiError(404, await asyncio.to_thread(controller.changes.store.missing, rev_id)).response()
         return JSONResponse(found.as_dict())
 
+    async def diff_answer(from_id: int | None, to_id: int | None) -> JSONResponse:
+        """The diff between two revisions (None: the current one, its parent); 404 naming a missing one."""
+        try:
+            found = await asyncio.to_thread(
+                revision_diff, controller.changes.store, from_id, to_id, controller.changes.secret_store()
+            )
+        except StoreError as exc:
+            return ApiError(404, str(exc)).response()
+        return JSONResponse(found.as_dict())
+
     @router.get("/revisions/{rev_id}/diff", tags=["revisions"],
                 summary="What changed from `from` (default: its parent) to this revision, in the model's words",
                 **answers(DiffAnswer, 401, 404))  # fmt: skip
     async def revision_diff_route(rev_id: RevId, _: Principal = Depends(READ),
                                   from_id: int | None = Query(None, alias="from", ge=1, le=MAX_ID)) -> JSONResponse:  # fmt: skip
-        try:
-            found = await asyncio.to_thread(
-                revision_diff, controller.changes.store, from_id, rev_id, controller.changes.secret_store()
-            )
-        except StoreError as exc:
-            return ApiError(404, str(exc)).response()
-        return JSONResponse(found.as_dict())
+        return await diff_answer(from_id, rev_id)
 
     @router.get(
         "/diff",
@@ -120,13 +124,7 @@ def observe_router(writer: Writer, metrics: ControllerMetrics, controller_log: P
     )
     async def diff(_: Principal = Depends(READ), from_id: int | None = Query(None, alias="from", ge=1, le=MAX_ID),
                    to_id: int | None = Query(None, alias="to", ge=1, le=MAX_ID)) -> JSONResponse:  # fmt: skip
-        try:
-            found = await asyncio.to_thread(
-                revision_diff, controller.changes.store, from_id, to_id, controller.changes.secret_store()
-            )
-        except StoreError as exc:
-            return ApiError(404, str(exc)).response()
-        return JSONResponse(found.as_dict())
+        return await diff_answer(from_id, to_id)
 
     @router.post(
         "/revisions/{rev_id}/rollback",

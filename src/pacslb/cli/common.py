@@ -1,11 +1,11 @@
-"""What the command modules share: option types, the state directory, printing problems."""
+"""What the command modules share: option types, the state directory, printing problems, asking the controller."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Iterable
+from typing import TYPE_CHECKING, Annotated, Any, Iterable
 
 import typer
 
@@ -91,3 +91,31 @@ def lock_state_dir_or_exit(paths: StatePaths) -> ControllerLock:
         print(f"error: cannot use the state directory {paths.root}: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     return lock
+
+
+def ask_controller(paths: StatePaths, method: str, path: str, not_found: str | None = None) -> dict[str, Any]:
+    """The JSON answer of the running controller (its Unix-socket API, API_PREFIX + `path`). Exits 1 saying why
+    when no controller runs on the state directory, it does not answer, or it answers an error (`not_found`: what
+    a 404 means to this command)."""
+    import httpx
+
+    from ..controller import API_PREFIX
+
+    socket_path = paths.controller_socket
+    if not socket_path.exists():
+        print(f"error: no controller runs on {paths.root}; start the appliance with 'pacslb up --state-dir {paths.root}'",
+              file=sys.stderr)  # fmt: skip
+        raise typer.Exit(1)
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://pacslb", timeout=10) as c:
+            response = c.request(method, f"{API_PREFIX}{path}")
+    except httpx.HTTPError as exc:
+        print(f"error: the controller does not answer on {socket_path}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    if response.status_code == 404 and not_found is not None:
+        print(f"error: {not_found}", file=sys.stderr)
+        raise typer.Exit(1)
+    if response.status_code >= 400:
+        print(f"error: the controller answered {response.status_code}: {response.text[:500]}", file=sys.stderr)
+        raise typer.Exit(1)
+    return response.json()

@@ -12,33 +12,14 @@ from typing import Annotated, Any
 import typer
 
 from . import app
-from .common import StateDirOption, state_paths
+from .common import StateDirOption, ask_controller, state_paths
 
 gslb_app = typer.Typer(help="Global server load balancing: health-aware DNS answers across sites.", no_args_is_help=True)
 app.add_typer(gslb_app, name="gslb")
 
 
 def _fetch(state_dir_option: Any) -> dict:
-    import httpx
-
-    from ..controller import API_PREFIX
-
-    paths = state_paths(state_dir_option)
-    socket_path = paths.controller_socket
-    if not socket_path.exists():
-        print(f"error: no controller runs on {paths.root}; start the appliance with 'pacslb up --state-dir {paths.root}'",
-              file=sys.stderr)  # fmt: skip
-        raise typer.Exit(1)
-    try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://pacslb", timeout=10) as c:
-            response = c.get(f"{API_PREFIX}/gslb")
-    except httpx.HTTPError as exc:
-        print(f"error: the controller does not answer on {socket_path}: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
-    if response.status_code >= 400:
-        print(f"error: the controller answered {response.status_code}: {response.text[:500]}", file=sys.stderr)
-        raise typer.Exit(1)
-    return response.json()
+    return ask_controller(state_paths(state_dir_option), "GET", "/gslb")
 
 
 def format_status(status: dict) -> str:

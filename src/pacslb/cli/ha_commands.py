@@ -15,7 +15,7 @@ import typer
 
 from ..paths import StatePaths
 from . import app
-from .common import StateDirOption, state_paths
+from .common import StateDirOption, ask_controller, state_paths
 
 ha_app = typer.Typer(help="The HA pair: peer-link certificate, status of both nodes, promote / demote.", no_args_is_help=True)
 app.add_typer(ha_app, name="ha")
@@ -26,30 +26,9 @@ def _paths(option: Path | None) -> StatePaths:
 
 
 def _request(option: Path | None, method: str, path: str) -> dict[str, Any]:
-    import httpx
-
-    from ..controller import API_PREFIX
-
     paths = _paths(option)
-    socket_path = paths.controller_socket
-    if not socket_path.exists():
-        print(f"error: no controller runs on {paths.root}; start the appliance with 'pacslb up --state-dir {paths.root}'",
-              file=sys.stderr)  # fmt: skip
-        raise typer.Exit(1)
-    try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://pacslb", timeout=10) as c:
-            response = c.request(method, f"{API_PREFIX}/ha{path}")
-    except httpx.HTTPError as exc:
-        print(f"error: the controller does not answer on {socket_path}: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
-    if response.status_code == 404:
-        print(f"error: the appliance on {paths.root} is not part of an HA pair (its configuration has no `ha` section)",
-              file=sys.stderr)  # fmt: skip
-        raise typer.Exit(1)
-    if response.status_code >= 400:
-        print(f"error: the controller answered {response.status_code}: {response.text[:500]}", file=sys.stderr)
-        raise typer.Exit(1)
-    return response.json()
+    not_pair = f"the appliance on {paths.root} is not part of an HA pair (its configuration has no `ha` section)"
+    return ask_controller(paths, method, f"/ha{path}", not_found=not_pair)
 
 
 def _when(ts: float | None) -> str:

@@ -35,6 +35,12 @@ PasswordFileOption = Annotated[
 # gone: kept hidden only to say what to use instead (a password in argv is readable by every local user)
 RemovedPasswordOption = Annotated[str | None, typer.Option("--password", hidden=True)]
 RoleOption = Annotated[str, typer.Option("--role", "-r", help="admin, operator or viewer")]
+GenerateOption = Annotated[
+    bool,
+    typer.Option(
+        "--generate", help="make a random one-time password and print it once (the user must change it at the first login)"
+    ),
+]
 
 
 def _stores(state_dir_option):
@@ -103,12 +109,7 @@ def add(
     username: str,
     role: RoleOption = "viewer",
     password_file: PasswordFileOption = None,
-    generate: Annotated[
-        bool,
-        typer.Option(
-            "--generate", help="make a random one-time password and print it once (the user must change it at the first login)"
-        ),
-    ] = False,
+    generate: GenerateOption = False,
     state_dir_option: StateDirOption = None,
     removed_password: RemovedPasswordOption = None,
 ) -> None:
@@ -129,12 +130,7 @@ def add(
 def passwd(
     username: str,
     password_file: PasswordFileOption = None,
-    generate: Annotated[
-        bool,
-        typer.Option(
-            "--generate", help="make a random one-time password and print it once (the user must change it at the first login)"
-        ),
-    ] = False,
+    generate: GenerateOption = False,
     state_dir_option: StateDirOption = None,
     removed_password: RemovedPasswordOption = None,
 ) -> None:

@@ -102,3 +102,17 @@ class Engine(Protocol):
     async def stop(self) -> None: ...
 
     def orphans(self) -> list[str]: ...
+
+
+class RenderedWork(Protocol):
+    """The work of an engine that renders its artefact to a temporary file before the swap."""
+
+    temp: Path | None
+
+
+def discard_temp(work: RenderedWork | None) -> None:
+    """`discard` for an engine that renders to a temporary file: remove the one an artefact never committed
+    left, once (keepalived.conf, apache.conf)."""
+    if work is not None and work.temp is not None:
+        work.temp.unlink(missing_ok=True)
+        work.temp = None

@@ -1,11 +1,28 @@
 """What the engines' daemons have in common, by PID: whether one still runs (a zombie does not), its command
-line, its parent and children, its pidfile, and whether it is the one this appliance runs on its own file.
-HAProxy, keepalived, PowerDNS and Apache each start, adopt and stop theirs in their own process module."""
+line, its parent and children, its pidfile, and whether it is the one this appliance runs on its own file;
+starting one in a session of its own, keeping its Popen so that its exit is reaped, and stopping it
+(SIGTERM, then SIGKILL). HAProxy, keepalived, PowerDNS and Apache each start, adopt and stop theirs in their
+own process module, with these."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+KILL_WAIT = 5.0  # after SIGKILL: how long stopping waits for the end (a process in uninterruptible sleep)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """An engine's own checker on a file (keepalived -t, apache2 -t, pdnsutil): accepted or not, in its words."""
+
+    ok: bool
+    output: str
 
 
 def proc_state(pid: int) -> str | None:
@@ -70,3 +87,67 @@ def adopt(pidfile: Path, program: str, marker: str) -> int | None:
     nothing or, after a reboot, somebody else's process)."""
     pid = read_pidfile(pidfile)
     return pid if pid is not None and runs(pid, program, marker) else None
+
+
+def spawn(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
+    """Start a daemon in the foreground, in a session of its own (a controller killed with SIGKILL leaves it
+    running: fail static), its output appended to `log`. The caller waits for it to be ready, then keeps it."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+_popens: dict[int, subprocess.Popen] = {}
+
+
+def keep(popen: subprocess.Popen) -> None:
+    """Keep the Popen of a daemon this process started, so that its exit is reaped (a zombie child would look
+    alive to a PID check)."""
+    _popens[popen.pid] = popen
+
+
+def alive(pid: int) -> bool:
+    """A live daemon: its exit is reaped first when this process started it."""
+    popen = _popens.get(pid)
+    if popen is not None:
+        popen.poll()
+    return is_running(pid)
+
+
+def terminate(pid: int, grace: float, kill: Literal["process", "session", "children"] = "process") -> None:
+    """Stop a daemon: SIGTERM, then SIGKILL when it has not ended within `grace` seconds, to what `kill` names:
+    the process alone, its session (it leads one: Apache's workers), or the process and the children it had
+    before the SIGTERM (keepalived's VRRP child, which must end too). Waits at most KILL_WAIT seconds more for
+    the end, and forgets its Popen."""
+    try:
+        if not alive(pid):
+            return
+        kids = children(pid) if kill == "children" else []
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not alive(pid) and not any(is_running(c) for c in kids):
+                return
+            time.sleep(0.05)
+        for target in [pid, *kids]:
+            try:
+                if kill == "session":
+                    os.killpg(target, signal.SIGKILL)
+                else:
+                    os.kill(target, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        while alive(pid) and time.monotonic() < deadline + KILL_WAIT:
+            time.sleep(0.05)
+    finally:
+        _popens.pop(pid, None)

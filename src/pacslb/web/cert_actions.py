@@ -11,18 +11,15 @@ Nothing is written when there is a problem; a certificate a running service uses
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import pki
+from ..api import certs
 from ..api.certs import CertificateProblems, certificate_file, used_by, validate_bundle
 from ..change.result import Outcome
 from ..change.service import EditError, Origin
-from ..model.checks import resolve
-from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
 
 # the management API's limits (api/routes_certs.py CertificateUpload), per uploaded part
 MAX_CERTIFICATE_BYTES = 200_000
@@ -73,29 +70,12 @@ def pending_requests(certs_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
-def _pending_key(certs_dir: Path, name: str) -> bytes | None:
-    key = certs_dir / f"{name}.key"
-    if not key.exists():
-        return None
-    found = read_named_file(key.name, key, MAX_PEM_BYTES, "key file")
-    if isinstance(found, Problem):
-        raise CertificateProblems([problem("key", found.message)])
-    return found.data
-
-
 async def store(controller: Any, origin: Origin, name: str, bundle: bytes, action: str) -> Action:
-    """Write NAME.pem through the change front door (hot swap where it runs); a CSR's key and request go."""
-    certs_dir = controller.paths.certs_dir
-    path = certs_dir / f"{name}.pem"
-    users = used_by(controller, path)
-    result = await controller.changes.swap_certificate(path, bundle, [loaded for _, loaded in users], origin, action, name)
-    if result.outcome is not Outcome.APPLIED:
-        return Action(False, f"certificate {name} was not stored: {result.message}")
-    for leftover in (certs_dir / f"{name}.key", certs_dir / f"{name}.csr"):
-        with contextlib.suppress(OSError):
-            leftover.unlink()  # a CSR's key is inside the bundle now
-    where = f"; HAProxy serves it now for {', '.join(vs for vs, _ in users)} (no reload)" if users else ""
-    return Action(True, f"certificate {name} stored{where}")
+    """Write NAME.pem through the change front door (api/certs.py `store`: hot swap where it runs)."""
+    stored = await certs.store(controller, origin, name, bundle, action)
+    if not stored.ok:
+        return Action(False, f"certificate {name} was not stored: {stored.message(name)}")
+    return Action(True, stored.message(name))
 
 
 async def upload(controller: Any, origin: Origin, name: str, certificate: str, key: str, chain: str, replace: bool) -> Action:
@@ -111,7 +91,7 @@ async def upload(controller: Any, origin: Origin, name: str, certificate: str, k
         if not path.exists() and replace:
             return invalid(f"there is no certificate {name} to replace", problem("name", f"there is no certificate {name}: "
                            "untick 'replace' to upload a new one"))  # fmt: skip
-        bundle, _ = validate_bundle(certificate, key or None, chain or None, key_file=_pending_key(certs_dir, name))
+        bundle, _ = validate_bundle(certificate, key or None, chain or None, key_file=certs.pending_key(certs_dir, name))
     except CertificateProblems as exc:
         return invalid("the certificate cannot be used: nothing was stored", *exc.problems)
     return await store(controller, origin, name, bundle, "certificate.replace" if replace else "certificate.create")
@@ -145,23 +125,6 @@ def _name_problems(common_name: str, sans: list[str]) -> list[dict[str, str]]:
     return found
 
 
-def make_csr(common_name: str, sans: list[str], organization: str, key_type: str) -> tuple[bytes, str]:
-    """A new private key (PEM) and the certificate signing request for it (PEM text); ValueError on a bad name."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import NameOID
-
-    names = pki.subject_alt_names(sans or [common_name])
-    key = pki.new_key(key_type)  # type: ignore[arg-type]
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    request = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
-               .add_extension(x509.SubjectAlternativeName(names), critical=False).sign(key, hashes.SHA256()))  # fmt: skip
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return key_pem, request.public_bytes(serialization.Encoding.PEM).decode()
-
-
 async def csr(controller: Any, name: str, common_name: str, sans: list[str], organization: str, key_type: str) -> Action:
     """A key kept here (NAME.key, mode 0600) and its CSR (NAME.csr) for the hospital's CA to sign."""
     certs_dir = controller.paths.certs_dir
@@ -177,12 +140,9 @@ async def csr(controller: Any, name: str, common_name: str, sans: list[str], org
     if found:
         return invalid("nothing was made", *found)
     try:
-        key_pem, text = await asyncio.to_thread(make_csr, common_name, sans, organization, key_type)
+        text = await asyncio.to_thread(certs.make_request, certs_dir, path.stem, common_name, sans, organization, key_type)
     except ValueError as exc:
         return invalid("nothing was made", problem("sans", str(exc)))
-    certs_dir.mkdir(parents=True, exist_ok=True)
-    pki.write_pem(certs_dir / f"{path.stem}.key", key_pem, private=True)
-    pki.write_pem(certs_dir / f"{path.stem}.csr", text.encode(), private=False)
     return Action(True, f"key and CSR {path.stem} made: have your CA sign the CSR, then upload the certificate as "
                   f"{path.stem} (the key stays here)", detail={"name": path.stem, "csr": text})  # fmt: skip
 
@@ -218,12 +178,7 @@ def assign_edit(controller: Any, service: str, path: Path):
         found = [vs for vs in services if vs.get("name") == service]
         if not found:  # removed by a change made since the page was shown
             raise EditError(Outcome.NOT_FOUND, f"there is no virtual service {service}")
-        vs = found[0]
-        tls = vs.get("tls") or {}
-        others = [c for c in tls.get("certificates", [])
-                  if os.path.realpath(resolve(c, controller.base_dir)) != os.path.realpath(path)]  # fmt: skip
-        # the new one becomes the default (first); the one it replaces goes, any further ones stay for SNI
-        vs["tls"] = {**tls, "certificates": [str(path), *others[1:]]}
+        certs.make_default(found[0], path, controller.base_dir)
 
     return edit
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pacslb.controller.status import (
@@ -19,41 +17,16 @@ from pacslb.controller.status import (
 from pacslb.engines.haproxy.runtime import parse_stat
 from pacslb.model import load_text
 from pacslb.model.config import RealServer
+from support.configs import SHOW_STAT, show_stat_config
 
-DATA = Path(__file__).parents[1] / "engines" / "haproxy" / "data"
-
-CONFIG = """
-version: 1
-virtual_services:
-  - name: web
-    mode: layer7-http
-    listen: [{address: 127.0.0.1, port: 18380}]
-    default_service: only
-    real_servers:
-      - {name: rs1, address: 127.0.0.2, port: 18381}
-      - {name: rs2, address: 127.0.0.2, port: 18382}
-      - {name: rs3, address: 127.0.0.2, port: 18383, state: drain}
-      - {name: rs4, address: 127.0.0.2, port: 18384, state: halt}
-      - {name: rs5, address: 127.0.0.2, port: 18385}
-      - {name: rs6, address: 127.0.0.2, port: 18386}
-      - {name: rs7, address: 127.0.0.2, port: 18387, backup: true}
-  - name: only
-    mode: backend-only
-    real_servers:
-      - {name: a, address: 127.0.0.2, port: 18385}
-  - name: l4
-    mode: layer4-nat
-    listen: [{address: 127.0.0.1, port: 9000-9002}]
-    real_servers:
-      - {name: x, address: 127.0.0.3}
-"""
+CONFIG = show_stat_config(layer4=True)
 
 
 @pytest.fixture(scope="module")
 def status():
     loaded = load_text(CONFIG)
     assert loaded.ok, loaded.problems
-    rows = parse_stat((DATA / "show_stat.csv").read_text())
+    rows = parse_stat(SHOW_STAT.read_text())
     engine = EngineStatus(running=True, master_pid=10, workers=[11])
     return build_status(loaded.config, rows, engine, ControllerStatus(pid=9, state_dir="/s"))
 

@@ -20,7 +20,6 @@ used as it is and left there. The record, `<state>/addresses/added.json`, says w
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,20 +71,13 @@ class AddressesEngine:
     # --- the record ----------------------------------------------------------------------------------
 
     def _read(self) -> Record:
-        text = files.read_text(self.record_file)
-        if not text:
-            return Record()
-        try:
-            data = json.loads(text)
+        def parse(data: dict) -> Record:
             return Record(data.get("interface"), list(data.get("wanted", [])), list(data.get("added", [])))
-        except (ValueError, AttributeError, TypeError):
-            log.warning("%s cannot be read: the addresses it named are left alone", self.record_file)
-            return Record()
+
+        return files.read_record(self.record_file, parse, Record(), log, "the addresses it named are left alone")
 
     def _write(self, record: Record) -> None:
-        self.dir.mkdir(mode=0o750, parents=True, exist_ok=True)
-        data = {"interface": record.interface, "wanted": record.wanted, "added": record.added}
-        files.atomic_write(self.record_file, json.dumps(data, indent=1) + "\n")
+        files.write_record(self.record_file, {"interface": record.interface, "wanted": record.wanted, "added": record.added})
         self.record = record
 
     # --- the work ------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import jinja2
 
 from ...model.config import Config, VirtualService
 from ...paths import StatePaths
+from .. import templating
 from .backend import transform_backend
 from .env import HAProxyEnv
 from .frontend import transform_frontend
@@ -116,19 +117,7 @@ def backend_view(config: Config, env: HAProxyEnv, name: str) -> Backend | None:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
-    env.filters["quote"] = quote
-    env.filters["logformat"] = logformat
-    env.filters["word"] = word
-    env.filters["line"] = render_line
-    return env
+    return templating.environment(TEMPLATES, {"quote": quote, "logformat": logformat, "word": word, "line": render_line})
 
 
 def _reached_from(config: Config) -> dict[str, list[VirtualService]]:

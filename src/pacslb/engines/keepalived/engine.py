@@ -28,7 +28,7 @@ from typing import Callable
 from ... import files
 from ...model.config import Config
 from ...paths import StatePaths
-from ..contract import EngineError, EngineState, Prepared
+from ..contract import EngineError, EngineState, Prepared, discard_temp
 from ..supervisor import keep_running
 from . import process
 from .render import KeepalivedPaths, RenderError, render, render_scripts
@@ -121,14 +121,10 @@ class KeepalivedEngine:
         await asyncio.to_thread(self._reload)
 
     def discard(self, prepared: Prepared) -> None:
-        work: Work | None = prepared.data
-        if work is not None and work.temp is not None:
-            work.temp.unlink(missing_ok=True)
-            work.temp = None
+        discard_temp(prepared.data)
 
     def applied_digest(self) -> str | None:
-        text = files.read_text(self.paths.config)
-        return files.sha256(text) if text is not None else None
+        return files.digest_of(self.paths.config)
 
     # --- start, supervise, stop ----------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import daemon
-from ..daemon import is_running, read_pidfile
+from ..daemon import CheckResult, is_running, read_pidfile
+from ..daemon import alive as alive  # the engine asks its process module
 from .render import KeepalivedPaths
 
 DEFAULT_BINARY = shutil.which("keepalived") or "/usr/sbin/keepalived"
@@ -27,12 +28,6 @@ STOP_TIMEOUT = 10.0
 
 class KeepalivedError(Exception):
     """keepalived refused its file, did not start, or did not stop."""
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    ok: bool
-    output: str
 
 
 def check(conf: Path, binary: str = DEFAULT_BINARY) -> CheckResult:
@@ -62,23 +57,14 @@ def start(paths: KeepalivedPaths, binary: str = DEFAULT_BINARY, timeout: float =
     """Start keepalived on `paths.config`; return its PID once its VRRP child runs."""
     paths.dir.mkdir(parents=True, exist_ok=True)
     remove_stale_pidfiles(paths)
-    with open(paths.log, "ab") as log:
-        popen = subprocess.Popen(
-            command_line(paths, binary),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=paths.dir,
-            start_new_session=True,
-            close_fds=True,
-        )
+    popen = daemon.spawn(command_line(paths, binary), paths.log, paths.dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if popen.poll() is not None:
             raise KeepalivedError(f"keepalived exited at start ({popen.returncode}); see {paths.log}")
         vrrp = read_pidfile(paths.vrrp_pid)
         if read_pidfile(paths.pid) == popen.pid and vrrp is not None and is_running(vrrp):
-            _reap_later(popen)
+            daemon.keep(popen)
             return popen.pid
         time.sleep(0.05)
     stop(popen.pid)
@@ -95,68 +81,19 @@ def remove_stale_pidfiles(paths: KeepalivedPaths) -> None:
             pidfile.unlink(missing_ok=True)
 
 
-_popens: dict[int, subprocess.Popen] = {}
-
-
-def _reap_later(popen: subprocess.Popen) -> None:
-    """Keep the Popen so that its exit is reaped (a zombie child would look alive to a PID check)."""
-    _popens[popen.pid] = popen
-
-
-def alive(pid: int) -> bool:
-    popen = _popens.get(pid)
-    if popen is not None:
-        popen.poll()
-    return is_running(pid)
-
-
 def reload(pid: int) -> None:
     """SIGHUP: keepalived reads its file again (the VRRP state of an unchanged instance is kept)."""
     os.kill(pid, signal.SIGHUP)
 
 
 def stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM (a master sends priority 0 and releases the floating IPs), then SIGKILL to its session."""
-    if not alive(pid):
-        return
-    children = [p for p in _children(pid)]
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid) and not any(is_running(c) for c in children):
-            _popens.pop(pid, None)
-            return
-        time.sleep(0.05)
-    for target in [pid, *children]:
-        try:
-            os.kill(target, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    time.sleep(0.1)
-    alive(pid)
-    _popens.pop(pid, None)
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                stat = Path(f"/proc/{name}/stat").read_text()
-            except OSError:
-                continue
-            rest = stat[stat.rfind(")") + 2 :].split()
-            if len(rest) > 1 and int(rest[1]) == pid:
-                found.append(int(name))
-    return found
+    """SIGTERM (a master sends priority 0 and releases the floating IPs), then SIGKILL to it and its VRRP child."""
+    daemon.terminate(pid, timeout, kill="children")
 
 
 def vrrp_pids(pid: int) -> list[int]:
     """The parent and its children (the VRRP process): what `kill -9` of a node's keepalived must reach."""
-    return [pid, *_children(pid)]
+    return [pid, *daemon.children(pid)]
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from ...model.config import Config
 from ...model.ha_checks import floating_ips
+from .. import templating
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -155,15 +154,7 @@ def build(config: Config, paths: KeepalivedPaths) -> KeepalivedView:
 
 def render(config: Config, paths: KeepalivedPaths) -> str:
     """The whole keepalived.conf for `config`: the same input always gives the same bytes."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
-    env.filters["q"] = lambda value: f'"{value}"'
+    env = templating.environment(TEMPLATES, {"q": lambda value: f'"{value}"'})
     return env.get_template("keepalived.conf.j2").render(k=build(config, paths)).rstrip("\n") + "\n"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -19,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import daemon
-from ..daemon import is_running, read_pidfile
+from ..daemon import CheckResult, read_pidfile
+from ..daemon import alive as alive  # the engine asks its process module
 
 DEFAULT_BINARY = shutil.which("pdns_server") or "/usr/sbin/pdns_server"
 CONTROL = shutil.which("pdns_control") or "/usr/bin/pdns_control"
@@ -30,12 +30,6 @@ STOP_TIMEOUT = 10.0
 
 class PowerDNSError(Exception):
     """pdns_server did not start, did not reload or did not stop."""
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    ok: bool
-    output: str
 
 
 @dataclass(frozen=True)
@@ -115,9 +109,7 @@ def control(files: Files, *command: str, timeout: float = 5.0) -> str:
 def start(files: Files, binary: str = DEFAULT_BINARY, timeout: float = 20.0) -> int:
     """Start pdns_server on `files.config`; return its PID once its control socket answers."""
     files.pid.unlink(missing_ok=True)
-    with open(files.log, "ab") as log:
-        popen = subprocess.Popen(command_line(files, binary), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 cwd=files.dir, start_new_session=True, close_fds=True)  # fmt: skip
+    popen = daemon.spawn(command_line(files, binary), files.log, files.dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if popen.poll() is not None:
@@ -125,7 +117,7 @@ def start(files: Files, binary: str = DEFAULT_BINARY, timeout: float = 20.0) -> 
         if read_pidfile(files.pid) == popen.pid:
             try:
                 if control(files, "rping", timeout=2.0) == "PONG":
-                    _popens[popen.pid] = popen
+                    daemon.keep(popen)
                     return popen.pid
             except PowerDNSError:
                 pass
@@ -141,16 +133,6 @@ def _tail(path: Path, lines: int = 5) -> str:
         return f"see {path}"
 
 
-_popens: dict[int, subprocess.Popen] = {}
-
-
-def alive(pid: int) -> bool:
-    popen = _popens.get(pid)
-    if popen is not None:
-        popen.poll()  # reap an exited child: a zombie would look alive
-    return is_running(pid)
-
-
 def reload(files: Files) -> None:
     """The geoip backend reads zones.yaml again (answers change without a restart)."""
     answer = control(files, "reload")
@@ -160,26 +142,7 @@ def reload(files: Files) -> None:
 
 def stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
     """SIGTERM, then SIGKILL when it has not ended within `timeout`."""
-    if not alive(pid):
-        _popens.pop(pid, None)
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            _popens.pop(pid, None)
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    while alive(pid) and time.monotonic() < deadline + 5:
-        time.sleep(0.05)
-    _popens.pop(pid, None)
+    daemon.terminate(pid, timeout)
 
 
 def write_public(path: Path, text: str) -> None:

@@ -21,7 +21,6 @@ pacslb's by its name.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,22 +65,17 @@ class TproxyEngine:
     # --- the record ----------------------------------------------------------------------------------
 
     def _read(self) -> Record:
-        text = files.read_text(self.record_file)
-        if not text:
-            return Record()
-        try:
-            data = json.loads(text)
+        def parse(data: dict) -> Record:
             running = Wanted(int(data["mark"]), int(data["table"]), tuple(int(f) for f in data["families"]))
             return Record(running, [str(a) for a in data.get("added", [])])
-        except (ValueError, KeyError, AttributeError, TypeError):
-            log.warning("%s cannot be read: the rules and routes it named are left alone", self.record_file)
-            return Record()
+
+        return files.read_record(self.record_file, parse, Record(), log, "the rules and routes it named are left alone")
 
     def _write(self, record: Record) -> None:
-        self.dir.mkdir(mode=0o750, parents=True, exist_ok=True)
         r = record.running
-        data = {"mark": r.mark, "table": r.table, "families": list(r.families), "added": record.added}
-        files.atomic_write(self.record_file, json.dumps(data, indent=1) + "\n")
+        files.write_record(
+            self.record_file, {"mark": r.mark, "table": r.table, "families": list(r.families), "added": record.added}
+        )
         self.record = record
 
     # --- the work ------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 from ... import files
 from ...model.config import Config
 from ...model.waf import policies, policy_ports
-from ..contract import EngineError, EngineState, Prepared
+from ..contract import EngineError, EngineState, Prepared, discard_temp
 from ..supervisor import keep_running
 from . import process
 from .paths import WafPaths
@@ -161,14 +161,10 @@ class WafEngine:
             raise EngineError("the WAF tier could not be put back on its previous configuration", [str(exc)]) from None
 
     def discard(self, prepared: Prepared) -> None:
-        work: Work | None = prepared.data
-        if work is not None and work.temp is not None:
-            work.temp.unlink(missing_ok=True)
-            work.temp = None
+        discard_temp(prepared.data)
 
     def applied_digest(self) -> str | None:
-        text = files.read_text(self.paths.config)
-        return files.sha256(text) if text is not None else None
+        return files.digest_of(self.paths.config)
 
     # --- start, supervise, stop ----------------------------------------------------------------------
 

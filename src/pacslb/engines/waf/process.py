@@ -17,11 +17,10 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import daemon
-from ..daemon import is_running, read_pidfile
+from ..daemon import CheckResult, alive, read_pidfile
 from .paths import WafPaths
 from .render import RUN_USER
 
@@ -34,12 +33,6 @@ READY = "resuming normal operations"
 
 class ApacheError(Exception):
     """Apache refused its file, did not start, did not reload, or did not stop."""
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    ok: bool
-    output: str
 
 
 def prepare(paths: WafPaths) -> None:
@@ -123,24 +116,12 @@ def _errors(text: str) -> list[str]:
     return lines[-10:] or ["(nothing in Apache's error log)"]
 
 
-_popens: dict[int, subprocess.Popen] = {}
-
-
 def start(paths: WafPaths, binary: str = DEFAULT_BINARY, timeout: float = START_TIMEOUT) -> int:
     """Start Apache on `paths.config`; return its PID once it serves (its log says so)."""
     prepare(paths)
     offset = _log_size(paths)
     out_size = (paths.dir / "apache.stdout.log").stat().st_size if (paths.dir / "apache.stdout.log").exists() else 0
-    with open(paths.dir / "apache.stdout.log", "ab") as out:
-        popen = subprocess.Popen(
-            command_line(paths, binary),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=paths.dir,
-            start_new_session=True,
-            close_fds=True,
-        )
+    popen = daemon.spawn(command_line(paths, binary), paths.dir / "apache.stdout.log", paths.dir)
     out_offset = out_size
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -149,18 +130,11 @@ def start(paths: WafPaths, binary: str = DEFAULT_BINARY, timeout: float = START_
             said = _log_since(paths, offset) + _text_since(paths.dir / "apache.stdout.log", out_offset)
             raise ApacheError(f"Apache exited at start ({popen.returncode}): " + " | ".join(_errors(said)))
         if read_pidfile(paths.pid) == popen.pid and READY in _log_since(paths, offset):
-            _popens[popen.pid] = popen  # reaped by alive(): a zombie would look alive to a PID check
+            daemon.keep(popen)
             return popen.pid
         time.sleep(0.05)
     stop(popen.pid)
     raise ApacheError(f"Apache did not start within {timeout:g}s: " + " | ".join(_errors(_log_since(paths, offset))))
-
-
-def alive(pid: int) -> bool:
-    popen = _popens.get(pid)
-    if popen is not None:
-        popen.poll()
-    return is_running(pid)
 
 
 def reload(pid: int, paths: WafPaths, timeout: float = START_TIMEOUT) -> None:
@@ -180,23 +154,4 @@ def reload(pid: int, paths: WafPaths, timeout: float = START_TIMEOUT) -> None:
 
 def stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
     """SIGTERM to the parent (it stops its workers), then SIGKILL to its session (it leads one)."""
-    if not alive(pid):
-        _popens.pop(pid, None)
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            break
-        time.sleep(0.05)
-    else:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        time.sleep(0.1)
-        alive(pid)
-    _popens.pop(pid, None)
+    daemon.terminate(pid, timeout, kill="session")

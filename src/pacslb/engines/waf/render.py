@@ -22,6 +22,7 @@ import jinja2
 
 from ...model.config import Config
 from ...model.waf import WafExclusion, WafPolicy, policies
+from .. import templating
 from .paths import WafPaths
 from .profile import (
     CLIENT_RULES,
@@ -267,13 +268,4 @@ def _exclusion(exclusion: WafExclusion, rule_id: int) -> tuple[list[str], list[s
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-        keep_trailing_newline=True,
-    )
-    env.filters["quote"] = quote
-    return env
+    return templating.environment(TEMPLATES, {"quote": quote})
