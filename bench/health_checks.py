@@ -3,20 +3,23 @@
 
     .venv/bin/python bench/health_checks.py                       # every case at 500, 1000, 2000 checks/s
     .venv/bin/python bench/health_checks.py --cases dicom-echo --rates 250,500,1000 --duration 10
+    .venv/bin/python bench/health_checks.py --cases dicom-echo --rates 3000 --workers 1,2 --checker-nice -10
     .venv/bin/python bench/health_checks.py --quick               # smoke: 2 s, one rate; README untouched
 
-For each case and rate, a checker process of its own (this script with --worker) runs pacslb's real
-`Checker` with N = rate x interval watches (one per simulated real server, interval 1 s, rise 2, fall 3),
-each with the case's real probe. The watches join in 20 batches over the first interval, so the checks
-spread over the second as a service with many real servers would have them. After a warm-up, it measures
-for --duration seconds:
+For each case, rate and worker count, a checker process of its own (this script with --worker) runs pacslb's
+real `Checker` with N = rate x interval watches (one per simulated real server, interval 1 s, rise 2, fall 3),
+each with the case's real probe: in that process with --workers 1 (settings.health.workers: 1), or, with
+more, through the appliance's `WorkerPool` in worker processes (`pacslb.health.worker`, started as this
+script with --pool-worker, which only wraps each probe to time it). The watches join in 20 batches over the
+first interval. Once every watch was checked once, after a warm-up, it measures for --duration seconds:
 
   rate       checks completed per second (passes and failures; failures are reported apart, and a run
              with failures does not count as sustained)
   lateness   how late each check started against its schedule: the previous start of the same watch plus
              the interval (the runner's rule); p50 and p99 over every check of the window
   latency    how long a probe took (p50, p99)
-  CPU        the checker process's CPU time (user + system, every thread) / wall time; 1.00 = one core
+  CPU        the checker process's CPU time (user + system, every thread), and its workers', / wall time;
+             1.00 = one core
 
 Sustained = at least 97% of the target rate, no failed checks, and p99 lateness under 100 ms.
 
@@ -24,11 +27,13 @@ Peers (each in processes of their own, so that their CPU is not the checker's; t
   connect     a Python asyncio TCP listener that accepts and closes
   http        a Python asyncio HTTP responder (200, 2-byte body)
   dicom-echo  --dicom-peers storescp processes (dcmtk, single-process, TCP_NODELAY=1), watches spread over them
+              (each serves one association at a time: at 3,000 checks/s take 64 or more)
   hl7         a Python asyncio MLLP responder acknowledging AA (string ops, no hl7 parsing)
   amqp        a RabbitMQ node of its own (Connection.Start only, no login)
 
 Everything is on loopback, with free ports picked at run time. The machine has 2 cores: the checker and
-its peers share them. Writes bench/results/<timestamp>-health.json and the section of bench/README.md
+its peers share them. --checker-nice and --peers-nice also set the niceness of their sessions' scheduler
+autogroups (a process's own niceness counts only within its session where the kernel groups by session). Writes bench/results/<timestamp>-health.json and the section of bench/README.md
 between ``<!-- results:health start -->`` and ``<!-- results:health end -->``.
 """
 
