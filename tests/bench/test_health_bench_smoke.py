@@ -87,7 +87,7 @@ def test_tiny_run_of_every_case(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# bench\n\n<!-- results:l7 start -->\nL7\n<!-- results:l7 end -->\n")
     rc = bench.main(
-        ["--cases", ",".join(cases), "--rates", "20", "--duration", "1", "--warmup", "0.5", "--dicom-peers", "2",
+        ["--cases", ",".join(cases), "--rates", "20", "--duration", "1", "--warmup", "0.5", "--dicom-peers", "2", "--timeout", "1",
          "--results-dir", str(tmp_path / "results"), "--readme", str(readme)]
     )  # fmt: skip
     assert rc == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,25 @@ def test_workers_default_to_auto(value, expected) -> None:
     health = "{}" if value is None else f"{{workers: {value}}}"
     loaded = load_text(f"version: 1\nsettings: {{health: {health}}}\nvirtual_services: []\n")
     assert loaded.ok and loaded.config.settings.health.workers == expected
+
+
+# --- status ------------------------------------------------------------------------------------------------
+
+
+def test_status_shows_each_worker_and_its_restarts(capsys) -> None:
+    from pacslb.cli.run_commands import _print_table
+    from pacslb.controller.status import ApplianceStatus, ControllerStatus, EngineStatus
+    from pacslb.paths import StatePaths
+
+    workers = [
+        {"index": 0, "pid": 4242, "real_servers": 1500, "restarts": 0, "last_exit": None},
+        {"index": 1, "pid": None, "real_servers": 1499, "restarts": 2, "last_exit": "(PID 77) was killed by signal 9"},
+    ]
+    controller = ControllerStatus(pid=9, state_dir="/s", check_workers=workers)
+    status = ApplianceStatus.model_validate_json(
+        ApplianceStatus(controller=controller, engine=EngineStatus(running=False), virtual_services=[]).model_dump_json()
+    )  # through JSON, as `pacslb status` receives it
+    _print_table(status, StatePaths(Path("/s")))
+    out = capsys.readouterr().out
+    assert "check worker 0: PID 4242, 1500 real servers\n" in out
+    assert "check worker 1: PID -, 1499 real servers, restarted 2x (last: (PID 77) was killed by signal 9)" in out
