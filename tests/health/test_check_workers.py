@@ -1,6 +1,7 @@
 """The health service's check workers with real servers: 2 workers decide as 1 does (dicom-echo against dcmtk,
 hl7 against MLLP listeners, external scripts), a worker killed with SIGKILL is started again and checks its
-real servers anew, and the workers end when the controller ends (stopped, or killed)."""
+real servers anew, a change back to 1 worker stops them, and the workers end when the controller ends
+(stopped, or killed)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,10 @@ async def test_two_workers_decide_as_one_and_a_killed_worker_is_restarted(peers)
         assert restarted != victim["pid"] and workers[1]["pid"] == two.workers()[1]["pid"]  # the other lived on
         pids.append(restarted)
         assert await until(lambda: decided(two), what="the restarted worker's real servers decided") == EXPECTED
+
+        await two.applied(config(peers, 1))  # a change of configuration: back into the controller, workers stopped
+        assert two.workers() == [] and all(pid_gone(pid) for pid in pids)
+        assert await until(lambda: decided(two), what="the controller's own checks decided") == EXPECTED
     finally:
         await two.close()
     assert all(pid_gone(pid) for pid in pids)  # stopped with the controller's service, none left behind
