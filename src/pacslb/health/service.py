@@ -3,8 +3,8 @@
 For every Layer 7 and backend-only virtual service whose health check is dicom-echo, hl7, amqp or
 external, one watch per real server runs (runner.Checker: interval, timeout, rise, fall; the check port
 is health_check.port or the real server's port): in check worker processes, the watches sharded over
-settings.health.workers of them (health/workers.py), or in the controller itself when that is 1. HAProxy learns the results
-through its agent-check protocol: each such server line carries
+settings.health.workers of them (health/workers.py), or in the controller itself when that is 1.
+HAProxy learns the results through its agent-check protocol: each such server line carries
 
     agent-check agent-addr 127.0.0.1 agent-port <settings.health.agent_port>
                 agent-send <service>/<real server> agent-inter <interval>
