@@ -235,8 +235,8 @@ class Appliance:
 
     def status(self) -> ApplianceStatus:
         """The live state (blocking: it asks HAProxy)."""
-        controller = ControllerStatus(pid=os.getpid(), state_dir=str(self.paths.root),
-                                      config_file=str(self.running.config_file), started_at=self.started_at)  # fmt: skip
+        controller = ControllerStatus(pid=os.getpid(), state_dir=str(self.paths.root), config_file=str(self.running.config_file),
+                                      started_at=self.started_at, check_workers=self.health.workers())  # fmt: skip
         return observe(self.paths, self.config, self.engine_status(), controller, self.check_results())
 
     def check_results(self) -> dict[tuple[str, str], dict]:

@@ -58,9 +58,22 @@ def test_section_lists_every_run_and_the_best_rate():
         "best": {"connect": 1000.0, "dicom-echo": None},
     }  # fmt: skip
     text = bench.section(doc)
-    assert "| connect | 1000 | 999 | 0 |" in text and "| **no** |" in text
+    assert "| connect | 1 | 1000 | 999 | 0 |" in text and "| **no** |" in text
     assert "- connect: 1000 checks/s" in text and "- dicom-echo: none of the rates tried" in text
     assert "2x C-ECHO status 0x0110" in text
+    two = bench.section({**doc, "runs": [_run(workers=2, cpu=0.5, controller_cpu=0.01)]})
+    assert "| connect | 2 | 1000 | 999 | 0 |" in two and "| 0.50 (0.01) |" in two
+
+
+@pytest.mark.slow
+def test_tiny_run_with_two_check_workers(tmp_path):
+    """--workers 2 runs the appliance's worker pool: the checks ran in 2 worker processes, whose records came back."""
+    rc = bench.main(["--cases", "connect", "--rates", "20", "--workers", "2", "--duration", "1", "--warmup", "0.5", "--timeout", "0.5",
+                     "--results-dir", str(tmp_path / "results"), "--no-readme"])  # fmt: skip
+    assert rc == 0
+    (run,) = json.loads(next((tmp_path / "results").glob("*-health.json")).read_text())["runs"]
+    assert run["workers"] == 2 and run["worker_reports"] == 2, run
+    assert run["checks"] > 0 and run["failed"] == 0 and run["controller_cpu"] is not None, run
 
 
 @pytest.mark.slow
@@ -74,7 +87,7 @@ def test_tiny_run_of_every_case(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# bench\n\n<!-- results:l7 start -->\nL7\n<!-- results:l7 end -->\n")
     rc = bench.main(
-        ["--cases", ",".join(cases), "--rates", "20", "--duration", "1", "--warmup", "0.5", "--dicom-peers", "2",
+        ["--cases", ",".join(cases), "--rates", "20", "--duration", "1", "--warmup", "0.5", "--dicom-peers", "2", "--timeout", "1",
          "--results-dir", str(tmp_path / "results"), "--readme", str(readme)]
     )  # fmt: skip
     assert rc == 0

@@ -448,3 +448,6 @@ def _print_table(status, paths: StatePaths) -> None:
         console.print(f"[red]{escape(engine.error)}[/]")
     if status.controller:
         console.print(escape(f"controller PID {status.controller.pid}, configuration {status.controller.config_file}"))
+        for w in status.controller.check_workers:  # health/workers.py
+            restarts = f", restarted {w.restarts}x (last: {w.last_exit})" if w.restarts else ""
+            console.print(escape(f"check worker {w.index}: PID {w.pid or '-'}, {w.real_servers} real servers{restarts}"))

@@ -109,11 +109,22 @@ class EngineStatus(BaseModel):
     error: str | None = None
 
 
+class CheckWorkerStatus(BaseModel):
+    """One process of the health-check service (settings.health.workers; none when the checks run in the controller)."""
+
+    index: int
+    pid: int | None = Field(default=None, description="null between two lives (a restart waits its backoff)")
+    real_servers: int = Field(description="the watches of its shard")
+    restarts: int = Field(default=0, description="times it died and was started again")
+    last_exit: str | None = Field(default=None, description="how its last life ended, e.g. 'was killed by signal 9'")
+
+
 class ControllerStatus(BaseModel):
     pid: int | None = None
     state_dir: str
     config_file: str | None = None
     started_at: float | None = None
+    check_workers: list[CheckWorkerStatus] = Field(default_factory=list)
 
 
 class ApplianceStatus(BaseModel):

@@ -56,11 +56,16 @@ class Watch:
 Changed = Callable[[Watch], Awaitable[None]]
 
 
-class Checker:
-    """Runs watches until stopped; `on_change(watch)` is awaited after each change of a server's state."""
+Checked = Callable[[Watch, bool], None]
 
-    def __init__(self, on_change: Changed) -> None:
+
+class Checker:
+    """Runs watches until stopped; `on_change(watch)` is awaited after each change of a server's state, and
+    `on_result(watch, changed)`, when given, is called after every check (a check worker reports from it)."""
+
+    def __init__(self, on_change: Changed, on_result: Checked | None = None) -> None:
         self.on_change = on_change
+        self.on_result = on_result
         self.watches: dict[tuple[str, str], Watch] = {}
         self._tasks: dict[tuple[str, str], asyncio.Task] = {}
 
@@ -105,7 +110,10 @@ class Checker:
             except Exception as exc:
                 log.exception("health check of %s failed in pacslb itself", watch.key)
                 result = Result(False, f"check error: {exc}")
-            if watch.record(result):
+            changed = watch.record(result)
+            if self.on_result is not None:
+                self.on_result(watch, changed)
+            if changed:
                 log.warning("real server %s/%s is %s: %s", *watch.key, "UP" if watch.up else "DOWN", result.reason)
                 try:
                     await self.on_change(watch)

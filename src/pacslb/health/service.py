@@ -1,9 +1,10 @@
 """The health-check service: the appliance runs the checks HAProxy cannot, and tells HAProxy the results.
 
 For every Layer 7 and backend-only virtual service whose health check is dicom-echo, hl7, amqp or
-external, one watch per real server runs in the controller (runner.Checker: interval, timeout, rise,
-fall; the check port is health_check.port or the real server's port). HAProxy learns the results
-through its agent-check protocol: each such server line carries
+external, one watch per real server runs (runner.Checker: interval, timeout, rise, fall; the check port
+is health_check.port or the real server's port): in check worker processes, the watches sharded over
+settings.health.workers of them (health/workers.py), or in the controller itself when that is 1.
+HAProxy learns the results through its agent-check protocol: each such server line carries
 
     agent-check agent-addr 127.0.0.1 agent-port <settings.health.agent_port>
                 agent-send <service>/<real server> agent-inter <interval>
@@ -41,6 +42,8 @@ from .agent_server import AgentServer
 from .base import CheckContext, Target
 from .probes import probe_for
 from .runner import Checker, Watch
+from .shards import worker_count
+from .workers import Seen, WorkerPool
 
 log = logging.getLogger("pacslb.health")
 
@@ -110,7 +113,7 @@ def reason_text(reason: str) -> str:
     return text[:MAX_REASON] or "check failed"
 
 
-def agent_reply(watch: Watch | None) -> str:
+def agent_reply(watch: Watch | Seen | None) -> str:
     """What HAProxy is told about one server: '' (nothing known yet), 'up', or 'down #reason'. Pure."""
     if watch is None or not watch.decided:
         return ""
@@ -134,7 +137,8 @@ class HealthService:
 
     def __init__(self, admin_socket: Path | str | None) -> None:
         self.admin_socket = str(admin_socket) if admin_socket is not None else None
-        self.checker = Checker(self._changed)
+        self.checker = Checker(self._changed)  # the watches when settings.health.workers is 1
+        self.pool: WorkerPool | None = None  # ... or their check workers, when it is more
         self.agent: AgentServer | None = None  # the listener of the running configuration's agent_port
         self._prepared: dict[int, AgentServer] = {}  # listeners bound for changes not yet applied, by port
         self.config: Config | None = None
@@ -145,7 +149,14 @@ class HealthService:
     def answer(self, request: str) -> str:
         """Answer one agent check: `request` is '<service>/<real server>'."""
         service, _, server = request.strip().partition("/")
-        return agent_reply(self.checker.watches.get((service, server)))
+        return agent_reply(self.watch((service, server)))
+
+    def watch(self, key: tuple[str, str]) -> Watch | Seen | None:
+        """What is known of one watched real server, wherever its checks run."""
+        found = self.checker.watches.get(key)
+        if found is None and self.pool is not None:
+            return self.pool.seen.get(key)
+        return found
 
     async def _bind(self, port: int) -> AgentServer:
         """A listener on AGENT_HOST:`port`; raises OSError when it cannot."""
@@ -215,33 +226,52 @@ class HealthService:
 
     # --- subsystem ----------------------------------------------------------------------------------
 
-    def _take(self, config: Config) -> None:
+    async def _take(self, config: Config) -> None:
         services = appliance_checked(config)
         self.config = config
         self.check_types = {(vs.name, rs.name): vs.health_check.type for vs in services for rs in vs.real_servers}
-        self.checker.replace(watches(config))
+        found = watches(config)
+        count = worker_count(config.settings.health.workers)
+        if count == 1:  # in the controller itself, as before there were workers
+            if self.pool is not None:
+                await self.pool.close()
+                self.pool = None
+            self.checker.replace(found)
+            return
+        self.checker.replace([])
+        if self.pool is None:
+            self.pool = WorkerPool(self._push)
+        self.pool.replace(found, count)
 
     async def start(self, config: Config) -> None:
         await self.listen(config)  # the appliance listened already, before its engines started
-        self._take(config)
-        if self.checker.watches:
-            log.info("health checks: %d real servers checked by the appliance", len(self.checker.watches))
+        await self._take(config)
+        checked = len(self.checker.watches) + (len(self.pool.seen) if self.pool else 0)
+        if checked:
+            where = f"{len(self.pool.workers)} check workers" if self.pool else "the controller"
+            log.info("health checks: %d real servers checked by the appliance (in %s)", checked, where)
 
     async def applied(self, config: Config) -> None:
         """A new configuration: the agent port follows it; changed watches restart, unchanged ones keep their
         state (Checker.replace)."""
         await self._move_to(config.settings.health.agent_port)
         await self.release(config)
-        self._take(config)
+        await self._take(config)
+
+    async def _stop_checks(self) -> None:
+        await self.checker.close()
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
 
     async def stop(self) -> None:
-        """The watches stop; the agent port stays held until `close` (after the engines stopped: HAProxy asks it
-        until then, and nobody else may answer)."""
-        await self.checker.close()
+        """The watches stop (and their workers); the agent port stays held until `close` (after the engines
+        stopped: HAProxy asks it until then, and nobody else may answer)."""
+        await self._stop_checks()
 
     async def close(self) -> None:
         """Stop the watches and close every agent port (idempotent)."""
-        await self.checker.close()
+        await self._stop_checks()
         for agent in [self.agent, *self._prepared.values()]:
             if agent is not None:
                 await agent.close()
@@ -251,11 +281,14 @@ class HealthService:
     # --- results ------------------------------------------------------------------------------------
 
     async def _changed(self, watch: Watch) -> None:
-        """Push the change at once (runtime API); the agent's next answer says the same."""
+        await self._push(watch.key, watch.up)
+
+    async def _push(self, key: tuple[str, str], up: bool) -> None:
+        """Push a change of state at once (runtime API); the agent's next answer says the same."""
         if self.admin_socket is None:
             return
-        service, server = watch.key
-        command = f"set server {service}/{server} agent {'up' if watch.up else 'down'}"
+        service, server = key
+        command = f"set server {service}/{server} agent {'up' if up else 'down'}"
         try:
             reply = await asyncio.to_thread(RuntimeAPI(self.admin_socket, timeout=2.0).command, command)
         except (RuntimeAPIError, OSError) as exc:
@@ -266,7 +299,10 @@ class HealthService:
     def check_results(self) -> dict[tuple[str, str], dict]:
         """The last result of every watched real server, for `pacslb status` (safe to call from a thread)."""
         results: dict[tuple[str, str], dict] = {}
-        for key, watch in list(self.checker.watches.items()):
+        known: list[tuple[tuple[str, str], Watch | Seen]] = list(self.checker.watches.items())
+        if self.pool is not None:
+            known += list(self.pool.seen.items())
+        for key, watch in known:
             results[key] = {
                 "type": self.check_types.get(key),
                 "up": watch.up if watch.decided else None,
@@ -274,3 +310,7 @@ class HealthService:
                 "changed_at": watch.changed_at,
             }
         return results
+
+    def workers(self) -> list[dict]:
+        """The check workers (none when the checks run in the controller): PID, real servers, restarts."""
+        return self.pool.status() if self.pool is not None else []

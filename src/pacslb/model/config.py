@@ -484,6 +484,9 @@ class Management(Strict):
         return self
 
 
+MAX_HEALTH_WORKERS = 64  # check processes: more than the cores only adds context switches
+
+
 class HealthSettings(Strict):
     """The appliance's health-check service (dicom-echo, hl7, amqp and external checks)."""
 
@@ -494,6 +497,20 @@ class HealthSettings(Strict):
         description="loopback TCP port (127.0.0.1) where the appliance tells HAProxy the results of its own checks "
         "(HAProxy's agent-check protocol); held from start to stop, so keep it below 1024",
     )
+    workers: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_HEALTH_WORKERS)] = Field(
+        default="auto",
+        description="processes that run the checks, the watches sharded over them (health/workers.py): 'auto' = "
+        "the CPUs the controller may use; 1 = in the controller itself",
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: object) -> object:
+        if value == "auto" or (type(value) is int and 1 <= value <= MAX_HEALTH_WORKERS):
+            return value
+        raise ValueError(
+            f"must be 'auto' or a whole number from 1 to {MAX_HEALTH_WORKERS} (processes that run the checks), not {value!r}"
+        )
 
 
 # Where configured files may come from by default: the configuration file's own folder (the True PACS template
