@@ -231,7 +231,8 @@ class HealthService:
         self.config = config
         self.check_types = {(vs.name, rs.name): vs.health_check.type for vs in services for rs in vs.real_servers}
         found = watches(config)
-        count = worker_count(config.settings.health.workers)
+        rate = sum(1.0 / w.interval for w in found if w.interval > 0)  # checks a second, all watches together
+        count = worker_count(config.settings.health.workers, rate=rate)
         if count == 1:  # in the controller itself, as before there were workers
             if self.pool is not None:
                 await self.pool.close()

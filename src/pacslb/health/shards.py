@@ -20,11 +20,20 @@ Key = tuple[str, str]
 T = TypeVar("T")
 
 
-def worker_count(setting: int | Literal["auto"], cpus: int | None = None) -> int:
-    """The number of check workers of `settings.health.workers`: 'auto' is the CPUs this process may use
-    (its affinity mask: a controller pinned to one core gets one worker), at least 1."""
+# 'auto' runs the checks in the controller itself below this many checks a second: a third of what one process
+# sustained of the costliest kind (dicom-echo, about 1,500/s: bench/README.md, "Health checks"). Workers cost
+# about 50 MB each; an appliance with a few hundred real servers checked every few seconds does not need them.
+AUTO_WORKERS_FROM_RATE = 500.0
+
+
+def worker_count(setting: int | Literal["auto"], cpus: int | None = None, rate: float | None = None) -> int:
+    """The number of check workers of `settings.health.workers`: 'auto' is 1 (in the controller) while the
+    appliance's checks come to under AUTO_WORKERS_FROM_RATE a second (`rate`, when given), else the CPUs this
+    process may use (its affinity mask: a controller pinned to one core gets one worker), at least 1."""
     if setting != "auto":
         return max(1, int(setting))
+    if rate is not None and rate < AUTO_WORKERS_FROM_RATE:
+        return 1
     if cpus is None:
         try:
             cpus = len(os.sched_getaffinity(0))

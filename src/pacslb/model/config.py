@@ -500,7 +500,7 @@ class HealthSettings(Strict):
     workers: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_HEALTH_WORKERS)] = Field(
         default="auto",
         description="processes that run the checks, the watches sharded over them (health/workers.py): 'auto' = "
-        "the CPUs the controller may use; 1 = in the controller itself",
+        "in the controller below 500 checks a second, else one per CPU the controller may use; 1 = in the controller itself",
     )
 
     @field_validator("workers", mode="before")

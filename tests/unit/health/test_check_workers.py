@@ -12,7 +12,7 @@ import pytest
 from pacslb.health.base import Result, Target
 from pacslb.health.probes import AMQPProbe, ConnectProbe, DicomEchoProbe, ExternalProbe, HL7Probe, HTTPProbe
 from pacslb.health.runner import Watch
-from pacslb.health.shards import assign, shard_of, worker_count
+from pacslb.health.shards import AUTO_WORKERS_FROM_RATE, assign, shard_of, worker_count
 from pacslb.health.worker import Reporter
 from pacslb.health.worker_protocol import (
     MAX_REASON,
@@ -40,6 +40,10 @@ def test_worker_count_auto_is_the_cpus_and_a_number_is_itself() -> None:
     assert worker_count("auto", cpus=2) == 2 and worker_count("auto", cpus=1) == 1
     assert worker_count(1, cpus=8) == 1 and worker_count(3, cpus=2) == 3
     assert worker_count("auto") >= 1  # this machine's affinity mask
+    # auto keeps a light load in the controller: workers only from AUTO_WORKERS_FROM_RATE checks a second
+    assert worker_count("auto", cpus=2, rate=AUTO_WORKERS_FROM_RATE - 1) == 1
+    assert worker_count("auto", cpus=2, rate=AUTO_WORKERS_FROM_RATE) == 2
+    assert worker_count(2, cpus=2, rate=10) == 2  # a number is taken as it is
 
 
 def test_the_assignment_is_stable_and_depends_on_the_key_only() -> None:
