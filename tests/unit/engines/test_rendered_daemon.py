@@ -21,17 +21,9 @@ class FakeDaemonError(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class FakeFiles:
-    dir: Path
-
-    @property
-    def config(self) -> Path:
-        return self.dir / "fake.conf"
-
-    @property
-    def applied(self) -> Path:
-        return self.dir / "applied.sha256"
+def fake_files(folder: Path) -> SimpleNamespace:
+    """What the transaction needs of an engine's files (DaemonFiles), and the one file of the fake engine."""
+    return SimpleNamespace(dir=folder, config=folder / "fake.conf", applied=folder / "applied.sha256")
 
 
 @dataclass
@@ -39,8 +31,42 @@ class FakeWork(DaemonWork):
     text: str | None = None
 
 
+class FakeProcess:
+    """The engine's process module (what the base's daemon hooks call): the daemon is a set of live PIDs and a log
+    of what was asked of it."""
+
+    def __init__(self) -> None:
+        self.live: set[int] = set()
+        self.next_pid = 100
+        self.calls: list[str] = []
+        self.fail: set[str] = set()  # "reload", "start": the daemon refuses
+        self.running_here: int | None = None  # what adopt finds
+
+    def start(self, files: SimpleNamespace, binary: str) -> int:
+        assert binary == BINARY and files.config.exists(), "started on the files in place"
+        if "start" in self.fail:
+            raise FakeDaemonError("the daemon did not start")
+        self.next_pid += 1
+        self.live.add(self.next_pid)
+        self.calls.append(f"start {self.next_pid}")
+        return self.next_pid
+
+    def stop(self, pid: int) -> None:
+        self.calls.append(f"stop {pid}" if pid in self.live else f"forget {pid}")
+        self.live.discard(pid)
+
+    def alive(self, pid: int) -> bool:
+        return pid in self.live
+
+    def adopt(self, files: SimpleNamespace) -> int | None:
+        return self.running_here
+
+
+BINARY = "/usr/sbin/fakedaemon"
+
+
 class FakeEngine(RenderedDaemonEngine):
-    """One file, fake.conf; the daemon is a set of live PIDs and a log of what was asked of it."""
+    """One file, fake.conf, and a fake daemon (FakeProcess); the transaction and the daemon hooks are the base's."""
 
     name = "fake"
     label = "fakedaemon"
@@ -50,13 +76,19 @@ class FakeEngine(RenderedDaemonEngine):
 
     def __init__(self, folder: Path, undo_reloads_only_after_reload: bool = False) -> None:
         super().__init__(asyncio.Lock())
-        self.files = FakeFiles(folder)
+        self.files = fake_files(folder)
         self.undo_reloads_only_after_reload = undo_reloads_only_after_reload  # type: ignore[misc]
-        self.live: set[int] = set()
-        self.next_pid = 100
-        self.calls: list[str] = []
-        self.fail: set[str] = set()  # "reload", "start": the daemon refuses
-        self.running_here: int | None = None  # what _adopt finds
+        self.binary = BINARY
+        self.process = FakeProcess()  # type: ignore[misc]  # one per engine: its own daemon
+        self.live, self.calls, self.fail = self.process.live, self.process.calls, self.process.fail
+
+    @property
+    def running_here(self) -> int | None:
+        return self.process.running_here
+
+    @running_here.setter
+    def running_here(self, pid: int | None) -> None:
+        self.process.running_here = pid
 
     def wanted(self, config: Config) -> bool:
         return bool(config.services)
@@ -79,24 +111,6 @@ class FakeEngine(RenderedDaemonEngine):
         self.calls.append(f"reload {self.pid}")
         if "reload" in self.fail:
             raise FakeDaemonError("the daemon refused the reload")
-
-    def _start_daemon(self) -> int:
-        if "start" in self.fail:
-            raise FakeDaemonError("the daemon did not start")
-        self.next_pid += 1
-        self.live.add(self.next_pid)
-        self.calls.append(f"start {self.next_pid}")
-        return self.next_pid
-
-    def _stop_daemon(self, pid: int) -> None:
-        self.calls.append(f"stop {pid}" if pid in self.live else f"forget {pid}")
-        self.live.discard(pid)
-
-    def _alive(self, pid: int) -> bool:
-        return pid in self.live
-
-    def _adopt(self) -> int | None:
-        return self.running_here
 
     def _start(self, config: Config) -> None:
         self._write_back("started\n")
@@ -217,7 +231,8 @@ async def test_undo_with_a_dead_daemon_starts_one_on_the_previous_files(tmp_path
 
 async def test_nothing_to_put_back_when_no_file_was_there_even_if_a_daemon_ran(tmp_path):
     engine = FakeEngine(tmp_path)
-    engine.pid = engine._start_daemon()  # runs, but its file is gone
+    engine.run_on("old\n", "d1")
+    engine.files.config.unlink()  # it runs, but its file is gone
     change = prepared("reload", "new\n", "d2")
     await engine.commit(change)
     await engine.undo(change)
