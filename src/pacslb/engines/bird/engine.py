@@ -16,6 +16,8 @@ within the change, like any other step.
 
 The digest of a revision covers bird.conf only: the announced routes move with health and drain between
 revisions, and a restarted controller must still recognise what it committed.
+
+Commit, undo, the applied digest, start/adopt and supervision are the shared ones of engines/rendered_daemon.py.
 """
 
 from __future__ import annotations
