@@ -16,6 +16,8 @@ within the change, like any other step.
 
 The digest of a revision covers bird.conf only: the announced routes move with health and drain between
 revisions, and a restarted controller must still recognise what it committed.
+
+Commit, undo, the applied digest, start/adopt and supervision are the shared ones of engines/rendered_daemon.py.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 from ... import files as atomic
 from ...model.config import Config
 from ...model.network import vip_addresses
 from ...paths import StatePaths
 from ..contract import EngineError, EngineState, Prepared
-from ..supervisor import keep_running
+from ..rendered_daemon import DaemonWork, RenderedDaemonEngine
 from . import process
 from .render import neighbor_protocol, render_all_routes, render_conf
 from .status import bfd_sessions, bgp_sessions
@@ -40,39 +43,34 @@ log = logging.getLogger("pacslb.bird")
 
 
 @dataclass
-class Work:
-    action: str  # start, configure, stop
+class Work(DaemonWork):
+    # action: start, configure, stop; previous (the commit's snapshot): bird.conf, {route file: text}
     conf: str | None = None
     routes: dict[str, str] = field(default_factory=dict)
     announced: list[str] = field(default_factory=list)
-    digest: str | None = None
-    checked: bool = False
-    previous: tuple[str | None, dict[str, str | None], str | None] = (None, {}, None)  # conf, routes, applied digest
     previous_announced: list[str] = field(default_factory=list)
-    was_running: bool = False
-    swapped: bool = False
-    config: Config | None = None
-    before: Config | None = None
 
 
-class BirdEngine:
+class BirdEngine(RenderedDaemonEngine):
+    """The shared transaction (engines/rendered_daemon.py) over bird.conf and the route files it includes; undo
+    always reconfigures a bird that runs (`birdc configure` reads bird.conf again whole: neighbours and timers
+    too), and the announced VIPs go back with the route files."""
+
     name = "bird"
+    label = "bird"
+    reload_action = "configure"
+    failures: ClassVar[tuple[type[BaseException], ...]] = (process.BirdError,)
+    log = log
+    process = process
 
     def __init__(self, paths: StatePaths, gate: asyncio.Lock, binary: str = process.DEFAULT_BINARY) -> None:
+        super().__init__(gate)  # its `_data` lock: one writer of the route files at a time, a commit or an announcement
         self.files = process.Files(paths.bird_dir)
-        self.gate = gate
         self.binary = binary
-        self.pid: int | None = None
-        self.restarts = 0
-        self.configures = 0
-        self.error: str | None = None
-        self.config: Config | None = None
         self.announced: list[str] = []  # what the route files say now
         self.withheld: dict[str, str] = {}  # VIP -> why it is not announced (cluster/announce.py)
         self.announced_at: float | None = None
         self.session_state: dict = {"bgp": [], "bfd": []}  # refresh_sessions()
-        self._data = asyncio.Lock()  # one writer of the route files at a time: a commit or an announcement
-        self._stopping = asyncio.Event()
 
     def wanted(self, config: Config) -> bool:
         return config.cluster is not None
@@ -82,9 +80,6 @@ class BirdEngine:
     def _conf(self, config: Config, folder: PurePosixPath | None = None) -> str:
         assert config.cluster is not None
         return render_conf(config.cluster, folder or PurePosixPath(self.files.dir))
-
-    def _running(self) -> bool:
-        return self.pid is not None and process.alive(self.pid)
 
     def plan(self, old: Config, new: Config, base_dir: Path) -> Prepared:
         if new.cluster is None:
@@ -104,7 +99,8 @@ class BirdEngine:
             step = "bird: bird.conf and the announced VIPs replaced, `birdc configure` (the BGP sessions stay up)"
         else:
             step = "bird: bird started on the new bird.conf (announcing once the node can serve)"
-        work = Work("configure" if running else "start", conf, render_all_routes(announced), announced, digest, config=new)
+        action = "configure" if running else "start"
+        work = Work(action, digest, conf=conf, routes=render_all_routes(announced), announced=announced, config=new)
         return Prepared(self.name, True, digest, [step], data=work)
 
     async def check(self, prepared: Prepared) -> None:
@@ -118,40 +114,37 @@ class BirdEngine:
             raise EngineError("BIRD refuses the rendered configuration (bird -p)", [result.output], refused=True)
         work.checked = True
 
-    async def commit(self, prepared: Prepared) -> None:
-        work: Work = prepared.data
-        async with self._data:
-            await asyncio.to_thread(self._commit, work)
-
     def _read_routes(self) -> dict[str, str | None]:
         return {name: atomic.read_text(self.files.routes(name)) for name in render_all_routes([])}
 
-    def _commit(self, work: Work) -> None:
-        f = self.files
-        work.previous = (atomic.read_text(f.config), self._read_routes(), atomic.read_text(f.applied))
+    # --- what the shared transaction asks of it (engines/rendered_daemon.py) -------------------------
+
+    def _commit(self, work: DaemonWork) -> None:
+        assert isinstance(work, Work)
         work.previous_announced = list(self.announced)
-        work.was_running = self._running()
-        work.swapped = True
-        work.before, self.config = self.config, work.config
+        super()._commit(work)
         if work.action == "stop":
-            self._stop_now()
-            f.applied.unlink(missing_ok=True)
             self.announced, self.withheld = [], {}
-            return
-        assert work.checked and work.conf is not None, "check before commit"
+
+    def _undo(self, work: DaemonWork) -> None:
+        assert isinstance(work, Work)
+        self.announced = list(work.previous_announced)
+        super()._undo(work)
+
+    def _read_files(self) -> tuple[str | None, dict[str, str | None]]:
+        return atomic.read_text(self.files.config), self._read_routes()
+
+    def _restorable(self, previous: tuple[str | None, dict[str, str | None]]) -> bool:
+        return previous[0] is not None
+
+    def _write_new(self, work: DaemonWork) -> None:
+        assert isinstance(work, Work) and work.conf is not None
         self._write(work.conf, work.routes)
         self.announced = list(work.announced)
-        try:
-            if work.action == "configure":
-                process.configure(f)
-                self.configures += 1
-            else:
-                self._stop_now()
-                self.pid = process.start(f, self.binary)
-                log.info("bird started (PID %d)", self.pid)
-        except (process.BirdError, OSError) as exc:
-            raise EngineError(f"bird could not {work.action}", [str(exc)]) from None
-        atomic.atomic_write(f.applied, (work.digest or "") + "\n")
+
+    def _write_back(self, previous: tuple[str | None, dict[str, str | None]]) -> None:
+        conf, routes = previous
+        self._write(conf, {name: text for name, text in routes.items() if text is not None})
 
     def _write(self, conf: str | None, routes: dict[str, str]) -> None:
         self.files.dir.mkdir(mode=0o750, parents=True, exist_ok=True)
@@ -160,44 +153,11 @@ class BirdEngine:
         if conf is not None:
             process.write(self.files.config, conf)
 
-    def _stop_now(self) -> None:
-        if self.pid is not None:
-            process.stop(self.pid)
-            log.info("bird stopped (PID %d): its sessions closed, the routers withdraw every VIP of this node", self.pid)
-            self.pid = None
+    def _reload(self) -> None:
+        process.configure(self.files)
 
-    async def undo(self, prepared: Prepared) -> None:
-        work: Work = prepared.data
-        if not work.swapped:
-            return
-        async with self._data:
-            await asyncio.to_thread(self._undo, work)
-
-    def _undo(self, work: Work) -> None:
-        conf, routes, applied = work.previous
-        self.config = work.before
-        self.announced = list(work.previous_announced)
-        if conf is None or not work.was_running:
-            self._stop_now()  # nothing ran before this commit
-            self.files.applied.unlink(missing_ok=True)
-            return
-        self._write(conf, {name: text for name, text in routes.items() if text is not None})
-        if applied is not None:
-            atomic.atomic_write(self.files.applied, applied)
-        try:
-            if self._running():
-                process.configure(self.files)
-            else:
-                self.pid = process.start(self.files, self.binary)
-        except (process.BirdError, OSError) as exc:
-            raise EngineError("bird could not be put back on its previous files", [str(exc)]) from None
-
-    def discard(self, prepared: Prepared) -> None:
-        return None  # the check works in a scratch folder it removes itself
-
-    def applied_digest(self) -> str | None:
-        text = atomic.read_text(self.files.applied)
-        return text.strip() if text else None
+    def _stopped_note(self) -> str:
+        return ": its sessions closed, the routers withdraw every VIP of this node"
 
     # --- the announcement: what cluster/announce.py decided, made to run -----------------------------
 
@@ -229,20 +189,10 @@ class BirdEngine:
         self.announced_at = time.time()
         if self._running():
             process.configure(self.files)
-            self.configures += 1
+            self.reloads += 1
         # not running: supervise starts it again on these files
 
     # --- start, supervise, stop ----------------------------------------------------------------------
-
-    async def start(self, config: Config, base_dir: Path) -> None:
-        self.config = config
-        if config.cluster is None:
-            return
-        try:
-            async with self._data:
-                await asyncio.to_thread(self._start, config)
-        except (process.BirdError, OSError) as exc:
-            raise EngineError("bird could not be started", [str(exc)]) from None
 
     def _start(self, config: Config) -> None:
         conf = self._conf(config)
@@ -255,34 +205,10 @@ class BirdEngine:
         if not result.ok:
             raise EngineError("BIRD refuses the rendered configuration (bird -p)", [result.output], refused=True)
         self._write(conf, routes)
-        if running is not None:
-            self.pid = running
-            process.configure(self.files)
+        if self._serve(running, True, atomic.sha256(conf)):
             log.info("adopted bird (PID %d) and reconfigured it", running)
         else:
-            self.pid = process.start(self.files, self.binary)
             log.info("bird started (PID %d): %d BGP session(s)", self.pid, len(config.cluster.bgp.neighbors))
-        atomic.atomic_write(self.files.applied, atomic.sha256(conf) + "\n")
-
-    async def supervise(self) -> None:
-        await keep_running(self, "bird", self._stopping, (EngineError, process.BirdError, OSError), log)
-
-    # what engines/supervisor.py asks of it
-    def should_run(self) -> bool:
-        config = self.config
-        return config is not None and config.cluster is not None and self.pid is not None
-
-    def is_running(self) -> bool:
-        return self._running()
-
-    async def start_again(self) -> None:
-        assert self.config is not None
-        async with self._data:
-            await asyncio.to_thread(self._start, self.config)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        await asyncio.to_thread(self._stop_now)
 
     # --- observing -----------------------------------------------------------------------------------
 
@@ -310,15 +236,11 @@ class BirdEngine:
         return {"bgp": bgp, "bfd": [s.as_dict() for s in bfd]}
 
     def observe(self) -> EngineState:
-        detail: dict = {"configures": self.configures, "announced": list(self.announced),
+        detail: dict = {"configures": self.reloads, "announced": list(self.announced),
                         "withheld": dict(sorted(self.withheld.items())), "announced_at": self.announced_at}  # fmt: skip
         if self.config is not None and self.config.cluster is not None:
             detail.update(self.session_state)
         return EngineState(self.name, self._running(), self.pid, self.restarts, self.error, detail)
-
-    def orphans(self) -> list[str]:
-        found = process.adopt(self.files)
-        return [f"bird PID {found}"] if found is not None and found != self.pid else []
 
 
 def _announced_in(routes: dict[str, str | None]) -> list[str]:

@@ -15,6 +15,8 @@ within the change, like any other step.
 
 The digest of a revision covers pdns.conf and the gslb section, not the health-dependent data: health moves
 the answers between revisions, and a restarted controller must still recognise what it committed.
+
+Commit, undo, the applied digest, start/adopt and supervision are the shared ones of engines/rendered_daemon.py.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 from ... import files as atomic
 from ...model.config import Config
 from ...paths import StatePaths
 from ..contract import EngineError, EngineState, Prepared
-from ..supervisor import keep_running
+from ..rendered_daemon import DaemonWork, RenderedDaemonEngine
 from . import process
 from .answers import NameAnswers, decide
 from .render import render_conf, render_zones
@@ -39,18 +42,12 @@ log = logging.getLogger("pacslb.gslb")
 
 
 @dataclass
-class Work:
-    action: str  # start, restart, reload, stop
+class Work(DaemonWork):
+    # action: start, restart, reload, stop; previous (the commit's snapshot): pdns.conf, zones.yaml;
+    # config: the configuration this change makes run (the data follows its gslb section)
     conf: str | None = None
     zones: str | None = None
-    digest: str | None = None
-    checked: bool = False
-    previous: tuple[str | None, str | None, str | None] = (None, None, None)  # conf, zones, applied digest
-    was_running: bool = False
-    swapped: bool = False
     zone_names: list[str] = field(default_factory=list)
-    config: Config | None = None  # the configuration this change makes run (the data follows its gslb section)
-    before: Config | None = None
 
 
 def digest_of(config: Config, conf: str) -> str:
@@ -58,25 +55,28 @@ def digest_of(config: Config, conf: str) -> str:
     return atomic.sha256(conf + json.dumps(section, sort_keys=True))
 
 
-class PowerDNSEngine:
+class PowerDNSEngine(RenderedDaemonEngine):
+    """The shared transaction (engines/rendered_daemon.py) over pdns.conf and zones.yaml. Unlike BIRD, undo
+    reloads only after a commit that reloaded: `pdns_control reload` reads the zone data again, not pdns.conf, so
+    a commit that restarted (a new pdns.conf) is put back by a restart on the previous one."""
+
     name = "powerdns"
+    label = "pdns_server"
+    reload_action = "reload"
+    failures: ClassVar[tuple[type[BaseException], ...]] = (process.PowerDNSError,)
+    log = log
+    process = process
+    undo_reloads_only_after_reload = True
 
     def __init__(self, paths: StatePaths, gate: asyncio.Lock, binary: str = process.DEFAULT_BINARY,
                  user: str = "pdns") -> None:  # fmt: skip
+        super().__init__(gate)  # its `_data` lock: one writer of zones.yaml at a time, a commit or a health change
         self.files = process.Files(paths.powerdns_dir)
-        self.gate = gate
         self.binary = binary
         self.user = user
-        self.pid: int | None = None
-        self.restarts = 0
-        self.reloads = 0
-        self.error: str | None = None
-        self.config: Config | None = None
         self.health: dict[str, bool] = {}  # site -> up, as the GSLB checks last said (absent: up)
         self.health_changed_at: float | None = None
         self._serial = 0
-        self._data = asyncio.Lock()  # one writer of zones.yaml at a time: a commit or a health change
-        self._stopping = asyncio.Event()
 
     def wanted(self, config: Config) -> bool:
         return config.gslb is not None
@@ -92,9 +92,6 @@ class PowerDNSEngine:
         assert config.gslb is not None
         conf = render_conf(config.gslb, PurePosixPath(self.files.dir), self.user)
         return conf, render_zones(config.gslb, self.health, self._next_serial())
-
-    def _running(self) -> bool:
-        return self.pid is not None and process.alive(self.pid)
 
     def plan(self, old: Config, new: Config, base_dir: Path) -> Prepared:
         if new.gslb is None:
@@ -114,7 +111,7 @@ class PowerDNSEngine:
             action, step = "restart", "powerdns: pdns.conf replaced, pdns_server restarted (a new listen address)"
         else:
             action, step = "reload", "powerdns: zones.yaml replaced and reloaded (pdns_control reload, no restart)"
-        work = Work(action, conf, zones, digest, zone_names=[z.name for z in new.gslb.zones], config=new)
+        work = Work(action, digest, conf=conf, zones=zones, zone_names=[z.name for z in new.gslb.zones], config=new)
         return Prepared(self.name, True, digest, [step], data=work)
 
     async def check(self, prepared: Prepared) -> None:
@@ -126,34 +123,22 @@ class PowerDNSEngine:
             raise EngineError("PowerDNS refuses the rendered zone data (pdnsutil list-all-zones)", [result.output], refused=True)
         work.checked = True
 
-    async def commit(self, prepared: Prepared) -> None:
-        work: Work = prepared.data
-        async with self._data:
-            await asyncio.to_thread(self._commit, work)
+    # --- what the shared transaction asks of it (engines/rendered_daemon.py) -------------------------
 
-    def _commit(self, work: Work) -> None:
-        f = self.files
-        work.previous = (atomic.read_text(f.config), atomic.read_text(f.zones), atomic.read_text(f.applied))
-        work.was_running = self._running()
-        work.swapped = True
-        work.before, self.config = self.config, work.config
-        if work.action == "stop":
-            self._stop_now()
-            f.applied.unlink(missing_ok=True)
-            return
-        assert work.checked and work.conf is not None and work.zones is not None, "check before commit"
+    def _read_files(self) -> tuple[str | None, str | None]:
+        return atomic.read_text(self.files.config), atomic.read_text(self.files.zones)
+
+    def _restorable(self, previous: tuple[str | None, str | None]) -> bool:
+        return previous[0] is not None and previous[1] is not None
+
+    def _write_new(self, work: DaemonWork) -> None:
+        assert isinstance(work, Work) and work.conf is not None and work.zones is not None
         self._write(work.conf, work.zones)
-        try:
-            if work.action == "reload":
-                process.reload(f)
-                self.reloads += 1
-            else:
-                self._stop_now()
-                self.pid = process.start(f, self.binary)
-                log.info("pdns_server started (PID %d)", self.pid)
-        except (process.PowerDNSError, OSError) as exc:
-            raise EngineError(f"pdns_server could not {work.action}", [str(exc)]) from None
-        atomic.atomic_write(f.applied, (work.digest or "") + "\n")
+
+    def _write_back(self, previous: tuple[str | None, str | None]) -> None:
+        conf, zones = previous
+        assert conf is not None and zones is not None
+        self._write(conf, zones)
 
     def _write(self, conf: str, zones: str) -> None:
         self.files.dir.mkdir(parents=True, exist_ok=True)
@@ -161,44 +146,8 @@ class PowerDNSEngine:
         process.write_public(self.files.config, conf)
         process.write_public(self.files.zones, zones)
 
-    def _stop_now(self) -> None:
-        if self.pid is not None:
-            process.stop(self.pid)
-            log.info("pdns_server stopped (PID %d)", self.pid)
-            self.pid = None
-
-    async def undo(self, prepared: Prepared) -> None:
-        work: Work = prepared.data
-        if not work.swapped:
-            return
-        async with self._data:
-            await asyncio.to_thread(self._undo, work)
-
-    def _undo(self, work: Work) -> None:
-        conf, zones, applied = work.previous
-        self.config = work.before
-        if conf is None or zones is None or not work.was_running:
-            self._stop_now()  # nothing ran before this commit
-            self.files.applied.unlink(missing_ok=True)
-            return
-        self._write(conf, zones)
-        if applied is not None:
-            atomic.atomic_write(self.files.applied, applied)
-        try:
-            if self._running() and work.action == "reload":
-                process.reload(self.files)
-            else:
-                self._stop_now()
-                self.pid = process.start(self.files, self.binary)
-        except (process.PowerDNSError, OSError) as exc:
-            raise EngineError("pdns_server could not be put back on its previous files", [str(exc)]) from None
-
-    def discard(self, prepared: Prepared) -> None:
-        return None  # the check works in a scratch folder it removes itself
-
-    def applied_digest(self) -> str | None:
-        text = atomic.read_text(self.files.applied)
-        return text.strip() if text else None
+    def _reload(self) -> None:
+        process.reload(self.files)
 
     # --- health: the answers follow the sites' checks without a restart ------------------------------
 
@@ -235,16 +184,6 @@ class PowerDNSEngine:
 
     # --- start, supervise, stop ----------------------------------------------------------------------
 
-    async def start(self, config: Config, base_dir: Path) -> None:
-        self.config = config
-        if config.gslb is None:
-            return
-        try:
-            async with self._data:
-                await asyncio.to_thread(self._start, config)
-        except (process.PowerDNSError, OSError) as exc:
-            raise EngineError("pdns_server could not be started", [str(exc)]) from None
-
     def _start(self, config: Config) -> None:
         conf, zones = self._render(config)
         result = process.check_zones(zones, [z.name for z in config.gslb.zones])
@@ -253,43 +192,13 @@ class PowerDNSEngine:
         running = process.adopt(self.files)
         same_conf = atomic.read_text(self.files.config) == conf
         self._write(conf, zones)
-        if running is not None and same_conf:
-            self.pid = running
-            process.reload(self.files)
+        if self._serve(running, same_conf, digest_of(config, conf)):  # a new pdns.conf takes a restart
             log.info("adopted pdns_server (PID %d) and reloaded its zone data", running)
         else:
-            if running is not None:
-                process.stop(running)
-            self.pid = process.start(self.files, self.binary)
             log.info("pdns_server started (PID %d) on %s port %d", self.pid, config.gslb.listen.address, config.gslb.listen.port)
-        atomic.atomic_write(self.files.applied, digest_of(config, conf) + "\n")
-
-    async def supervise(self) -> None:
-        await keep_running(self, "pdns_server", self._stopping, (EngineError, process.PowerDNSError, OSError), log)
-
-    # what engines/supervisor.py asks of it
-    def should_run(self) -> bool:
-        config = self.config  # never started, or stopped by a change: nothing to keep alive
-        return config is not None and config.gslb is not None and self.pid is not None
-
-    def is_running(self) -> bool:
-        return self._running()
-
-    async def start_again(self) -> None:
-        assert self.config is not None
-        async with self._data:
-            await asyncio.to_thread(self._start, self.config)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        await asyncio.to_thread(self._stop_now)
 
     def observe(self) -> EngineState:
         detail = {"reloads": self.reloads}
         if self.config is not None and self.config.gslb is not None:
             detail["listen"] = f"{self.config.gslb.listen.address}:{self.config.gslb.listen.port}"
         return EngineState(self.name, self._running(), self.pid, self.restarts, self.error, detail)
-
-    def orphans(self) -> list[str]:
-        found = process.adopt(self.files)
-        return [f"pdns_server PID {found}"] if found is not None and found != self.pid else []
