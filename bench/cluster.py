@@ -25,7 +25,8 @@ of them: the router sends them to a node without their socket). Under hash-thres
 matters (the last or the first of three moves a sixth of the hash space between the others, the middle one
 moves none of theirs): `--withdraw` picks the nodes, one trial each, a fresh set of flows each time.
 
-Not measured here (it needs the BIRD engine and BFD): the failover gap after a node's silent death.
+Not measured here (it needs the BIRD engine and BFD): the failover gap after a node's silent death; that is
+bench/cluster_failover.py.
 
 Writes bench/results/<timestamp>-cluster.json and the section of bench/README.md between
 ``<!-- results:cluster start -->`` and ``<!-- results:cluster end -->``. Traffic only inside the namespaces this

@@ -37,6 +37,7 @@ from .change.audit import ChangeAudit
 from .change.runner import Checkpoint, no_checkpoint
 from .change.service import Changes, Running
 from .cluster.announce import Facts, serving
+from .cluster.established import established
 from .cluster.routing import Routing
 from .controller.api import ApiServer, serve
 from .controller.observe import observe
@@ -107,7 +108,8 @@ class Facade:
         return self._appliance.gslb_status()
 
     def cluster_routing(self) -> dict:
-        """What this cluster node announces and withholds (with reasons), drained or not, BGP and BFD sessions."""
+        """What this cluster node announces and withholds (with reasons), drained or not, the connections still
+        established on it, BGP and BFD sessions."""
         return self._appliance.cluster_routing()
 
     async def cluster_drain(self, drained: bool) -> dict:
@@ -266,7 +268,9 @@ class Appliance:
     def cluster_routing(self) -> dict:
         state = self.bird.observe()
         sessions = {key: state.detail.get(key, []) for key in ("bgp", "bfd")}
-        return {**self.routing.status(), **sessions, "bird": {"running": state.running, "pid": state.pid,
+        # the connections HAProxy still holds: a drained node is safe to stop once they are gone
+        held = established(self.config, self.status())
+        return {**self.routing.status(), "established": held, **sessions, "bird": {"running": state.running, "pid": state.pid,
                 "restarts": state.restarts, "error": state.error}}  # fmt: skip
 
     def gslb_status(self) -> dict:

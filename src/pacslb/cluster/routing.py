@@ -12,6 +12,10 @@ cleared, HAProxy dying or running again (`haproxy_event`, awaited by HAProxy's s
 the master, so that the VIPs are withdrawn before the node is found unable to serve them), and otherwise every
 `interval` (the real servers' states come from HAProxy's checks and the appliance's own, read from its status).
 
+A drained node announces nothing (the routers send it no new flow) and leaves HAProxy alone: the connections it
+holds are served until they end, and counted by cluster/established.py in the routing status. Whether they still
+reach the node after the withdraw is the router's affair (docs/cluster.md, "Drain and established connections").
+
 The drained flag is this node's, persisted as a file in the state directory (StatePaths.cluster_drained) so a
 restarted controller keeps it; the etcd half of the cluster sets it through `set_drained` (the facade's
 `cluster_drain`) when the node's drain key changes.
@@ -75,7 +79,9 @@ class Routing:
                 atomic.atomic_write(self.drained_file, "drained\n")
             else:
                 self.drained_file.unlink(missing_ok=True)
-            log.warning("this node is %s", "drained: every VIP is withdrawn" if drained else "no longer drained")
+            log.warning("this node is %s", "drained: every VIP is withdrawn (the routers send it no new flow; HAProxy "
+                        "keeps the established connections: GET /api/v1/cluster/routing counts them)"
+                        if drained else "no longer drained")  # fmt: skip
         await self.evaluate()
         return self.status()
 

@@ -1,7 +1,8 @@
 """The cluster node's routing on the controller API (the CLI's Unix socket):
 
-GET  /api/v1/cluster/routing   what this node announces and withholds (with reasons), drained or not, and
-                               BIRD's BGP and BFD sessions
+GET  /api/v1/cluster/routing   what this node announces and withholds (with reasons), drained or not, the
+                               connections still established on it (cluster/established.py), and BIRD's BGP
+                               and BFD sessions
 POST /api/v1/cluster/drain     {"drained": true|false}: drain this node (every VIP withdrawn) or return it;
                                answers the routing status once BIRD runs the result
 """
