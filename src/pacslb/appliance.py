@@ -36,11 +36,13 @@ from .alerts_wiring import look as alert_look
 from .change.audit import ChangeAudit
 from .change.runner import Checkpoint, no_checkpoint
 from .change.service import Changes, Running
+from .cluster.state import ClusterState
 from .controller.api import ApiServer, serve
 from .controller.observe import observe
 from .controller.status import ApplianceStatus, ControllerStatus, EngineStatus
 from .engines.addresses.engine import AddressesEngine
 from .engines.contract import Engine, EngineError
+from .engines.etcd.engine import EtcdEngine
 from .engines.haproxy import process as haproxy_process
 from .engines.haproxy.engine import HAProxyEngine, Renderer, render_haproxy
 from .engines.keepalived.engine import KeepalivedEngine
@@ -104,6 +106,11 @@ class Facade:
         return self._appliance.gslb_status()
 
     @property
+    def cluster(self) -> Any:
+        """The cluster's state (cluster/state.py) when the configuration has a `cluster` section, else None."""
+        return self._appliance.cluster if self.config.cluster is not None else None
+
+    @property
     def ha(self) -> Any:
         """The HA pair (ha/pair.py) when the configuration has an `ha` section, else None (the WebUI's /ha)."""
         return self._appliance.ha
@@ -136,8 +143,9 @@ class Appliance:
         # then the WAF tier (issue 18): a policy is served by Apache before HAProxy sends requests to it
         self.waf = WafEngine(paths.root, self.gate)
         self.tproxy = TproxyEngine(paths)  # TPROXY's host side (issue 15): before HAProxy, whose replies it routes
+        self.etcd = EtcdEngine(paths, self.gate)  # a cluster node's etcd member (issue 20): first up, last down
         self.engines: list[Engine] = [
-            self.addresses, self.tproxy, self.waf, self.haproxy, self.nftables, self.powerdns, self.keepalived
+            self.etcd, self.addresses, self.tproxy, self.waf, self.haproxy, self.nftables, self.powerdns, self.keepalived
         ]  # fmt: skip
         self.roles = Roles(paths.root, lambda: self.running.config.ha)
         # the health service holds the agent port HAProxy asks: a change that moves it is refused unless the
@@ -149,7 +157,10 @@ class Appliance:
         self.alert_wiring = AlertWiring(self.alerts, ChangeAudit(paths.audit_log))
         self.changes = Changes(paths, self.running, self.engines, self.gate, guard=self.roles.guard,
                                notify=self._notify, audit=self.alert_wiring.audit, checkpoint=checkpoint,
-                               certificates=self.haproxy, preconditions=[self.health])  # fmt: skip
+                               certificates=self.haproxy, preconditions=[self.health],
+                               publish=self._publish)  # fmt: skip
+        # a cluster node (issue 20): changes go through etcd, every node applies each revision (cluster/state.py)
+        self.cluster = ClusterState(paths, self.changes, self.healthy, self._drain_routing, self._announced_vips)
         self.layer4_checks = Layer4Checks(self.nftables.health_changed)
         self.gslb_checks = GslbChecks(self.powerdns.health_changed, self._local_services_up)
         self.facade = Facade(self)
@@ -173,6 +184,8 @@ class Appliance:
         from .web.history import Sampler
 
         built: list[Subsystem] = [self.health, self.alerts]
+        if config.cluster is not None:
+            built.append(self.cluster)
         if config.ha is not None:
             from .ha.pair import HAPair
 
@@ -188,6 +201,29 @@ class Appliance:
         else:
             log.info("the management API is disabled (settings.management.enabled: false)")
         return built
+
+    async def _publish(self, old: Config, new: Config, origin: Any, kind: str) -> Any:
+        return await self.cluster.publish(old, new, origin, kind)
+
+    async def _drain_routing(self, drained: bool) -> None:
+        """THE SEAM between the cluster's state and its routing (docs/cluster.md, "Drain"): this node's drain key
+        changed; the routing half's `Facade.set_drained(bool)` withdraws (or announces again) this node's VIPs.
+        Without it (a branch without BIRD) the drain is only recorded in the member key."""
+        set_drained = getattr(self.facade, "set_drained", None)
+        if set_drained is None:
+            log.warning("no routing engine here: the drain (%s) is recorded, no VIP is withdrawn", drained)
+            return
+        outcome = set_drained(drained)
+        if asyncio.iscoroutine(outcome):
+            await outcome
+
+    def _announced_vips(self) -> list[str] | None:
+        """The VIPs this node announces, when a routing engine ("bird") reports them in its state (`announced`)."""
+        for engine in self.engines:
+            if engine.name == "bird":
+                announced = engine.observe().detail.get("announced")
+                return [str(v) for v in announced] if announced is not None else None
+        return None
 
     def _keepalived_event(self, state: str, reason: str) -> None:
         if self.ha is not None:
@@ -312,8 +348,8 @@ class Appliance:
             await self._shutdown(None)
             return 2
         try:
-            api = await serve(self, self.paths.controller_socket, self.changes,
-                              ha=self.ha, gslb=self.gslb_status, alerts=self.alerts)  # fmt: skip
+            api = await serve(self, self.paths.controller_socket, self.changes, ha=self.ha, gslb=self.gslb_status,
+                              alerts=self.alerts, cluster=self.cluster if config.cluster is not None else None)  # fmt: skip
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - uvicorn exits (SystemExit) or raises anything on some startup failures
             log.error("the API cannot listen on %s: %s", self.paths.controller_socket, exc)
             await self._shutdown(None)

@@ -128,6 +128,16 @@ class StatePaths:
         return self.root / "powerdns"
 
     @property
+    def etcd_dir(self) -> Path:
+        """The cluster's etcd member (issue 20): etcd.conf.yml, its data directory data/, PID file and log."""
+        return self.root / "etcd"
+
+    @property
+    def cluster_dir(self) -> Path:
+        """The cluster's state on this node: applied.json (the cluster revision it runs)."""
+        return self.root / "cluster"
+
+    @property
     def ha_dir(self) -> Path:
         return self.root / "ha"
 

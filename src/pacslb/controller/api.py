@@ -40,7 +40,7 @@ class ControllerSurface(Protocol):
 
 
 def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None, gslb: Any = None,
-               alerts: Any = None) -> FastAPI:  # fmt: skip
+               alerts: Any = None, cluster: Any = None) -> FastAPI:  # fmt: skip
     app = FastAPI(
         title="pacslb controller",
         description="Live state and control of one pacslb appliance.",
@@ -85,6 +85,10 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
         async def gslb_status() -> dict:
             return await asyncio.to_thread(gslb)
 
+    if cluster is not None:  # a cluster node (issue 20): GET /api/v1/cluster, drain, join, leave
+        from ..cluster.api import cluster_router
+
+        app.include_router(cluster_router(cluster))
     if alerts is not None:  # GET /api/v1/alerts, POST /api/v1/alerts/test
         from ..alerts.api import alerts_router
 
@@ -121,8 +125,10 @@ def bind_unix_socket(path: Path) -> socket.socket:
 
 
 async def serve(controller: ControllerSurface, socket_path: Path, changes: Any = None, ha: Any = None,
-                gslb: Any = None, alerts: Any = None) -> ApiServer:  # fmt: skip
+                gslb: Any = None, alerts: Any = None, cluster: Any = None) -> ApiServer:  # fmt: skip
     """Start uvicorn on the Unix socket inside the running event loop; return once it listens."""
-    server = InLoopServer(create_app(controller, changes, ha, gslb, alerts), bind_unix_socket(socket_path), uds=str(socket_path))
+    server = InLoopServer(
+        create_app(controller, changes, ha, gslb, alerts, cluster), bind_unix_socket(socket_path), uds=str(socket_path)
+    )
     await server.start()
     return ApiServer(server, socket_path)
