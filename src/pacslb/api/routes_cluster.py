@@ -62,7 +62,9 @@ def cluster_router(controller: Any) -> APIRouter:
     async def drain(node: str, drained: bool) -> JSONResponse:
         cluster = _cluster(controller)
         if cluster is None:
-            return JSONResponse({"ok": False, "message": "this appliance is not a cluster node"}, status_code=409)
+            return JSONResponse(
+                {"ok": False, "outcome": "refused", "message": "this appliance is not a cluster node"}, status_code=409
+            )
         code, body = await cluster.drain(node, drained)
         return JSONResponse(body, status_code=code)
 
