@@ -31,7 +31,7 @@ import pytest
 
 from pacslb.paths import StatePaths
 from support.appliance import Appliance
-from support.net import free_port, loopback_host
+from support.net import free_port, http_get, loopback_host
 from support.processes import pid_gone
 from support.realservers import TinyHTTPServer
 from support.wait import wait_until
@@ -149,18 +149,25 @@ def cluster(tmp_path_factory):
             appliance.wait_healthy(timeout=60)
         wait_until(lambda: made.runs_everywhere(1), 60, 0.2, "every node to run cluster revision 1")
         yield made
-    finally:
-        for appliance in made.nodes.values():
+    finally:  # the three stop side by side (each `pacslb stop` is a process of its own), then SIGKILL by PID
+
+        def stop(appliance: Appliance) -> None:
             try:
                 appliance.remember_pids()
                 appliance.stop(timeout=15)
             except Exception:  # noqa: BLE001 - teardown goes on to the kill
                 pass
-            finally:
-                left = appliance.kill_leftovers()
-                if left:
-                    print(f"teardown killed leftover processes {left} of {appliance.state_dir}", file=sys.stderr)
-                shutil.rmtree(appliance.state_dir.parent, ignore_errors=True)
+
+        stoppers = [threading.Thread(target=stop, args=(a,)) for a in made.nodes.values()]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join(timeout=60)
+        for appliance in made.nodes.values():
+            left = appliance.kill_leftovers()
+            if left:
+                print(f"teardown killed leftover processes {left} of {appliance.state_dir}", file=sys.stderr)
+            shutil.rmtree(appliance.state_dir.parent, ignore_errors=True)
         server.stop()
 
 
@@ -258,6 +265,48 @@ def test_one_etcd_member_killed_changes_still_go_through(cluster: Cluster) -> No
     print(f"change with one etcd member killed: applied everywhere in {time.monotonic() - t0:.2f}s")
     # n3's supervisor starts its member again; it catches up from the others
     wait_until(lambda: cluster.etcd_pid("n3") != pid and not pid_gone(cluster.etcd_pid("n3")), 30, 0.1, "etcd on n3 again")
+
+
+def test_without_quorum_changes_are_refused_and_every_node_keeps_serving(cluster: Cluster) -> None:
+    """Two of the three members frozen (SIGSTOP: they hold their ports and answer nothing): a change is refused with
+    etcd's trouble named and nothing changed; the nodes keep serving the revision they run. Thawed, changes go on."""
+    before = cluster.status()["latest_revision"]
+    weight = Appliance.server(cluster.nodes["n1"].api_status(), "web", "rs1")["weight"]
+    frozen = [cluster.etcd_pid("n2"), cluster.etcd_pid("n3")]
+    try:
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        refused = cluster.set_weight("n1", 41)
+        took = time.monotonic() - t0
+        body = refused.json()
+        assert refused.status_code == 409 and body["outcome"] == "refused", body
+        # the live member took the proposal and could not commit it: the answer cannot say it never happens
+        assert "the cluster's etcd did not confirm the change in time" in body["message"], body["message"]
+        assert "nothing was changed on this node" in body["message"]
+        print(f"a change without quorum was refused in {took:.2f}s")
+        for node in NODES:  # nothing changed anywhere, and every node serves
+            assert Appliance.server(cluster.nodes[node].api_status(), "web", "rs1")["weight"] == weight
+            assert cluster.nodes[node].api("GET", "/health").status_code == 200
+        assert http_get(cluster.vip, cluster.vip_port)[0] == 200
+        assert cluster.status("n2")["etcd"]["reachable"] is False
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+
+    def settled() -> dict | None:  # quorum again: the proposal committed (n1 still leads) or was dropped; all agree
+        found = cluster.status()
+        latest = found["latest_revision"] if found["etcd"]["reachable"] else None
+        return found if latest in (before, before + 1) and cluster.runs_everywhere(latest) else None
+
+    latest = wait_until(settled, 30, 0.2, "every node to run the same revision after the thaw")["latest_revision"]
+    expected = 41 if latest == before + 1 else weight
+    print(f"the unconfirmed change {'was committed after the thaw' if expected == 41 else 'was dropped'}")
+    for node in NODES:
+        assert Appliance.server(cluster.nodes[node].api_status(), "web", "rs1")["weight"] == expected
+    answer = cluster.set_weight("n1", 42)
+    assert answer.status_code == 200 and answer.json()["outcome"] == "applied", answer.text
+    wait_until(lambda: cluster.runs_everywhere(latest + 1), 30, 0.2, "every node to run the change made after the thaw")
 
 
 def test_a_restarted_node_applies_the_latest_revision(cluster: Cluster) -> None:

@@ -24,7 +24,14 @@ log = logging.getLogger("pacslb.cluster")
 
 
 class EtcdError(Exception):
-    """etcd could not be reached, or refused or failed a request (no quorum, a timeout)."""
+    """etcd could not be reached, or refused or failed a request (no quorum, a timeout).
+
+    `uncertain`: a member may have taken the request before it failed (no answer in time, or etcd's own "request
+    timed out"): a write may still be committed once quorum returns. Without it, no member took the request."""
+
+    def __init__(self, message: str, uncertain: bool = False) -> None:
+        super().__init__(message)
+        self.uncertain = uncertain
 
 
 class EtcdClient:
@@ -46,11 +53,14 @@ class EtcdClient:
     async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST `body` to `path` on the first member that answers; the answer's JSON, or EtcdError."""
         failures: list[str] = []
+        uncertain = False
         for i, endpoint in enumerate(self._order()):
             try:
                 response = await self._http.post(endpoint + path, json=body)
             except httpx.HTTPError as exc:
                 failures.append(f"{endpoint}: {type(exc).__name__} {exc}".strip())
+                # sent, and no answer: the member may have taken it (connect errors mean it never got there)
+                uncertain |= not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 continue
             try:
                 answer = response.json()
@@ -60,11 +70,12 @@ class EtcdClient:
                 message = str(answer.get("error") or answer.get("message") or response.text[:300])
                 if response.status_code == 503 or "timed out" in message or "leader" in message:
                     failures.append(f"{endpoint}: {message}")  # this member has no quorum or no leader: try another
+                    uncertain |= "timed out" in message  # proposed, not committed in time: it may still be
                     continue
                 raise EtcdError(f"etcd refused {path}: {message}")
             self._current = (self._current + i) % len(self.endpoints)
             return answer
-        raise EtcdError("etcd cannot be reached or has no quorum (" + "; ".join(failures) + ")")
+        raise EtcdError("etcd cannot be reached or has no quorum (" + "; ".join(failures) + ")", uncertain)
 
     # --- keys ---------------------------------------------------------------------------------------------
 

@@ -124,6 +124,11 @@ class ClusterState:
         try:
             answer = await self.client.txn(new_revision_txn(self.keys, expected, record))
         except EtcdError as exc:
+            if exc.uncertain:  # etcd may commit it once quorum returns: then every node applies it, this one too
+                return ChangeResult(Outcome.REFUSED, f"the cluster's etcd did not confirm the change in time ({exc}): "
+                                    "nothing was changed on this node; etcd may still commit it when its quorum returns, "
+                                    "and every node then applies it as the next revision: look at `pacslb cluster "
+                                    "status` before making it again", extra={"uncertain": True})  # fmt: skip
             return ChangeResult(Outcome.REFUSED, f"the cluster's etcd cannot take the change ({exc}): nothing was changed; "
                                 f"every node keeps serving the revision it runs (this one: cluster revision {expected})")  # fmt: skip
         won, current = txn_outcome(answer)

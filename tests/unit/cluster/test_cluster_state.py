@@ -282,3 +282,16 @@ async def test_the_drain_seam_is_called_with_the_drain_state(tmp_path: Path) -> 
 def test_the_digest_is_of_the_shared_part() -> None:
     assert shared_digest(shared_data(config("lb1", agent=601))) == shared_digest(shared_data(config("lb3", agent=602)))
     assert shared_digest(shared_data(config("lb1", 2))) != shared_digest(shared_data(config("lb1", 3)))
+
+
+async def test_a_write_etcd_did_not_confirm_is_not_said_to_be_lost(tmp_path: Path) -> None:
+    """A member took the proposal and its quorum did not answer in time: it may still commit, so the answer says so."""
+
+    class Unconfirmed(MemoryEtcd):
+        async def txn(self, body):
+            raise EtcdError("etcd cannot be reached or has no quorum (http://memory: ReadTimeout)", uncertain=True)
+
+    refused = await node(tmp_path, "lb1", Unconfirmed()).publish(config("lb1"), config("lb1", 5), Origin("a"), "apply")
+    assert refused is not None and refused.outcome is Outcome.REFUSED and refused.extra["uncertain"] is True
+    assert "did not confirm the change in time" in refused.message and "nothing was changed on this node" in refused.message
+    assert "etcd may still commit it" in refused.message
