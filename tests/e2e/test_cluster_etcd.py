@@ -146,7 +146,7 @@ def cluster(tmp_path_factory):
         for appliance in made.nodes.values():
             appliance.up(wait=False)
         for appliance in made.nodes.values():
-            appliance.wait_healthy(timeout=60)
+            appliance.wait_healthy(timeout=180)
         wait_until(lambda: made.runs_everywhere(1), 60, 0.2, "every node to run cluster revision 1")
         yield made
     finally:  # the three stop side by side (each `pacslb stop` is a process of its own), then SIGKILL by PID
@@ -310,15 +310,21 @@ def test_without_quorum_changes_are_refused_and_every_node_keeps_serving(cluster
 
 
 def test_a_restarted_node_applies_the_latest_revision(cluster: Cluster) -> None:
+    """n3's controller killed with SIGKILL leaves its etcd member serving (fail static); `pacslb stop` without a
+    controller stops it by PID; a change made meanwhile reaches n3 when it starts again."""
     n3 = cluster.nodes["n3"]
+    etcd = cluster.etcd_pid("n3")
+    n3.kill9()
+    assert not pid_gone(etcd)
     done = n3.stop(timeout=20)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and f"stopping etcd (PID {etcd})" in done.stderr, done.stdout + done.stderr
+    assert pid_gone(etcd)
     before = cluster.status()["latest_revision"]
     done = cluster.apply_weight("n2", 31)  # n3 is away: 2 of 3 etcd members still make a quorum
     assert done.returncode == 0, done.stdout + done.stderr
     wait_until(lambda: cluster.runs_everywhere(before + 1, ("n1", "n2")), 30, 0.2, "n1 and n2 to run the change")
     assert {n["name"]: n["online"] for n in cluster.status()["nodes"]}["n3"] is False
     n3.up(wait=False)
-    n3.wait_healthy(timeout=60)
+    n3.wait_healthy(timeout=180)
     wait_until(lambda: cluster.runs_everywhere(before + 1), 30, 0.2, "the restarted n3 to run the latest revision")
     assert Appliance.server(n3.api_status(), "web", "rs1")["weight"] == 31

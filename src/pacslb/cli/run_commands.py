@@ -191,6 +191,7 @@ def stop(
     did_something |= _stop_orphan_pdns(paths)  # GSLB (issue 19)
     did_something |= _stop_orphan_waf(paths)  # the WAF tier (issue 18): after HAProxy, which sent it requests
     did_something |= _remove_orphan_addresses(paths)  # last: every engine above may use the addresses
+    did_something |= _stop_orphan_etcd(paths)  # a cluster node's etcd member (issue 20): the last engine down
     if did_something:
         print(f"stopped the appliance on {paths.root}")
     else:
@@ -248,6 +249,18 @@ def _remove_orphan_tproxy(paths: StatePaths) -> bool:
         print(f"error: cannot remove what TPROXY needed: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     print("removed the TPROXY rule, route and nftables table, which served without a controller", file=sys.stderr)
+    return True
+
+
+def _stop_orphan_etcd(paths: StatePaths) -> bool:
+    """The etcd member of this state directory (a cluster node) left running by a controller that died."""
+    from ..engines.etcd import process as etcd
+
+    pid = etcd.adopt(etcd.Files(paths.etcd_dir))
+    if pid is None:
+        return False
+    print(f"stopping etcd (PID {pid}), which ran without a controller", file=sys.stderr)
+    etcd.stop(pid)
     return True
 
 
