@@ -202,8 +202,8 @@ class Appliance:
             log.info("the management API is disabled (settings.management.enabled: false)")
         return built
 
-    async def _publish(self, old: Config, new: Config, origin: Any, kind: str) -> Any:
-        return await self.cluster.publish(old, new, origin, kind)
+    async def _publish(self, old: Config, new: Config, origin: Any, kind: str, check: Any) -> Any:
+        return await self.cluster.publish(old, new, origin, kind, check)
 
     async def _drain_routing(self, drained: bool) -> None:
         """THE SEAM between the cluster's state and its routing (docs/cluster.md, "Drain"): this node's drain key

@@ -96,8 +96,10 @@ class Origin:
 
 AuditRecorder = Callable[[Origin, str, str, ChangeResult], None]
 # A cluster node's hook (cluster/state.py): under the gate, after the engines planned and before any commits, the
-# change is written to the cluster's etcd; an answer refuses it (another node's change landed first: a conflict)
-Publish = Callable[[Config, Config, Origin, str], Awaitable["ChangeResult | None"]]
+# change is written to the cluster's etcd; an answer refuses it (another node's change landed first: a conflict).
+# Its last argument checks the change with every engine's checker first (EngineError), so that nothing an engine
+# refuses here reaches the other nodes.
+Publish = Callable[[Config, Config, Origin, str, Callable[[], Awaitable[None]]], Awaitable["ChangeResult | None"]]
 
 
 class Precondition(Protocol):
@@ -424,7 +426,8 @@ class Changes:
         try:
             if dry_run:
                 return await self._dry_run(parts, plan, parent, clock)
-            if self.publish is not None and (refusal_answer := await self.publish(old, new, origin, kind)) is not None:
+            if self.publish is not None and (refusal_answer := await self.publish(old, new, origin, kind,
+                                                                                  functools.partial(_check, parts))) is not None:  # fmt: skip
                 for engine, prepared in parts:
                     engine.discard(prepared)
                 refusal_answer.plan, refusal_answer.parent, refusal_answer.timings = plan, parent, clock.done()
@@ -746,6 +749,17 @@ class Changes:
         else:
             result = ChangeResult(Outcome.APPLIED, f"certificate {target} stored", engines={"haproxy": prepared.steps})
         return await self._record_audit(origin, action, target, result)
+
+
+async def _check(parts: list[tuple[Engine, Prepared]]) -> None:
+    """Every engine's checker on its artefact (EngineError when one refuses), for a cluster node before it writes the
+    change to etcd. The checked files are discarded: the transaction checks again, on files of its own."""
+    try:
+        for engine, prepared in parts:
+            await engine.check(prepared)
+    finally:
+        for engine, prepared in parts:
+            engine.discard(prepared)
 
 
 def _conflict(base_revision: int | None, current: int | None) -> ChangeResult | None:

@@ -33,6 +33,7 @@ from typing import Any, Awaitable, Callable
 from .. import files as atomic
 from ..change.result import ChangeResult, Outcome
 from ..change.service import Changes, Origin
+from ..engines.contract import EngineError
 from ..model import Config
 from ..model.cluster import Cluster
 from ..paths import StatePaths
@@ -76,6 +77,7 @@ class ClusterState:
         self.drained = False
         self.left = False
         self.latest = 0  # the latest cluster revision seen
+        self.seen = 0  # the latest cluster revision this node applied or failed to apply
         self._published: tuple[int, str] | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
@@ -87,7 +89,7 @@ class ClusterState:
     def _load(self) -> None:
         found = decode_json((atomic.read_text(self.paths.cluster_dir / "applied.json") or "").encode())
         if found and found.get("cluster") == (self.cluster.name if self.cluster else None):
-            self.runs = int(found.get("revision") or 0)
+            self.runs = self.seen = int(found.get("revision") or 0)
             self.runs_digest = found.get("digest")
 
     def _save(self) -> None:
@@ -97,14 +99,17 @@ class ClusterState:
 
     def _runs(self, number: int, digest: str) -> None:
         self.runs, self.runs_digest, self.error = number, digest, None
+        self.seen = max(self.seen, number)
         self.latest = max(self.latest, number)
         self._save()
         self._report.set()
 
     # --- publish: the change front door's hook ---------------------------------------------------------
 
-    async def publish(self, old: Config, new: Config, origin: Origin, kind: str) -> ChangeResult | None:
-        """Called under the change gate before any engine commits: None to go on, or the answer that refuses."""
+    async def publish(self, old: Config, new: Config, origin: Origin, kind: str,
+                      check: Callable[[], Awaitable[None]] | None = None) -> ChangeResult | None:  # fmt: skip
+        """Called under the change gate before any engine commits: None to go on, or the answer that refuses.
+        `check` runs every engine's checker first: what an engine refuses here is never written to etcd."""
         if new.cluster is None or self.client is None or self.keys is None or kind == CLUSTER_KIND:
             return None
         shared = shared_data(new)
@@ -114,7 +119,15 @@ class ClusterState:
         if self.left:
             return ChangeResult(Outcome.REFUSED, "this node left the cluster (`pacslb cluster join` brings it back): "
                                 "make the change on a node of the cluster; nothing was changed")  # fmt: skip
-        expected = self.runs
+        if check is not None:
+            try:
+                await check()
+            except EngineError as exc:
+                return ChangeResult(Outcome.REFUSED, f"{exc.summary}: nothing was changed, nothing was written to the cluster",
+                                    messages=list(exc.messages))  # fmt: skip
+        # the latest revision this node has taken or refused: a revision that no node can run is replaced by the
+        # next change, instead of making every change after it a conflict
+        expected = max(self.runs, self.seen)
         record = {"revision": expected + 1, "config": shared, "digest": digest, "author": origin.author,
                   "via": origin.via, "node": new.cluster.node, "kind": kind, "at": time.time()}  # fmt: skip
         size = len(json.dumps(record))
@@ -135,7 +148,7 @@ class ClusterState:
         if not won:
             self.latest = max(self.latest, current or 0)
             return ChangeResult(Outcome.CONFLICT, f"another node's change landed first: the cluster is at revision {current}, "
-                                f"this node runs cluster revision {expected}; nothing was changed: make the change again "
+                                f"this node is at cluster revision {expected}; nothing was changed: make the change again "
                                 "on top of the latest revision", extra={"cluster_revision": current,
                                 "base_cluster_revision": expected})  # fmt: skip
         self._published = (expected + 1, digest)
@@ -149,8 +162,8 @@ class ClusterState:
         number = int(record.get("revision") or 0)
         digest = str(record.get("digest") or "")
         self.latest = max(self.latest, number)
-        if self.left or (number == self.runs and digest == self.runs_digest):
-            return
+        if self.left or (number == self.runs and digest == self.runs_digest) or self.changes.config.cluster is None:
+            return  # left; already runs it; or the cluster section was removed here (it takes effect at the next start)
         if shared_digest(shared_data(self.changes.config)) == digest:
             self._runs(number, digest)  # it runs already (this node wrote it, or applied it before a restart)
             return
@@ -165,6 +178,7 @@ class ClusterState:
             self._runs(number, digest)
             log.info("cluster revision %d runs here (%s)", number, result.message)
             return
+        self.seen = max(self.seen, number)
         problems = "; ".join(str(p) for p in result.problems[:5])
         self.error = f"cluster revision {number} cannot run here: {result.message}" + (f" ({problems})" if problems else "")
         log.error("%s; cluster revision %d keeps serving", self.error, self.runs)

@@ -295,3 +295,27 @@ async def test_a_write_etcd_did_not_confirm_is_not_said_to_be_lost(tmp_path: Pat
     assert refused is not None and refused.outcome is Outcome.REFUSED and refused.extra["uncertain"] is True
     assert "did not confirm the change in time" in refused.message and "nothing was changed on this node" in refused.message
     assert "etcd may still commit it" in refused.message
+
+
+async def test_what_an_engine_refuses_here_is_never_written_to_the_cluster(tmp_path: Path) -> None:
+    from pacslb.engines.contract import EngineError
+
+    async def refuse() -> None:
+        raise EngineError("HAProxy refuses the rendered configuration (nothing was changed)", ["[ALERT] bad"], refused=True)
+
+    etcd = MemoryEtcd()
+    refused = await node(tmp_path, "lb1", etcd).publish(config("lb1"), config("lb1", 5), Origin("a"), "apply", refuse)
+    assert refused is not None and refused.outcome is Outcome.REFUSED and refused.messages == ["[ALERT] bad"]
+    assert "nothing was written to the cluster" in refused.message and etcd.kv == {}
+
+
+async def test_a_revision_no_node_could_run_is_replaced_by_the_next_change(tmp_path: Path) -> None:
+    """Every node refused revision 1 and runs none: a change made on any of them is based on it, not a conflict."""
+    etcd = MemoryEtcd()
+    one, two = node(tmp_path, "lb1", etcd), node(tmp_path, "lb2", etcd)
+    assert await one.publish(config("lb1"), config("lb1", 5), Origin("a"), "apply") is None
+    two.changes.answer = Outcome.REFUSED  # type: ignore[attr-defined]
+    await two._apply(json.loads(etcd.kv["/pacslb/truepacs/config"]))
+    assert (two.runs, two.seen) == (0, 1)
+    assert await two.publish(config("lb2"), config("lb2", 6), Origin("b"), "apply") is None
+    assert etcd.kv["/pacslb/truepacs/revision"] == b"2"
