@@ -319,3 +319,20 @@ async def test_a_revision_no_node_could_run_is_replaced_by_the_next_change(tmp_p
     assert (two.runs, two.seen) == (0, 1)
     assert await two.publish(config("lb2"), config("lb2", 6), Origin("b"), "apply") is None
     assert etcd.kv["/pacslb/truepacs/revision"] == b"2"
+
+
+async def test_leave_drains_and_takes_no_revision_join_returns_and_applies_the_latest(tmp_path: Path) -> None:
+    etcd = MemoryEtcd()
+    one, two = node(tmp_path, "lb1", etcd), node(tmp_path, "lb2", etcd)
+    code, body = await two.leave()
+    assert code == 200 and "left the cluster" in body["message"]
+    assert {"/pacslb/truepacs/drain/lb2", "/pacslb/truepacs/left/lb2"} <= set(etcd.kv)
+    two.left = True  # as its watch would see its own left key
+    refused = await two.publish(config("lb2"), config("lb2", 6), Origin("b"), "apply")
+    assert refused is not None and refused.outcome is Outcome.REFUSED and "left the cluster" in refused.message
+    assert await one.publish(config("lb1"), config("lb1", 5), Origin("a"), "apply") is None
+    await two._apply(json.loads(etcd.kv["/pacslb/truepacs/config"]))
+    assert two.runs == 0 and two.changes.applied == []  # type: ignore[attr-defined]
+    code, body = await two.join()
+    assert code == 200 and two.runs == 1 and not two.left and "runs cluster revision 1" in body["message"]
+    assert not any(k.startswith(("/pacslb/truepacs/drain/", "/pacslb/truepacs/left/")) for k in etcd.kv)
