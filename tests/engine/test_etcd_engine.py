@@ -10,7 +10,6 @@ import shutil
 import signal
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pacslb.engines.etcd import process
