@@ -5,7 +5,6 @@ cluster's etcd."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 import time
@@ -126,7 +125,3 @@ def leave(state_dir_option: StateDirOption = None) -> None:
 
 
 __all__ = ["format_status"]
-
-
-def since(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S UTC") if ts else "-"

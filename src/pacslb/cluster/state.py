@@ -1,8 +1,9 @@
 """The cluster's state in etcd, on one node (issue 20; docs/cluster.md "etcd"): a subsystem of the appliance.
 
   publish    the change front door (change/service.py `Changes`) calls it for every change after it validated and
-             before any engine commits: a change of the shared configuration becomes cluster revision N+1 by a
-             compare-and-swap on the revision counter (keys.py), N being the revision this node runs. Another node's
+             before any engine commits: every engine's checker runs first, then a change of the shared configuration
+             becomes cluster revision N+1 by a compare-and-swap on the revision counter (keys.py), N being the
+             latest revision this node took or refused. Another node's
              change that landed first makes it a 409 (Outcome.CONFLICT), like a stale base revision; etcd without
              quorum makes it a refusal that says so. Nothing runs differently until etcd took it.
   follow     one watch on the cluster's keys: every node (the writer too) applies each new revision through
