@@ -8,6 +8,7 @@ PY         := $(VENV)/bin/python
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := haproxy libssl3 socat nftables keepalived iproute2 curl openssl wrk nginx-light dcmtk rabbitmq-server chromium \
 	pdns-server pdns-backend-geoip dnsperf bind9-dnsutils \
+	etcd-server etcd-client \
 	iputils-arping systemd lintian binutils python3-venv \
 	apache2 libapache2-mod-security2 modsecurity-crs bird2
 
@@ -41,6 +42,10 @@ debs:
 	@if pdns_control --socket-dir=/run/pdns ping >/dev/null 2>&1; then \
 	  echo "stopping the system's pdns_server (pacslb runs its own)"; pdns_control --socket-dir=/run/pdns quit >/dev/null 2>&1 || true; \
 	fi
+	@# the cluster's etcd (issue 20): pacslb runs its own member per state directory; the Debian service stays stopped
+	@if [ -d /run/systemd/system ]; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+	@pid=$$(pgrep -x -u etcd etcd 2>/dev/null | head -1); \
+	if [ -n "$$pid" ]; then echo "stopping the system's etcd (PID $$pid; pacslb runs its own)"; kill "$$pid"; fi
 	@# the WAF tier runs its own Apache (engines/waf); the system's apache2 stays stopped, whatever started it
 	@pid=$$(cat /run/apache2/apache2.pid 2>/dev/null); \
 	if [ -n "$$pid" ] && kill -0 "$$pid" 2>/dev/null; then echo "stopping the system's apache2 (PID $$pid)"; apache2ctl stop; fi

@@ -39,12 +39,14 @@ from .change.service import Changes, Running
 from .cluster.announce import Facts, serving
 from .cluster.established import established
 from .cluster.routing import Routing
+from .cluster.state import ClusterState
 from .controller.api import ApiServer, serve
 from .controller.observe import observe
 from .controller.status import ApplianceStatus, ControllerStatus, EngineStatus
 from .engines.addresses.engine import AddressesEngine
 from .engines.bird.engine import BirdEngine
 from .engines.contract import Engine, EngineError
+from .engines.etcd.engine import EtcdEngine
 from .engines.haproxy import process as haproxy_process
 from .engines.haproxy.engine import HAProxyEngine, Renderer, render_haproxy
 from .engines.keepalived.engine import KeepalivedEngine
@@ -117,6 +119,11 @@ class Facade:
         return await self._appliance.routing.set_drained(drained)
 
     @property
+    def cluster(self) -> Any:
+        """The cluster's state (cluster/state.py) when the configuration has a `cluster` section, else None."""
+        return self._appliance.cluster if self.config.cluster is not None else None
+
+    @property
     def ha(self) -> Any:
         """The HA pair (ha/pair.py) when the configuration has an `ha` section, else None (the WebUI's /ha)."""
         return self._appliance.ha
@@ -150,8 +157,10 @@ class Appliance:
         self.waf = WafEngine(paths.root, self.gate)
         self.tproxy = TproxyEngine(paths)  # TPROXY's host side (issue 15): before HAProxy, whose replies it routes
         self.bird = BirdEngine(paths, self.gate)  # a cluster node's routes (issue 20): after the services it announces
+        self.etcd = EtcdEngine(paths, self.gate)  # a cluster node's etcd member (issue 20): first up, last down
         self.engines: list[Engine] = [
-            self.addresses, self.tproxy, self.waf, self.haproxy, self.nftables, self.powerdns, self.bird, self.keepalived
+            self.etcd, self.addresses, self.tproxy, self.waf, self.haproxy, self.nftables, self.powerdns, self.bird,
+            self.keepalived,
         ]  # fmt: skip
         self.roles = Roles(paths.root, lambda: self.running.config.ha)
         # the health service holds the agent port HAProxy asks: a change that moves it is refused unless the
@@ -163,7 +172,10 @@ class Appliance:
         self.alert_wiring = AlertWiring(self.alerts, ChangeAudit(paths.audit_log))
         self.changes = Changes(paths, self.running, self.engines, self.gate, guard=self.roles.guard,
                                notify=self._notify, audit=self.alert_wiring.audit, checkpoint=checkpoint,
-                               certificates=self.haproxy, preconditions=[self.health])  # fmt: skip
+                               certificates=self.haproxy, preconditions=[self.health],
+                               publish=self._publish)  # fmt: skip
+        # a cluster node (issue 20): changes go through etcd, every node applies each revision (cluster/state.py)
+        self.cluster = ClusterState(paths, self.changes, self.healthy, self._drain_routing, self._announced_vips)
         self.layer4_checks = Layer4Checks(self.nftables.health_changed)
         self.gslb_checks = GslbChecks(self.powerdns.health_changed, self._local_services_up)
         # a cluster node announces the VIPs it can serve (cluster/routing.py): re-evaluated on HAProxy's death and
@@ -192,6 +204,8 @@ class Appliance:
         from .web.history import Sampler
 
         built: list[Subsystem] = [self.health, self.alerts]
+        if config.cluster is not None:
+            built.append(self.cluster)
         if config.ha is not None:
             from .ha.pair import HAPair
 
@@ -208,6 +222,22 @@ class Appliance:
         else:
             log.info("the management API is disabled (settings.management.enabled: false)")
         return built
+
+    async def _publish(self, old: Config, new: Config, origin: Any, kind: str, check: Any) -> Any:
+        return await self.cluster.publish(old, new, origin, kind, check)
+
+    async def _drain_routing(self, drained: bool) -> None:
+        """The seam between the cluster's state and its routing (docs/cluster.md, "Drain"): this node's drain key
+        in etcd changed; the routing withdraws (or announces again) this node's VIPs, as `POST /cluster/drain` does."""
+        await self.routing.set_drained(drained)
+
+    def _announced_vips(self) -> list[str] | None:
+        """The VIPs this node announces, when a routing engine ("bird") reports them in its state (`announced`)."""
+        for engine in self.engines:
+            if engine.name == "bird":
+                announced = engine.observe().detail.get("announced")
+                return [str(v) for v in announced] if announced is not None else None
+        return None
 
     def _keepalived_event(self, state: str, reason: str) -> None:
         if self.ha is not None:
@@ -350,7 +380,8 @@ class Appliance:
             return 2
         try:
             api = await serve(self, self.paths.controller_socket, self.changes, ha=self.ha, gslb=self.gslb_status,
-                              alerts=self.alerts, cluster=(self.cluster_routing, self.routing.set_drained))  # fmt: skip
+                              alerts=self.alerts, cluster=self.cluster if config.cluster is not None else None,
+                              routing=(self.cluster_routing, self.routing.set_drained))  # fmt: skip
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - uvicorn exits (SystemExit) or raises anything on some startup failures
             log.error("the API cannot listen on %s: %s", self.paths.controller_socket, exc)
             await self._shutdown(None)

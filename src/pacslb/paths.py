@@ -133,9 +133,19 @@ class StatePaths:
         return self.root / "bird"
 
     @property
+    def etcd_dir(self) -> Path:
+        """The cluster's etcd member (issue 20): etcd.conf.yml, its data directory data/, PID file and log."""
+        return self.root / "etcd"
+
+    @property
+    def cluster_dir(self) -> Path:
+        """The cluster's state on this node: applied.json (the cluster revision it runs), drained."""
+        return self.root / "cluster"
+
+    @property
     def cluster_drained(self) -> Path:
         """Present while this cluster node is drained (it announces no VIP); kept across controller restarts."""
-        return self.root / "cluster" / "drained"
+        return self.cluster_dir / "drained"
 
     @property
     def ha_dir(self) -> Path:

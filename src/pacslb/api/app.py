@@ -29,6 +29,7 @@ from .limits import RESTORE_LIMIT, BodyLimit
 from .metrics import ControllerMetrics
 from .routes_backup import backup_router
 from .routes_certs import certificates_router
+from .routes_cluster import cluster_router
 from .routes_config import config_router
 from .routes_gslb import gslb_router
 from .routes_observe import metrics_router, observe_router
@@ -132,6 +133,7 @@ def create_management_app(
     app.include_router(config_router(writer), prefix=API_V1)
     app.include_router(certificates_router(writer), prefix=API_V1)
     app.include_router(gslb_router(controller), prefix=API_V1)  # GSLB (issue 19)
+    app.include_router(cluster_router(controller), prefix=API_V1)  # the cluster (issue 20)
     app.include_router(backup_router(controller, auth), prefix=API_V1)
     if getattr(controller, "alerts", None) is not None:  # the appliance's Facade has them; a test's stand-in may not
         from .routes_alerts import alerts_router

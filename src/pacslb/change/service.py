@@ -90,11 +90,16 @@ class Origin:
     """Who asks for a change, and through which door: recorded in the revision and the audit log."""
 
     author: str
-    via: str = "cli"  # cli | api | web | ha | signal | startup
+    via: str = "cli"  # cli | api | web | ha | cluster | signal | startup
     client_ip: str | None = None
 
 
 AuditRecorder = Callable[[Origin, str, str, ChangeResult], None]
+# A cluster node's hook (cluster/state.py): under the gate, after the engines planned and before any commits, the
+# change is written to the cluster's etcd; an answer refuses it (another node's change landed first: a conflict).
+# Its last argument checks the change with every engine's checker first (EngineError), so that nothing an engine
+# refuses here reaches the other nodes.
+Publish = Callable[[Config, Config, Origin, str, Callable[[], Awaitable[None]]], Awaitable["ChangeResult | None"]]
 
 
 class Precondition(Protocol):
@@ -219,6 +224,7 @@ class Changes:
     checkpoint: runner.Checkpoint = runner.no_checkpoint
     certificates: Any = None  # the engine that hot-swaps certificates (HAProxy): plan_certificate(path, bundle, loaded_as)
     preconditions: Sequence[Precondition] = ()  # checked before any engine commits (the health service's agent port)
+    publish: Publish | None = None  # a cluster node: the change goes to etcd first (cluster/state.py)
     _store: RevisionStore | None = field(default=None, init=False)
     _secrets: SecretStore | None = field(default=None, init=False)
     _startup_revision: Revision | None = field(default=None, init=False)
@@ -420,6 +426,12 @@ class Changes:
         try:
             if dry_run:
                 return await self._dry_run(parts, plan, parent, clock)
+            if self.publish is not None and (refusal_answer := await self.publish(old, new, origin, kind,
+                                                                                  functools.partial(_check, parts))) is not None:  # fmt: skip
+                for engine, prepared in parts:
+                    engine.discard(prepared)
+                refusal_answer.plan, refusal_answer.parent, refusal_answer.timings = plan, parent, clock.done()
+                return refusal_answer
             return await self._commit(old, new, stored_text, base_dir, origin, message, kind, clock, plan, parts, parent)
         finally:
             await self._release()  # what the preconditions took for a change that did not land
@@ -737,6 +749,17 @@ class Changes:
         else:
             result = ChangeResult(Outcome.APPLIED, f"certificate {target} stored", engines={"haproxy": prepared.steps})
         return await self._record_audit(origin, action, target, result)
+
+
+async def _check(parts: list[tuple[Engine, Prepared]]) -> None:
+    """Every engine's checker on its artefact (EngineError when one refuses), for a cluster node before it writes the
+    change to etcd. The checked files are discarded: the transaction checks again, on files of its own."""
+    try:
+        for engine, prepared in parts:
+            await engine.check(prepared)
+    finally:
+        for engine, prepared in parts:
+            engine.discard(prepared)
 
 
 def _conflict(base_revision: int | None, current: int | None) -> ChangeResult | None:

@@ -39,6 +39,7 @@ from . import (  # noqa: E402 - the command modules register on `app`, which mus
     backup_commands,  # noqa: F401  (backup, restore, support bundle: issue 14)
     balance_commands,  # noqa: F401  (reading-workload balancing, issue 21)
     change_commands,  # noqa: F401
+    cluster_commands,  # noqa: F401  (the cluster, issue 20)
     config_commands,  # noqa: F401
     demo_command,  # noqa: F401
     gslb_commands,  # noqa: F401  (GSLB, issue 19)

@@ -192,6 +192,7 @@ def stop(
     did_something |= _stop_orphan_pdns(paths)  # GSLB (issue 19)
     did_something |= _stop_orphan_waf(paths)  # the WAF tier (issue 18): after HAProxy, which sent it requests
     did_something |= _remove_orphan_addresses(paths)  # last: every engine above may use the addresses
+    did_something |= _stop_orphan_etcd(paths)  # a cluster node's etcd member (issue 20): the last engine down
     if did_something:
         print(f"stopped the appliance on {paths.root}")
     else:
@@ -261,6 +262,18 @@ def _stop_orphan_bird(paths: StatePaths) -> bool:
         return False
     print(f"stopping bird (PID {pid}), which announced this node's VIPs without a controller", file=sys.stderr)
     bird.stop(pid)
+    return True
+
+
+def _stop_orphan_etcd(paths: StatePaths) -> bool:
+    """The etcd member of this state directory (a cluster node) left running by a controller that died."""
+    from ..engines.etcd import process as etcd
+
+    pid = etcd.adopt(etcd.Files(paths.etcd_dir))
+    if pid is None:
+        return False
+    print(f"stopping etcd (PID {pid}), which ran without a controller", file=sys.stderr)
+    etcd.stop(pid)
     return True
 
 

@@ -41,7 +41,7 @@ class ControllerSurface(Protocol):
 
 
 def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = None, gslb: Any = None,
-               alerts: Any = None, cluster: Any = None) -> FastAPI:  # fmt: skip
+               alerts: Any = None, cluster: Any = None, routing: Any = None) -> FastAPI:  # fmt: skip
     app = FastAPI(
         title="pacslb controller",
         description="Live state and control of one pacslb appliance.",
@@ -86,14 +86,18 @@ def create_app(controller: ControllerSurface, changes: Any = None, ha: Any = Non
         async def gslb_status() -> dict:
             return await asyncio.to_thread(gslb)
 
+    if cluster is not None:  # a cluster node (issue 20): GET /api/v1/cluster, drain, join, leave
+        from ..cluster.api import cluster_router
+
+        app.include_router(cluster_router(cluster))
     if alerts is not None:  # GET /api/v1/alerts, POST /api/v1/alerts/test
         from ..alerts.api import alerts_router
 
         app.include_router(alerts_router(alerts))
-    if cluster is not None:  # a cluster node's routing (issue 20): GET /api/v1/cluster/routing, POST .../drain
+    if routing is not None:  # a cluster node's routing (issue 20): GET /api/v1/cluster/routing, POST .../drain
         from ..cluster.routing_api import routing_router
 
-        app.include_router(routing_router(*cluster))
+        app.include_router(routing_router(*routing))
     # the error body, 413 where a body is read, 405's Allow; no credentials here (the socket's mode 0600 guards it)
     install_contract(app, None, own_validation_errors=False)
     return app
@@ -126,10 +130,10 @@ def bind_unix_socket(path: Path) -> socket.socket:
 
 
 async def serve(controller: ControllerSurface, socket_path: Path, changes: Any = None, ha: Any = None,
-                gslb: Any = None, alerts: Any = None, cluster: Any = None) -> ApiServer:  # fmt: skip
+                gslb: Any = None, alerts: Any = None, cluster: Any = None, routing: Any = None) -> ApiServer:  # fmt: skip
     """Start uvicorn on the Unix socket inside the running event loop; return once it listens."""
     server = InLoopServer(
-        create_app(controller, changes, ha, gslb, alerts, cluster), bind_unix_socket(socket_path), uds=str(socket_path)
+        create_app(controller, changes, ha, gslb, alerts, cluster, routing), bind_unix_socket(socket_path), uds=str(socket_path)
     )
     await server.start()
     return ApiServer(server, socket_path)

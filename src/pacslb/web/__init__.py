@@ -13,6 +13,7 @@ the composition root (pacslb.appliance) does it, so the API knows nothing of the
                                assign and delete them
   /graphs                      requests, sessions and errors per virtual service (metrics history)
   /log                         the end of HAProxy's log, live
+  /cluster                     the cluster: nodes, health, the revision each runs, drained, VIPs
   /gslb                        GSLB: per name, which sites are answered to which client networks and why
   /backup                      download a backup, upload one to restore (admins)
   /ha                          the HA pair: both nodes, VRRP state, last sync, split brain; promote/demote (admins)
@@ -38,6 +39,7 @@ def _include() -> None:
         audit,
         backup,
         certificates,
+        cluster,
         gslb,
         ha,
         pages,
@@ -51,6 +53,7 @@ def _include() -> None:
 
     web_router.include_router(pages.router)
     web_router.include_router(gslb.router)  # GSLB (issue 19)
+    web_router.include_router(cluster.router)  # the cluster (issue 20)
     web_router.include_router(services.router)
     web_router.include_router(revisions.router)
     web_router.include_router(backup.router)

@@ -41,6 +41,7 @@ NAV = [("/", "Dashboard"), ("/services", "Services"), ("/revisions", "Revisions"
        ("/graphs", "Graphs"), ("/log", "Log"), ("/verify", "Verify"), ("/gslb", "GSLB"), ("/waf", "WAF"),
        ("/backup", "Backup"), ("/users", "Users"), ("/audit", "Audit")]  # fmt: skip
 NAV += [("/ha", "HA pair"), ("/alerts", "Alerts")]  # issue 16: web/ha.py, web/alerts.py
+NAV += [("/cluster", "Cluster")]  # issue 20: web/cluster.py
 ADMIN_PAGES = frozenset({"/backup", "/users", "/audit"})  # shown in the nav bar to admins only
 
 

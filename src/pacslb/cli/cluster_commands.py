@@ -1,0 +1,127 @@
+"""`pacslb cluster status|join|leave|drain NODE|undrain NODE` (issue 20, docs/cluster.md).
+
+Each asks the running controller of this node (its Unix-socket API, /api/v1/cluster), which reads and writes the
+cluster's etcd."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from . import app
+from .common import StateDirOption, state_paths
+
+cluster_app = typer.Typer(help="The active-active cluster: nodes, revisions, drain.", no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
+
+
+def _call(state_dir_option: Any, method: str, path: str) -> tuple[int, dict]:
+    import httpx
+
+    from ..controller import API_PREFIX
+
+    paths = state_paths(state_dir_option)
+    socket_path = paths.controller_socket
+    if not socket_path.exists():
+        print(f"error: no controller runs on {paths.root}; start the appliance with 'pacslb up --state-dir {paths.root}'",
+              file=sys.stderr)  # fmt: skip
+        raise typer.Exit(1)
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://pacslb", timeout=15) as c:
+            response = c.request(method, f"{API_PREFIX}/cluster{path}")
+    except httpx.HTTPError as exc:
+        print(f"error: the controller does not answer on {socket_path}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    if response.status_code == 404 and path == "":
+        return 200, {"configured": False}  # a controller without a cluster section has no such route
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, {"ok": False, "message": response.text[:500]}
+
+
+def _yes_no(value: Any, yes: str = "yes", no: str = "no") -> str:
+    return "?" if value is None else (yes if value else no)
+
+
+def format_status(status: dict, now: float | None = None) -> str:
+    """The status as a person reads it (pure)."""
+    if not status.get("configured"):
+        return "this appliance is not a cluster node (the configuration has no cluster section)\n"
+    now = time.time() if now is None else now
+    etcd = status["etcd"]
+    reach = "reachable" if etcd["reachable"] else f"NOT REACHABLE ({etcd['error']})"
+    lines = [f"cluster {status['cluster']}: latest revision {status.get('latest_revision') if etcd['reachable'] else '?'}; "
+             f"this node {status['node']} runs revision {status['runs']}; etcd {reach}"]  # fmt: skip
+    if status.get("error"):
+        lines.append(f"  error: {status['error']}")
+    lines.append(f"  {'NODE':<14} {'ADDRESS':<18} {'ONLINE':<7} {'HEALTH':<8} {'REVISION':<9} {'DRAINED':<8} VIPS")
+    for node in status["nodes"]:
+        health = _yes_no(node.get("healthy"), "ok", "DOWN") if node.get("online") else "-"
+        revision = str(node["revision"]) if node.get("revision") is not None else "-"
+        drained = "left" if node.get("left") else _yes_no(node.get("drained"))
+        vips = ", ".join(node["vips"]) if node.get("vips") is not None else "-"
+        seen = f"  (seen {max(0, now - node['seen_at']):.0f}s ago)" if node.get("seen_at") else ""
+        lines.append(f"  {node['name']:<14} {node['address']:<18} {_yes_no(node.get('online')):<7} {health:<8} "
+                     f"{revision:<9} {drained:<8} {vips}{seen}")  # fmt: skip
+        if node.get("error"):
+            lines.append(f"      error: {node['error']}")
+    return "\n".join(lines) + "\n"
+
+
+@cluster_app.command()
+def status(
+    state_dir_option: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+) -> None:
+    """Every node of the cluster: address, online, health, the revision it runs, drained, the VIPs it announces.
+
+    Exit status: 0 when every node is online, healthy and runs the latest revision; 3 otherwise (or etcd cannot be
+    read); 1 when no controller runs."""
+    _, found = _call(state_dir_option, "GET", "")
+    sys.stdout.write(json.dumps(found, indent=2) + "\n" if as_json else format_status(found))
+    if found.get("configured"):
+        latest = found.get("latest_revision")
+        fine = found["etcd"]["reachable"] and all(
+            n.get("online") and n.get("healthy") and n.get("revision") == latest for n in found["nodes"] if not n.get("left")
+        )
+        if not fine:
+            raise typer.Exit(3)
+
+
+def _act(state_dir_option: Any, path: str) -> None:
+    code, body = _call(state_dir_option, "POST", path)
+    print(body.get("message") or body, file=sys.stdout if code < 400 else sys.stderr)
+    if code >= 400:
+        raise typer.Exit(1)
+
+
+@cluster_app.command()
+def drain(node: Annotated[str, typer.Argument(help="the node's name")], state_dir_option: StateDirOption = None) -> None:
+    """Drain NODE: it withdraws its VIPs (its established connections finish); `undrain` returns it."""
+    _act(state_dir_option, f"/nodes/{node}/drain")
+
+
+@cluster_app.command()
+def undrain(node: Annotated[str, typer.Argument(help="the node's name")], state_dir_option: StateDirOption = None) -> None:
+    """Return a drained NODE: it announces its VIPs again."""
+    _act(state_dir_option, f"/nodes/{node}/undrain")
+
+
+@cluster_app.command()
+def join(state_dir_option: StateDirOption = None) -> None:
+    """This node (back) in the cluster: not drained, not left; it applies the latest revision."""
+    _act(state_dir_option, "/join")
+
+
+@cluster_app.command()
+def leave(state_dir_option: StateDirOption = None) -> None:
+    """This node leaves the cluster: drained, it takes no further revision until `pacslb cluster join`."""
+    _act(state_dir_option, "/leave")
+
+
+__all__ = ["format_status"]

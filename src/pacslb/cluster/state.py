@@ -1,0 +1,409 @@
+"""The cluster's state in etcd, on one node (issue 20; docs/cluster.md "etcd"): a subsystem of the appliance.
+
+  publish    the change front door (change/service.py `Changes`) calls it for every change after it validated and
+             before any engine commits: every engine's checker runs first, then a change of the shared configuration
+             becomes cluster revision N+1 by a compare-and-swap on the revision counter (keys.py), N being the
+             latest revision this node took or refused. Another node's
+             change that landed first makes it a 409 (Outcome.CONFLICT), like a stale base revision; etcd without
+             quorum makes it a refusal that says so. Nothing runs differently until etcd took it.
+  follow     one watch on the cluster's keys: every node (the writer too) applies each new revision through
+             `Changes` in its own transaction (kind "cluster"), with its own node-local sections put back
+             (shared.py), records it in its local revision store as every change is recorded, and
+             remembers the cluster revision it runs (<state>/cluster/applied.json). A revision this node cannot
+             apply leaves the previous one running; the failure is in its member key. On start and on every
+             reconnection it reads the latest revision first and applies it when it runs another.
+  heartbeat  this node's member key, bound to a lease it renews: name, address, health, the revision it runs,
+             its last failure, drained, and the VIPs it announces when the routing half reports them.
+  drain      `drain/<node>` keys; the node named applies its own through `drain_routing` (the seam with the
+             routing half: Appliance._drain_routing).
+
+Without a `cluster` section none of this runs, and `publish` answers None at once: a single node and an HA pair
+keep their SQLite store alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+from .. import files as atomic
+from ..change.result import ChangeResult, Outcome
+from ..change.service import Changes, Origin
+from ..engines.contract import EngineError
+from ..model import Config
+from ..model.cluster import Cluster
+from ..paths import StatePaths
+from .etcd import EtcdClient, EtcdError
+from .keys import MAX_VALUE_BYTES, Keys, decode_json, new_revision_txn, shared_digest, txn_outcome
+from .shared import merge_own, shared_data
+
+log = logging.getLogger("pacslb.cluster")
+
+CLUSTER_KIND = "cluster"  # the kind of a local revision that applies a cluster revision (never published again)
+RETRY_MIN, RETRY_MAX = 0.2, 2.0  # pause before reading etcd again after it failed (growing)
+
+DrainRouting = Callable[[bool], "Awaitable[None] | None"]
+Healthy = Callable[[], tuple[bool, str]]
+Vips = Callable[[], "list[str] | None"]
+
+
+def endpoints(cluster: Cluster) -> list[str]:
+    from ..engines.etcd.render import client_urls  # the URLs the members listen on, rendered once
+
+    return client_urls(cluster)
+
+
+class ClusterState:
+    name = "cluster"
+
+    def __init__(self, paths: StatePaths, changes: Changes, healthy: Healthy, drain_routing: DrainRouting | None = None,
+                 vips: Vips | None = None) -> None:  # fmt: skip
+        self.paths = paths
+        self.changes = changes
+        self.healthy = healthy
+        self.drain_routing = drain_routing
+        self.vips = vips
+        self.cluster: Cluster | None = None
+        self.keys: Keys | None = None
+        self.client: EtcdClient | None = None
+        self.runs = 0  # the cluster revision this node runs (0: none yet)
+        self.runs_digest: str | None = None
+        self.error: str | None = None  # why the latest revision does not run here
+        self.etcd_error: str | None = None  # why etcd cannot be read now
+        self.drained = False
+        self.left = False
+        self.latest = 0  # the latest cluster revision seen
+        self.seen = 0  # the latest cluster revision this node applied or failed to apply
+        self._published: tuple[int, str] | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = asyncio.Event()
+        self._report = asyncio.Event()  # the member key is due now (a revision applied, drained)
+        self._lease: int | None = None
+
+    # --- the record of what runs ------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        found = decode_json((atomic.read_text(self.paths.cluster_dir / "applied.json") or "").encode())
+        if found and found.get("cluster") == (self.cluster.name if self.cluster else None):
+            self.runs = self.seen = int(found.get("revision") or 0)
+            self.runs_digest = found.get("digest")
+
+    def _save(self) -> None:
+        self.paths.cluster_dir.mkdir(parents=True, exist_ok=True)
+        record = {"cluster": self.cluster.name if self.cluster else None, "revision": self.runs, "digest": self.runs_digest}
+        atomic.atomic_write(self.paths.cluster_dir / "applied.json", json.dumps(record) + "\n")
+
+    def _runs(self, number: int, digest: str) -> None:
+        self.runs, self.runs_digest, self.error = number, digest, None
+        self.seen = max(self.seen, number)
+        self.latest = max(self.latest, number)
+        self._save()
+        self._report.set()
+
+    # --- publish: the change front door's hook ---------------------------------------------------------
+
+    async def publish(self, old: Config, new: Config, origin: Origin, kind: str,
+                      check: Callable[[], Awaitable[None]] | None = None) -> ChangeResult | None:  # fmt: skip
+        """Called under the change gate before any engine commits: None to go on, or the answer that refuses.
+        `check` runs every engine's checker first: what an engine refuses here is never written to etcd."""
+        if new.cluster is None or self.client is None or self.keys is None or kind == CLUSTER_KIND:
+            return None
+        shared = shared_data(new)
+        digest = shared_digest(shared)
+        if digest == shared_digest(shared_data(old)):
+            return None  # node-local sections only: nothing of the cluster's changes
+        if self.left:
+            return ChangeResult(Outcome.REFUSED, "this node left the cluster (`pacslb cluster join` brings it back): "
+                                "make the change on a node of the cluster; nothing was changed")  # fmt: skip
+        if check is not None:
+            try:
+                await check()
+            except EngineError as exc:
+                return ChangeResult(Outcome.REFUSED, f"{exc.summary}: nothing was changed, nothing was written to the cluster",
+                                    messages=list(exc.messages))  # fmt: skip
+        # the latest revision this node has taken or refused: a revision that no node can run is replaced by the
+        # next change, instead of making every change after it a conflict
+        expected = max(self.runs, self.seen)
+        record = {"revision": expected + 1, "config": shared, "digest": digest, "author": origin.author,
+                  "via": origin.via, "node": new.cluster.node, "kind": kind, "at": time.time()}  # fmt: skip
+        size = len(json.dumps(record))
+        if size > MAX_VALUE_BYTES:
+            return ChangeResult(Outcome.REFUSED, f"the configuration is {size} bytes as JSON, more than etcd takes in one "
+                                f"value ({MAX_VALUE_BYTES} bytes): nothing was changed")  # fmt: skip
+        try:
+            answer = await self.client.txn(new_revision_txn(self.keys, expected, record))
+        except EtcdError as exc:
+            if exc.uncertain:  # etcd may commit it once quorum returns: then every node applies it, this one too
+                return ChangeResult(Outcome.REFUSED, f"the cluster's etcd did not confirm the change in time ({exc}): "
+                                    "nothing was changed on this node; etcd may still commit it when its quorum returns, "
+                                    "and every node then applies it as the next revision: look at `pacslb cluster "
+                                    "status` before making it again", extra={"uncertain": True})  # fmt: skip
+            return ChangeResult(Outcome.REFUSED, f"the cluster's etcd cannot take the change ({exc}): nothing was changed; "
+                                f"every node keeps serving the revision it runs (this one: cluster revision {expected})")  # fmt: skip
+        won, current = txn_outcome(answer)
+        if not won:
+            self.latest = max(self.latest, current or 0)
+            return ChangeResult(Outcome.CONFLICT, f"another node's change landed first: the cluster is at revision {current}, "
+                                f"this node is at cluster revision {expected}; nothing was changed: make the change again "
+                                "on top of the latest revision", extra={"cluster_revision": current,
+                                "base_cluster_revision": expected})  # fmt: skip
+        self._published = (expected + 1, digest)
+        self.latest = max(self.latest, expected + 1)
+        log.info("cluster revision %d written to etcd by %s", expected + 1, origin.author)
+        return None
+
+    # --- follow: apply every revision -------------------------------------------------------------------
+
+    async def _apply(self, record: dict[str, Any]) -> None:
+        number = int(record.get("revision") or 0)
+        digest = str(record.get("digest") or "")
+        self.latest = max(self.latest, number)
+        if self.left or (number == self.runs and digest == self.runs_digest) or self.changes.config.cluster is None:
+            return  # left; already runs it; or the cluster section was removed here (it takes effect at the next start)
+        if shared_digest(shared_data(self.changes.config)) == digest:
+            self._runs(number, digest)  # it runs already (this node wrote it, or applied it before a restart)
+            return
+        merged = merge_own(record.get("config") or {}, self.changes.config)
+        author = str(record.get("author") or "pacslb")[:200]
+        result = await self.changes.apply(
+            data=merged, origin=Origin(author, CLUSTER_KIND),
+            message=f"cluster revision {number} from node {record.get('node')}"[:2000], kind=CLUSTER_KIND,
+            action="cluster.apply", target=f"cluster revision {number}",
+        )  # fmt: skip
+        if result.outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+            self._runs(number, digest)
+            log.info("cluster revision %d runs here (%s)", number, result.message)
+            return
+        self.seen = max(self.seen, number)
+        problems = "; ".join(str(p) for p in result.problems[:5])
+        self.error = f"cluster revision {number} cannot run here: {result.message}" + (f" ({problems})" if problems else "")
+        log.error("%s; cluster revision %d keeps serving", self.error, self.runs)
+        self._report.set()
+
+    async def _bootstrap(self, config: Config) -> None:
+        """No revision in etcd yet: this node's configuration becomes revision 1 (one node wins; the others apply it)."""
+        assert self.client is not None and self.keys is not None and config.cluster is not None
+        shared = shared_data(config)
+        record = {"revision": 1, "config": shared, "digest": shared_digest(shared), "author": "pacslb", "via": "startup",
+                  "node": config.cluster.node, "kind": "bootstrap", "at": time.time()}  # fmt: skip
+        won, _ = txn_outcome(await self.client.txn(new_revision_txn(self.keys, 0, record)))
+        if won:
+            log.info("the cluster had no revision: this node's configuration is cluster revision 1")
+
+    async def _follow(self) -> None:
+        assert self.client is not None and self.keys is not None and self.cluster is not None
+        keys, me, pause = self.keys, self.cluster.node, RETRY_MIN
+        while not self._stopping.is_set():
+            try:
+                value, at = await self.client.get(keys.config)
+                if value is None:
+                    await self._bootstrap(self.changes.config)
+                    continue
+                drained, _ = await self.client.get(keys.drain(me))
+                await self._set_drained(drained is not None)
+                gone, _ = await self.client.get(keys.left(me))
+                self.left = gone is not None
+                if (record := decode_json(value)) is not None:
+                    await self._apply(record)
+                self.etcd_error, pause = None, RETRY_MIN
+                async for event, key, found in self.client.watch_prefix(keys.root, at + 1):
+                    if key == keys.config and event == "PUT" and (record := decode_json(found)) is not None:
+                        await self._apply(record)
+                    elif key == keys.drain(me):
+                        await self._set_drained(event == "PUT")
+                    elif key == keys.left(me):
+                        self.left = event == "PUT"
+                        self._report.set()
+            except EtcdError as exc:
+                if self.etcd_error != str(exc):
+                    log.warning("etcd: %s", exc)
+                self.etcd_error = str(exc)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=pause)
+            pause = min(pause * 2, RETRY_MAX)
+
+    async def _set_drained(self, drained: bool) -> None:
+        if drained == self.drained:
+            return
+        self.drained = drained
+        log.warning("this node is %s", "drained: its VIPs are withdrawn" if drained else "back from drain: it announces again")
+        if self.drain_routing is not None:
+            try:
+                outcome = self.drain_routing(drained)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                log.exception("the routing could not be told of the drain")
+        self._report.set()
+
+    # --- heartbeat: this node's member key ---------------------------------------------------------------
+
+    async def member_record(self) -> dict[str, Any]:
+        assert self.cluster is not None
+        ok, why = await asyncio.to_thread(self.healthy)
+        node = self.cluster.this_node
+        return {"name": node.name, "address": str(node.address), "healthy": ok, "health": why, "revision": self.runs,
+                "error": self.error, "drained": self.drained, "left": self.left, "at": time.time(),
+                "vips": self.vips() if self.vips is not None else None}  # fmt: skip
+
+    async def _heartbeat(self) -> None:
+        assert self.client is not None and self.keys is not None and self.cluster is not None
+        ttl = max(2, round(self.cluster.etcd.lease.seconds))
+        period = ttl / 3
+        while not self._stopping.is_set():
+            self._report.clear()
+            try:
+                if self._lease is not None and await self.client.keepalive(self._lease) <= 0:
+                    self._lease = None  # it expired (etcd was away longer than its TTL): a new one
+                if self._lease is None:
+                    self._lease = await self.client.grant(ttl)
+                await self.client.put(self.keys.member(self.cluster.node), json.dumps(await self.member_record()), self._lease)
+            except EtcdError as exc:
+                self.etcd_error = str(exc)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._report.wait(), timeout=period)
+
+    # --- the subsystem -----------------------------------------------------------------------------------
+
+    async def start(self, config: Config) -> None:
+        cluster = config.cluster
+        assert cluster is not None
+        self.cluster, self.keys = cluster, Keys(cluster.name)
+        self.client = EtcdClient(endpoints(cluster), timeout=cluster.etcd.dial_timeout.seconds)
+        await asyncio.to_thread(self._load)
+        self._stopping.clear()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._follow()), loop.create_task(self._heartbeat())]
+        log.info("cluster %s: node %s, etcd at %s", cluster.name, cluster.node, ", ".join(self.client.endpoints))
+
+    async def applied(self, config: Config) -> None:
+        """A configuration runs: when it is the revision this node just published, it runs that revision."""
+        if self._published is not None:
+            number, digest = self._published
+            self._published = None
+            if shared_digest(shared_data(config)) == digest:
+                self._runs(number, digest)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self.client is not None:
+            if self._lease is not None:  # the member key goes at once, not when the lease runs out
+                with contextlib.suppress(EtcdError):
+                    await self.client.revoke(self._lease)
+                self._lease = None
+            await self.client.close()
+            self.client = None
+
+    # --- operations: status, drain, join, leave ----------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        """Every node of the cluster: address, online, health, the revision it runs, drained, left, VIPs."""
+        cluster = self.cluster
+        if cluster is None or self.client is None or self.keys is None:
+            return {"configured": False}
+        keys = self.keys
+        members: dict[str, dict] = {}
+        drains: set[str] = set()
+        lefts: set[str] = set()
+        latest: int | None = None
+        etcd_error = None
+        try:
+            found, _ = await self.client.get_prefix(keys.members)
+            members = {n: decode_json(v) or {} for k, v in found.items() if (n := keys.node_of(k, keys.members))}
+            found, _ = await self.client.get_prefix(keys.drains)
+            drains = {n for k in found if (n := keys.node_of(k, keys.drains))}
+            found, _ = await self.client.get_prefix(keys.lefts)
+            lefts = {n for k in found if (n := keys.node_of(k, keys.lefts))}
+            value, _ = await self.client.get(keys.revision)
+            latest = int(value) if value else 0
+        except (EtcdError, ValueError) as exc:
+            etcd_error = str(exc)
+        nodes = []
+        for node in cluster.nodes:
+            member = members.get(node.name)
+            nodes.append({
+                "name": node.name, "address": str(node.address), "etcd_member": node.etcd_member,
+                "online": member is not None if etcd_error is None else None,
+                "healthy": member.get("healthy") if member else None, "health": member.get("health") if member else None,
+                "revision": member.get("revision") if member else None, "error": member.get("error") if member else None,
+                "drained": node.name in drains if etcd_error is None else None,
+                "left": node.name in lefts if etcd_error is None else None,
+                "vips": member.get("vips") if member else None, "seen_at": member.get("at") if member else None,
+            })  # fmt: skip
+        return {"configured": True, "cluster": cluster.name, "node": cluster.node, "latest_revision": latest,
+                "runs": self.runs, "error": self.error, "drained": self.drained, "left": self.left,
+                "etcd": {"endpoints": self.client.endpoints, "reachable": etcd_error is None, "error": etcd_error},
+                "nodes": nodes}  # fmt: skip
+
+    async def drain(self, node: str, drained: bool) -> tuple[int, dict[str, Any]]:
+        """Drain (or return) `node`: its drain key; the node itself withdraws its VIPs when it sees it."""
+        cluster = self.cluster
+        if cluster is None or self.client is None or self.keys is None:
+            return 409, {
+                "ok": False,
+                "outcome": "refused",
+                "message": "this appliance is not a cluster node (no cluster section)",
+            }
+        if node not in {n.name for n in cluster.nodes}:
+            return 404, {"ok": False, "outcome": "not-found", "message": f"there is no node {node!r} in cluster {cluster.name} "
+                         f"(nodes: {', '.join(n.name for n in cluster.nodes)})"}  # fmt: skip
+        try:
+            if drained:
+                await self.client.put(self.keys.drain(node), json.dumps({"at": time.time(), "by": cluster.node}))
+            else:
+                await self.client.delete(self.keys.drain(node))
+        except EtcdError as exc:
+            return 503, {
+                "ok": False,
+                "outcome": "refused",
+                "message": f"the cluster's etcd cannot take it ({exc}): nothing was changed",
+            }
+        what = "drained: it withdraws its VIPs" if drained else "back from drain: it announces its VIPs again"
+        return 200, {"ok": True, "node": node, "drained": drained, "message": f"node {node} {what}"}
+
+    async def leave(self) -> tuple[int, dict[str, Any]]:
+        """This node leaves: drained, it takes no further revision (it keeps serving nothing new)."""
+        return await self._membership(True)
+
+    async def join(self) -> tuple[int, dict[str, Any]]:
+        """This node (back) in the cluster: no longer left nor drained; it applies the latest revision."""
+        return await self._membership(False)
+
+    async def _membership(self, leaving: bool) -> tuple[int, dict[str, Any]]:
+        cluster = self.cluster
+        if cluster is None or self.client is None or self.keys is None:
+            return 409, {
+                "ok": False,
+                "outcome": "refused",
+                "message": "this appliance is not a cluster node (no cluster section)",
+            }
+        me = cluster.node
+        try:
+            if leaving:
+                await self.client.put(self.keys.drain(me), json.dumps({"at": time.time(), "by": me}))
+                await self.client.put(self.keys.left(me), json.dumps({"at": time.time()}))
+            else:
+                await self.client.delete(self.keys.left(me))
+                await self.client.delete(self.keys.drain(me))
+                value, _ = await self.client.get(self.keys.config)
+                self.left = False
+                if value is not None and (record := decode_json(value)) is not None:
+                    await self._apply(record)
+        except EtcdError as exc:
+            return 503, {
+                "ok": False,
+                "outcome": "refused",
+                "message": f"the cluster's etcd cannot take it ({exc}): nothing was changed",
+            }
+        if leaving:
+            return 200, {"ok": True, "message": f"node {me} left the cluster: drained, it takes no further revision"}
+        return 200, {"ok": True, "message": f"node {me} joined: it runs cluster revision {self.runs}"}
