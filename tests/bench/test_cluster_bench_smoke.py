@@ -89,7 +89,10 @@ def test_quick_cluster_run(tmp_path):
     assert set(runs) == {1, 2, 3}
     for n, r in runs.items():
         assert r["cps"] > 0 and r["socket_errors"] == 0 and r["non_2xx_3xx"] == 0, r
-        busy = [node for node, share in r["node_cpu_share"].items() if share > 0.02]
+        # a node off the route still spends a little (its health checks; /proc counts CPU in 10 ms ticks, and a 1 s
+        # run under a loaded CI machine saw 0.03 on one): "busy" is a third of the busiest node's share or more
+        busiest = max(r["node_cpu_share"].values())
+        busy = [node for node, share in r["node_cpu_share"].items() if share > max(0.02, busiest / 3)]
         assert busy == bench.NODE_NAMES[:n], r  # the route names the first n nodes, and only they work
         budget = doc["settings"]["cpu_percent_per_node"] / 100
         assert all(share <= budget * 1.5 for share in r["node_cpu_share"].values()), r  # the budget holds each node
