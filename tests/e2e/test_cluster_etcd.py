@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pacslb.engines.haproxy.runtime import RuntimeAPI
 from pacslb.paths import StatePaths
 from support.appliance import Appliance
 from support.net import free_port, http_get, loopback_host
@@ -77,6 +78,7 @@ def node_config(node: str, name: str, hosts: dict[str, str], etcd_ports: tuple[i
         "    mode: layer7-http",
         f"    listen: [{{address: {vip}, port: {vip_port}}}]",
         "    health_check: {type: connect, interval: 1s, timeout: 500ms}",
+        "    persistence: {type: source-ip}",
         "    real_servers:",
         f"      - {{name: rs1, address: {server.host}, port: {server.port}, weight: {weight}}}",
     ]) + "\n"  # fmt: skip
@@ -195,6 +197,19 @@ def test_a_change_on_one_node_reaches_all_three(cluster: Cluster) -> None:
     for node in NODES:
         assert cluster.hosts[node] in text and node in text
     assert "latest revision 2" in text
+
+
+def test_persistence_entries_reach_every_node(cluster: Cluster) -> None:
+    """HAProxy's peers name every node of the cluster: a client's source-IP entry, made by whichever node took its
+    request (the three share the VIP here by SO_REUSEPORT, as routers share it by ECMP), is in every node's table."""
+
+    def entries(node: str) -> int:
+        text = RuntimeAPI(StatePaths(cluster.nodes[node].state_dir).haproxy_admin_socket).command("show table web")
+        return int(text.split("used:", 1)[1].split()[0]) if "used:" in text else 0
+
+    assert http_get(cluster.vip, cluster.vip_port, timeout=10)[0] == 200
+    for node in NODES:
+        wait_until(lambda node=node: entries(node) >= 1, 20, 0.2, f"the client's persistence entry on {node}")
 
 
 def test_two_changes_at_once_one_wins_the_other_is_a_conflict(cluster: Cluster) -> None:

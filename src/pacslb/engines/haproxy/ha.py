@@ -1,4 +1,4 @@
-"""What the HA pair changes in haproxy.cfg (issue 7): a pure step after `render.build`.
+"""What the HA pair (issue 7) and a cluster node (issue 20) change in haproxy.cfg: pure steps after `render.build`.
 
 - `localpeer` and a `peers pacslb` section naming both nodes (by role) at their own addresses, and
   `peers pacslb` on every stick table: source-IP, SSL-session and app-cookie persistence entries are
@@ -7,6 +7,10 @@
 - `transparent` on every bind of a specific address: both nodes bind the VIPs, the backup while the
   address is not (yet) on its interface (IP_TRANSPARENT / IP_FREEBIND), so it serves the moment the
   floating IP arrives.
+
+A cluster node (`cluster:`) gets the same peers, naming every node of the cluster by its name at its own address
+and `cluster.peers_port`, so a client keeps its real server whichever node the routers send it to; its VIPs are
+on its own `lo` (engines/addresses), so its binds need nothing more.
 """
 
 from __future__ import annotations
@@ -51,8 +55,25 @@ def apply_ha(view, config: Config):
         if section.section == "frontend":
             binds = tuple(replace(b, options=(*b.options, "transparent")) if _nonlocal(b.address) else b for b in section.binds)
             section = replace(section, binds=binds)
-        elif section.section == "backend":
-            persistence = tuple((*d, "peers", PEERS_SECTION) if d and d[0] == "stick-table" else d for d in section.persistence)
+        sections.append(section)
+    return _with_peers(replace(view, sections=tuple(sections)), ha.role, peers)
+
+
+def apply_cluster(view, config: Config):
+    """The view with a cluster node's peers (every node of the cluster); unchanged without a `cluster` section."""
+    cluster = config.cluster
+    if cluster is None:
+        return view
+    peers = Peers(PEERS_SECTION, tuple((node.name, _address(node.address, cluster.peers_port)) for node in cluster.nodes))
+    return _with_peers(view, cluster.node, peers)
+
+
+def _with_peers(view, local: str, peers: Peers):
+    """`localpeer`, the peers section, and `peers` on every stick table (persistence entries pushed to the peers)."""
+    sections = []
+    for section in view.sections:
+        if section.section == "backend":
+            persistence = tuple((*d, "peers", peers.name) if d and d[0] == "stick-table" else d for d in section.persistence)
             section = replace(section, persistence=persistence)
         sections.append(section)
-    return replace(view, global_=replace(view.global_, localpeer=ha.role), sections=tuple(sections), peers=peers)
+    return replace(view, global_=replace(view.global_, localpeer=local), sections=tuple(sections), peers=peers)

@@ -98,14 +98,14 @@ def build(config: Config, env: HAProxyEnv) -> HAProxyConfig:
             sections.append(transform_frontend(vs, config, env))
         if vs.real_servers:
             sections.append(transform_backend(vs, config, env, reached_from.get(vs.name, [])))
-    from .ha import apply_ha  # the HA pair (issue 7): peers, non-local binds
+    from .ha import apply_cluster, apply_ha  # the HA pair (issue 7): peers, non-local binds; a cluster node's peers
     from .resolvers import transform_resolvers  # real servers named by DNS (issue 15)
     from .waf import apply_waf  # the WAF tier (issue 18): requests through Apache and back
 
     resolvers = transform_resolvers(config)
     view = HAProxyConfig(_transform_global(config, env), _transform_defaults(config), tuple(sections), resolvers=resolvers)
     view = apply_waf(view, config, env)
-    return apply_ha(view, config)
+    return apply_cluster(apply_ha(view, config), config)
 
 
 def backend_view(config: Config, env: HAProxyEnv, name: str) -> Backend | None:
