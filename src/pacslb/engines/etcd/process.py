@@ -47,6 +47,11 @@ class Files:
     def log(self) -> Path:
         return self.dir / "etcd.log"
 
+    @property
+    def applied(self) -> Path:
+        """SHA-256 of the etcd.conf.yml the last commit made run: plan compares it."""
+        return self.dir / "applied.sha256"
+
 
 def command_line(files: Files, binary: str = DEFAULT_BINARY) -> list[str]:
     return [binary, f"--config-file={files.config}"]
