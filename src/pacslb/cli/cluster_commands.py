@@ -13,29 +13,14 @@ from typing import Annotated, Any
 import typer
 
 from . import app
-from .common import StateDirOption, state_paths
+from .common import StateDirOption, request_controller, state_paths
 
 cluster_app = typer.Typer(help="The active-active cluster: nodes, revisions, drain.", no_args_is_help=True)
 app.add_typer(cluster_app, name="cluster")
 
 
 def _call(state_dir_option: Any, method: str, path: str) -> tuple[int, dict]:
-    import httpx
-
-    from ..controller import API_PREFIX
-
-    paths = state_paths(state_dir_option)
-    socket_path = paths.controller_socket
-    if not socket_path.exists():
-        print(f"error: no controller runs on {paths.root}; start the appliance with 'pacslb up --state-dir {paths.root}'",
-              file=sys.stderr)  # fmt: skip
-        raise typer.Exit(1)
-    try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://pacslb", timeout=15) as c:
-            response = c.request(method, f"{API_PREFIX}/cluster{path}")
-    except httpx.HTTPError as exc:
-        print(f"error: the controller does not answer on {socket_path}: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
+    response = request_controller(state_paths(state_dir_option), method, f"/cluster{path}", timeout=15)
     if response.status_code == 404 and path == "":
         return 200, {"configured": False}  # a controller without a cluster section has no such route
     try:

@@ -93,10 +93,9 @@ def lock_state_dir_or_exit(paths: StatePaths) -> ControllerLock:
     return lock
 
 
-def ask_controller(paths: StatePaths, method: str, path: str, not_found: str | None = None) -> dict[str, Any]:
-    """The JSON answer of the running controller (its Unix-socket API, API_PREFIX + `path`). Exits 1 saying why
-    when no controller runs on the state directory, it does not answer, or it answers an error (`not_found`: what
-    a 404 means to this command)."""
+def request_controller(paths: StatePaths, method: str, path: str, timeout: float = 10) -> Any:
+    """The running controller's answer (an httpx.Response) to `method` API_PREFIX + `path` on its Unix socket. Exits
+    1 saying why when no controller runs on the state directory or it does not answer."""
     import httpx
 
     from ..controller import API_PREFIX
@@ -107,11 +106,18 @@ def ask_controller(paths: StatePaths, method: str, path: str, not_found: str | N
               file=sys.stderr)  # fmt: skip
         raise typer.Exit(1)
     try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://pacslb", timeout=10) as c:
-            response = c.request(method, f"{API_PREFIX}{path}")
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://pacslb", timeout=timeout) as c:
+            return c.request(method, f"{API_PREFIX}{path}")
     except httpx.HTTPError as exc:
         print(f"error: the controller does not answer on {socket_path}: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+def ask_controller(paths: StatePaths, method: str, path: str, not_found: str | None = None) -> dict[str, Any]:
+    """The JSON answer of the running controller (its Unix-socket API, API_PREFIX + `path`). Exits 1 saying why
+    when no controller runs on the state directory, it does not answer, or it answers an error (`not_found`: what
+    a 404 means to this command)."""
+    response = request_controller(paths, method, path)
     if response.status_code == 404 and not_found is not None:
         print(f"error: {not_found}", file=sys.stderr)
         raise typer.Exit(1)

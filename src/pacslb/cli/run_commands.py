@@ -154,7 +154,14 @@ def stop(
     """
     from ..controller.client import ControllerClient, ControllerUnavailable
     from ..controller.lock import holder_pid, is_locked
+    from ..engines.bird import process as bird
+    from ..engines.etcd import process as etcd
     from ..engines.haproxy import process
+    from ..engines.keepalived import process as keepalived
+    from ..engines.keepalived.render import KeepalivedPaths
+    from ..engines.powerdns import process as pdns
+    from ..engines.waf import process as waf
+    from ..engines.waf.paths import WafPaths
 
     paths = state_paths(state_dir_option)
     if leave_engines:
@@ -177,8 +184,12 @@ def stop(
             print(f"error: the controller (PID {pid}) is still running after {timeout:g}s", file=sys.stderr)
             raise typer.Exit(1)
         did_something = True
-    did_something |= _stop_orphan_bird(paths)  # a cluster node (issue 20): first, the routers move its flows away
-    did_something |= _stop_orphan_keepalived(paths)  # the HA pair: first, so that the peer takes the floating IPs
+    # a cluster node's bird (issue 20): first, the routers move its flows away
+    did_something |= _stop_orphan(
+        bird, bird.Files(paths.bird_dir), "bird", "which announced this node's VIPs without a controller"
+    )
+    # the HA pair's keepalived: first, so that the peer takes the floating IPs (SIGTERM: a priority-0 advert)
+    did_something |= _stop_orphan(keepalived, KeepalivedPaths(paths.root), "keepalived")
     for master in process.masters_of(paths):
         print(f"stopping HAProxy (master PID {master}), which ran without a controller", file=sys.stderr)
         try:
@@ -189,10 +200,14 @@ def stop(
         did_something = True
     did_something |= _remove_orphan_tables(paths)
     did_something |= _remove_orphan_tproxy(paths)  # TPROXY's rule, route and table (issue 15): after HAProxy
-    did_something |= _stop_orphan_pdns(paths)  # GSLB (issue 19)
-    did_something |= _stop_orphan_waf(paths)  # the WAF tier (issue 18): after HAProxy, which sent it requests
+    did_something |= _stop_orphan(pdns, pdns.Files(paths.powerdns_dir), "pdns_server")  # GSLB (issue 19)
+    # the WAF tier (issue 18): after HAProxy, which sent it requests
+    if _stop_orphan(waf, WafPaths(paths.root), "Apache, the WAF tier"):
+        waf.remove_run(WafPaths(paths.root))
+        did_something = True
     did_something |= _remove_orphan_addresses(paths)  # last: every engine above may use the addresses
-    did_something |= _stop_orphan_etcd(paths)  # a cluster node's etcd member (issue 20): the last engine down
+    # a cluster node's etcd member (issue 20): the last engine down
+    did_something |= _stop_orphan(etcd, etcd.Files(paths.etcd_dir), "etcd")
     if did_something:
         print(f"stopped the appliance on {paths.root}")
     else:
@@ -253,39 +268,15 @@ def _remove_orphan_tproxy(paths: StatePaths) -> bool:
     return True
 
 
-def _stop_orphan_bird(paths: StatePaths) -> bool:
-    """The bird of this state directory (a cluster node's routes) left running by a controller that died."""
-    from ..engines.bird import process as bird
-
-    pid = bird.adopt(bird.Files(paths.bird_dir))
+def _stop_orphan(process, files, what: str, doing: str = "which ran without a controller") -> bool:
+    """The daemon an engine's `process` module adopts on `files` (this state directory's), left running by a
+    controller that died: stopped by its PID, in the engine's own way (`process.stop`), and said in `what` and
+    `doing`. True when there was one."""
+    pid = process.adopt(files)
     if pid is None:
         return False
-    print(f"stopping bird (PID {pid}), which announced this node's VIPs without a controller", file=sys.stderr)
-    bird.stop(pid)
-    return True
-
-
-def _stop_orphan_etcd(paths: StatePaths) -> bool:
-    """The etcd member of this state directory (a cluster node) left running by a controller that died."""
-    from ..engines.etcd import process as etcd
-
-    pid = etcd.adopt(etcd.Files(paths.etcd_dir))
-    if pid is None:
-        return False
-    print(f"stopping etcd (PID {pid}), which ran without a controller", file=sys.stderr)
-    etcd.stop(pid)
-    return True
-
-
-def _stop_orphan_pdns(paths: StatePaths) -> bool:
-    """The pdns_server of this state directory (GSLB) left running by a controller that died."""
-    from ..engines.powerdns import process as pdns
-
-    pid = pdns.adopt(pdns.Files(paths.powerdns_dir))
-    if pid is None:
-        return False
-    print(f"stopping pdns_server (PID {pid}), which ran without a controller", file=sys.stderr)
-    pdns.stop(pid)
+    print(f"stopping {what} (PID {pid}), {doing}", file=sys.stderr)
+    process.stop(pid)
     return True
 
 
@@ -306,33 +297,6 @@ def _remove_orphan_addresses(paths: StatePaths) -> bool:
         print(f"error: cannot remove the VIP addresses the appliance added: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     print(f"removed the VIP addresses {', '.join(added)}, which the appliance had added", file=sys.stderr)
-    return True
-
-
-def _stop_orphan_waf(paths: StatePaths) -> bool:
-    """An Apache (the WAF tier) of this state directory left running by a controller that died."""
-    from ..engines.waf import process as waf
-    from ..engines.waf.paths import WafPaths
-
-    pid = waf.adopt(WafPaths(paths.root))
-    if pid is None:
-        return False
-    print(f"stopping Apache, the WAF tier (PID {pid}), which ran without a controller", file=sys.stderr)
-    waf.stop(pid)
-    waf.remove_run(WafPaths(paths.root))
-    return True
-
-
-def _stop_orphan_keepalived(paths: StatePaths) -> bool:
-    """A keepalived of this state directory left running by a controller that died: SIGTERM (priority-0 advert)."""
-    from ..engines.keepalived import process as keepalived
-    from ..engines.keepalived.render import KeepalivedPaths
-
-    pid = keepalived.adopt(KeepalivedPaths(paths.root))
-    if pid is None:
-        return False
-    print(f"stopping keepalived (PID {pid}), which ran without a controller", file=sys.stderr)
-    keepalived.stop(pid)
     return True
 
 

@@ -8,11 +8,10 @@ cluster's: one revision, the same on every node.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..model import Config
-from ..model.ha import NODE_LOCAL
+from ..model.ha import NODE_LOCAL, with_own_node_local, without_node_local
 from ..model.secrets import revealed_dump
 
 CLUSTER_NODE_LOCAL: tuple[str, ...] = (*NODE_LOCAL, "settings.health.agent_port")
@@ -20,30 +19,9 @@ CLUSTER_NODE_LOCAL: tuple[str, ...] = (*NODE_LOCAL, "settings.health.agent_port"
 
 def shared_data(config: Config) -> dict[str, Any]:
     """The configuration without its node-local parts (plain JSON data), secrets with their values."""
-    data = revealed_dump(config)
-    for dotted in CLUSTER_NODE_LOCAL:
-        *parents, last = dotted.split(".")
-        node: Any = data
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
-    return data
+    return without_node_local(revealed_dump(config), CLUSTER_NODE_LOCAL)
 
 
 def merge_own(received: dict[str, Any], own: Config) -> dict[str, Any]:
     """The cluster's configuration with this node's own node-local parts put back."""
-    merged = json.loads(json.dumps(received))
-    own_data = revealed_dump(own)
-    for dotted in CLUSTER_NODE_LOCAL:
-        *parents, last = dotted.split(".")
-        src: Any = own_data
-        dst: Any = merged
-        for part in parents:
-            src = src.get(part) if isinstance(src, dict) else None
-            dst = dst.setdefault(part, {}) if isinstance(dst, dict) else None
-        if isinstance(dst, dict):
-            dst.pop(last, None)
-            if isinstance(src, dict) and src.get(last) is not None:
-                dst[last] = src[last]
-    return merged
+    return with_own_node_local(received, revealed_dump(own), CLUSTER_NODE_LOCAL)

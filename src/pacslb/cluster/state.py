@@ -348,11 +348,7 @@ class ClusterState:
         """Drain (or return) `node`: its drain key; the node itself withdraws its VIPs when it sees it."""
         cluster = self.cluster
         if cluster is None or self.client is None or self.keys is None:
-            return 409, {
-                "ok": False,
-                "outcome": "refused",
-                "message": "this appliance is not a cluster node (no cluster section)",
-            }
+            return _refused(409, NOT_A_NODE)
         if node not in {n.name for n in cluster.nodes}:
             return 404, {"ok": False, "outcome": "not-found", "message": f"there is no node {node!r} in cluster {cluster.name} "
                          f"(nodes: {', '.join(n.name for n in cluster.nodes)})"}  # fmt: skip
@@ -362,11 +358,7 @@ class ClusterState:
             else:
                 await self.client.delete(self.keys.drain(node))
         except EtcdError as exc:
-            return 503, {
-                "ok": False,
-                "outcome": "refused",
-                "message": f"the cluster's etcd cannot take it ({exc}): nothing was changed",
-            }
+            return _refused(503, f"the cluster's etcd cannot take it ({exc}): nothing was changed")
         what = "drained: it withdraws its VIPs" if drained else "back from drain: it announces its VIPs again"
         return 200, {"ok": True, "node": node, "drained": drained, "message": f"node {node} {what}"}
 
@@ -381,11 +373,7 @@ class ClusterState:
     async def _membership(self, leaving: bool) -> tuple[int, dict[str, Any]]:
         cluster = self.cluster
         if cluster is None or self.client is None or self.keys is None:
-            return 409, {
-                "ok": False,
-                "outcome": "refused",
-                "message": "this appliance is not a cluster node (no cluster section)",
-            }
+            return _refused(409, NOT_A_NODE)
         me = cluster.node
         try:
             if leaving:
@@ -399,11 +387,15 @@ class ClusterState:
                 if value is not None and (record := decode_json(value)) is not None:
                     await self._apply(record)
         except EtcdError as exc:
-            return 503, {
-                "ok": False,
-                "outcome": "refused",
-                "message": f"the cluster's etcd cannot take it ({exc}): nothing was changed",
-            }
+            return _refused(503, f"the cluster's etcd cannot take it ({exc}): nothing was changed")
         if leaving:
             return 200, {"ok": True, "message": f"node {me} left the cluster: drained, it takes no further revision"}
         return 200, {"ok": True, "message": f"node {me} joined: it runs cluster revision {self.runs}"}
+
+
+NOT_A_NODE = "this appliance is not a cluster node (no cluster section)"
+
+
+def _refused(code: int, message: str) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and answer of a cluster request refused (drain, leave, join): nothing was changed."""
+    return code, {"ok": False, "outcome": "refused", "message": message}

@@ -1,7 +1,7 @@
 """What the engines' daemons have in common, by PID: whether one still runs (a zombie does not), its command
 line, its parent and children, its pidfile, and whether it is the one this appliance runs on its own file;
 starting one in a session of its own, keeping its Popen so that its exit is reaped, and stopping it
-(SIGTERM, then SIGKILL). HAProxy, keepalived, PowerDNS and Apache each start, adopt and stop theirs in their
+(SIGTERM, then SIGKILL). HAProxy, keepalived, PowerDNS, Apache, bird and etcd each start, adopt and stop theirs in their
 own process module, with these."""
 
 from __future__ import annotations
@@ -89,9 +89,10 @@ def adopt(pidfile: Path, program: str, marker: str) -> int | None:
     return pid if pid is not None and runs(pid, program, marker) else None
 
 
-def spawn(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
+def spawn(argv: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start a daemon in the foreground, in a session of its own (a controller killed with SIGKILL leaves it
-    running: fail static), its output appended to `log`. The caller waits for it to be ready, then keeps it."""
+    running: fail static), its output appended to `log`, with `env` (None: this process's environment). The
+    caller waits for it to be ready, then keeps it."""
     with open(log, "ab") as out:
         return subprocess.Popen(
             argv,
@@ -101,7 +102,18 @@ def spawn(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen:
             cwd=cwd,
             start_new_session=True,
             close_fds=True,
+            env=env,
         )
+
+
+def tail(path: Path, lines: int = 5, limit: int | None = None) -> str:
+    """The last `lines` lines of a daemon's log, joined on one line (at most `limit` characters, the end kept)
+    for an error message; or where to look when it cannot be read."""
+    try:
+        text = " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"see {path}"
+    return text if limit is None else text[-limit:]
 
 
 _popens: dict[int, subprocess.Popen] = {}

@@ -1,4 +1,4 @@
-"""The change transaction of an engine that runs one daemon on files pacslb renders (BIRD, PowerDNS, etcd next).
+"""The change transaction of an engine that runs one daemon on files pacslb renders (BIRD, PowerDNS, etcd).
 
 Such an engine renders its files (plan, pure), checks them with the daemon's own parser in a scratch folder
 (check), then commit swaps them in and makes the daemon take them, and undo puts the previous ones back. That

@@ -31,7 +31,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..model.config import Config
 from ..model.files import MAX_PEM_BYTES, Problem, read_named_file
-from ..model.ha import NODE_LOCAL
+from ..model.ha import with_own_node_local, without_node_local
 from ..model.secrets import revealed_dump
 from ..paths import StatePaths
 
@@ -179,15 +179,7 @@ def server_socket(address: str, port: int) -> socket.socket:
 
 def synced_data(config: Config) -> dict[str, Any]:
     """The configuration without its node-local parts (plain JSON data), secrets with their values."""
-    data = revealed_dump(config)
-    for dotted in NODE_LOCAL:
-        *parents, last = dotted.split(".")
-        node: Any = data
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
-    return data
+    return without_node_local(revealed_dump(config))
 
 
 def synced_digest(config: Config) -> str:
@@ -196,18 +188,4 @@ def synced_digest(config: Config) -> str:
 
 def merge_local(received: dict[str, Any], own: Config) -> dict[str, Any]:
     """The received configuration with this node's own node-local parts put back."""
-    merged = json.loads(json.dumps(received))
-    own_data = revealed_dump(own)
-    for dotted in NODE_LOCAL:
-        *parents, last = dotted.split(".")
-        src: Any = own_data
-        dst: Any = merged
-        for part in parents:
-            src = src.get(part) if isinstance(src, dict) else None
-            if isinstance(dst, dict):
-                dst = dst.setdefault(part, {})
-        if isinstance(dst, dict):
-            dst.pop(last, None)
-            if isinstance(src, dict) and src.get(last) is not None:
-                dst[last] = src[last]
-    return merged
+    return with_own_node_local(received, revealed_dump(own))

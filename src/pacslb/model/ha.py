@@ -10,8 +10,9 @@ Rules that span the section and the rest of the configuration (floating IPs are 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -22,6 +23,37 @@ from .types import Duration, IPAddress
 # Fields of Config (dotted paths) that belong to one node and are never copied by configuration sync.
 # settings.files: which of this host's directories root may read configured files from (model/files.py).
 NODE_LOCAL: tuple[str, ...] = ("ha", "cluster", "settings.management", "settings.files")
+
+
+def without_node_local(data: dict[str, Any], local: tuple[str, ...] = NODE_LOCAL) -> dict[str, Any]:
+    """`data` (a configuration's plain JSON data, changed in place) without the dotted paths of `local`."""
+    for dotted in local:
+        *parents, last = dotted.split(".")
+        node: Any = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return data
+
+
+def with_own_node_local(received: dict[str, Any], own: dict[str, Any], local: tuple[str, ...] = NODE_LOCAL) -> dict[str, Any]:
+    """A copy of `received` (plain JSON data from a peer) whose dotted paths of `local` are those of `own` (this
+    node's data; a part it does not have, or has as null, is left out)."""
+    merged = json.loads(json.dumps(received))
+    for dotted in local:
+        *parents, last = dotted.split(".")
+        src: Any = own
+        dst: Any = merged
+        for part in parents:
+            src = src.get(part) if isinstance(src, dict) else None
+            dst = dst.setdefault(part, {}) if isinstance(dst, dict) else None
+        if isinstance(dst, dict):
+            dst.pop(last, None)
+            if isinstance(src, dict) and src.get(last) is not None:
+                dst[last] = src[last]
+    return merged
+
 
 DEFAULT_PRIORITY = {"primary": 150, "secondary": 100}
 

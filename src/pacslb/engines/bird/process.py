@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .. import daemon
-from ..daemon import is_running, read_pidfile
+from ..daemon import CheckResult, read_pidfile
+from ..daemon import alive as alive  # the engine asks its process module
 from .render import CONF_FILE, ROUTES_FILES
 
 DEFAULT_BINARY = shutil.which("bird") or "/usr/sbin/bird"
@@ -40,12 +40,6 @@ STOP_TIMEOUT = 10.0
 
 class BirdError(Exception):
     """bird did not start, did not take its configuration or did not stop."""
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    ok: bool
-    output: str
 
 
 @dataclass(frozen=True)
@@ -161,41 +155,22 @@ def _reply(stream) -> tuple[int, str]:
 def start(files: Files, binary: str = DEFAULT_BINARY, timeout: float = 20.0) -> int:
     """Start bird on `files.config`; return its PID once its control socket answers."""
     files.pid.unlink(missing_ok=True)
-    with open(files.log, "ab") as log:
-        popen = subprocess.Popen(command_line(files, binary), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 cwd=files.dir, start_new_session=True, close_fds=True)  # fmt: skip
+    popen = daemon.spawn(command_line(files, binary), files.log, files.dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if popen.poll() is not None:
-            raise BirdError(f"bird exited at start ({popen.returncode}): {_tail(files.log)}")
+            raise BirdError(f"bird exited at start ({popen.returncode}): {daemon.tail(files.log)}")
         if read_pidfile(files.pid) == popen.pid:  # setpriv execs bird: the same PID
             try:
                 birdc(files, "show", "status", timeout=2.0)
             except BirdError:
                 pass
             else:
-                _popens[popen.pid] = popen
+                daemon.keep(popen)
                 return popen.pid
         time.sleep(0.05)
     stop(popen.pid)
-    raise BirdError(f"bird did not answer on its control socket within {timeout:g}s: {_tail(files.log)}")
-
-
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return f"see {path}"
-
-
-_popens: dict[int, subprocess.Popen] = {}
-
-
-def alive(pid: int) -> bool:
-    popen = _popens.get(pid)
-    if popen is not None:
-        popen.poll()  # reap an exited child: a zombie would look alive
-    return is_running(pid)
+    raise BirdError(f"bird did not answer on its control socket within {timeout:g}s: {daemon.tail(files.log)}")
 
 
 def configure(files: Files) -> None:
@@ -207,26 +182,7 @@ def configure(files: Files) -> None:
 
 def stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
     """SIGTERM (bird closes its sessions with a Cease: the routers withdraw at once), then SIGKILL after `timeout`."""
-    if not alive(pid):
-        _popens.pop(pid, None)
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            _popens.pop(pid, None)
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    while alive(pid) and time.monotonic() < deadline + 5:
-        time.sleep(0.05)
-    _popens.pop(pid, None)
+    daemon.terminate(pid, timeout)
 
 
 def write(path: Path, text: str) -> None:

@@ -13,6 +13,9 @@ the member stops last.
   undo       the previous file back and etcd restarted on it (or stopped when the commit started it)
 
 The data directory is never removed by pacslb (`stop` leaves it): it is the cluster's state on this member.
+
+Commit, undo, the applied digest (`etcd/applied.sha256`), start/adopt and supervision are the shared ones of
+engines/rendered_daemon.py; etcd reads its file only when it starts, so every commit (and undo) restarts it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 import yaml
 
@@ -28,7 +32,7 @@ from ... import files as atomic
 from ...model.config import Config
 from ...paths import StatePaths
 from ..contract import EngineError, EngineState, Prepared
-from ..supervisor import keep_running
+from ..rendered_daemon import DaemonWork, RenderedDaemonEngine
 from . import process
 from .render import render_conf
 
@@ -36,38 +40,35 @@ log = logging.getLogger("pacslb.etcd")
 
 
 @dataclass
-class Work:
-    action: str  # start, restart, stop
+class Work(DaemonWork):
+    # action: start, restart, stop; previous (the commit's snapshot): etcd.conf.yml and the client address it
+    # listens on; config: the configuration the commit makes run
     conf: str | None = None
-    digest: str | None = None
-    client: tuple[str, int] | None = None
-    previous: str | None = None
-    previous_client: tuple[str, int] | None = None
-    was_running: bool = False
-    swapped: bool = False
-    config: Config | None = None  # the configuration the commit makes run
-    before: Config | None = None
 
 
-def _client(config: Config) -> tuple[str, int] | None:
-    cluster = config.cluster
+def _client(config: Config | None) -> tuple[str, int] | None:
+    cluster = config.cluster if config is not None else None
     if cluster is None or not cluster.this_node.etcd_member:
         return None
     return str(cluster.this_node.address), cluster.etcd.client_port
 
 
-class EtcdEngine:
+class EtcdEngine(RenderedDaemonEngine):
+    """The shared transaction (engines/rendered_daemon.py) over etcd.conf.yml. etcd has no reload: every change
+    of the file restarts the member (on the same data directory), and undo restarts it on the previous file."""
+
     name = "etcd"
+    label = "etcd"
+    reload_action = "reload"  # never planned: etcd reads its file only when it starts
+    failures: ClassVar[tuple[type[BaseException], ...]] = (process.EtcdProcessError,)
+    log = log
+    process = process
+    undo_reloads_only_after_reload = True  # no commit reloads: undo restarts
 
     def __init__(self, paths: StatePaths, gate: asyncio.Lock, binary: str = process.DEFAULT_BINARY) -> None:
+        super().__init__(gate)
         self.files = process.Files(paths.etcd_dir)
-        self.gate = gate
         self.binary = binary
-        self.pid: int | None = None
-        self.restarts = 0
-        self.error: str | None = None
-        self.config: Config | None = None
-        self._stopping = asyncio.Event()
 
     def wanted(self, config: Config) -> bool:
         return _client(config) is not None
@@ -76,12 +77,39 @@ class EtcdEngine:
         assert config.cluster is not None
         return render_conf(config.cluster, PurePosixPath(self.files.data))
 
-    def _running(self) -> bool:
-        return self.pid is not None and process.alive(self.pid)
+    # --- the files and the daemon ------------------------------------------------------------------------
 
-    def applied_digest(self) -> str | None:
-        text = atomic.read_text(self.files.config)
-        return atomic.sha256(text) if text is not None and self._running() else None
+    def _read_files(self) -> tuple[str | None, tuple[str, int] | None]:
+        # read before the commit takes the new configuration: the client address the previous file serves
+        return atomic.read_text(self.files.config), _client(self.config)
+
+    def _restorable(self, previous: tuple[str | None, tuple[str, int] | None]) -> bool:
+        return previous[0] is not None and previous[1] is not None
+
+    def _write(self, conf: str) -> None:
+        self.files.dir.mkdir(parents=True, exist_ok=True)
+        self.files.dir.chmod(0o700)
+        atomic.atomic_write(self.files.config, conf)
+
+    def _write_new(self, work: DaemonWork) -> None:
+        assert isinstance(work, Work) and work.conf is not None
+        self._write(work.conf)
+
+    def _write_back(self, previous: tuple[str | None, tuple[str, int] | None]) -> None:
+        assert previous[0] is not None
+        self._write(previous[0])
+
+    def _reload(self) -> None:
+        """Nothing to read again: an adopted member runs this very file (a different one is a restart)."""
+
+    def _start_daemon(self) -> int:
+        """Start the member of the configuration in force (the commit's, or undo's previous one) on its client
+        address; its PID once that port accepts connections."""
+        client = _client(self.config)
+        assert client is not None
+        return process.start(self.files, client, self.binary)
+
+    # --- plan, check, start ------------------------------------------------------------------------------
 
     def plan(self, old: Config, new: Config, base_dir: Path) -> Prepared:
         if not self.wanted(new):
@@ -102,7 +130,7 @@ class EtcdEngine:
             if [n.name for n in old.cluster.etcd_members] != [n.name for n in new.cluster.etcd_members]:
                 warnings.append("etcd reads initial-cluster only when it bootstraps: add or remove a member of a running "
                                 "cluster with `etcdctl member add/remove` (docs/cluster.md)")  # fmt: skip
-        return Prepared(self.name, True, digest, steps, warnings, data=Work(action, conf, digest, _client(new), config=new))
+        return Prepared(self.name, True, digest, steps, warnings, data=Work(action, digest, config=new, conf=conf))
 
     async def check(self, prepared: Prepared) -> None:
         work: Work = prepared.data
@@ -114,109 +142,22 @@ class EtcdEngine:
             raise EngineError("the rendered etcd.conf.yml is not YAML", [str(exc)], refused=True) from None
         if f"{parsed.get('name')}=" not in str(parsed.get("initial-cluster")):
             raise EngineError("etcd.conf.yml does not name this member in initial-cluster", refused=True)
-
-    async def commit(self, prepared: Prepared) -> None:
-        await asyncio.to_thread(self._commit, prepared.data)
-
-    def _commit(self, work: Work) -> None:
-        work.previous = atomic.read_text(self.files.config)
-        work.previous_client = _client(self.config) if self.config is not None else None
-        work.was_running = self._running()
-        work.swapped = True
-        work.before, self.config = self.config, work.config
-        if work.action == "stop":
-            self._stop_now()
-            return
-        assert work.conf is not None and work.client is not None
-        self._write(work.conf)
-        try:
-            self._stop_now()
-            self.pid = process.start(self.files, work.client, self.binary)
-            log.info("etcd member started (PID %d) on %s:%d", self.pid, *work.client)
-        except (process.EtcdProcessError, OSError) as exc:
-            raise EngineError(f"etcd could not {work.action}", [str(exc)]) from None
-
-    def _write(self, conf: str) -> None:
-        self.files.dir.mkdir(parents=True, exist_ok=True)
-        self.files.dir.chmod(0o700)
-        atomic.atomic_write(self.files.config, conf)
-
-    def _stop_now(self) -> None:
-        if self.pid is not None:
-            process.stop(self.pid)
-            log.info("etcd member stopped (PID %d)", self.pid)
-            self.pid = None
-
-    async def undo(self, prepared: Prepared) -> None:
-        work: Work = prepared.data
-        if work.swapped:
-            await asyncio.to_thread(self._undo, work)
-
-    def _undo(self, work: Work) -> None:
-        self.config = work.before
-        if work.previous is None or not work.was_running or work.previous_client is None:
-            self._stop_now()
-            return
-        self._write(work.previous)
-        try:
-            self._stop_now()
-            self.pid = process.start(self.files, work.previous_client, self.binary)
-        except (process.EtcdProcessError, OSError) as exc:
-            raise EngineError("etcd could not be started again on its previous file", [str(exc)]) from None
-
-    def discard(self, prepared: Prepared) -> None:
-        return None  # nothing is written before the commit
-
-    async def start(self, config: Config, base_dir: Path) -> None:
-        self.config = config
-        if not self.wanted(config):
-            return
-        try:
-            await asyncio.to_thread(self._start, config)
-        except (process.EtcdProcessError, OSError) as exc:
-            raise EngineError("etcd could not be started", [str(exc)]) from None
+        work.checked = True
 
     def _start(self, config: Config) -> None:
-        conf = self._render(config)
-        client = _client(config)
+        conf, client = self._render(config), _client(config)
         assert client is not None
         running = process.adopt(self.files)
         same = atomic.read_text(self.files.config) == conf
         self._write(conf)
-        if running is not None and same:
-            self.pid = running
+        if self._serve(running, same, atomic.sha256(conf)):  # a different file takes a restart
             log.info("adopted the etcd member (PID %d)", running)
-            return
-        if running is not None:
-            process.stop(running)
-        self.pid = process.start(self.files, client, self.binary)
-        log.info("etcd member started (PID %d) on %s:%d", self.pid, *client)
-
-    async def supervise(self) -> None:
-        await keep_running(self, "etcd", self._stopping, (EngineError, process.EtcdProcessError, OSError), log)
-
-    # what engines/supervisor.py asks of it
-    def should_run(self) -> bool:
-        return self.config is not None and self.wanted(self.config) and self.pid is not None
-
-    def is_running(self) -> bool:
-        return self._running()
-
-    async def start_again(self) -> None:
-        assert self.config is not None
-        await asyncio.to_thread(self._start, self.config)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        await asyncio.to_thread(self._stop_now)
+        else:
+            log.info("etcd member started (PID %d) on %s:%d", self.pid, *client)
 
     def observe(self) -> EngineState:
         detail = {}
-        client = _client(self.config) if self.config is not None else None
+        client = _client(self.config)
         if client is not None:
             detail["client"] = f"{client[0]}:{client[1]}"
         return EngineState(self.name, self._running(), self.pid, self.restarts, self.error, detail)
-
-    def orphans(self) -> list[str]:
-        found = process.adopt(self.files)
-        return [f"etcd PID {found}"] if found is not None and found != self.pid else []

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import daemon
-from ..daemon import is_running
+from ..daemon import alive as alive  # the engine asks its process module
 
 DEFAULT_BINARY = shutil.which("etcd") or "/usr/bin/etcd"
 STOP_TIMEOUT = 10.0
@@ -49,6 +47,11 @@ class Files:
     def log(self) -> Path:
         return self.dir / "etcd.log"
 
+    @property
+    def applied(self) -> Path:
+        """SHA-256 of the etcd.conf.yml the last commit made run: plan compares it."""
+        return self.dir / "applied.sha256"
+
 
 def command_line(files: Files, binary: str = DEFAULT_BINARY) -> list[str]:
     return [binary, f"--config-file={files.config}"]
@@ -57,16 +60,6 @@ def command_line(files: Files, binary: str = DEFAULT_BINARY) -> list[str]:
 def adopt(files: Files) -> int | None:
     """The PID of the etcd that already runs this state directory's member, or None."""
     return daemon.adopt(files.pid, "etcd", f"--config-file={files.config}")
-
-
-_popens: dict[int, subprocess.Popen] = {}
-
-
-def alive(pid: int) -> bool:
-    popen = _popens.get(pid)
-    if popen is not None:
-        popen.poll()  # reap an exited child: a zombie would look alive
-    return is_running(pid)
 
 
 def _listens(host: str, port: int) -> bool:
@@ -83,48 +76,22 @@ def start(files: Files, client: tuple[str, int], binary: str = DEFAULT_BINARY, t
     files.data.mkdir(parents=True, exist_ok=True)
     files.data.chmod(0o700)  # etcd refuses a data directory others can read
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-    with open(files.log, "ab") as log:
-        popen = subprocess.Popen(command_line(files, binary), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 cwd=files.dir, start_new_session=True, close_fds=True, env=env)  # fmt: skip
+    popen = daemon.spawn(command_line(files, binary), files.log, files.dir, env)
     files.pid.write_text(f"{popen.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if popen.poll() is not None:
-            raise EtcdProcessError(f"etcd exited at start ({popen.returncode}): {_tail(files.log)}")
+            raise EtcdProcessError(f"etcd exited at start ({popen.returncode}): {daemon.tail(files.log, 3, 1200)}")
         if _listens(*client):
-            _popens[popen.pid] = popen
+            daemon.keep(popen)
             return popen.pid
         time.sleep(0.05)
     stop(popen.pid)
-    raise EtcdProcessError(f"etcd did not listen on {client[0]}:{client[1]} within {timeout:g}s: {_tail(files.log)}")
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])[-1200:]
-    except OSError:
-        return f"see {path}"
+    raise EtcdProcessError(
+        f"etcd did not listen on {client[0]}:{client[1]} within {timeout:g}s: {daemon.tail(files.log, 3, 1200)}"
+    )
 
 
 def stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
     """SIGTERM, then SIGKILL when it has not ended within `timeout`."""
-    if not alive(pid):
-        _popens.pop(pid, None)
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            _popens.pop(pid, None)
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    while alive(pid) and time.monotonic() < deadline + 5:
-        time.sleep(0.05)
-    _popens.pop(pid, None)
+    daemon.terminate(pid, timeout)

@@ -113,7 +113,7 @@ def start(files: Files, binary: str = DEFAULT_BINARY, timeout: float = 20.0) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if popen.poll() is not None:
-            raise PowerDNSError(f"pdns_server exited at start ({popen.returncode}): {_tail(files.log)}")
+            raise PowerDNSError(f"pdns_server exited at start ({popen.returncode}): {daemon.tail(files.log)}")
         if read_pidfile(files.pid) == popen.pid:
             try:
                 if control(files, "rping", timeout=2.0) == "PONG":
@@ -123,14 +123,7 @@ def start(files: Files, binary: str = DEFAULT_BINARY, timeout: float = 20.0) -> 
                 pass
         time.sleep(0.05)
     stop(popen.pid)
-    raise PowerDNSError(f"pdns_server did not answer on its control socket within {timeout:g}s: {_tail(files.log)}")
-
-
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return f"see {path}"
+    raise PowerDNSError(f"pdns_server did not answer on its control socket within {timeout:g}s: {daemon.tail(files.log)}")
 
 
 def reload(files: Files) -> None:
