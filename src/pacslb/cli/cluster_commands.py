@@ -87,7 +87,10 @@ def _act(state_dir_option: Any, path: str) -> None:
 
 @cluster_app.command()
 def drain(node: Annotated[str, typer.Argument(help="the node's name")], state_dir_option: StateDirOption = None) -> None:
-    """Drain NODE: it withdraws its VIPs (its established connections finish); `undrain` returns it."""
+    """Drain NODE: it withdraws its VIPs; `undrain` returns it.
+
+    Its established connections live on only where the routers keep flows on their first node (docs/cluster.md).
+    """
     _act(state_dir_option, f"/nodes/{node}/drain")
 
 
