@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,15 +39,13 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-try:
-    import pacslb  # noqa: F401
-except ImportError:  # run from a checkout without an installed package
-    sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
+from lib.checkout import REPO, use_checkout  # noqa: E402
+
+use_checkout()
+from lib import script  # noqa: E402
 from lib.machine import machine_info, require_tools  # noqa: E402
-from lib.report import fmt, markers, replace_section, stamp, utc_now, write_results  # noqa: E402
+from lib.report import fmt, markers, utc_now  # noqa: E402
 from lib.stats import median, percentile  # noqa: E402
 
 README = HERE / "README.md"
@@ -253,11 +250,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=0.5, help="a new connection's answer bound, s (default 0.5)")
     ap.add_argument("--window", type=float, default=4.0, help="the client's run per death, s (default 4)")
     ap.add_argument("--run", type=int, default=20, help="consecutive successes that end the gap (default 20)")
-    ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where <timestamp>-cluster-failover.json goes")
-    ap.add_argument("--readme", type=Path, help="the README whose section is written (default bench/README.md, not with --quick)")
-    ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
-    ap.add_argument("--report", type=Path, metavar="JSON", help="measure nothing: print the section of this results file "
-                    "(and write it to --readme if given)")  # fmt: skip
+    script.results_options(ap, "cluster-failover", RESULTS_DIR)
     args = ap.parse_args(argv)
     args.deaths = args.deaths if args.deaths is not None else (2 if args.quick else 10)
     problems = []
@@ -281,31 +274,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report is not None:
-        text = section(json.loads(args.report.read_text()), args.report.name)
-        print(text)
-        if args.readme is not None and not args.no_readme:
-            replace_section(args.readme, "cluster-failover", text)
-        return 0
-    if os.geteuid() != 0:
-        print("bench/cluster_failover.py needs root (network namespaces)", file=sys.stderr)
+        return script.report_only(args, "cluster-failover", section)
+    if not script.is_root("bench/cluster_failover.py", "network namespaces"):
         return 2
-
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the finally blocks: namespaces and processes go
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        doc = run_bench(args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    results = write_results(args.results_dir, f"{stamp(doc['started'])}-cluster-failover.json", doc)
-    text = section(doc, results.name)
-    print(text)
-    print(f"results: {results}", file=sys.stderr)
-    readme = args.readme or (None if args.quick or args.no_readme else README)
-    if readme is not None and not args.no_readme:
-        replace_section(readme, "cluster-failover", text)
-        print(f"section written to {readme}", file=sys.stderr)
+    doc = script.unwinding_sigterm(run_bench, args)
+    script.publish(doc, args, "cluster-failover", section, README)
     return 1 if doc["no_gap_found"] else 0
 
 
