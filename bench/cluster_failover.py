@@ -30,10 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -141,30 +139,20 @@ def one_death(bed: Any, dead: str, opts: argparse.Namespace) -> dict[str, Any]:
 
 def run_bench(opts: argparse.Namespace) -> dict[str, Any]:
     require_tools(("bird", "birdc", "haproxy", "ip"), "make deps")
-    from support.bird_bed import NODES, ROUTER_CONF, build
-    from support.netns import Lab
+    from support.bird_bed import NODES, ROUTER_CONF, bird_bed
 
     started = utc_now()
     load_before = os.getloadavg()
-    work = Path(tempfile.mkdtemp(prefix="pgap", dir="/tmp"))  # short: HAProxy's and BIRD's Unix sockets live in it
-    lab = Lab()
     deaths: list[dict[str, Any]] = []
-    try:
-        bed = build(lab, work, client=True)
-        try:
-            names = list(NODES)
-            for i in range(opts.deaths):
-                dead = names[i % len(names)]
-                deaths.append(one_death(bed, dead, opts))
-                d = deaths[-1]
-                print(f"death {i + 1}/{opts.deaths} ({dead}): gap {fmt(d['gap_s'], '.3f')} s, router {d['route_lost_node_s']:.3f} s, "
-                      f"{d['failed_after_death']} failed of {d['attempts_after_death']}, longest run {d['longest_failed_run']}",
-                      file=sys.stderr)  # fmt: skip
-        finally:
-            bed.close()
-    finally:
-        lab.close()
-        shutil.rmtree(work, ignore_errors=True)
+    with bird_bed("pgap", client=True) as bed:
+        names = list(NODES)
+        for i in range(opts.deaths):
+            dead = names[i % len(names)]
+            deaths.append(one_death(bed, dead, opts))
+            d = deaths[-1]
+            print(f"death {i + 1}/{opts.deaths} ({dead}): gap {fmt(d['gap_s'], '.3f')} s, router {d['route_lost_node_s']:.3f} s, "
+                  f"{d['failed_after_death']} failed of {d['attempts_after_death']}, longest run {d['longest_failed_run']}",
+                  file=sys.stderr)  # fmt: skip
     gaps = [d["gap_s"] for d in deaths if d["gap_s"] is not None]
     return {
         "bench": "cluster-failover",
