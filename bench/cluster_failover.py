@@ -42,7 +42,7 @@ from lib.checkout import REPO, use_checkout  # noqa: E402
 
 use_checkout()
 from lib import script  # noqa: E402
-from lib.machine import machine_info, require_tools  # noqa: E402
+from lib.machine import first_line, machine_info, require_tools  # noqa: E402
 from lib.report import fmt, markers, utc_now  # noqa: E402
 from lib.stats import median, percentile  # noqa: E402
 
@@ -159,7 +159,7 @@ def run_bench(opts: argparse.Namespace) -> dict[str, Any]:
         "started": started.isoformat(),
         "finished": utc_now().isoformat(),
         "machine": machine_info(),
-        "versions": {"bird": _first_line(["bird", "--version"]), "haproxy": _first_line(["haproxy", "-v"])},
+        "versions": {"bird": first_line(["bird", "--version"]), "haproxy": first_line(["haproxy", "-v"])},
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "settings": {
             "quick": opts.quick,
@@ -179,15 +179,6 @@ def run_bench(opts: argparse.Namespace) -> dict[str, Any]:
         "no_gap_found": sum(1 for d in deaths if d["gap_s"] is None),
         "goal_s": GOAL_S,
     }
-
-
-def _first_line(cmd: list[str]) -> str:
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    lines = (done.stdout or done.stderr).strip().splitlines()
-    return lines[0] if lines else "unknown"
 
 
 def section(doc: dict[str, Any], results_name: str) -> str:
