@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -47,21 +45,18 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-try:
-    import pacslb  # noqa: F401
-except ImportError:  # run from a checkout without an installed package
-    sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "tests"))
-from support.cluster_bed import BUCKETS, HTTP_PORT, IDLE_TIMER, NODES, VIP, ClusterBed, cluster_bed  # noqa: E402
+sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
+from lib.checkout import use_checkout  # noqa: E402
 
-sys.path.insert(0, str(HERE))
-from lib import wrk  # noqa: E402
+use_checkout()
+from lib import script, wrk  # noqa: E402
 from lib.cpu_budget import CpuBudget, detect  # noqa: E402
 from lib.machine import machine_info, require_tools, versions  # noqa: E402
 from lib.procfs import run_seconds  # noqa: E402
-from lib.report import fmt, markers, replace_section, stamp, utc_now, write_results  # noqa: E402
+from lib.report import fmt, markers, utc_now  # noqa: E402
 from lib.stats import median, ratio  # noqa: E402
+
+from support.cluster_bed import BUCKETS, HTTP_PORT, IDLE_TIMER, NODES, VIP, ClusterBed, cluster_bed  # noqa: E402
 
 README = HERE / "README.md"
 RESULTS_DIR = HERE / "results"
@@ -75,11 +70,6 @@ NODE_NAMES = list(NODES)
 CPU_PERCENT = 10.0
 PERIOD_US = 20_000
 MAX_FLOWS = 20_000  # open files: the client holds one per flow, a node two
-
-
-def update_readme(path: Path, section: str) -> None:
-    """This benchmark's section of bench/README.md, between its markers; the rest of the file is kept."""
-    replace_section(path, "cluster", section)
 
 
 # --- connections per second ------------------------------------------------------------------------
@@ -377,11 +367,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--withdraw", help="nodes withdrawn, one trial each (default lb3,lb1,lb2; --quick lb3)")
     ap.add_argument("--no-cps", action="store_true", help="skip connections per second")
     ap.add_argument("--no-flows", action="store_true", help="skip flow stability")
-    ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where <timestamp>-cluster.json goes")
-    ap.add_argument("--readme", type=Path, help="the README whose section is written (default bench/README.md, not with --quick)")
-    ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
-    ap.add_argument("--report", type=Path, metavar="JSON", help="measure nothing: print the section of this results file "
-                    "(and write it to --readme if given)")  # fmt: skip
+    script.results_options(ap, "cluster", RESULTS_DIR)
     args = ap.parse_args(argv)
     args.seconds = args.seconds if args.seconds is not None else (2 if args.quick else 10)
     args.rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
@@ -412,31 +398,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report is not None:
-        text = section(json.loads(args.report.read_text()), args.report.name)
-        print(text)
-        if args.readme is not None and not args.no_readme:
-            update_readme(args.readme, text)
-        return 0
-    if os.geteuid() != 0:
-        print("bench/cluster.py needs root (network namespaces, cgroups)", file=sys.stderr)
+        return script.report_only(args, "cluster", section)
+    if not script.is_root("bench/cluster.py", "network namespaces, cgroups"):
         return 2
-
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the finally blocks: namespaces, processes, cgroups go
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        doc = run_bench(args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    results = write_results(args.results_dir, f"{stamp(doc['started'])}-cluster.json", doc)
-    text = section(doc, results.name)
-    print(text)
-    print(f"results: {results}", file=sys.stderr)
-    readme = args.readme or (None if args.quick or args.no_readme else README)
-    if readme is not None and not args.no_readme:
-        update_readme(readme, text)
-        print(f"section written to {readme}", file=sys.stderr)
+    doc = script.unwinding_sigterm(run_bench, args)
+    script.publish(doc, args, "cluster", section, README)
     errors = sum(r["socket_errors"] + r["non_2xx_3xx"] for r in (doc["cps"] or {}).get("runs", []))
     unopened = sum(t["failed_to_open"] for t in doc["flow_stability"])
     if errors or unopened:

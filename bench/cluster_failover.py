@@ -30,25 +30,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-try:
-    import pacslb  # noqa: F401
-except ImportError:  # run from a checkout without an installed package
-    sys.path.insert(0, str(REPO / "src"))
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(HERE))
-from lib.machine import machine_info, require_tools  # noqa: E402
-from lib.report import fmt, markers, replace_section, stamp, utc_now, write_results  # noqa: E402
+sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
+from lib.checkout import REPO, use_checkout  # noqa: E402
+
+use_checkout()
+from lib import script  # noqa: E402
+from lib.machine import first_line, machine_info, require_tools  # noqa: E402
+from lib.report import fmt, markers, utc_now  # noqa: E402
 from lib.stats import median, percentile  # noqa: E402
 
 README = HERE / "README.md"
@@ -144,37 +139,27 @@ def one_death(bed: Any, dead: str, opts: argparse.Namespace) -> dict[str, Any]:
 
 def run_bench(opts: argparse.Namespace) -> dict[str, Any]:
     require_tools(("bird", "birdc", "haproxy", "ip"), "make deps")
-    from support.bird_bed import NODES, ROUTER_CONF, build
-    from support.netns import Lab
+    from support.bird_bed import NODES, ROUTER_CONF, bird_bed
 
     started = utc_now()
     load_before = os.getloadavg()
-    work = Path(tempfile.mkdtemp(prefix="pgap", dir="/tmp"))  # short: HAProxy's and BIRD's Unix sockets live in it
-    lab = Lab()
     deaths: list[dict[str, Any]] = []
-    try:
-        bed = build(lab, work, client=True)
-        try:
-            names = list(NODES)
-            for i in range(opts.deaths):
-                dead = names[i % len(names)]
-                deaths.append(one_death(bed, dead, opts))
-                d = deaths[-1]
-                print(f"death {i + 1}/{opts.deaths} ({dead}): gap {fmt(d['gap_s'], '.3f')} s, router {d['route_lost_node_s']:.3f} s, "
-                      f"{d['failed_after_death']} failed of {d['attempts_after_death']}, longest run {d['longest_failed_run']}",
-                      file=sys.stderr)  # fmt: skip
-        finally:
-            bed.close()
-    finally:
-        lab.close()
-        shutil.rmtree(work, ignore_errors=True)
+    with bird_bed("pgap", client=True) as bed:
+        names = list(NODES)
+        for i in range(opts.deaths):
+            dead = names[i % len(names)]
+            deaths.append(one_death(bed, dead, opts))
+            d = deaths[-1]
+            print(f"death {i + 1}/{opts.deaths} ({dead}): gap {fmt(d['gap_s'], '.3f')} s, router {d['route_lost_node_s']:.3f} s, "
+                  f"{d['failed_after_death']} failed of {d['attempts_after_death']}, longest run {d['longest_failed_run']}",
+                  file=sys.stderr)  # fmt: skip
     gaps = [d["gap_s"] for d in deaths if d["gap_s"] is not None]
     return {
         "bench": "cluster-failover",
         "started": started.isoformat(),
         "finished": utc_now().isoformat(),
         "machine": machine_info(),
-        "versions": {"bird": _first_line(["bird", "--version"]), "haproxy": _first_line(["haproxy", "-v"])},
+        "versions": {"bird": first_line(["bird", "--version"]), "haproxy": first_line(["haproxy", "-v"])},
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "settings": {
             "quick": opts.quick,
@@ -194,15 +179,6 @@ def run_bench(opts: argparse.Namespace) -> dict[str, Any]:
         "no_gap_found": sum(1 for d in deaths if d["gap_s"] is None),
         "goal_s": GOAL_S,
     }
-
-
-def _first_line(cmd: list[str]) -> str:
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    lines = (done.stdout or done.stderr).strip().splitlines()
-    return lines[0] if lines else "unknown"
 
 
 def section(doc: dict[str, Any], results_name: str) -> str:
@@ -253,11 +229,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--timeout", type=float, default=0.5, help="a new connection's answer bound, s (default 0.5)")
     ap.add_argument("--window", type=float, default=4.0, help="the client's run per death, s (default 4)")
     ap.add_argument("--run", type=int, default=20, help="consecutive successes that end the gap (default 20)")
-    ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where <timestamp>-cluster-failover.json goes")
-    ap.add_argument("--readme", type=Path, help="the README whose section is written (default bench/README.md, not with --quick)")
-    ap.add_argument("--no-readme", action="store_true", help="leave the README alone")
-    ap.add_argument("--report", type=Path, metavar="JSON", help="measure nothing: print the section of this results file "
-                    "(and write it to --readme if given)")  # fmt: skip
+    script.results_options(ap, "cluster-failover", RESULTS_DIR)
     args = ap.parse_args(argv)
     args.deaths = args.deaths if args.deaths is not None else (2 if args.quick else 10)
     problems = []
@@ -281,31 +253,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report is not None:
-        text = section(json.loads(args.report.read_text()), args.report.name)
-        print(text)
-        if args.readme is not None and not args.no_readme:
-            replace_section(args.readme, "cluster-failover", text)
-        return 0
-    if os.geteuid() != 0:
-        print("bench/cluster_failover.py needs root (network namespaces)", file=sys.stderr)
+        return script.report_only(args, "cluster-failover", section)
+    if not script.is_root("bench/cluster_failover.py", "network namespaces"):
         return 2
-
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the finally blocks: namespaces and processes go
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        doc = run_bench(args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    results = write_results(args.results_dir, f"{stamp(doc['started'])}-cluster-failover.json", doc)
-    text = section(doc, results.name)
-    print(text)
-    print(f"results: {results}", file=sys.stderr)
-    readme = args.readme or (None if args.quick or args.no_readme else README)
-    if readme is not None and not args.no_readme:
-        replace_section(readme, "cluster-failover", text)
-        print(f"section written to {readme}", file=sys.stderr)
+    doc = script.unwinding_sigterm(run_bench, args)
+    script.publish(doc, args, "cluster-failover", section, README)
     return 1 if doc["no_gap_found"] else 0
 
 

@@ -42,7 +42,6 @@ import contextlib
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,17 +51,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-try:
-    import pacslb  # noqa: F401
-except ImportError:  # run from a checkout without an installed package
-    sys.path.insert(0, str(REPO / "src"))
-
-sys.path.insert(0, str(REPO / "tests"))
-from support.netns import Lab  # noqa: E402  (the tests' one namespace bed: tests/support/netns.py)
-
 sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
-from lib import wrk  # noqa: E402
+from lib.checkout import use_checkout  # noqa: E402
+
+use_checkout()
+from lib import script, wrk  # noqa: E402
 from lib.cli import measurement_counts, split_choices  # noqa: E402
 from lib.engines import haproxy_nbthread, render_haproxy, validated  # noqa: E402
 from lib.machine import machine_info, require_tools, versions  # noqa: E402
@@ -73,6 +66,8 @@ from lib.report import fmt, markers, replace_section, stamp, utc_now, write_resu
 from lib.rounds import schedule  # noqa: E402
 from lib.stats import median, per_request_us  # noqa: E402
 from lib.wrk import errors, medians, report_of, totals  # noqa: E402
+
+from support.netns import Lab  # noqa: E402  (the tests' one namespace bed: tests/support/netns.py)
 
 README = HERE / "README.md"
 RESULTS_DIR = HERE / "results"
@@ -890,15 +885,7 @@ def main(argv: list[str] | None = None) -> int:
             update_readme(args.readme, table)
         return 0
     opts = options_from(args)
-
-    def terminated(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)  # unwinds through the finally blocks: namespaces and processes go
-
-    previous = signal.signal(signal.SIGTERM, terminated)
-    try:
-        doc = run_bench(opts)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    doc = script.unwinding_sigterm(run_bench, opts)
     results = write_results(args.results_dir, f"{stamp(doc['started'])}-layer4.json", doc)
     table = markdown_table(doc, results.name)
     print()

@@ -9,6 +9,8 @@
     engines  pacslb's model and renderers, and HAProxy configuration files, as the benchmarks use them
     report   results files and a benchmark's own section of bench/README.md
     cli      command-line options the benchmark scripts have in common
+    checkout the checkout a script runs from: its folders, pacslb and tests/support importable
+    script   a script's main around its measurement: results options, --report, root, SIGTERM, publishing
 
 The scripts are run as files (``python bench/run.py``), so bench/ is on sys.path and this package
 imports as ``lib``; the scripts that are loaded by path (tests/bench) put bench/ there themselves.

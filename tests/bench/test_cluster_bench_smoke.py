@@ -8,28 +8,15 @@ and some of the others' with plain ECMP (a sixth of 300 flows is expected; none 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from bench_support import REPO, load_bench, namespaces_of, run_bench
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("pacslb_bench_cluster", REPO / "bench" / "cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("cluster.py")
 
 
 @pytest.mark.parametrize(
@@ -54,11 +41,6 @@ def test_quick_defaults():
     assert (full.seconds, full.rounds, full.flows, full.withdraw) == (10, 3, 3000, ["lb3", "lb1", "lb2"])
 
 
-def _namespaces(pid: int) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith(f"pacslb-bench-{pid}-")]
-
-
 @pytest.mark.slow
 @pytest.mark.netns
 @pytest.mark.root
@@ -69,17 +51,11 @@ def test_quick_cluster_run(tmp_path):
     for tool in ("haproxy", "nginx", "wrk"):
         assert shutil.which(tool), f"{tool} is not installed (make deps)"
     readme = tmp_path / "README.md"
-    run = subprocess.Popen([sys.executable, str(REPO / "bench" / "cluster.py"), "--quick", "--seconds", "1",
-                            "--results-dir", str(tmp_path), "--readme", str(readme)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        out, err = run.communicate(timeout=240)
-    finally:
-        if run.poll() is None:
-            run.kill()  # by its PID; the bed's own teardown did not get to run
-            run.wait(30)
+    run, out, err = run_bench(
+        "cluster.py", ["--quick", "--seconds", "1", "--results-dir", str(tmp_path), "--readme", str(readme)], 240
+    )
     assert run.returncode == 0, out + err[-4000:]
-    assert _namespaces(run.pid) == [], "the bench left namespaces behind"
+    assert namespaces_of(f"pacslb-bench-{run.pid}-") == [], "the bench left namespaces behind"
     [result] = tmp_path.glob("*-cluster.json")
     doc = json.loads(result.read_text())
     assert doc["settings"]["cgroup"] in ("v1", "v2") and doc["settings"]["cgroup_note"]

@@ -5,28 +5,14 @@ end in a gap, found by BFD well before the BGP hold timer (9 s) would have, with
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from bench_support import REPO, load_bench, namespaces_of, run_bench
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("pacslb_bench_cluster_failover", REPO / "bench" / "cluster_failover.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("cluster_failover.py")
 
 
 @pytest.mark.parametrize(
@@ -68,11 +54,6 @@ def test_the_gap_starts_the_first_run_of_successes_after_the_death():
     assert bench.summary([])["median"] is None
 
 
-def _namespaces(pid: int) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith(f"pacslb-{pid}-")]
-
-
 @pytest.mark.slow
 @pytest.mark.netns
 @pytest.mark.root
@@ -83,20 +64,11 @@ def test_quick_failover_run(tmp_path):
     for tool in ("bird", "birdc", "haproxy"):
         assert shutil.which(tool), f"{tool} is not installed (make deps)"
     readme = tmp_path / "README.md"
-    run = subprocess.Popen([sys.executable, str(REPO / "bench" / "cluster_failover.py"), "--quick", "--results-dir",
-                            str(tmp_path), "--readme", str(readme)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        out, err = run.communicate(timeout=300)
-    finally:
-        if run.poll() is None:
-            run.terminate()  # by its PID: SIGTERM unwinds the bench's own teardown
-            try:
-                run.wait(60)
-            except subprocess.TimeoutExpired:
-                run.kill()
-                run.wait(30)
+    run, out, err = run_bench(
+        "cluster_failover.py", ["--quick", "--results-dir", str(tmp_path), "--readme", str(readme)], 300, terminate=True
+    )  # SIGTERM unwinds the bench's own teardown
     assert run.returncode == 0, out + err[-4000:]
-    assert _namespaces(run.pid) == [], "the bench left namespaces behind"
+    assert namespaces_of(f"pacslb-{run.pid}-") == [], "the bench left namespaces behind"
     [result] = tmp_path.glob("*-cluster-failover.json")
     doc = json.loads(result.read_text())
     assert [d["dead"] for d in doc["deaths"]] == ["lb1", "lb2"]

@@ -7,28 +7,14 @@ without losing more than a few, and that a failing site changed the answer.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from bench_support import load_bench, namespaces_of, run_bench
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("pacslb_bench_gslb", REPO / "bench" / "gslb.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("gslb.py")
 
 
 def test_ecs_option_and_dnsperf_summary():
@@ -37,11 +23,6 @@ def test_ecs_option_and_dnsperf_summary():
     text = ("  Queries sent:         1000\n  Queries completed:    998 (99.80%)\n  Queries lost:         2 (0.20%)\n"
             "  Queries per second:   21234.5\n  Average Latency (s):  0.000512 (min 0.000020, max 0.003)\n")  # fmt: skip
     assert bench.parse_dnsperf(text) == {"qps": 21234.5, "completed": 998, "lost": 2, "latency_ms": 0.512}
-
-
-def _bench_namespaces(pid: int) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith(f"pacslb-bench-{pid}-")]
 
 
 @pytest.mark.slow
@@ -53,15 +34,8 @@ def test_tiny_gslb_run(tmp_path):
         pytest.skip("network namespaces need root")
     assert shutil.which("dnsperf"), "dnsperf is not installed (make deps)"
     readme = tmp_path / "README.md"
-    bench_run = subprocess.Popen([sys.executable, str(REPO / "bench" / "gslb.py"), "--seconds", "1", "--failovers", "1",
-                                  "--results-dir", str(tmp_path), "--readme", str(readme)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        out, err = bench_run.communicate(timeout=400)
-    finally:
-        if bench_run.poll() is None:
-            bench_run.kill()  # by its PID; the bed's own teardown (SIGTERM is an interrupt there) did not get to run
-            bench_run.wait(30)
+    bench_run, out, err = run_bench("gslb.py", ["--seconds", "1", "--failovers", "1", "--results-dir", str(tmp_path),
+                                                "--readme", str(readme)], 400)  # fmt: skip
     assert bench_run.returncode == 0, out + err[-4000:]
     [result] = tmp_path.glob("*-gslb.json")
     doc = json.loads(result.read_text())
@@ -71,4 +45,4 @@ def test_tiny_gslb_run(tmp_path):
     [failover] = doc["failovers"]
     assert failover["down_s"] is not None and failover["back_s"] is not None
     assert "<!-- results:gslb start -->" in readme.read_text() and "queries/s" in readme.read_text()
-    assert _bench_namespaces(bench_run.pid) == [], "the bench left namespaces behind"
+    assert namespaces_of(f"pacslb-bench-{bench_run.pid}-") == [], "the bench left namespaces behind"

@@ -6,26 +6,14 @@ that none failed, and that the results and the README section are written.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+from bench_support import load_bench
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("pacslb_bench_health_checks", REPO / "bench" / "health_checks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_bench("health_checks.py")
 
 
 def _run(**overrides) -> dict:

@@ -6,28 +6,14 @@ mode, plain routing, direct) carried requests without socket errors, through bot
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from bench_support import load_bench, namespaces_of
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("pacslb_bench_layer4", REPO / "bench" / "layer4.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("layer4.py")
 
 
 def test_readme_section_is_replaced_between_the_layer4_markers_only(tmp_path):
@@ -49,11 +35,6 @@ def test_wrk_command_closes_connections_only_when_asked():
     assert close[close.index("-H") + 1] == "Connection: close" and "3s" in close
 
 
-def _bench_namespaces(pid: int) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith(f"pacslb-bench-{pid}-")]
-
-
 @pytest.mark.slow
 @pytest.mark.netns
 @pytest.mark.root
@@ -69,7 +50,7 @@ def test_tiny_layer4_run_serves_every_case(tmp_path):
         ["--duration", "1", "--rounds", "1", "--warmup", "0", "--baseline", "0.2",
          "--results-dir", str(tmp_path / "results"), "--readme", str(readme)]
     )  # fmt: skip
-    assert _bench_namespaces(os.getpid()) == []  # the namespaces are gone
+    assert namespaces_of(f"pacslb-bench-{os.getpid()}-") == []  # the namespaces are gone
     files = list((tmp_path / "results").glob("*-layer4.json"))
     assert len(files) == 1
     doc = json.loads(files[0].read_text())

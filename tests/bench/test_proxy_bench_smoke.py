@@ -9,23 +9,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
+from bench_support import REPO, load_bench
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("pacslb_bench_proxy", REPO / "bench" / "proxy.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
+bench = load_bench("proxy.py")
 
 SPEED_OUTPUT = """\
                   sign    verify    sign/s verify/s

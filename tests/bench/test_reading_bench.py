@@ -8,26 +8,13 @@ docs/reading-balance.md), which are held to at most 1.5 times FIFO's so that a r
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from bench_support import load_bench
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("pacslb_bench_reading", REPO / "bench" / "reading.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-reading = _load()
+reading = load_bench("reading.py")
 
 
 def test_jain_and_shannon():

@@ -5,25 +5,12 @@ No timed assertions: the tiny run proves that every measurement completes and is
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from bench_support import load_bench
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("pacslb_bench_runtime_ops", REPO / "bench" / "runtime_ops.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_bench("runtime_ops.py")
 
 
 def test_percentile_and_summary():

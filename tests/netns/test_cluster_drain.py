@@ -26,15 +26,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 
 from support.appliance import controller_api
-from support.bird_bed import NODES, VIP, VIP_PORT, Bed, build
-from support.netns import Lab
+from support.bird_bed import NODES, VIP, VIP_PORT, Bed, bird_bed
 from support.wait import wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.root, pytest.mark.e2e, pytest.mark.slow]
@@ -101,51 +99,44 @@ def test_a_drained_node_counts_its_established_connections_and_the_router_decide
         pytest.skip("network namespaces need root")
     for tool in ("bird", "nft"):
         assert shutil.which(tool), f"{tool} is not installed (make deps)"
-    work = Path(tempfile.mkdtemp(prefix="pdrn", dir="/tmp"))
-    lab = Lab()
-    bed = None
-    try:
-        bed = build(lab, work, client=True)
-        bed.wait_next_hops({LB1, LB2}, "both nodes announce")
+    with bird_bed("pdrn", client=True) as bed:
+        lab = bed.lab
+        try:
+            bed.wait_next_hops({LB1, LB2}, "both nodes announce")
 
-        # 1. plain multipath, as BIRD installs it: the drained node's established flows move to lb2 and break
-        held = Held(bed)
-        wait_until(lambda: established(bed, "lb1") == held.on("lb1"), 10, 0.1, "lb1 to count its connections")
-        drain(bed, "lb1", True)
-        assert established(bed, "lb1") == held.on("lb1")  # HAProxy keeps them: counted, not hidden
-        after = held.again()
-        plain = {
-            n: sum(1 for before, now in zip(held.first, after, strict=True) if before == n and now == n) for n in ("lb1", "lb2")
-        }
-        assert plain == {"lb1": 0, "lb2": held.on("lb2")}, list(zip(held.first, after, strict=True))
-        assert all(now.startswith("error") for before, now in zip(held.first, after, strict=True) if before == "lb1"), after
-        stale = established(bed, "lb1")  # lb1 never saw the resets (lb2 sent them): its sockets wait for the timeout
-        assert stale == held.on("lb1"), stale
-        held.close()
-        drain(bed, "lb1", False)
+            # 1. plain multipath, as BIRD installs it: the drained node's established flows move to lb2 and break
+            held = Held(bed)
+            wait_until(lambda: established(bed, "lb1") == held.on("lb1"), 10, 0.1, "lb1 to count its connections")
+            drain(bed, "lb1", True)
+            assert established(bed, "lb1") == held.on("lb1")  # HAProxy keeps them: counted, not hidden
+            after = held.again()
+            plain = {
+                n: sum(1 for before, now in zip(held.first, after, strict=True) if before == n and now == n)
+                for n in ("lb1", "lb2")
+            }
+            assert plain == {"lb1": 0, "lb2": held.on("lb2")}, list(zip(held.first, after, strict=True))
+            assert all(now.startswith("error") for before, now in zip(held.first, after, strict=True) if before == "lb1"), after
+            stale = established(bed, "lb1")  # lb1 never saw the resets (lb2 sent them): its sockets wait for the timeout
+            assert stale == held.on("lb1"), stale
+            held.close()
+            drain(bed, "lb1", False)
 
-        # 2. the router pins each established flow to its next hop: every connection lives through the drain
-        lab.run(bed.ns["rt"], ["nft", "-f", "-"], input=PIN)
-        for mark, address in ((1, LB1), (2, LB2)):
-            lab.sh(bed.ns["rt"], f"ip route add {VIP}/32 via {address} table {100 + mark}")
-            lab.sh(bed.ns["rt"], f"ip rule add fwmark {mark} table {100 + mark}")
-        held = Held(bed)
-        wait_until(lambda: established(bed, "lb1") == stale + held.on("lb1"), 10, 0.1, "lb1 to count its connections")
-        drain(bed, "lb1", True)
-        after = held.again()
-        assert after == held.first, list(zip(held.first, after, strict=True))  # lb1's answered by lb1, drained but serving
-        assert established(bed, "lb1") == stale + held.on("lb1")
-        held.close()  # their FINs reach lb1 (pinned): its count falls to what only the client timeout will end
-        wait_until(lambda: established(bed, "lb1") == stale, 10, 0.1, "lb1's pinned connections to end")
-        with capsys.disabled():
-            print(f"\n[cluster drain] plain multipath: {plain['lb1']} of lb1's {stale} connections lived (lb2's "
-                  f"{plain['lb2']} all did), lb1 still counted its {stale} as established; flows pinned by the router: "
-                  f"all {COUNT} lived, lb1's {held.on('lb1')} answered by lb1 after its withdraw")  # fmt: skip
-    except httpx.HTTPError as exc:
-        raise AssertionError(f"the controller API did not answer: {exc}") from None
-    finally:
-        if bed is not None:
-            bed.close()
-        else:
-            lab.close()
-        shutil.rmtree(work, ignore_errors=True)
+            # 2. the router pins each established flow to its next hop: every connection lives through the drain
+            lab.run(bed.ns["rt"], ["nft", "-f", "-"], input=PIN)
+            for mark, address in ((1, LB1), (2, LB2)):
+                lab.sh(bed.ns["rt"], f"ip route add {VIP}/32 via {address} table {100 + mark}")
+                lab.sh(bed.ns["rt"], f"ip rule add fwmark {mark} table {100 + mark}")
+            held = Held(bed)
+            wait_until(lambda: established(bed, "lb1") == stale + held.on("lb1"), 10, 0.1, "lb1 to count its connections")
+            drain(bed, "lb1", True)
+            after = held.again()
+            assert after == held.first, list(zip(held.first, after, strict=True))  # lb1's answered by lb1, drained but serving
+            assert established(bed, "lb1") == stale + held.on("lb1")
+            held.close()  # their FINs reach lb1 (pinned): its count falls to what only the client timeout will end
+            wait_until(lambda: established(bed, "lb1") == stale, 10, 0.1, "lb1's pinned connections to end")
+            with capsys.disabled():
+                print(f"\n[cluster drain] plain multipath: {plain['lb1']} of lb1's {stale} connections lived (lb2's "
+                      f"{plain['lb2']} all did), lb1 still counted its {stale} as established; flows pinned by the router: "
+                      f"all {COUNT} lived, lb1's {held.on('lb1')} answered by lb1 after its withdraw")  # fmt: skip
+        except httpx.HTTPError as exc:
+            raise AssertionError(f"the controller API did not answer: {exc}") from None

@@ -17,9 +17,13 @@ This module imports no pytest: bench/ uses it with tests/ on sys.path.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -214,6 +218,24 @@ def build(lab: Lab, work: Path, client: bool = False) -> Bed:
         bed.close()
         raise
     return bed
+
+
+@contextlib.contextmanager
+def bird_bed(prefix: str, client: bool = False) -> Iterator[Bed]:
+    """A bed built (see build) in a fresh Lab and working folder /tmp/PREFIX...; on the way out, also after a
+    failure, every process is stopped by its PID, the namespaces removed and the folder deleted."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))  # short: HAProxy's and BIRD's Unix sockets live in it
+    lab = Lab()
+    bed = None
+    try:
+        bed = build(lab, work, client)
+        yield bed
+    finally:
+        if bed is not None:
+            bed.close()
+        else:
+            lab.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _build(bed: Bed, client: bool) -> None:
