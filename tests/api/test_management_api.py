@@ -186,7 +186,9 @@ def test_role_matrix_over_every_operation(api):
     operator_may = {("put", "/api/v1/virtual-services/{service}/real-servers/{real_server}/state"),
                     ("put", "/api/v1/virtual-services/{service}/real-servers/{real_server}/weight"),
                     ("post", "/api/v1/verify"),  # verify sends test traffic, changes nothing
-                    ("delete", "/api/v1/virtual-services/{service}/persistence")}  # run-time state, no revision  # fmt: skip
+                    ("delete", "/api/v1/virtual-services/{service}/persistence"),  # run-time state, no revision
+                    ("post", "/api/v1/cluster/nodes/{node}/drain"),  # a node out of the routers' choice, as a
+                    ("post", "/api/v1/cluster/nodes/{node}/undrain")}  # real server's drain is  # fmt: skip
     admin_reads = {("get", "/api/v1/users"), ("get", "/api/v1/audit"), ("get", "/api/v1/login-blocks")}
     clients = {"viewer": api.login("viewer"), "operator": api.login("operator")}
     before = api.revision()
