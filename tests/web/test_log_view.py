@@ -60,6 +60,19 @@ def test_a_bare_line_that_is_no_twin_stays():
     assert [line.text for line in shown] == ["[WARNING]  (1) : a thing", "another thing"]
 
 
+def test_twins_written_out_of_step_around_a_reload_are_dropped_too():
+    """The old and the new worker write at once: a bare twin may come lines after its tagged copy, or before it (a CI
+    run showed a lone 'Proxy ... stopped' line on the log page); each is still shown once, the burst still folded."""
+    tagged = [f"[WARNING]  (18129) : Proxy p{i} stopped (cumulated conns: FE: 0, BE: {i})." for i in range(4)]
+    bare = [line.split(" : ", 1)[1] for line in tagged]
+    lines = [bare[0], tagged[0], tagged[1], "[NOTICE]   (18115) : New worker (18288) forked", bare[1],
+             tagged[2], bare[2], tagged[3], bare[3]]  # fmt: skip
+    texts = [line.text for line in fold(lines)]
+    assert not [t for t in texts if t.startswith("Proxy ")], texts
+    assert sum(line.count for line in fold(lines)) == 5  # four proxies and the notice, each once
+    assert fold(["a thing", "[WARNING]  (1) : a thing"])[0].text == "[WARNING]  (1) : a thing"  # twin before: one line
+
+
 def test_the_log_page_renders_folded_lines(web, web_app):
     web_app.controller.paths.haproxy_log.write_text("\n".join(reload_log(41)) + "\n")
     page = web("viewer").get("/log?lines=200").text

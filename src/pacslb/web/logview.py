@@ -2,7 +2,9 @@
 
 Why lines came twice: HAProxy writes each of its own messages (a server going DOWN, a proxy stopping) to stderr as
 '[WARNING]  (PID) : text' *and* through the `log stdout format raw` target as 'text'; both reach haproxy.log. The
-tagged copy is kept (it has the level and the PID), the bare twin next to it dropped.
+tagged copy is kept (it has the level and the PID), the bare twin dropped: usually the next line, but around a
+reload the old and the new worker write at once and a twin may come a few lines later, or before its tagged copy
+(TWIN_WINDOW lines either way).
 
 Why every reload added ~100 warning lines: on a reload the old worker reports 'Proxy NAME stopped (cumulated conns:
 ...)' for every frontend and backend (True PACS: 41 proxies, so 82 lines with the twins, plus the new worker's
@@ -32,6 +34,7 @@ _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun",
 LEVEL_CLASS = {"ALERT": "log-alert", "WARNING": "log-warn", "NOTICE": "log-notice"}
 COPY_TAIL_BYTES = 2 * 1024 * 1024  # how far back the log page reads the controller log for those times
 MAX_NAMES_SHOWN = 8  # a folded 'Proxy stopped' line names this many proxies, then '…'
+TWIN_WINDOW = 200  # how many lines apart a message's tagged copy and its bare twin may be
 
 
 @dataclass
@@ -90,10 +93,29 @@ def _message(text: str) -> tuple[str | None, str | None, str]:
     return (found[1], found[2], found[3]) if found else (None, None, text)
 
 
-def _twin(tagged: str, bare: str) -> bool:
-    """Whether `bare` is the log target's copy of a tagged message: the same words, quotes aside (HAProxy quotes
-    names on stderr only: "backend 'b' has no server available!" / "backend b has no server available!")."""
-    return tagged.replace("'", "").rstrip() == bare.replace("'", "").rstrip()
+def _twin_key(message: str) -> str:
+    """What a tagged message and its bare twin share: the same words, quotes aside (HAProxy quotes names on stderr
+    only: "backend 'b' has no server available!" / "backend b has no server available!")."""
+    return message.replace("'", "").rstrip()
+
+
+def _bare_twins(lines: list[str]) -> set[int]:
+    """The indices of the bare twins of tagged messages (pure): each bare line paired with one tagged line of the same
+    words at most TWIN_WINDOW lines away, before or after it; every line is paired once at most."""
+    unpaired: dict[tuple[bool, str], list[int]] = {}  # (tagged?, words) -> indices still waiting for their twin
+    twins: set[int] = set()
+    for index, text in enumerate(lines):
+        level, _, message = _message(text)
+        tagged = level is not None
+        key = _twin_key(message)
+        waiting = [i for i in unpaired.get((not tagged, key), []) if index - i <= TWIN_WINDOW]
+        if waiting:
+            partner = waiting.pop(0)
+            unpaired[(not tagged, key)] = waiting
+            twins.add(index if not tagged else partner)
+        else:
+            unpaired.setdefault((tagged, key), []).append(index)
+    return twins
 
 
 def _shape(level: str | None, pid: str | None, message: str) -> tuple[tuple[str, ...] | None, str | None]:
@@ -116,15 +138,13 @@ def fold(lines: list[str], copies: dict[tuple[str, str], list[str]] | None = Non
     """The lines of haproxy.log as the log page shows them (pure): twins dropped, bursts folded, times found
     (`copies`: copy_times() of the controller log, for HAProxy's own messages)."""
     read_at = _read_times(lines, copies or {})
+    twins = _bare_twins(lines)
     out: list[LogLine] = []
     shapes: list[tuple[str, ...] | None] = []  # out[i]'s shape
-    previous_message: str | None = None  # the message of the last tagged line, for its bare twin
     for index, text in enumerate(lines):
+        if index in twins:
+            continue  # the raw log target's copy of a tagged message
         level, pid, message = _message(text)
-        if level is None and previous_message is not None and _twin(previous_message, text):
-            previous_message = None
-            continue  # the raw log target's copy of the line before
-        previous_message = message if level is not None else None
         shape, name = _shape(level, pid, message)
         if out and shape is not None and shapes[-1] == shape:
             out[-1].count += 1
