@@ -54,14 +54,11 @@ from typing import Any, Callable, Iterator
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-try:
-    import pacslb  # noqa: F401
-except ImportError:  # run from a checkout without an installed package
-    sys.path.insert(0, str(REPO / "src"))
-
-from pacslb import pki  # noqa: E402
-
 sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
+from lib.checkout import use_checkout  # noqa: E402
+
+use_checkout(tests=False)
+
 from lib.engines import haproxy_check, render_haproxy  # noqa: E402
 from lib.machine import machine_info, require_tools, versions  # noqa: E402
 from lib.procfs import run_seconds  # noqa: E402
@@ -70,6 +67,8 @@ from lib.report import fmt, markers, replace_section, stamp, utc_now, write_resu
 from lib.rounds import schedule  # noqa: E402
 from lib.stats import median, ratio  # noqa: E402
 from lib.wrk import Workload, report_of, wrk_command  # noqa: E402
+
+from pacslb import pki  # noqa: E402
 
 README = HERE / "README.md"
 RESULTS_DIR = HERE / "results"

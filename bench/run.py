@@ -45,14 +45,11 @@ from typing import Any, Callable, Iterator
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-try:
-    import pacslb  # noqa: F401
-except ImportError:  # run from a checkout without an installed package
-    sys.path.insert(0, str(REPO / "src"))
-
-from pacslb.demo import DemoProcess, demo_spec_for  # noqa: E402
-
 sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
+from lib.checkout import use_checkout  # noqa: E402
+
+use_checkout(tests=False)
+
 from lib.cli import measurement_counts, split_choices  # noqa: E402
 from lib.engines import haproxy_check, haproxy_global_maxconn, haproxy_nbthread, render_haproxy  # noqa: E402
 from lib.machine import machine_info, require_tools, versions  # noqa: E402
@@ -62,6 +59,8 @@ from lib.report import fmt, markers, replace_section, stamp, utc_now, write_resu
 from lib.rounds import schedule  # noqa: E402
 from lib.stats import median, per_request_us, ratio  # noqa: E402
 from lib.wrk import Workload, errors, medians, parse_wrk, report_of, totals, wrk_command  # noqa: E402,F401
+
+from pacslb.demo import DemoProcess, demo_spec_for  # noqa: E402
 
 MINIMAL_HAPROXY_TEMPLATE = HERE / "minimal-haproxy.cfg.tmpl"
 MINIMAL_NGINX_TEMPLATE = HERE / "minimal-nginx.conf.tmpl"

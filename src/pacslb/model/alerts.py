@@ -8,7 +8,7 @@ their severities and messages are in `pacslb.alerts` (docs/alerts.md lists them)
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -16,18 +16,6 @@ from .base import Strict
 from .types import SECRET_PLACEHOLDER, Duration, Host, Name, Secret, Text
 
 # Every event an alert can be about; `test` is what `pacslb alerts test` sends (every receiver takes it).
-EVENTS: tuple[str, ...] = (
-    "real-server-down",
-    "real-server-up",
-    "virtual-service-down",
-    "virtual-service-up",
-    "ha-role-change",
-    "split-brain",
-    "config-applied",
-    "config-refused",
-    "certificate-expiring",
-    "engine-restarted",
-)
 EventName = Literal[
     "real-server-down",
     "real-server-up",
@@ -40,6 +28,7 @@ EventName = Literal[
     "certificate-expiring",
     "engine-restarted",
 ]
+EVENTS: tuple[str, ...] = get_args(EventName)
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")  # in rising order
 
