@@ -175,7 +175,8 @@ class Appliance:
                                certificates=self.haproxy, preconditions=[self.health],
                                publish=self._publish)  # fmt: skip
         # a cluster node (issue 20): changes go through etcd, every node applies each revision (cluster/state.py)
-        self.cluster = ClusterState(paths, self.changes, self.healthy, self._drain_routing, self._announced_vips)
+        self.cluster = ClusterState(paths, self.changes, self.healthy, self._drain_routing, self._announced_vips,
+                                    on_partition=lambda: self.routing.wake())  # fmt: skip
         self.layer4_checks = Layer4Checks(self.nftables.health_changed)
         self.gslb_checks = GslbChecks(self.powerdns.health_changed, self._local_services_up)
         # a cluster node announces the VIPs it can serve (cluster/routing.py): re-evaluated on HAProxy's death and
@@ -232,12 +233,9 @@ class Appliance:
         await self.routing.set_drained(drained)
 
     def _announced_vips(self) -> list[str] | None:
-        """The VIPs this node announces, when a routing engine ("bird") reports them in its state (`announced`)."""
-        for engine in self.engines:
-            if engine.name == "bird":
-                announced = engine.observe().detail.get("announced")
-                return [str(v) for v in announced] if announced is not None else None
-        return None
+        """The VIPs this node announces, as its BIRD engine reports them in its state (`announced`)."""
+        announced = self.bird.observe().detail.get("announced")
+        return [str(v) for v in announced] if announced is not None else None
 
     def _keepalived_event(self, state: str, reason: str) -> None:
         if self.ha is not None:
@@ -292,7 +290,7 @@ class Appliance:
         stopping = self._stop.is_set()
         return Facts(haproxy_running=running, haproxy_reason="" if running else reason,
                      serving=serving(config, self.status()),
-                     drained=drained, controller_healthy=not stopping,
+                     drained=drained, controller_healthy=not stopping, partitioned=self.cluster.partitioned or "",
                      controller_reason=f"stopping ({self._stop_reason})" if stopping else "")  # fmt: skip
 
     def cluster_routing(self) -> dict:

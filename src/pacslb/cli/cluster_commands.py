@@ -44,6 +44,9 @@ def format_status(status: dict, now: float | None = None) -> str:
              f"this node {status['node']} runs revision {status['runs']}; etcd {reach}"]  # fmt: skip
     if status.get("error"):
         lines.append(f"  error: {status['error']}")
+    if status.get("partition"):
+        keeps = " (on_partition: keep-serving: it keeps announcing)" if status.get("on_partition") == "keep-serving" else ""
+        lines.append(f"  this node is cut off: {status['partition']}{keeps}")
     lines.append(f"  {'NODE':<14} {'ADDRESS':<18} {'ONLINE':<7} {'HEALTH':<8} {'REVISION':<9} {'DRAINED':<8} VIPS")
     for node in status["nodes"]:
         health = _yes_no(node.get("healthy"), "ok", "DOWN") if node.get("online") else "-"

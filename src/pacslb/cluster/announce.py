@@ -5,6 +5,7 @@ A node announces a VIP while it can serve it; the routers then send it a share o
 
     drained       the node is drained for maintenance (`POST /cluster/drain`, or the cluster's drain key in etcd)
     controller    the controller is not healthy (it is stopping, or cannot tell what runs)
+    partitioned   the node is cut off from the cluster (partition.py: no etcd quorum, no majority of nodes answering)
     haproxy       HAProxy does not run (only for the Layer 7 services on the VIP: Layer 4 is the kernel's)
     real servers  every real server of every service on the VIP is down
 
@@ -38,6 +39,7 @@ class Facts:
     drained: bool = False
     controller_healthy: bool = True
     controller_reason: str = ""
+    partitioned: str = ""  # why the node counts as cut off from the cluster (partition.py), or "" when it does not
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ def decide(config: Config, facts: Facts) -> Announcement:
             continue
         if not facts.controller_healthy:
             withheld[vip] = f"controller unhealthy: {facts.controller_reason or 'no reason given'}"
+            continue
+        if facts.partitioned:
+            withheld[vip] = facts.partitioned
             continue
         reasons = [(vs.name, _service_reason(vs, facts)) for vs in services]
         if any(reason is None for _, reason in reasons):

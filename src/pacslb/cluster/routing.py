@@ -102,6 +102,10 @@ class Routing:
             await asyncio.to_thread(self._sessions)
             return decision
 
+    def wake(self) -> None:
+        """Evaluate now rather than at the next interval (the cluster's state says the node is cut off, or no longer)."""
+        self._wake.set()
+
     async def haproxy_event(self, event: str, detail: str) -> None:
         """HAProxy's supervisor: 'died' (before it starts HAProxy again) or 'running' (after)."""
         self.haproxy_down = f"HAProxy died ({detail})" if event == "died" else None

@@ -16,6 +16,9 @@
              its last failure, drained, and the VIPs it announces when the routing half reports them.
   drain      `drain/<node>` keys; the node named applies its own through `drain_routing` (the seam with the
              routing half: Appliance._drain_routing).
+  partition  when the member key could not be renewed for the lease's time, the other nodes are probed
+             (partition.py): a node that reaches no majority of the cluster is cut off, and the routing half
+             withdraws its VIPs (`partitioned`, `on_partition` wakes it) unless `cluster.on_partition` is keep-serving.
 
 Without a `cluster` section none of this runs, and `publish` answers None at once: a single node and an HA pair
 keep their SQLite store alone.
@@ -40,6 +43,7 @@ from ..model.cluster import Cluster
 from ..paths import StatePaths
 from .etcd import EtcdClient, EtcdError
 from .keys import MAX_VALUE_BYTES, Keys, decode_json, new_revision_txn, shared_digest, txn_outcome
+from .partition import reach, verdict
 from .shared import merge_own, shared_data
 
 log = logging.getLogger("pacslb.cluster")
@@ -50,6 +54,7 @@ RETRY_MIN, RETRY_MAX = 0.2, 2.0  # pause before reading etcd again after it fail
 DrainRouting = Callable[[bool], "Awaitable[None] | None"]
 Healthy = Callable[[], tuple[bool, str]]
 Vips = Callable[[], "list[str] | None"]
+Reach = Callable[[list[str], int], Awaitable[dict[str, bool]]]
 
 
 def endpoints(cluster: Cluster) -> list[str]:
@@ -62,12 +67,17 @@ class ClusterState:
     name = "cluster"
 
     def __init__(self, paths: StatePaths, changes: Changes, healthy: Healthy, drain_routing: DrainRouting | None = None,
-                 vips: Vips | None = None) -> None:  # fmt: skip
+                 vips: Vips | None = None, on_partition: Callable[[], None] | None = None,
+                 reach: Reach = reach) -> None:  # fmt: skip
         self.paths = paths
         self.changes = changes
         self.healthy = healthy
         self.drain_routing = drain_routing
         self.vips = vips
+        self.on_partition = on_partition  # the routing half looks again when the verdict changes
+        self._reach = reach
+        self.partition: str | None = None  # why this node counts as cut off from the cluster (partition.py), or None
+        self._quorum_at = time.monotonic()  # when this node last wrote to etcd (its member key)
         self.cluster: Cluster | None = None
         self.keys: Keys | None = None
         self.client: EtcdClient | None = None
@@ -263,10 +273,56 @@ class ClusterState:
                 if self._lease is None:
                     self._lease = await self.client.grant(ttl)
                 await self.client.put(self.keys.member(self.cluster.node), json.dumps(await self.member_record()), self._lease)
+                self._quorum_at = time.monotonic()  # a put commits only with quorum
+                await self._judge_partition()
             except EtcdError as exc:
                 self.etcd_error = str(exc)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._report.wait(), timeout=period)
+
+    # --- partition: is this node cut off from the others? ------------------------------------------------
+
+    @property
+    def partitioned(self) -> str | None:
+        """Why the routing should withdraw this node's VIPs as cut off from the cluster (None: it should not)."""
+        if self.cluster is None or self.cluster.on_partition != "withdraw":
+            return None
+        return self.partition
+
+    async def _judge_partition(self) -> None:
+        """Probe the other nodes when etcd has been out of reach for the lease's time; tell the routing of a change."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        lost_for = time.monotonic() - self._quorum_at
+        grace = cluster.etcd.lease.seconds
+        found: dict[str, bool] = {}
+        if lost_for >= grace:
+            others = [str(n.address) for n in cluster.nodes if n.name != cluster.node]
+            found = await self._reach(others, cluster.peers_port)
+        reason = verdict(len(cluster.nodes), found, lost_for if lost_for >= grace else None, grace)
+        if reason == self.partition:
+            return
+        if reason is not None:
+            log.error("%s%s", reason, ": its VIPs are withdrawn" if cluster.on_partition == "withdraw"
+                      else " (cluster.on_partition: keep-serving: it keeps announcing)")  # fmt: skip
+        elif self.partition is not None:
+            log.warning("this node reaches the cluster again: no longer partitioned")
+        self.partition = reason
+        if self.on_partition is not None:
+            self.on_partition()
+
+    async def _watch_partition(self) -> None:
+        """The verdict's clock: the heartbeat may hang in etcd calls for seconds while the node is cut off."""
+        assert self.cluster is not None
+        period = max(0.5, self.cluster.etcd.lease.seconds / 3)
+        while not self._stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=period)
+            if time.monotonic() - self._quorum_at >= self.cluster.etcd.lease.seconds or self.partition is not None:
+                try:
+                    await self._judge_partition()
+                except Exception:
+                    log.exception("the partition verdict could not be made; next look in %gs", period)
 
     # --- the subsystem -----------------------------------------------------------------------------------
 
@@ -277,8 +333,10 @@ class ClusterState:
         self.client = EtcdClient(endpoints(cluster), timeout=cluster.etcd.dial_timeout.seconds)
         await asyncio.to_thread(self._load)
         self._stopping.clear()
+        self._quorum_at = time.monotonic()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._follow()), loop.create_task(self._heartbeat())]
+        self._tasks = [loop.create_task(self._follow()), loop.create_task(self._heartbeat()),
+                       loop.create_task(self._watch_partition())]  # fmt: skip
         log.info("cluster %s: node %s, etcd at %s", cluster.name, cluster.node, ", ".join(self.client.endpoints))
 
     async def applied(self, config: Config) -> None:
@@ -341,6 +399,7 @@ class ClusterState:
             })  # fmt: skip
         return {"configured": True, "cluster": cluster.name, "node": cluster.node, "latest_revision": latest,
                 "runs": self.runs, "error": self.error, "drained": self.drained, "left": self.left,
+                "partition": self.partition, "on_partition": cluster.on_partition,
                 "etcd": {"endpoints": self.client.endpoints, "reachable": etcd_error is None, "error": etcd_error},
                 "nodes": nodes}  # fmt: skip
 

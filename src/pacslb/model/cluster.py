@@ -137,6 +137,11 @@ class Cluster(Strict):
         default=10000, ge=1, le=65535, description="TCP port of HAProxy's peers (stick tables shared among nodes)"
     )
     mode: Literal["active"] = Field(default="active", description="every node serves (the only mode)")
+    on_partition: Literal["withdraw", "keep-serving"] = Field(
+        default="withdraw",
+        description="a node cut off from the cluster (no etcd quorum, no majority of nodes answering) withdraws its "
+        "VIPs, or keeps announcing them",
+    )
 
     @field_validator("name")
     @classmethod
