@@ -11,7 +11,9 @@ So the verdict has two inputs:
     accepted OR refused proves the node is there (its kernel answered); only a timeout or "no route" does not.
 A node that reaches fewer than half of the other nodes (it and the ones it reaches are no majority of the cluster)
 is partitioned. With three nodes: a node that reaches neither of the others; two nodes that reach only each other
-are a majority and keep serving.
+are a majority and keep serving. A cluster of one or two nodes is never judged cut off: with two, the survivor of a
+death sees exactly what a cut-off node sees, and withdrawing would take the cluster's last node off the routers
+(`MIN_NODES`).
 
 The price, written down in docs/cluster.md: when a majority of the nodes dies at once, the survivors cannot tell it
 from a partition and withdraw too. `cluster.on_partition: keep-serving` keeps them announcing instead (a site whose
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import errno
 
+MIN_NODES = 3  # below this a cut cannot be told from a death: no verdict
 PROBE_TIMEOUT = 1.0  # seconds a TCP connect to another node may take before it counts as unreachable
 
 # "the kernel of that node answered": a refusal (RST) is an answer; the others are silence or no route
@@ -43,7 +46,7 @@ def verdict(nodes: int, reachable: dict[str, bool], quorum_lost_for: float | Non
 
     `nodes`: how many nodes the cluster has (this one included); `reachable`: every other node's address -> answered;
     `quorum_lost_for`: seconds since this node last wrote to etcd (None: it just did)."""
-    if quorum_lost_for is None or quorum_lost_for < grace:
+    if nodes < MIN_NODES or quorum_lost_for is None or quorum_lost_for < grace:
         return None
     found = sum(1 for ok in reachable.values() if ok)
     if majority(nodes, found):

@@ -35,6 +35,7 @@ def test_the_verdict_needs_both_a_lost_quorum_and_no_majority() -> None:
     reason = verdict(3, silent, 7.3, 5.0)
     assert reason is not None and reason.startswith("partitioned:")
     assert "reaches 0 of the 2 other nodes" in reason and "10.0.1.12, 10.0.1.13" in reason
+    assert verdict(2, {"10.0.1.12": False}, 60.0, 5.0) is None  # two nodes: the survivor of a death looks the same
     # the same words while nothing changes (the caller logs and re-evaluates only on a change)
     assert verdict(3, silent, 30.0, 5.0) == reason
 
