@@ -78,11 +78,11 @@ def cluster_client(tmp_path):
         assert client.post("/login", data={"username": role, "password": PASSWORD}, follow_redirects=False).status_code == 303
         return client
 
-    yield login, etcd, keys
+    yield login, etcd, keys, appliance
 
 
 def test_the_api_and_the_page_show_every_node(cluster_client):
-    login, _, _ = cluster_client
+    login, _, _, _ = cluster_client
     viewer = login("viewer")
     body = viewer.get("/api/v1/cluster").json()
     assert body["configured"] and body["latest_revision"] == 4 and body["node"] == "lb1"
@@ -98,7 +98,7 @@ def test_the_api_and_the_page_show_every_node(cluster_client):
 
 
 def test_an_operator_drains_and_returns_a_node(cluster_client):
-    login, etcd, keys = cluster_client
+    login, etcd, keys, _ = cluster_client
     operator = login("operator")
     page = operator.get("/cluster").text
     assert "Drain</button>" in page
@@ -112,6 +112,16 @@ def test_an_operator_drains_and_returns_a_node(cluster_client):
     assert keys.drain("lb2") not in etcd.kv
     missing = operator.post("/api/v1/cluster/nodes/lb9/drain", headers=header)
     assert missing.status_code == 404 and missing.json()["outcome"] == "not-found"
+
+
+def test_a_node_cut_off_from_the_others_says_so(cluster_client):
+    login, _, _, appliance = cluster_client
+    viewer = login("viewer")
+    assert "cut off" not in viewer.get("/cluster").text
+    appliance.cluster.partition = "partitioned: etcd's quorum out of reach for 5s or more, and this node reaches 0 of the 2"
+    assert viewer.get("/api/v1/cluster").json()["partition"].startswith("partitioned:")
+    html = viewer.get("/cluster").text
+    assert "cut off" in html and "reaches 0 of the 2" in html
 
 
 def test_without_a_cluster_section_the_page_says_so(web):
