@@ -35,3 +35,13 @@ def test_unreachable_etcd_and_no_cluster() -> None:
               "nodes": [node("a", "10.0.0.1", online=None, drained=None, left=None, healthy=None)]}  # fmt: skip
     text = format_status(status)
     assert "latest revision ?" in text and "NOT REACHABLE (no quorum)" in text
+
+
+def test_a_node_cut_off_from_the_others_says_so_and_whether_it_keeps_announcing() -> None:
+    status = {"configured": True, "cluster": "c", "node": "a", "latest_revision": None, "runs": 2, "error": None,
+              "etcd": {"endpoints": [], "reachable": False, "error": "no quorum"}, "nodes": [node("a", "10.0.0.1")],
+              "partition": "partitioned: etcd's quorum out of reach for 5s or more", "on_partition": "withdraw"}  # fmt: skip
+    text = format_status(status)
+    assert "this node is cut off: partitioned: etcd's quorum out of reach" in text and "keep-serving" not in text
+    assert "keeps announcing" in format_status({**status, "on_partition": "keep-serving"})
+    assert "cut off" not in format_status({**status, "partition": None})
