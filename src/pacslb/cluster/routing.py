@@ -9,8 +9,10 @@ A subsystem of the appliance (appliance.py builds it with narrow callables, like
 
 It re-evaluates when something that changes the answer happens: a configuration applied, a drain set or
 cleared, HAProxy dying or running again (`haproxy_event`, awaited by HAProxy's supervisor before it restarts
-the master, so that the VIPs are withdrawn before the node is found unable to serve them), and otherwise every
-`interval` (the real servers' states come from HAProxy's checks and the appliance's own, read from its status).
+the master, so that the VIPs are withdrawn before the node is found unable to serve them), the cluster's state
+finding the node cut off from the others or back (`wake`), and otherwise every `interval`, or ten times the
+last look's cost when that is longer (the real servers' states come from HAProxy's checks and the appliance's own,
+read from its status, which has no event of its own).
 
 A drained node announces nothing (the routers send it no new flow) and leaves HAProxy alone: the connections it
 holds are served until they end, and counted by cluster/established.py in the routing status. Whether they still
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -37,6 +40,9 @@ from .announce import Announcement, Facts, decide
 log = logging.getLogger("pacslb.cluster")
 
 INTERVAL = 0.5  # how often the real servers' states are read again (one `show stat` on HAProxy's socket)
+# ... at the most: a look that costs more (the status of 1,000 services x 10 real servers takes tens of ms) waits
+# this many times its own cost before the next, so the safety net never takes more than a tenth of a core
+COST_FACTOR = 10
 
 
 class Routing:
@@ -63,6 +69,7 @@ class Routing:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one evaluation at a time
         self._task: asyncio.Task | None = None
+        self.look_cost = 0.0  # seconds the latest look took (the next one waits at least COST_FACTOR times that)
 
     # --- the drained flag ----------------------------------------------------------------------------
 
@@ -93,7 +100,9 @@ class Routing:
             config = self.config
             if config is None or config.cluster is None:
                 return None
+            started = time.monotonic()
             facts = await asyncio.to_thread(self._look, config, self.drained)
+            self.look_cost = time.monotonic() - started
             if self.haproxy_down is not None:
                 facts = replace(facts, haproxy_running=False, haproxy_reason=self.haproxy_down)
             decision = decide(config, facts)
@@ -124,15 +133,19 @@ class Routing:
             "withheld": dict(last.withheld) if last else {},
         }
 
+    def pause(self) -> float:
+        """Seconds until the next look unless something wakes it: `interval`, or more after a costly look."""
+        return max(self.interval, COST_FACTOR * self.look_cost)
+
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.pause())
             self._wake.clear()
             try:
                 await self.evaluate()
             except Exception:
-                log.exception("the announcement could not be evaluated; next look in %gs", self.interval)
+                log.exception("the announcement could not be evaluated; next look in %.1fs", self.pause())
 
     # --- the subsystem -------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -158,3 +159,25 @@ def test_without_a_cluster_section_nothing_is_announced_or_touched(tmp_path: Pat
 
     asyncio.run(scenario())
     assert bird.calls == []
+
+
+def test_a_costly_look_spaces_the_next_ones_out(tmp_path: Path) -> None:
+    """The safety net's period: `interval`, or ten times the last look's cost (never more than a tenth of a core)."""
+    bird = FakeBird()
+    slow = {"seconds": 0.0}
+
+    def look(config, drained):
+        time.sleep(slow["seconds"])
+        return Facts(serving=EVERY, drained=drained)
+
+    async def scenario() -> tuple[float, float]:
+        routing = Routing(tmp_path / "cluster" / "drained", look, bird.announce, bird.sessions, interval=0.5)
+        routing.config = cluster_config()
+        await routing.evaluate()
+        quick = routing.pause()
+        slow["seconds"] = 0.2
+        await routing.evaluate()
+        return quick, routing.pause()
+
+    quick, costly = asyncio.run(scenario())
+    assert quick == 0.5 and costly >= 2.0
