@@ -1,5 +1,5 @@
 """A cluster node's routing (engines/bird, cluster/announce.py), in network namespaces, with the real engines.
-The bed is tests/support/bird_bed.py (shared with bench/cluster_failover.py):
+The bed is tests/support/bird_bed.py with its two nodes (shared with bench/cluster_failover.py; three nodes: test_cluster_three_nodes.py):
 
     sw      br0 joins the three
     rt      r0 10.88.0.1/24, fd00:88::1/64   the upstream router: its own BIRD (AS 65000), BGP + BFD with both

@@ -1,5 +1,8 @@
 """The routed bed of an active-active cluster (issue 20, docs/cluster.md): a router spreads the VIP's flows over
-three nodes by ECMP, in network namespaces only (never the host's network).
+three nodes by ECMP, in network namespaces only (never the host's network). The routes are set by hand (plain
+multipath or a resilient next-hop group, which BIRD does not install): the bed of bench/cluster.py's flow stability
+and CPU figures. Three nodes announcing over BGP, each running `pacslb up` with its etcd member, are
+tests/support/bird_bed.py with `nodes=3`.
 
     with cluster_bed(workdir) as bed:          # namespaces pacslb-<pid>-<n>-<role> (tag "bench": pacslb-bench-...)
         bed.route_plain(["lb1", "lb2", "lb3"]) # VIP/32 nexthop via lb1 nexthop via lb2 nexthop via lb3
