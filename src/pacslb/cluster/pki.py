@@ -3,7 +3,7 @@
 etcd authenticates its members and its clients by certificates signed by one CA: this module makes that CA
 (ECDSA P-256, like every key pacslb generates) and, for each node of the `cluster` section, one certificate valid
 for the node's address (and its name), with both server and client authentication: the same pair serves the
-node's member (client and peer ports) and its controller's client.
+node's member (client and peer ports) and its controller's client. The CN is `<node>.<cluster>`.
 
 `plan_files` and `issue_node` are pure apart from key generation; `write_cluster_pki` is the one function that
 writes, through pki.write_pem (keys at mode 0600). The layout under the chosen directory:
@@ -39,17 +39,22 @@ class ClusterPKIError(Exception):
 
 
 def node_names(node: ClusterNode) -> list[str]:
-    """The subject alternative names of a node's certificate: its address (what etcd's URLs use) and its name."""
-    return [str(node.address), node.name]
+    """The subject alternative names of a node's certificate: its address alone. etcd's URLs use it, and a member
+    accepts a peer's connection only from an address its certificate names (etcd 3.4 checks the peer's source
+    address against the certificate's SANs, and looks a DNS name up for every connection that does not match:
+    a name here would make each refused handshake wait for DNS)."""
+    return [str(node.address)]
 
 
 def make_cluster_ca(cluster_name: str, now: dt.datetime | None = None) -> Issued:
     return make_ca(f"pacslb cluster {cluster_name} CA", days=CA_DAYS, now=now)
 
 
-def issue_node(ca: Issued, cluster_name: str, node: ClusterNode, now: dt.datetime | None = None) -> Issued:
-    """The node's etcd certificate: server and client authentication, valid for its address and name."""
-    return issue(ca, f"{node.name}.{cluster_name}", node_names(node), days=NODE_DAYS, now=now)
+def issue_node(ca: Issued, cluster_name: str, node: ClusterNode, now: dt.datetime | None = None,
+               extra: tuple[str, ...] = ()) -> Issued:  # fmt: skip
+    """The node's etcd certificate: server and client authentication, valid for its address (and `extra`
+    addresses it may connect to its peers from)."""
+    return issue(ca, f"{node.name}.{cluster_name}", node_names(node) + list(extra), days=NODE_DAYS, now=now)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from ..engines.contract import EngineError
 from ..model import Config
 from ..model.cluster import Cluster
 from ..paths import StatePaths
+from ..serving import SubsystemError
 from .etcd import EtcdClient, EtcdError
 from .keys import MAX_VALUE_BYTES, Keys, decode_json, new_revision_txn, shared_digest, txn_outcome
 from .shared import merge_own, shared_data
@@ -274,7 +275,13 @@ class ClusterState:
         cluster = config.cluster
         assert cluster is not None
         self.cluster, self.keys = cluster, Keys(cluster.name)
-        self.client = EtcdClient(endpoints(cluster), timeout=cluster.etcd.dial_timeout.seconds)
+        from ..engines.etcd.render import tls_files  # this node's certificate, its key and the cluster CA, if any
+
+        try:
+            self.client = EtcdClient(endpoints(cluster), timeout=cluster.etcd.dial_timeout.seconds,
+                                     tls=tls_files(cluster, self.changes.base_dir))  # fmt: skip
+        except EtcdError as exc:
+            raise SubsystemError(f"cluster {cluster.name}: {exc}") from None
         await asyncio.to_thread(self._load)
         self._stopping.clear()
         loop = asyncio.get_running_loop()
