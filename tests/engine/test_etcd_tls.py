@@ -1,5 +1,5 @@
 """etcd over TLS with the cluster CA, against the real etcd on loopback: three members (three engines, three state
-directories) made by `write_cluster_pki` and started from the rendered file, which must form one cluster over
+directories) with certificates of one cluster CA (cluster/pki.py), started from the rendered file, which must form one cluster over
 https peers; the controller's client (cluster/etcd.py) with the node's certificate writes on one member and reads
 on another; a client without a certificate, one with another CA's certificate, one that trusts another CA and one
 that speaks plain HTTP get nothing, on the client port and on the peer port."""
@@ -15,13 +15,13 @@ import httpx
 import pytest
 
 from pacslb.cluster.etcd import EtcdClient, EtcdError, ssl_context
-from pacslb.cluster.pki import issue_node, make_cluster_ca
+from pacslb.cluster.pki import issue_node, make_cluster_ca, write_cluster_pki
 from pacslb.engines.etcd import process
 from pacslb.engines.etcd.engine import EtcdEngine
 from pacslb.engines.etcd.render import TLSFiles, client_urls, tls_files
 from pacslb.model import validate_data
 from pacslb.paths import StatePaths
-from pacslb.pki import write_pem
+from pacslb.pki import load_issued, write_pem
 from support.net import free_port, loopback_host
 from support.processes import kill_pids
 
@@ -47,15 +47,10 @@ def members(tmp_path: Path):
     client_port, peer_port = free_port(addresses["a"]), free_port(addresses["a"])
     structure = validate_data(_data("a", addresses, client_port, peer_port))  # no base_dir: the files not read yet
     assert structure.config is not None, structure.problems
-    # what `pacslb cluster pki init` writes (cluster/pki.py), but for one thing: on lo every connection comes from
-    # 127.0.0.1, and etcd takes a peer only from an address its certificate names (on a network, the node's own)
-    ca = make_cluster_ca("tls")
-    for node in structure.config.cluster.nodes:
-        issued = issue_node(ca, "tls", node, extra=(LO,))
-        folder = tmp_path / "pki" / node.name
-        write_pem(folder / "ca.pem", ca.cert_pem)
-        write_pem(folder / "etcd.pem", issued.cert_pem)
-        write_pem(folder / "etcd.key", issued.key_pem)
+    # what `pacslb cluster pki init --also a=127.0.0.1 ...` writes: on lo every connection comes from 127.0.0.1,
+    # and etcd takes a peer only from an address its certificate names (on a network, the node's own)
+    write_cluster_pki(structure.config.cluster, tmp_path / "pki", extra={n: (LO,) for n in NAMES})
+    ca = load_issued((tmp_path / "pki" / "ca.pem").read_bytes() + (tmp_path / "pki" / "ca.key").read_bytes())
     configs = {}
     for name in NAMES:
         loaded = validate_data(_data(name, addresses, client_port, peer_port), tmp_path)  # the files checked too

@@ -5,6 +5,7 @@ lists every node. The files are then copied to each node; the CA's key stays whe
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +25,14 @@ cluster_app.add_typer(pki_app, name="pki")
 def init(
     directory: Annotated[Path, typer.Option("--dir", help="where the CA and the nodes' folders are written")],
     config_file: Annotated[Path, typer.Option("--config", "-c", help="a node's configuration file (its cluster section)")],
+    also: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--also",
+            metavar="NODE=ADDRESS",
+            help="one more address for NODE's certificate: one it may connect to its peers from besides its own (repeatable)",
+        ),
+    ] = None,
 ) -> None:
     """Make the cluster CA (ECDSA P-256) in DIR, and for every node of the cluster section DIR/<node>/ca.pem,
     etcd.pem and etcd.key (mode 0600), valid for the node's address. Run again after adding a node: the CA and
@@ -39,8 +48,16 @@ def init(
         print(f"error: {config_file} has no valid cluster section: pki init reads its nodes from it", file=sys.stderr)
         raise typer.Exit(EXIT_INVALID)
     cluster = loaded.config.cluster
+    extra: dict[str, tuple[str, ...]] = {}
+    for item in also or []:
+        node, _, address = item.partition("=")
+        try:
+            extra[node] = (*extra.get(node, ()), str(ipaddress.ip_address(address)))
+        except ValueError:
+            print(f"error: --also {item!r}: give NODE=ADDRESS, e.g. lb1=10.0.2.11", file=sys.stderr)
+            raise typer.Exit(EXIT_INVALID) from None
     try:
-        outcome = write_cluster_pki(cluster, directory)
+        outcome = write_cluster_pki(cluster, directory, extra=extra)
     except (ClusterPKIError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None

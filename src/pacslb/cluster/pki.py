@@ -105,8 +105,16 @@ def _load_ca(directory: Path) -> Issued | None:
     return Issued(cert, key)  # type: ignore[arg-type]
 
 
-def write_cluster_pki(cluster: Cluster, directory: Path, now: dt.datetime | None = None) -> Outcome:
-    """Make (or reuse) the cluster CA in `directory` and every node's files that are missing."""
+def write_cluster_pki(cluster: Cluster, directory: Path, now: dt.datetime | None = None,
+                      extra: dict[str, tuple[str, ...]] | None = None) -> Outcome:  # fmt: skip
+    """Make (or reuse) the cluster CA in `directory` and every node's files that are missing. `extra`: more
+    addresses for a node's certificate (by node name), the ones it may connect to its peers from."""
+    extra = extra or {}
+    unknown = sorted(set(extra) - {n.name for n in cluster.nodes})
+    if unknown:
+        raise ClusterPKIError(
+            f"{', '.join(unknown)}: not a node of the cluster section ({', '.join(n.name for n in cluster.nodes)})"
+        )
     ca = _load_ca(directory)
     outcome = Outcome(ca_made=ca is None)
     if ca is None:
@@ -119,7 +127,7 @@ def write_cluster_pki(cluster: Cluster, directory: Path, now: dt.datetime | None
         if files.cert.exists() and files.key.exists():
             outcome.kept.append(node.name)
             continue
-        issued = issue_node(ca, cluster.name, node, now)
+        issued = issue_node(ca, cluster.name, node, now, extra.get(node.name, ()))
         write_pem(files.key, issued.key_pem, private=True)
         write_pem(files.cert, issued.cert_pem, private=False)
         write_pem(files.ca, ca.cert_pem, private=False)

@@ -85,3 +85,17 @@ def test_a_directory_holding_something_else_is_refused(tmp_path: Path) -> None:
     (out / "ca.pem").write_text("not a certificate\n")
     result = CliRunner().invoke(app, ["cluster", "pki", "init", "--dir", str(out), "-c", str(GOLDEN)])
     assert result.exit_code == 1 and "choose an empty directory" in result.output
+
+
+def test_more_addresses_for_a_node_and_an_unknown_node_refused(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "pki"
+    result = runner.invoke(app, ["cluster", "pki", "init", "--dir", str(out), "-c", str(GOLDEN), "--also", "lb1=10.0.2.11"])
+    assert result.exit_code == 0, result.output
+    sans = _cert(out / "lb1" / "etcd.pem").extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(a) for a in sans.get_values_for_type(x509.IPAddress)] == ["10.0.1.11", "10.0.2.11"]
+    bad = runner.invoke(app, ["cluster", "pki", "init", "--dir", str(tmp_path / "y"), "-c", str(GOLDEN), "--also", "lb1"])
+    assert bad.exit_code == 2 and "give NODE=ADDRESS" in bad.output
+    unknown = runner.invoke(app, ["cluster", "pki", "init", "--dir", str(tmp_path / "z"), "-c", str(GOLDEN),
+                                  "--also", "lb9=10.0.2.19"])  # fmt: skip
+    assert unknown.exit_code == 1 and "lb9: not a node of the cluster section" in unknown.output
