@@ -1,8 +1,9 @@
 """etcd over TLS with the cluster CA, against the real etcd on loopback: three members (three engines, three state
-directories) with certificates of one cluster CA (cluster/pki.py), started from the rendered file, which must form one cluster over
-https peers; the controller's client (cluster/etcd.py) with the node's certificate writes on one member and reads
-on another; a client without a certificate, one with another CA's certificate, one that trusts another CA and one
-that speaks plain HTTP get nothing, on the client port and on the peer port."""
+directories) with certificates of one cluster CA (cluster/pki.py), started from the rendered file, which must form
+one cluster over https peers; the controller's client (cluster/etcd.py) with the node's certificate writes on one
+member and reads on another; a client without a certificate, one with another CA's certificate, one that trusts
+another CA and one that speaks plain HTTP get nothing, on the client port and on the peer port; the peer port also
+refuses a certificate of the cluster CA that does not name the address the connection comes from."""
 
 from __future__ import annotations
 

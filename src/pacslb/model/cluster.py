@@ -65,8 +65,9 @@ class EtcdTLS(Strict):
     def _all_three(self) -> "EtcdTLS":
         missing = [name for name in ("ca", "cert", "key") if getattr(self, name) is None]
         if missing:
-            raise ValueError(f"tls needs ca, cert and key, and {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
-                             "missing: give all three (`pacslb cluster pki init` makes them), or remove tls for plain HTTP")  # fmt: skip
+            verb = "is" if len(missing) == 1 else "are"
+            raise ValueError(f"tls needs ca, cert and key, and {', '.join(missing)} {verb} missing: give all three "
+                             "(`pacslb cluster pki init` makes them), or remove tls for plain HTTP")  # fmt: skip
         return self
 
     @property

@@ -33,3 +33,25 @@ def test_the_context_trusts_the_cluster_ca_checks_the_address_and_shows_the_node
 def test_files_that_cannot_be_used_are_named(tmp_path: Path) -> None:
     with pytest.raises(EtcdError, match=r"etcd's TLS files cannot be used \(.*/ca.pem, .*/etcd.pem, .*/etcd.key\)"):
         ssl_context(TLSFiles(str(tmp_path / "ca.pem"), str(tmp_path / "etcd.pem"), str(tmp_path / "etcd.key")))
+
+
+async def test_a_node_that_turns_tls_on_while_running_is_told_its_controller_must_restart(tmp_path: Path, caplog) -> None:
+    """The member restarts on its new file at once; the controller's client keeps what it started with, and says so."""
+    from pacslb.cluster.state import ClusterState
+    from pacslb.paths import StatePaths
+
+    plain_text = (GOLDEN / "001_three_members" / "config.yaml").read_text()
+    plain = load_text(plain_text).config
+    tls = load_text(plain_text.replace("  bgp:", "  etcd: {tls: {ca: c.pem, cert: e.pem, key: e.key}}\n  bgp:")).config
+    assert tls.cluster.etcd.tls is not None
+
+    class Changes:
+        base_dir = tmp_path
+
+    state = ClusterState(StatePaths(tmp_path / "s"), Changes(), lambda: (True, "serving"))  # type: ignore[arg-type]
+    state._connected = state._connection(plain.cluster)  # what start() records (start itself would dial the members)
+    await state.applied(plain)
+    assert "restarts" not in caplog.text
+    await state.applied(tls)
+    assert "this controller reaches etcd as before until it restarts" in caplog.text
+    assert state._connection(tls.cluster)[1] == TLSFiles(f"{tmp_path}/c.pem", f"{tmp_path}/e.pem", f"{tmp_path}/e.key")
