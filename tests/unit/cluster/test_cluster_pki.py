@@ -99,3 +99,14 @@ def test_more_addresses_for_a_node_and_an_unknown_node_refused(tmp_path: Path) -
     unknown = runner.invoke(app, ["cluster", "pki", "init", "--dir", str(tmp_path / "z"), "-c", str(GOLDEN),
                                   "--also", "lb9=10.0.2.19"])  # fmt: skip
     assert unknown.exit_code == 1 and "lb9: not a node of the cluster section" in unknown.output
+
+
+def test_a_file_naming_the_tls_files_still_to_be_made_is_read(tmp_path: Path) -> None:
+    """The files a configuration names under cluster.etcd.tls are what the command makes: it reads the section only."""
+    config = tmp_path / "pacslb.yaml"
+    config.write_text(GOLDEN.read_text().replace("  bgp:", "  etcd: {tls: {ca: pki/lb2/ca.pem, cert: pki/lb2/etcd.pem, "
+                                                             "key: pki/lb2/etcd.key}}\n  bgp:"))  # fmt: skip
+    assert not load_file(config).ok  # the files do not exist yet
+    result = CliRunner().invoke(app, ["cluster", "pki", "init", "--dir", str(tmp_path / "pki"), "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert load_file(config).problems == []  # and now they do, as the node's configuration names them
