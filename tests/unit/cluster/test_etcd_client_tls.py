@@ -5,6 +5,7 @@ test_etcd_tls.py."""
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,16 @@ async def test_a_node_that_turns_tls_on_while_running_is_told_its_controller_mus
     await state.applied(tls)
     assert "this controller reaches etcd as before until it restarts" in caplog.text
     assert state._connection(tls.cluster)[1] == TLSFiles(f"{tmp_path}/c.pem", f"{tmp_path}/e.pem", f"{tmp_path}/e.key")
+
+
+def test_the_certificate_alerts_watch_the_etcd_certificate_and_the_cluster_ca(tmp_path: Path) -> None:
+    from pacslb.alerts.certificates import expiring, watched
+
+    text = (GOLDEN / "003_tls" / "config.yaml").read_text().replace("/etc/pacslb/cluster/", "pki/lb1/")
+    config = load_text(text).config
+    write_cluster_pki(config.cluster, tmp_path / "pki")
+    files = watched(config, tmp_path, tmp_path / "management.pem")
+    assert [f for f, _ in files][:3] == ["cluster.etcd.tls.ca", "cluster.etcd.tls.cert", "cluster.etcd.tls.key"]
+    alerts = expiring(files, 900, now=time.time())  # within 900 days: the node's (825 days), not the CA's (10 years)
+    assert [a.message for a in alerts if "etcd.pem" in a.message] and not [a for a in alerts if "etcd.key" in a.message]
+    assert not [a for a in alerts if "ca.pem" in a.message]
