@@ -40,6 +40,7 @@ from . import (  # noqa: E402 - the command modules register on `app`, which mus
     balance_commands,  # noqa: F401  (reading-workload balancing, issue 21)
     change_commands,  # noqa: F401
     cluster_commands,  # noqa: F401  (the cluster, issue 20)
+    cluster_pki_commands,  # noqa: F401  (etcd over TLS: the cluster CA, issue 20)
     config_commands,  # noqa: F401
     demo_command,  # noqa: F401
     gslb_commands,  # noqa: F401  (GSLB, issue 19)

@@ -5,6 +5,10 @@ Why not python-etcd3: it is unmaintained (no release since 2019, pinned to old g
 build on current Python), and it would bring grpcio, a large native dependency, for six calls. The gateway is part
 of every etcd 3.4 member, speaks JSON with base64 keys, and httpx is already a dependency of pacslb.
 
+With `cluster.etcd.tls` the client speaks https: it trusts only the cluster CA, checks that each member's
+certificate is valid for the member's address, and shows the node's own certificate (the members ask every client
+for one: `client-cert-auth`). `ssl_context` builds that once; a file that cannot be read is an `EtcdError`.
+
 The client knows every member's client URL and sends each request to the one that last answered, moving on to the
 next when a member cannot be reached (a member killed, a partition). etcd itself refuses what it cannot commit
 without quorum ("etcdserver: request timed out"): that is an `EtcdError` too, said plainly.
@@ -14,10 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from typing import Any, AsyncIterator
 
 import httpx
 
+from ..engines.etcd.render import TLSFiles
 from .keys import b64, decode_kvs, prefix_end
 
 log = logging.getLogger("pacslb.cluster")
@@ -34,14 +40,27 @@ class EtcdError(Exception):
         self.uncertain = uncertain
 
 
+def ssl_context(tls: TLSFiles) -> ssl.SSLContext:
+    """TLS towards the cluster's members: the cluster CA alone is trusted, the member's certificate must be valid
+    for the address in its URL (an IP SAN), and the node's certificate is shown to the member."""
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca)
+        context.load_cert_chain(tls.cert, tls.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise EtcdError(f"etcd's TLS files cannot be used ({tls.ca}, {tls.cert}, {tls.key}): {exc}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # what etcd 3.4 accepts at least
+    return context
+
+
 class EtcdClient:
-    def __init__(self, endpoints: list[str], timeout: float = 2.0) -> None:
+    def __init__(self, endpoints: list[str], timeout: float = 2.0, tls: TLSFiles | None = None) -> None:
         if not endpoints:
             raise ValueError("an etcd client needs at least one endpoint")
         self.endpoints = list(endpoints)
         self.timeout = timeout
         self._current = 0
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)))
+        verify: ssl.SSLContext | bool = ssl_context(tls) if tls is not None else True
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)), verify=verify)
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -41,6 +41,7 @@ from ..engines.contract import EngineError
 from ..model import Config
 from ..model.cluster import Cluster
 from ..paths import StatePaths
+from ..serving import SubsystemError
 from .etcd import EtcdClient, EtcdError
 from .keys import MAX_VALUE_BYTES, Keys, decode_json, new_revision_txn, shared_digest, txn_outcome
 from .partition import reach, verdict
@@ -94,6 +95,7 @@ class ClusterState:
         self._stopping = asyncio.Event()
         self._report = asyncio.Event()  # the member key is due now (a revision applied, drained)
         self._lease: int | None = None
+        self._connected: tuple[list[str], Any] | None = None  # what the client was made with (endpoints, TLS files)
 
     # --- the record of what runs ------------------------------------------------------------------------
 
@@ -330,7 +332,11 @@ class ClusterState:
         cluster = config.cluster
         assert cluster is not None
         self.cluster, self.keys = cluster, Keys(cluster.name)
-        self.client = EtcdClient(endpoints(cluster), timeout=cluster.etcd.dial_timeout.seconds)
+        self._connected = self._connection(cluster)  # the members' URLs; this node's certificate, key and CA, if any
+        try:
+            self.client = EtcdClient(self._connected[0], timeout=cluster.etcd.dial_timeout.seconds, tls=self._connected[1])
+        except EtcdError as exc:
+            raise SubsystemError(f"cluster {cluster.name}: {exc}") from None
         await asyncio.to_thread(self._load)
         self._stopping.clear()
         self._quorum_at = time.monotonic()
@@ -346,6 +352,15 @@ class ClusterState:
             self._published = None
             if shared_digest(shared_data(config)) == digest:
                 self._runs(number, digest)
+        if config.cluster is not None and self._connected is not None and self._connection(config.cluster) != self._connected:
+            # the member restarts on its new file (engines/etcd), the client keeps the connection it started with
+            log.warning("cluster.etcd changed (TLS or the members' URLs): this controller reaches etcd as before until "
+                        "it restarts (pacslb stop --leave-engines, then pacslb up; docs/cluster.md)")  # fmt: skip
+
+    def _connection(self, cluster: Cluster) -> tuple[list[str], Any]:
+        from ..engines.etcd.render import tls_files
+
+        return endpoints(cluster), tls_files(cluster, self.changes.base_dir) if cluster.etcd.tls is not None else None
 
     async def stop(self) -> None:
         self._stopping.set()

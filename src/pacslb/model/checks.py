@@ -18,6 +18,7 @@ from cryptography import x509
 
 from .client_address import client_address_problems
 from .cluster import cluster_problems
+from .cluster_tls import etcd_tls_problems
 from .config import Config, Mode, Protocol, VirtualService
 from .files import (
     MAX_PEM_BYTES,
@@ -378,7 +379,7 @@ def check_files(config: Config, base_dir: Path, reserved: Reserved | None = None
     refused = {p.path for p in problems}
     pem = _pem_fields(config)
     for named in named_files(config):
-        if named.field in refused:
+        if named.field in refused or named.field.startswith("cluster.etcd.tls."):  # etcd's files: etcd_tls_problems
             continue
         file = resolve(named.value, base_dir)
         if named.kind == "script":
@@ -391,6 +392,7 @@ def check_files(config: Config, base_dir: Path, reserved: Reserved | None = None
         else:  # a file HAProxy does not read as PEM here (the management server reads its certificate at its start)
             problem = regular_file_problem(named.field, file, MAX_PEM_BYTES, "PEM file")
         problems += [problem] if problem else []
+    problems += etcd_tls_problems(config, base_dir, refused)  # the cluster's etcd over TLS (issue 20)
     for vs in config.virtual_services:
         encrypted = any(rs.encrypted for rs in vs.real_servers) or (vs.fallback and vs.fallback.encrypted)
         if encrypted and vs.server_tls.verify == "required" and not vs.server_tls.ca_file:

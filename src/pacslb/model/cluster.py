@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from .base import Strict
 from .host import MAX_VIP_ADDRESSES
 from .problems import Problem
-from .types import Duration, IPAddress
+from .types import Duration, IPAddress, Text
 
 # A cluster of 3 or 5 etcd members is what etcd recommends; more nodes join as non-members (learners are not used).
 MAX_NODES = 32
@@ -49,6 +49,33 @@ class ClusterNode(Strict):
         return _name(value, "node")
 
 
+class EtcdTLS(Strict):
+    """etcd over TLS (docs/cluster.md): this node's files, made by `pacslb cluster pki init` and copied to the node.
+
+    The member serves its client and peer ports with `cert` and accepts only clients and peers whose certificate
+    `ca` signed; the controller is such a client with the same pair. model/cluster_tls.py checks the files."""
+
+    ca: Text | None = Field(default=None, description="the cluster CA's certificate (PEM): what the node trusts")
+    cert: Text | None = Field(
+        default=None, description="this node's certificate (PEM), signed by `ca`, valid for the node's address"
+    )
+    key: Text | None = Field(default=None, description="the private key of `cert` (PEM, unencrypted, mode 0600)")
+
+    @model_validator(mode="after")
+    def _all_three(self) -> "EtcdTLS":
+        missing = [name for name in ("ca", "cert", "key") if getattr(self, name) is None]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise ValueError(f"tls needs ca, cert and key, and {', '.join(missing)} {verb} missing: give all three "
+                             "(`pacslb cluster pki init` makes them), or remove tls for plain HTTP")  # fmt: skip
+        return self
+
+    @property
+    def files(self) -> tuple[str, str, str]:
+        assert self.ca is not None and self.cert is not None and self.key is not None
+        return self.ca, self.cert, self.key
+
+
 class Etcd(Strict):
     """The cluster's etcd: one member on every node with `etcd_member`, run and supervised by pacslb."""
 
@@ -57,6 +84,9 @@ class Etcd(Strict):
     dial_timeout: Duration = Field(default=Duration(2000), description="how long a node waits to reach etcd before a call fails")
     lease: Duration = Field(
         default=Duration(5000), description="a node's membership lease: a node whose controller stops renewing it is shown gone"
+    )
+    tls: EtcdTLS | None = Field(
+        default=None, description="etcd over TLS with the cluster CA (node-local files); absent: plain HTTP (docs/cluster.md)"
     )
 
     @model_validator(mode="after")
@@ -229,4 +259,4 @@ def _vips_of_family(config, version: int) -> list[str]:
     return found
 
 
-__all__ = ["BFD", "BGP", "BGPNeighbor", "Cluster", "ClusterNode", "Etcd", "MAX_NODES", "cluster_problems"]
+__all__ = ["BFD", "BGP", "BGPNeighbor", "Cluster", "ClusterNode", "Etcd", "EtcdTLS", "MAX_NODES", "cluster_problems"]

@@ -77,6 +77,10 @@ def named_files(config: Config) -> Iterator[NamedFile]:
         yield NamedFile("settings.management.certificate", config.settings.management.certificate, "certificate")
     if config.ha is not None and config.ha.sync.peer_certificate:
         yield NamedFile("ha.sync.peer_certificate", config.ha.sync.peer_certificate, "certificate")
+    tls = config.cluster.etcd.tls if config.cluster is not None else None
+    if tls is not None:  # etcd over TLS (model/cluster_tls.py reads them)
+        for name, value in zip(("ca", "cert", "key"), tls.files, strict=True):
+            yield NamedFile(f"cluster.etcd.tls.{name}", value, "certificate")
 
 
 def resolve(path: str, base_dir: Path) -> Path:

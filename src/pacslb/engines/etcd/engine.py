@@ -13,6 +13,8 @@ the member stops last.
   undo       the previous file back and etcd restarted on it (or stopped when the commit started it)
 
 The data directory is never removed by pacslb (`stop` leaves it): it is the cluster's state on this member.
+With `cluster.etcd.tls` the file names the node's certificate, key and the cluster CA (absolute paths, relative ones
+from the configuration file's folder): a member started on https, asking every client and peer for a certificate.
 
 Commit, undo, the applied digest (`etcd/applied.sha256`), start/adopt and supervision are the shared ones of
 engines/rendered_daemon.py; etcd reads its file only when it starts, so every commit (and undo) restarts it.
@@ -69,13 +71,14 @@ class EtcdEngine(RenderedDaemonEngine):
         super().__init__(gate)
         self.files = process.Files(paths.etcd_dir)
         self.binary = binary
+        self.base_dir: Path | None = None  # the configuration file's folder: relative cluster.etcd.tls paths start there
 
     def wanted(self, config: Config) -> bool:
         return _client(config) is not None
 
     def _render(self, config: Config) -> str:
         assert config.cluster is not None
-        return render_conf(config.cluster, PurePosixPath(self.files.data))
+        return render_conf(config.cluster, PurePosixPath(self.files.data), self.base_dir)
 
     # --- the files and the daemon ------------------------------------------------------------------------
 
@@ -111,7 +114,12 @@ class EtcdEngine(RenderedDaemonEngine):
 
     # --- plan, check, start ------------------------------------------------------------------------------
 
+    async def start(self, config: Config, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        await super().start(config, base_dir)
+
     def plan(self, old: Config, new: Config, base_dir: Path) -> Prepared:
+        self.base_dir = base_dir  # the same folder unless the configuration file moved (then the next start renders it)
         if not self.wanted(new):
             if not self._running():
                 return Prepared(self.name, False)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pacslb.engines.etcd.render import client_urls, initial_cluster, render_conf
-from pacslb.model import load_file, load_text
+from pacslb.model import load_text
 
 GOLDEN_DIR = Path(__file__).resolve().parents[3] / "golden" / "etcd"
 CASES = sorted(p for p in GOLDEN_DIR.iterdir() if p.is_dir() and re.match(r"^\d{3}_", p.name))
@@ -17,7 +17,7 @@ DATA = PurePosixPath("/var/lib/pacslb/etcd/data")
 
 
 def _cluster(case: Path):
-    loaded = load_file(case / "config.yaml")
+    loaded = load_text((case / "config.yaml").read_text())  # the structure: the renderer reads no file
     assert loaded.ok, [str(p) for p in loaded.problems]
     return loaded.config.cluster
 
@@ -45,6 +45,32 @@ def test_the_file_is_what_etcd_reads(case: Path) -> None:
     assert conf["initial-cluster-token"] == f"pacslb-{cluster.name}"
     members = dict(part.split("=", 1) for part in conf["initial-cluster"].split(","))
     assert sorted(members) == sorted(n.name for n in cluster.etcd_members)
+    scheme = "https://" if cluster.etcd.tls is not None else "http://"
+    urls = [conf[k] for k in ("listen-peer-urls", "initial-advertise-peer-urls", "listen-client-urls", "advertise-client-urls")]
+    assert all(u.startswith(scheme) for u in urls + list(members.values()))
+    for section in ("client-transport-security", "peer-transport-security"):
+        assert (section in conf) == (cluster.etcd.tls is not None)
+
+
+def test_tls_serves_both_ports_with_the_nodes_certificate_and_asks_every_client_and_peer_for_one() -> None:
+    """etcd 3.4's --cert-file, --key-file, --trusted-ca-file, --client-cert-auth and the --peer- twins, as its
+    configuration file spells them."""
+    cluster = _cluster(GOLDEN_DIR / "003_tls")
+    conf = yaml.safe_load(render_conf(cluster, DATA))
+    expected = {"cert-file": "/etc/pacslb/cluster/etcd.pem", "key-file": "/etc/pacslb/cluster/etcd.key",
+                "trusted-ca-file": "/etc/pacslb/cluster/ca.pem", "client-cert-auth": True, "auto-tls": False}  # fmt: skip
+    assert conf["client-transport-security"] == expected and conf["peer-transport-security"] == expected
+    assert conf["listen-client-urls"] == "https://10.0.1.11:2379" and conf["listen-peer-urls"] == "https://10.0.1.11:2380"
+    assert initial_cluster(cluster).split(",")[1] == "lb2=https://10.0.1.12:2380"
+    assert client_urls(cluster)[0] == "https://10.0.1.11:2379"
+
+
+def test_relative_tls_paths_start_in_the_configuration_files_folder() -> None:
+    text = (GOLDEN_DIR / "003_tls" / "config.yaml").read_text().replace("/etc/pacslb/cluster/", "cluster-pki/")
+    cluster = load_text(text).config.cluster
+    conf = yaml.safe_load(render_conf(cluster, DATA, PurePosixPath("/srv/pacslb")))
+    assert conf["peer-transport-security"]["key-file"] == "/srv/pacslb/cluster-pki/etcd.key"
+    assert conf["client-transport-security"]["trusted-ca-file"] == "/srv/pacslb/cluster-pki/ca.pem"
 
 
 def test_only_members_are_in_initial_cluster_and_urls_put_this_node_first() -> None:
