@@ -29,6 +29,12 @@ from .keys import b64, decode_kvs, prefix_end
 log = logging.getLogger("pacslb.cluster")
 
 
+# what a request that did not get through raises: httpx's errors and, over TLS, the raw SSLError of an alert the
+# member sends after the handshake (a refused client certificate reaches the client on its first read, not always
+# wrapped by httpx)
+TRANSPORT_ERRORS = (httpx.HTTPError, ssl.SSLError)
+
+
 class EtcdError(Exception):
     """etcd could not be reached, or refused or failed a request (no quorum, a timeout).
 
@@ -76,7 +82,7 @@ class EtcdClient:
         for i, endpoint in enumerate(self._order()):
             try:
                 response = await self._http.post(endpoint + path, json=body)
-            except httpx.HTTPError as exc:
+            except TRANSPORT_ERRORS as exc:
                 failures.append(f"{endpoint}: {type(exc).__name__} {exc}".strip())
                 # sent, and no answer: the member may have taken it (connect errors mean it never got there)
                 uncertain |= not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
@@ -163,7 +169,7 @@ class EtcdClient:
                             for name, value in key.items():
                                 yield event.get("type", "PUT"), name, value
                     raise EtcdError(f"the watch on {endpoint} ended (the member stopped or closed the stream)")
-            except httpx.HTTPError as exc:
+            except TRANSPORT_ERRORS as exc:
                 if streamed:  # events may have been missed: the caller reads the state again
                     raise EtcdError(f"the watch on {endpoint} broke: {type(exc).__name__} {exc}") from None
                 failures.append(f"{endpoint}: {type(exc).__name__} {exc}".strip())
