@@ -16,6 +16,9 @@
              its last failure, drained, and the VIPs it announces when the routing half reports them.
   drain      `drain/<node>` keys; the node named applies its own through `drain_routing` (the seam with the
              routing half: Appliance._drain_routing).
+  live       a change of this node's `cluster` section while it runs (live.py): `applied` takes the new section (a new
+             etcd client on the new endpoints, a new lease, the partition verdict over the new node list); what it
+             cannot take (`name`, `node`, the section added or removed) the change front door refused before.
   partition  when the member key could not be renewed for the lease's time, the other nodes are probed
              (partition.py): a node that reaches no majority of the cluster is cut off, and the routing half
              withdraws its VIPs (`partitioned`, `on_partition` wakes it) unless `cluster.on_partition` is keep-serving.
@@ -43,6 +46,7 @@ from ..model.cluster import Cluster
 from ..paths import StatePaths
 from .etcd import EtcdClient, EtcdError
 from .keys import MAX_VALUE_BYTES, Keys, decode_json, new_revision_txn, shared_digest, txn_outcome
+from .live import refusal, taken
 from .partition import reach, verdict
 from .shared import merge_own, shared_data
 
@@ -61,6 +65,11 @@ def endpoints(cluster: Cluster) -> list[str]:
     from ..engines.etcd.render import client_urls  # the URLs the members listen on, rendered once
 
     return client_urls(cluster)
+
+
+def lease_ttl(cluster: Cluster) -> int:
+    """The TTL in whole seconds of this node's membership lease (etcd counts leases in seconds; 2 at the least)."""
+    return max(2, round(cluster.etcd.lease.seconds))
 
 
 class ClusterState:
@@ -94,6 +103,8 @@ class ClusterState:
         self._stopping = asyncio.Event()
         self._report = asyncio.Event()  # the member key is due now (a revision applied, drained)
         self._lease: int | None = None
+        self._retired_lease: int | None = None  # the lease of a previous `cluster.etcd.lease`: revoked once replaced
+        self._retaking: set[asyncio.Task] = set()
 
     # --- the record of what runs ------------------------------------------------------------------------
 
@@ -263,7 +274,7 @@ class ClusterState:
 
     async def _heartbeat(self) -> None:
         assert self.client is not None and self.keys is not None and self.cluster is not None
-        ttl = max(2, round(self.cluster.etcd.lease.seconds))
+        ttl = lease_ttl(self.cluster)
         period = ttl / 3
         while not self._stopping.is_set():
             self._report.clear()
@@ -274,6 +285,10 @@ class ClusterState:
                     self._lease = await self.client.grant(ttl)
                 await self.client.put(self.keys.member(self.cluster.node), json.dumps(await self.member_record()), self._lease)
                 self._quorum_at = time.monotonic()  # a put commits only with quorum
+                if self._retired_lease is not None:  # the member key is on the new lease: the old one holds nothing
+                    with contextlib.suppress(EtcdError):
+                        await self.client.revoke(self._retired_lease)
+                    self._retired_lease = None
                 await self._judge_partition()
             except EtcdError as exc:
                 self.etcd_error = str(exc)
@@ -334,30 +349,72 @@ class ClusterState:
         await asyncio.to_thread(self._load)
         self._stopping.clear()
         self._quorum_at = time.monotonic()
+        self._run_tasks()
+        log.info("cluster %s: node %s, etcd at %s", cluster.name, cluster.node, ", ".join(self.client.endpoints))
+
+    def _run_tasks(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._follow()), loop.create_task(self._heartbeat()),
                        loop.create_task(self._watch_partition())]  # fmt: skip
-        log.info("cluster %s: node %s, etcd at %s", cluster.name, cluster.node, ", ".join(self.client.endpoints))
 
     async def applied(self, config: Config) -> None:
-        """A configuration runs: when it is the revision this node just published, it runs that revision."""
+        """A configuration runs: when it is the revision this node just published, it runs that revision; when this
+        node's `cluster` section changed (live.py), the cluster's state takes it."""
         if self._published is not None:
             number, digest = self._published
             self._published = None
             if shared_digest(shared_data(config)) == digest:
                 self._runs(number, digest)
+        if config.cluster is None or self.cluster is None or config.cluster == self.cluster or not self._tasks:
+            return
+        if asyncio.current_task() in self._tasks:  # a revision applied by the watch itself: never cancel oneself
+            task = asyncio.get_running_loop().create_task(self.take(config.cluster))
+            self._retaking.add(task)
+            task.add_done_callback(self._retaking.discard)
+            return
+        await self.take(config.cluster)
 
-    async def stop(self) -> None:
-        self._stopping.set()
+    async def take(self, new: Cluster) -> None:
+        """Take a changed `cluster` section of the running node: the follow, heartbeat and partition tasks start again
+        on it, with a new etcd client when the endpoints or `dial_timeout` changed and a new lease when its TTL did
+        (the member key moves to it, then the old lease is revoked). The partition verdict counts the new node list
+        at its next look. A change live.py refuses (another cluster or node) never gets here: the front door refused."""
+        old = self.cluster
+        assert old is not None and self.client is not None
+        if reason := refusal(old, new):  # the precondition refused it before any engine ran it
+            log.error("the cluster's state keeps its section: %s", reason)
+            return
+        fields = taken(old, new)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        self.cluster = new
+        addresses = endpoints(new)
+        if addresses != self.client.endpoints or new.etcd.dial_timeout != old.etcd.dial_timeout:
+            previous, self.client = self.client, EtcdClient(addresses, timeout=new.etcd.dial_timeout.seconds)
+            await previous.close()
+        if lease_ttl(new) != lease_ttl(old) and self._lease is not None:
+            # etcd cannot change a lease's TTL: the heartbeat grants a new one, puts the member key on it, revokes this
+            self._retired_lease, self._lease = self._lease, None
+        if not self._stopping.is_set():
+            self._run_tasks()
+        self._report.set()  # the member key at once, with the new section's address and lease
+        log.info("cluster %s: node %s takes the changed %s; etcd at %s, %d nodes", new.name, new.node,
+                 ", ".join(fields) or "section", ", ".join(self.client.endpoints), len(new.nodes))  # fmt: skip
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in [*self._tasks, *self._retaking]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._retaking, return_exceptions=True)
+        self._tasks = []
         if self.client is not None:
-            if self._lease is not None:  # the member key goes at once, not when the lease runs out
-                with contextlib.suppress(EtcdError):
-                    await self.client.revoke(self._lease)
-                self._lease = None
+            for lease in (self._lease, self._retired_lease):  # the member key goes at once, not when the lease runs out
+                if lease is not None:
+                    with contextlib.suppress(EtcdError):
+                        await self.client.revoke(lease)
+            self._lease = self._retired_lease = None
             await self.client.close()
             self.client = None
 
