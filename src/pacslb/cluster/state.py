@@ -104,7 +104,7 @@ class ClusterState:
         self._report = asyncio.Event()  # the member key is due now (a revision applied, drained)
         self._lease: int | None = None
         self._retired_lease: int | None = None  # the lease of a previous `cluster.etcd.lease`: revoked once replaced
-        self._retaking: set[asyncio.Task] = set()
+        self._section_tasks: set[asyncio.Task] = set()
 
     # --- the record of what runs ------------------------------------------------------------------------
 
@@ -368,11 +368,14 @@ class ClusterState:
         if config.cluster is None or self.cluster is None or config.cluster == self.cluster or not self._tasks:
             return
         if asyncio.current_task() in self._tasks:  # a revision applied by the watch itself: never cancel oneself
-            task = asyncio.get_running_loop().create_task(self.take(config.cluster))
-            self._retaking.add(task)
-            task.add_done_callback(self._retaking.discard)
+            self._keep(asyncio.get_running_loop().create_task(self.take(config.cluster)))
             return
         await self.take(config.cluster)
+
+    def _keep(self, task: asyncio.Task) -> None:
+        """A task of a section change, held until it ends (stop cancels it)."""
+        self._section_tasks.add(task)
+        task.add_done_callback(self._section_tasks.discard)
 
     async def take(self, new: Cluster) -> None:
         """Take a changed `cluster` section of the running node: the follow, heartbeat and partition tasks start again
@@ -393,7 +396,8 @@ class ClusterState:
         addresses = endpoints(new)
         if addresses != self.client.endpoints or new.etcd.dial_timeout != old.etcd.dial_timeout:
             previous, self.client = self.client, EtcdClient(addresses, timeout=new.etcd.dial_timeout.seconds)
-            await previous.close()
+            # a status, drain or join request may be in flight on the previous client: it is closed once they timed out
+            self._keep(asyncio.get_running_loop().create_task(_close_later(previous, previous.timeout)))
         if lease_ttl(new) != lease_ttl(old) and self._lease is not None:
             # etcd cannot change a lease's TTL: the heartbeat grants a new one, puts the member key on it, revokes this
             self._retired_lease, self._lease = self._lease, None
@@ -405,9 +409,9 @@ class ClusterState:
 
     async def stop(self) -> None:
         self._stopping.set()
-        for task in [*self._tasks, *self._retaking]:
+        for task in [*self._tasks, *self._section_tasks]:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._retaking, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._section_tasks, return_exceptions=True)
         self._tasks = []
         if self.client is not None:
             for lease in (self._lease, self._retired_lease):  # the member key goes at once, not when the lease runs out
@@ -510,6 +514,14 @@ class ClusterState:
 
 
 NOT_A_NODE = "this appliance is not a cluster node (no cluster section)"
+
+
+async def _close_later(client: EtcdClient, delay: float) -> None:
+    """Close `client` after `delay` seconds, or at once when cancelled (the controller stops)."""
+    try:
+        await asyncio.sleep(delay)
+    finally:
+        await client.close()
 
 
 def _refused(code: int, message: str) -> tuple[int, dict[str, Any]]:
