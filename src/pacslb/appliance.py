@@ -38,6 +38,7 @@ from .change.runner import Checkpoint, no_checkpoint
 from .change.service import Changes, Running
 from .cluster.announce import Facts, serving
 from .cluster.established import established
+from .cluster.live import ClusterSection
 from .cluster.routing import Routing
 from .cluster.state import ClusterState
 from .controller.api import ApiServer, serve
@@ -165,6 +166,8 @@ class Appliance:
         self.roles = Roles(paths.root, lambda: self.running.config.ha)
         # the health service holds the agent port HAProxy asks: a change that moves it is refused unless the
         # new port is listened on before any engine commits (a precondition of the change)
+        # and a change of the `cluster` section that a running node cannot take (another cluster or node, the section
+        # added or removed) is refused first, before anything is taken or written to etcd (cluster/live.py)
         self.health = HealthService(paths.haproxy_admin_socket)
         # alerts hear of the appliance through callbacks wired here: its looks at the status, the change audit,
         # the HA pair's events, the certificates the configuration names (no part imports alerts)
@@ -172,7 +175,7 @@ class Appliance:
         self.alert_wiring = AlertWiring(self.alerts, ChangeAudit(paths.audit_log))
         self.changes = Changes(paths, self.running, self.engines, self.gate, guard=self.roles.guard,
                                notify=self._notify, audit=self.alert_wiring.audit, checkpoint=checkpoint,
-                               certificates=self.haproxy, preconditions=[self.health],
+                               certificates=self.haproxy, preconditions=[ClusterSection(), self.health],
                                publish=self._publish)  # fmt: skip
         # a cluster node (issue 20): changes go through etcd, every node applies each revision (cluster/state.py)
         self.cluster = ClusterState(paths, self.changes, self.healthy, self._drain_routing, self._announced_vips,

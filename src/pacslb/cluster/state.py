@@ -16,6 +16,9 @@
              its last failure, drained, and the VIPs it announces when the routing half reports them.
   drain      `drain/<node>` keys; the node named applies its own through `drain_routing` (the seam with the
              routing half: Appliance._drain_routing).
+  live       a change of this node's `cluster` section while it runs (live.py): `applied` takes the new section (a new
+             etcd client on the new endpoints, a new lease, the partition verdict over the new node list); what it
+             cannot take (`name`, `node`, the section added or removed) the change front door refused before.
   partition  when the member key could not be renewed for the lease's time, the other nodes are probed
              (partition.py): a node that reaches no majority of the cluster is cut off, and the routing half
              withdraws its VIPs (`partitioned`, `on_partition` wakes it) unless `cluster.on_partition` is keep-serving.
@@ -44,6 +47,7 @@ from ..paths import StatePaths
 from ..serving import SubsystemError
 from .etcd import EtcdClient, EtcdError
 from .keys import MAX_VALUE_BYTES, Keys, decode_json, new_revision_txn, shared_digest, txn_outcome
+from .live import refusal, taken
 from .partition import reach, verdict
 from .shared import merge_own, shared_data
 
@@ -62,6 +66,11 @@ def endpoints(cluster: Cluster) -> list[str]:
     from ..engines.etcd.render import client_urls  # the URLs the members listen on, rendered once
 
     return client_urls(cluster)
+
+
+def lease_ttl(cluster: Cluster) -> int:
+    """The TTL in whole seconds of this node's membership lease (etcd counts leases in seconds; 2 at the least)."""
+    return max(2, round(cluster.etcd.lease.seconds))
 
 
 class ClusterState:
@@ -96,6 +105,8 @@ class ClusterState:
         self._report = asyncio.Event()  # the member key is due now (a revision applied, drained)
         self._lease: int | None = None
         self._connected: tuple[list[str], Any] | None = None  # what the client was made with (endpoints, TLS files)
+        self._retired_lease: int | None = None  # the lease of a previous `cluster.etcd.lease`: revoked once replaced
+        self._section_tasks: set[asyncio.Task] = set()
 
     # --- the record of what runs ------------------------------------------------------------------------
 
@@ -265,7 +276,7 @@ class ClusterState:
 
     async def _heartbeat(self) -> None:
         assert self.client is not None and self.keys is not None and self.cluster is not None
-        ttl = max(2, round(self.cluster.etcd.lease.seconds))
+        ttl = lease_ttl(self.cluster)
         period = ttl / 3
         while not self._stopping.is_set():
             self._report.clear()
@@ -276,6 +287,10 @@ class ClusterState:
                     self._lease = await self.client.grant(ttl)
                 await self.client.put(self.keys.member(self.cluster.node), json.dumps(await self.member_record()), self._lease)
                 self._quorum_at = time.monotonic()  # a put commits only with quorum
+                if self._retired_lease is not None:  # the member key is on the new lease: the old one holds nothing
+                    with contextlib.suppress(EtcdError):
+                        await self.client.revoke(self._retired_lease)
+                    self._retired_lease = None
                 await self._judge_partition()
             except EtcdError as exc:
                 self.etcd_error = str(exc)
@@ -340,39 +355,86 @@ class ClusterState:
         await asyncio.to_thread(self._load)
         self._stopping.clear()
         self._quorum_at = time.monotonic()
+        self._run_tasks()
+        log.info("cluster %s: node %s, etcd at %s", cluster.name, cluster.node, ", ".join(self.client.endpoints))
+
+    def _run_tasks(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._follow()), loop.create_task(self._heartbeat()),
                        loop.create_task(self._watch_partition())]  # fmt: skip
-        log.info("cluster %s: node %s, etcd at %s", cluster.name, cluster.node, ", ".join(self.client.endpoints))
 
     async def applied(self, config: Config) -> None:
-        """A configuration runs: when it is the revision this node just published, it runs that revision."""
+        """A configuration runs: when it is the revision this node just published, it runs that revision; when this
+        node's `cluster` section changed (live.py), the cluster's state takes it."""
         if self._published is not None:
             number, digest = self._published
             self._published = None
             if shared_digest(shared_data(config)) == digest:
                 self._runs(number, digest)
-        if config.cluster is not None and self._connected is not None and self._connection(config.cluster) != self._connected:
-            # the member restarts on its new file (engines/etcd), the client keeps the connection it started with
-            log.warning("cluster.etcd changed (TLS or the members' URLs): this controller reaches etcd as before until "
-                        "it restarts (pacslb stop --leave-engines, then pacslb up; docs/cluster.md)")  # fmt: skip
+        if config.cluster is None or self.cluster is None or config.cluster == self.cluster or not self._tasks:
+            return
+        if asyncio.current_task() in self._tasks:  # a revision applied by the watch itself: never cancel oneself
+            self._keep(asyncio.get_running_loop().create_task(self.take(config.cluster)))
+            return
+        await self.take(config.cluster)
 
     def _connection(self, cluster: Cluster) -> tuple[list[str], Any]:
         from ..engines.etcd.render import tls_files
 
         return endpoints(cluster), tls_files(cluster, self.changes.base_dir) if cluster.etcd.tls is not None else None
 
-    async def stop(self) -> None:
-        self._stopping.set()
+    def _keep(self, task: asyncio.Task) -> None:
+        """A task of a section change, held until it ends (stop cancels it)."""
+        self._section_tasks.add(task)
+        task.add_done_callback(self._section_tasks.discard)
+
+    async def take(self, new: Cluster) -> None:
+        """Take a changed `cluster` section of the running node: the follow, heartbeat and partition tasks start again
+        on it, with a new etcd client when the endpoints or `dial_timeout` changed and a new lease when its TTL did
+        (the member key moves to it, then the old lease is revoked). The partition verdict counts the new node list
+        at its next look. A change live.py refuses (another cluster or node) never gets here: the front door refused."""
+        old = self.cluster
+        assert old is not None and self.client is not None
+        if reason := refusal(old, new):  # the precondition refused it before any engine ran it
+            log.error("the cluster's state keeps its section: %s", reason)
+            return
+        fields = taken(old, new)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        self.cluster = new
+        connection = self._connection(new)  # the members' URLs and this node's TLS files (cluster.etcd.tls)
+        if connection != self._connected or new.etcd.dial_timeout != old.etcd.dial_timeout:
+            try:
+                fresh = EtcdClient(connection[0], timeout=new.etcd.dial_timeout.seconds, tls=connection[1])
+            except EtcdError as exc:  # a TLS file it cannot use: the model checked them, the disk may have changed since
+                log.error("the changed cluster.etcd cannot be used (%s): this node reaches etcd as before", exc)
+            else:
+                previous, self.client, self._connected = self.client, fresh, connection
+                # a status, drain or join request may be in flight on the previous client: closed once they timed out
+                self._keep(asyncio.get_running_loop().create_task(_close_later(previous, previous.timeout)))
+        if lease_ttl(new) != lease_ttl(old) and self._lease is not None:
+            # etcd cannot change a lease's TTL: the heartbeat grants a new one, puts the member key on it, revokes this
+            self._retired_lease, self._lease = self._lease, None
+        if not self._stopping.is_set():
+            self._run_tasks()
+        self._report.set()  # the member key at once, with the new section's address and lease
+        log.info("cluster %s: node %s takes the changed %s; etcd at %s, %d nodes", new.name, new.node,
+                 ", ".join(fields) or "section", ", ".join(self.client.endpoints), len(new.nodes))  # fmt: skip
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for task in [*self._tasks, *self._section_tasks]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._section_tasks, return_exceptions=True)
+        self._tasks = []
         if self.client is not None:
-            if self._lease is not None:  # the member key goes at once, not when the lease runs out
-                with contextlib.suppress(EtcdError):
-                    await self.client.revoke(self._lease)
-                self._lease = None
+            for lease in (self._lease, self._retired_lease):  # the member key goes at once, not when the lease runs out
+                if lease is not None:
+                    with contextlib.suppress(EtcdError):
+                        await self.client.revoke(lease)
+            self._lease = self._retired_lease = None
             await self.client.close()
             self.client = None
 
@@ -468,6 +530,14 @@ class ClusterState:
 
 
 NOT_A_NODE = "this appliance is not a cluster node (no cluster section)"
+
+
+async def _close_later(client: EtcdClient, delay: float) -> None:
+    """Close `client` after `delay` seconds, or at once when cancelled (the controller stops)."""
+    try:
+        await asyncio.sleep(delay)
+    finally:
+        await client.close()
 
 
 def _refused(code: int, message: str) -> tuple[int, dict[str, Any]]:
