@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import typing
 from pathlib import Path
@@ -96,3 +97,56 @@ def test_every_allowed_value_is_documented(cls: type[BaseModel]):
     text = DOC.read_text()
     missing = sorted(v for v in _allowed_values(cls) if f"`{v}`" not in text)
     assert not missing, f"values accepted by {cls.__name__} missing from docs/configuration.md: {missing}"
+
+
+# Links between the documents: every relative link and its anchor resolves (GitHub's rules for heading anchors).
+
+ROOT = DOC.parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_FENCE = re.compile(r"^(```|~~~).*?^\1", flags=re.M | re.S)
+_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def _prose(text: str) -> str:
+    """The page without its fenced code blocks and inline code spans (neither holds links or headings)."""
+    text = _FENCE.sub("", text)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+@functools.cache
+def _anchors(text: str) -> set[str]:
+    """The anchors GitHub makes for a page's headings: lower case, punctuation dropped, spaces to '-', '-N' for repeats."""
+    seen: dict[str, int] = {}
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", _FENCE.sub("", text), flags=re.M):
+        heading = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link in a heading keeps only its text
+        slug = re.sub(r"[^\w\- ]", "", heading.lower().replace("`", "")).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def _relative_links(page: Path) -> list[str]:
+    """Every link target of `page` that is not an absolute URL (http, https, mailto)."""
+    targets = _LINK.findall(_prose(page.read_text()))
+    return [t for t in targets if not re.match(r"^[a-z][a-z0-9+.-]*:", t)]
+
+
+def test_the_link_finder_sees_links_and_anchors():
+    assert "installing-from-the-debian-package" in _anchors((ROOT / "docs" / "operations.md").read_text())
+    assert "docs/operations.md#installing-from-the-debian-package" in _relative_links(ROOT / "README.md")
+    assert _anchors("# A `b` (c), d/e\n## x\n## x\n```\n# not a heading\n```\n") == {"a-b-c-de", "x", "x-1"}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_relative_link_and_anchor_resolves(page: Path):
+    broken = []
+    for target in _relative_links(page):
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            broken.append(f"{target}: no file {dest.relative_to(ROOT) if dest.is_relative_to(ROOT) else dest}")
+        elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest.read_text()):
+            broken.append(f"{target}: no heading with the anchor #{anchor} in {dest.name}")
+    assert not broken, f"{page.relative_to(ROOT)} has links that do not resolve: {broken}"
