@@ -19,6 +19,8 @@ the proxy's core a few percent; this script takes the cost of one handshake apar
 - re-encryption: a new connection with one request (`s_time -www`) through HAProxy to an nginx real server,
   plain, TLS (HAProxy's default: the server's session reused) and TLS with `no-ssl-reuse`; the real server
   logs whether each of its sessions was resumed.
+- with `--profile`, once more HAProxy's front side with ECDSA under `perf record -e cpu-clock --call-graph dwarf`:
+  the share of its CPU samples per library, and of a few exported OpenSSL functions with what they call.
 
 Cases are interleaved (the order rotated each round); medians of the rounds. Writes
 bench/results/<timestamp>-tls-cost.json and the section between ``<!-- results:tls-cost start -->`` and
@@ -32,6 +34,8 @@ import argparse
 import json
 import os
 import re
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -40,7 +44,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # bench/lib, the benchmarks' shared helpers
@@ -78,6 +82,20 @@ CLIENTS = 2  # parallel openssl s_time processes
 IN_MEMORY_HANDSHAKES = {"ec": 600, "rsa": 200}  # per round; a few tenths of a second each
 TARGET_SHARE = 0.5  # the issue: handshakes per core >= 0.5 x openssl speed's sign rate
 SPEED_ALGORITHMS = ("ecdsap256", "rsa2048", "ecdhx25519")
+PROFILED = {  # exported functions whose share counts what they call (Debian's libcrypto keeps no other symbols)
+    "EVP_PKEY_generate": "ephemeral key generation (X25519)",
+    "EVP_DigestSignInit_ex": "signature: set-up (provider fetches)",
+    "EVP_DigestSignFinal": "signature",
+    "EVP_Q_mac": "MACs (HKDF key schedule, Finished)",
+    "EVP_MD_fetch": "digest fetches from the provider",
+    "EVP_KDF_fetch": "KDF fetches from the provider",
+    "RAND_bytes_ex": "random bytes",
+    "SSL_new": "SSL_new",
+    "SSL_free": "SSL_free",
+    "accept4": "accept",
+    "epoll_wait": "epoll_wait",
+}
+PERF_LINE = re.compile(r"^\s*([\d.]+)%\s+(?:([\d.]+)%\s+)?(.+?)\s*$")
 
 
 # --- the CPU split and the files ------------------------------------------------------------------
@@ -331,12 +349,65 @@ def proxy_pids(child: Child) -> list[int]:
     return [p for p in child.pids() if p != child.pid]
 
 
+def parse_perf_dso(out: str) -> dict[str, float]:
+    """`perf report --no-children --sort dso`: the share of samples per library (percent)."""
+    shares: dict[str, float] = {}
+    for line in out.splitlines():
+        m = PERF_LINE.match(line)
+        if m and not line.lstrip().startswith("#"):
+            shares[m.group(3)] = float(m.group(1))
+    return shares
+
+
+def parse_perf_children(out: str, names: Iterable[str]) -> dict[str, float]:
+    """`perf report --children --sort sym`: the share of samples in each of these functions and what they call."""
+    wanted, shares = set(names), {}
+    for line in out.splitlines():
+        m = PERF_LINE.match(line)
+        if m and m.group(2) is not None:
+            symbol = m.group(3).split("] ", 1)[-1].split(" (inlined)")[0].strip()
+            if symbol in wanted and symbol not in shares:
+                shares[symbol] = float(m.group(1))
+    return shares
+
+
+def profile(plan: CpuPlan, certs: dict[str, Path], tmp: Path, seconds: int, life: int) -> dict[str, Any]:
+    """HAProxy's front side with ECDSA under perf: the load's figures, shares per library and per PROFILED function."""
+    child, port = start_proxy("haproxy", "ec", certs, f"{HOST}:{free_port()}", plan, tmp, life)
+    data = tmp / "perf.data"
+    try:
+        (pid,) = proxy_pids(child)
+        perf = subprocess.Popen(bounded(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999", "--call-graph", "dwarf,16384",
+                                         "-p", str(pid), "-o", str(data)], seconds + 60),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            result = load([pid], plan, port, seconds, False)
+        finally:
+            perf.send_signal(signal.SIGINT)
+            err = perf.communicate(timeout=60)[1]
+    finally:
+        child.stop()
+    if not data.exists():
+        raise RuntimeError(f"perf recorded nothing: {err.strip()}")
+
+    def report(*args: str) -> str:
+        cmd = ["perf", "report", "-i", str(data), "--stdio", "-g", "none", *args]
+        return subprocess.run(bounded(cmd, 300), capture_output=True, text=True, check=True).stdout
+
+    return {
+        **result,
+        "dso": parse_perf_dso(report("--no-children", "--sort", "dso")),
+        "functions": parse_perf_children(report("--children", "--sort", "sym"), PROFILED),
+    }
+
+
 @dataclass(frozen=True)
 class Options:
     duration: int
     rounds: int
     speed_seconds: int
     smoke: bool
+    profile: bool = False
 
 
 def run_bench(opts: Options) -> dict[str, Any]:
@@ -364,6 +435,7 @@ def run_bench(opts: Options) -> dict[str, Any]:
         }
         unused = f"{HOST}:{free_port()}"  # the handshake cases' backend: never connected to (counted)
         try:
+            prof = profile(plan, certs, tmp, 2 * opts.duration, life) if opts.profile else None  # more samples
             wait_listening(https_port, real)
             for rnd in range(opts.rounds):
                 for key in KEYS:
@@ -416,6 +488,7 @@ def run_bench(opts: Options) -> dict[str, Any]:
         "in_memory": memory,
         "front": front,
         "reencrypt": reencrypt,
+        **({"profile": prof} if prof is not None else {}),
     }
     doc["summary"] = summarize(doc)
     return doc
@@ -499,7 +572,28 @@ def section(doc: dict[str, Any], results_name: str | None = None) -> str:
         resumed = "-" if backend == "plain" else f"{r['backend_resumed']:,} of {r['backend_connections']:,}"
         busy = "-" if r["busy"] is None else f"{r['busy']:.0%}"
         lines.append(f"| {label} | {fmt(r['us'], ',.0f')} | {resumed} | {busy} |")
+    if "profile" in doc:
+        lines += ["", *profile_lines(doc["profile"])]
     return "\n".join(lines) + "\n"
+
+
+def profile_lines(prof: dict[str, Any]) -> list[str]:
+    us = prof["us_per_connection"] or 0.0
+    libraries = ", ".join(
+        f"{name} {share:.1f} %" for name, share in sorted(prof["dso"].items(), key=lambda kv: -kv[1]) if share >= 0.5
+    )
+    lines = [
+        f"Profile (`--profile`): HAProxy's front side, ECDSA, {prof['connections']:,} handshakes, {us:,.0f} µs each, "
+        f"proxy {prof['proxy_busy']:.0%} busy (perf's sampling adds to it). CPU samples per library: {libraries}.",
+        "",
+        "| exported function, with what it calls | share of the samples | µs per handshake |",
+        "|---|---:|---:|",
+    ]
+    for name, label in PROFILED.items():
+        share = prof["functions"].get(name)
+        if share is not None:
+            lines.append(f"| `{name}`: {label} | {share:.1f} % | {share / 100 * us:,.0f} |")
+    return lines
 
 
 # --- command line ---------------------------------------------------------------------------------
@@ -513,6 +607,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     ap.add_argument("--readme", type=Path, help="write the section to this file (default bench/README.md, not with --smoke)")
     ap.add_argument("--report", type=Path, metavar="RESULTS_JSON", help="measure nothing: print the section of a results file")
+    ap.add_argument("--profile", action="store_true", help="also profile HAProxy's front side with perf (needs perf)")
     ap.add_argument("--in-memory", nargs=2, metavar=("CERT", "N"), help=argparse.SUPPRESS)  # the child of in_memory()
     return ap.parse_args(argv)
 
@@ -522,7 +617,9 @@ def options_from(args: argparse.Namespace) -> Options:
     rounds = args.rounds if args.rounds is not None else (1 if args.smoke else 3)
     if not 0 < duration <= 30 or not 1 <= rounds <= 10:
         raise SystemExit("bounds: 0 < --duration <= 30, 1 <= --rounds <= 10")
-    return Options(duration=duration, rounds=rounds, speed_seconds=1, smoke=args.smoke)
+    if args.profile and shutil.which("perf") is None:
+        raise SystemExit("--profile needs perf (Debian: apt-get install -y linux-perf)")
+    return Options(duration=duration, rounds=rounds, speed_seconds=1, smoke=args.smoke, profile=args.profile)
 
 
 def main(argv: list[str] | None = None) -> int:

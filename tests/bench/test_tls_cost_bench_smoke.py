@@ -44,6 +44,34 @@ def test_s_time_output_is_read_and_a_failed_client_counts_as_none():
     assert bench.parse_s_time("connect:errno=111\n") is None
 
 
+PERF_DSO = """\
+# Samples: 3K of event 'cpu-clock'
+#
+# Overhead  Shared Object
+# ........  .................
+#
+    57.79%  libcrypto.so.3
+    22.44%  [kernel.kallsyms]
+     2.46%  haproxy
+"""
+
+PERF_CHILDREN = """\
+# Children      Self  Symbol
+    95.83%     0.04%  [.] run_poll_loop
+    12.32%     0.00%  [.] EVP_PKEY_generate
+     6.41%     0.00%  [.] __libc_send (inlined)
+     5.71%     0.13%  [.] epoll_wait
+     2.98%     0.06%  [.] accept4
+     1.00%     0.00%  [.] EVP_PKEY_generate
+"""
+
+
+def test_perf_reports_are_read_per_library_and_per_function():
+    assert bench.parse_perf_dso(PERF_DSO) == {"libcrypto.so.3": 57.79, "[kernel.kallsyms]": 22.44, "haproxy": 2.46}
+    shares = bench.parse_perf_children(PERF_CHILDREN, ["EVP_PKEY_generate", "accept4", "__libc_send", "SSL_new"])
+    assert shares == {"EVP_PKEY_generate": 12.32, "accept4": 2.98, "__libc_send": 6.41}  # the first line of a symbol
+
+
 def _doc():
     def front(key, case, rnd, us):
         return {"round": rnd, "key": key, "case": case, "us_per_connection": us, "proxy_busy": 0.1, "errors": 0,
@@ -80,7 +108,12 @@ def test_section_marks_the_goal_per_row(tmp_path):
     assert "| HAProxy 2.6, pacslb's TLS settings, front side alone | ECDSA P-256 | 500 | 2,000 | 0.05 **no** | 10% |" in text
     assert "| HAProxy 2.6, pacslb's TLS settings, front side alone | RSA 2048 | 1,250 | 800 | 0.80 ok | 10% |" in text
     assert "| HTTPS, verified, HAProxy's default session reuse | 1,000 | 9 of 10 | 10% |" in text
-    assert "bench/results/X-tls-cost.json" in text
+    assert "bench/results/X-tls-cost.json" in text and "Profile" not in text
+    doc = _doc()
+    doc["profile"] = {"connections": 100, "us_per_connection": 500.0, "proxy_busy": 0.2, "dso": {"libcrypto.so.3": 60.0},
+                      "functions": {"EVP_PKEY_generate": 12.0}}  # fmt: skip
+    text = bench.section(doc)
+    assert "libcrypto.so.3 60.0 %" in text and "| `EVP_PKEY_generate`: ephemeral key generation (X25519) | 12.0 % | 60 |" in text
 
 
 @pytest.mark.engine
