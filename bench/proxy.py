@@ -22,9 +22,9 @@ Cases (all with the same real servers, one process each, pinned to the proxy's C
 
 Workloads: plain HTTP (small keep-alive, small with a new connection per request, 10 MiB), HTTPS with TLS
 terminated and re-encrypted to HTTPS real servers (True PACS VIP 2; the same three, ECDSA certificate), and
-new TLS handshakes (openssl s_time, no request): full (TLS 1.3) and resumed (TLS 1.2 session IDs: s_time
-resumes only those), RSA 2048 and ECDSA P-256 certificates. The bound for handshakes is `openssl speed`'s
-sign rate for the same key on the proxy's CPU.
+new TLS handshakes (bench/lib/handshakes.py, no request): full and resumed (TLS 1.3), RSA 2048 and ECDSA
+P-256 certificates. The bound for handshakes is `openssl speed`'s sign rate for the same key on the proxy's
+CPU; bench/tls_cost.py takes a handshake's cost apart.
 
 Interleaved: per workload, every round runs every case once, the order rotated each round; medians of
 the rounds. Writes bench/results/<timestamp>-proxy.json and regenerates bench/README.md between
