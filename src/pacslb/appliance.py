@@ -40,6 +40,7 @@ from .cluster.announce import Facts, serving
 from .cluster.established import established
 from .cluster.live import ClusterSection
 from .cluster.routing import Routing
+from .cluster.sessions import summary as session_summary
 from .cluster.state import ClusterState
 from .controller.api import ApiServer, serve
 from .controller.observe import observe
@@ -179,7 +180,8 @@ class Appliance:
                                publish=self._publish)  # fmt: skip
         # a cluster node (issue 20): changes go through etcd, every node applies each revision (cluster/state.py)
         self.cluster = ClusterState(paths, self.changes, self.healthy, self._drain_routing, self._announced_vips,
-                                    on_partition=lambda: self.routing.wake())  # fmt: skip
+                                    on_partition=lambda: self.routing.wake(),
+                                    sessions=lambda: session_summary(self.bird.observe().detail))  # fmt: skip
         self.layer4_checks = Layer4Checks(self.nftables.health_changed)
         self.gslb_checks = GslbChecks(self.powerdns.health_changed, self._local_services_up)
         # a cluster node announces the VIPs it can serve (cluster/routing.py): re-evaluated on HAProxy's death and

@@ -109,6 +109,13 @@ def test_a_change_on_one_node_reaches_all_three(bed: Bed) -> None:
         status = controller_api(bed.state(name), "GET", "/status", timeout=20).json()
         assert Appliance.server(status, "web", "rs1")["weight"] == 7, (name, Appliance.server(status, "web", "rs1"))
 
+    def sessions_up() -> bool:  # every node's member key says its routers hear it: BGP (v4 and v6) and BFD up
+        nodes = bed.cluster("lb2")["nodes"]
+        return all(n["sessions"] and n["sessions"]["bgp"] and all(s["established"] for s in n["sessions"]["bgp"])
+                   and n["sessions"]["bfd"] and all(s["state"] == "Up" for s in n["sessions"]["bfd"]) for n in nodes)  # fmt: skip
+
+    wait_until(sessions_up, 30, 0.2, "every node's BGP and BFD sessions in the cluster status of another node")
+
 
 def test_a_partitioned_node_withdraws_and_announces_again_once_healed(bed: Bed, capsys: pytest.CaptureFixture) -> None:
     lb1, lb2, lb3 = NODES3.values()

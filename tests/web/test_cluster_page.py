@@ -64,8 +64,19 @@ def cluster_client(tmp_path):
     keys = Keys("truepacs")
     etcd.kv[keys.revision] = b"4"
     for name, revision in (("lb1", 4), ("lb2", 3)):  # lb3 is offline: no member key
+        sessions = {
+            "bgp": [
+                {
+                    "neighbor": "10.0.1.1",
+                    "established": name == "lb1",
+                    "state": "Established" if name == "lb1" else "Active  Socket: Connection refused",
+                }
+            ],
+            "bfd": [{"address": "10.0.1.1", "state": "Up"}],
+        }
         etcd.kv[keys.member(name)] = json.dumps({"name": name, "healthy": True, "revision": revision, "at": 1.0,
-                                                 "vips": ["192.0.2.10"] if name == "lb1" else None}).encode()  # fmt: skip
+                                                 "vips": ["192.0.2.10"] if name == "lb1" else None,
+                                                 "sessions": sessions}).encode()  # fmt: skip
     appliance.cluster.cluster, appliance.cluster.keys, appliance.cluster.client = loaded.config.cluster, keys, etcd
     auth = AuthService(UserStore(state / "users.sqlite"), AuditLog(state / "audit.sqlite"))
     auth.users.add("viewer", PASSWORD, "viewer")
@@ -91,6 +102,9 @@ def test_the_api_and_the_page_show_every_node(cluster_client):
     html = viewer.get("/cluster").text
     assert 'href="/cluster"' in html and 'href="/api/v1/cluster"' in html  # the nav entry and the JSON alternate
     assert "10.0.1.12" in html and "192.0.2.10" in html and "offline" in html
+    assert body["nodes"][1]["sessions"]["bgp"][0]["established"] is False  # lb2's router does not hear it
+    assert '<span class="badge st-up" title="Established">BGP 10.0.1.1</span>' in html
+    assert '<span class="badge st-down" title="Active  Socket: Connection refused">BGP 10.0.1.1</span>' in html
     assert "Drain</button>" not in html  # a viewer reads only
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', html)[1]
     denied = viewer.post("/api/v1/cluster/nodes/lb2/drain", headers={"X-CSRF-Token": csrf})

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..cluster.sessions import in_words
 from . import app
 from .common import StateDirOption, request_controller, state_paths
 
@@ -47,15 +48,17 @@ def format_status(status: dict, now: float | None = None) -> str:
     if status.get("partition"):
         keeps = " (on_partition: keep-serving: it keeps announcing)" if status.get("on_partition") == "keep-serving" else ""
         lines.append(f"  this node is cut off: {status['partition']}{keeps}")
-    lines.append(f"  {'NODE':<14} {'ADDRESS':<18} {'ONLINE':<7} {'HEALTH':<8} {'REVISION':<9} {'DRAINED':<8} VIPS")
+    lines.append(f"  {'NODE':<14} {'ADDRESS':<18} {'ONLINE':<7} {'HEALTH':<8} {'REVISION':<9} {'DRAINED':<8} "
+                 f"{'SESSIONS':<22} VIPS")  # fmt: skip
     for node in status["nodes"]:
         health = _yes_no(node.get("healthy"), "ok", "DOWN") if node.get("online") else "-"
         revision = str(node["revision"]) if node.get("revision") is not None else "-"
         drained = "left" if node.get("left") else _yes_no(node.get("drained"))
         vips = ", ".join(node["vips"]) if node.get("vips") is not None else "-"
         seen = f"  (seen {max(0, now - node['seen_at']):.0f}s ago)" if node.get("seen_at") else ""
+        sessions = in_words(node.get("sessions")) if node.get("online") else "-"
         lines.append(f"  {node['name']:<14} {node['address']:<18} {_yes_no(node.get('online')):<7} {health:<8} "
-                     f"{revision:<9} {drained:<8} {vips}{seen}")  # fmt: skip
+                     f"{revision:<9} {drained:<8} {sessions:<22} {vips}{seen}")  # fmt: skip
         if node.get("error"):
             lines.append(f"      error: {node['error']}")
     return "\n".join(lines) + "\n"

@@ -7,7 +7,8 @@ Every key is under /pacslb/<cluster name>/:
                         "message", "at"}; written in the same transaction as `revision`
     revisions/<N>       every configuration since, kept for the last KEEP_REVISIONS (history, `pacslb cluster status`)
     members/<node>      one per running node, bound to its lease (gone when its controller stops renewing it):
-                        {"name", "address", "healthy", "health", "revision", "error", "drained", "at", "vips"}
+                        {"name", "address", "healthy", "health", "revision", "error", "drained", "left", "at",
+                         "vips", "sessions" (BGP and BFD, sessions.py)}
     drain/<node>        present: the node is drained (its VIPs withdrawn); written by `pacslb cluster drain NODE`
     left/<node>         present: the node left the cluster (`pacslb cluster leave`); it takes no revisions
 

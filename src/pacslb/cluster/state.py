@@ -78,12 +78,14 @@ class ClusterState:
 
     def __init__(self, paths: StatePaths, changes: Changes, healthy: Healthy, drain_routing: DrainRouting | None = None,
                  vips: Vips | None = None, on_partition: Callable[[], None] | None = None,
+                 sessions: Callable[[], dict | None] | None = None,
                  reach: Reach = reach) -> None:  # fmt: skip
         self.paths = paths
         self.changes = changes
         self.healthy = healthy
         self.drain_routing = drain_routing
         self.vips = vips
+        self.sessions = sessions  # this node's BGP and BFD sessions (sessions.py summary), for its member key
         self.on_partition = on_partition  # the routing half looks again when the verdict changes
         self._reach = reach
         self.partition: str | None = None  # why this node counts as cut off from the cluster (partition.py), or None
@@ -272,7 +274,8 @@ class ClusterState:
         node = self.cluster.this_node
         return {"name": node.name, "address": str(node.address), "healthy": ok, "health": why, "revision": self.runs,
                 "error": self.error, "drained": self.drained, "left": self.left, "at": time.time(),
-                "vips": self.vips() if self.vips is not None else None}  # fmt: skip
+                "vips": self.vips() if self.vips is not None else None,
+                "sessions": self.sessions() if self.sessions is not None else None}  # fmt: skip
 
     async def _heartbeat(self) -> None:
         assert self.client is not None and self.keys is not None and self.cluster is not None
@@ -473,6 +476,7 @@ class ClusterState:
                 "drained": node.name in drains if etcd_error is None else None,
                 "left": node.name in lefts if etcd_error is None else None,
                 "vips": member.get("vips") if member else None, "seen_at": member.get("at") if member else None,
+                "sessions": member.get("sessions") if member else None,
             })  # fmt: skip
         return {"configured": True, "cluster": cluster.name, "node": cluster.node, "latest_revision": latest,
                 "runs": self.runs, "error": self.error, "drained": self.drained, "left": self.left,

@@ -14,7 +14,10 @@ def node(name: str, address: str, **fields) -> dict:
 def test_every_node_with_its_address_revision_and_drain() -> None:
     status = {"configured": True, "cluster": "truepacs", "node": "lb1", "latest_revision": 4, "runs": 4, "error": None,
               "etcd": {"endpoints": [], "reachable": True, "error": None},
-              "nodes": [node("lb1", "10.0.1.11", vips=["192.0.2.10"]), node("lb2", "10.0.1.12", drained=True),
+              "nodes": [node("lb1", "10.0.1.11", vips=["192.0.2.10"],
+                             sessions={"bgp": [{"neighbor": "10.0.1.1", "established": True, "state": "Established"}],
+                                       "bfd": [{"address": "10.0.1.1", "state": "Up"}]}),
+                        node("lb2", "10.0.1.12", drained=True),
                         node("lb3", "10.0.1.13", online=False, revision=None, seen_at=None),
                         node("lb4", "10.0.1.14", revision=3, error="cluster revision 4 cannot run here: refused")]}  # fmt: skip
     text = format_status(status, now=102.0)
@@ -22,6 +25,7 @@ def test_every_node_with_its_address_revision_and_drain() -> None:
     assert lines[0].startswith("cluster truepacs: latest revision 4; this node lb1 runs revision 4; etcd reachable")
     lb1 = next(line for line in lines if line.startswith("  lb1 "))
     assert "10.0.1.11" in lb1 and "192.0.2.10" in lb1 and " ok " in lb1 and "seen 2s ago" in lb1
+    assert "BGP 1/1 up, BFD 1/1 up" in lb1
     assert "yes" in next(line for line in lines if line.startswith("  lb2 "))
     lb3 = next(line for line in lines if line.startswith("  lb3 "))
     assert " no " in lb3 and " - " in lb3
