@@ -17,6 +17,7 @@ Each class checks what it sees alone; what spans objects is in `resolvers_proble
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Annotated, Any, Iterator
 
@@ -49,7 +50,12 @@ def _check_nameserver(value: Any) -> str:
     return f"[{address}]:{int(port)}" if address.version == 6 else f"{address}:{int(port)}"
 
 
+MAX_KNOWN_ADDRESSES = 65_536  # answers remembered by _is_ip: more than the real servers of a large site
+
+
+@functools.lru_cache(maxsize=MAX_KNOWN_ADDRESSES)
 def _is_ip(text: str) -> bool:
+    """Whether `text` is an IP address; remembered, since every apply asks it of every real server."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
