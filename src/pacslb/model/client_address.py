@@ -8,13 +8,13 @@ pure: what cannot work is an error, what the real servers' side needs is a warni
 from __future__ import annotations
 
 import bisect
-import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from .modes import Mode
 from .problems import Problem
+from .types import _ip_text
 
 if TYPE_CHECKING:
     from .config import Config, VirtualService
@@ -121,17 +121,11 @@ def _listener_ports(services: list["VirtualService"]) -> tuple[tuple[int, int], 
     return tuple(merged)
 
 
-MAX_NORMAL_ADDRESSES = 65_536  # addresses remembered by _normal_address: more than the real servers of a large site
-
-
-@functools.lru_cache(maxsize=MAX_NORMAL_ADDRESSES)
 def _normal_address(address: str) -> str:
     """One spelling per address (IPv6 compressed, lower case); parsing each of 10,000 real servers' addresses on
-    every apply was a sizeable part of its validation, and they rarely change."""
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return address.lower()  # a DNS name: the same name is the same server
+    every apply was a sizeable part of its validation: model/types.py `_ip_text` remembers them."""
+    found = _ip_text(address)
+    return found if found is not None else address.lower()  # a DNS name: the same name is the same server
 
 
 def _targets(vs: "VirtualService", reached_from: list["VirtualService"]) -> Iterator[_Target]:

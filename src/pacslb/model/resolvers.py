@@ -17,7 +17,6 @@ Each class checks what it sees alone; what spans objects is in `resolvers_proble
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from typing import Annotated, Any, Iterator
 
@@ -25,7 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from .limits import MAX_TEXT
 from .problems import Problem
-from .types import Duration, Name
+from .types import Duration, Name, _ip_text
 
 MAX_RESOLVERS = 16  # resolvers sections in a configuration: one per DNS view a site needs, at most
 MAX_NAMESERVERS = 8  # per section: HAProxy asks them all, the first answer wins
@@ -50,12 +49,11 @@ def _check_nameserver(value: Any) -> str:
     return f"[{address}]:{int(port)}" if address.version == 6 else f"{address}:{int(port)}"
 
 
-MAX_KNOWN_ADDRESSES = 65_536  # answers remembered by _is_ip: more than the real servers of a large site
-
-
-@functools.lru_cache(maxsize=MAX_KNOWN_ADDRESSES)
 def _is_ip(text: str) -> bool:
-    """Whether `text` is an IP address; remembered, since every apply asks it of every real server."""
+    """Whether `text` is an IP address (model/types.py `_ip_text`: remembered, since every apply asks it of every
+    real server)."""
+    if isinstance(text, str):
+        return _ip_text(text) is not None
     try:
         ipaddress.ip_address(text)
     except ValueError:

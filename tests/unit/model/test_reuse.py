@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pacslb.model import validate_data
-from pacslb.model.client_address import MAX_NORMAL_ADDRESSES, _normal_address
+from pacslb.model.client_address import _normal_address
 from pacslb.model.limits import MAX_DEPTH, MAX_VALUES, MAX_VIRTUAL_SERVICES, _shape_walk, shape_problems
-from pacslb.model.resolvers import MAX_KNOWN_ADDRESSES, _is_ip
+from pacslb.model.resolvers import _is_ip
 from pacslb.model.reuse import DEFAULT_LIMIT, ValidatedServices, service_key
+from pacslb.model.types import MAX_KNOWN_IP_TEXTS, MAX_REMEMBERED_TEXT, _ip_text, _ip_text_known
 
 
 def _service(i: int) -> dict[str, Any]:
@@ -137,9 +138,18 @@ def test_the_services_kept_are_bounded() -> None:
 
 
 def test_the_remembered_addresses_are_bounded() -> None:
-    assert _is_ip.cache_info().maxsize == MAX_KNOWN_ADDRESSES == 65_536
-    assert _normal_address.cache_info().maxsize == MAX_NORMAL_ADDRESSES == 65_536
+    """Addresses are parsed once (model/types.py `_ip_text`), at most MAX_KNOWN_IP_TEXTS of them and none longer
+    than MAX_REMEMBERED_TEXT characters (a long text is parsed each time: no memory for what is no address)."""
+    assert _ip_text_known.cache_info().maxsize == MAX_KNOWN_IP_TEXTS == 65_536
     assert _normal_address("2001:DB8:0::1") == "2001:db8::1" and _normal_address("PACS.example.org") == "pacs.example.org"
+    assert _is_ip("192.0.2.1") and not _is_ip("pacs.example.org")
+    _ip_text_known.cache_clear()  # a cache only: the same answers, from an empty one
+    before = _ip_text_known.cache_info().currsize
+    long_name = "a" * (MAX_REMEMBERED_TEXT + 1)
+    assert _ip_text(long_name) is None and _ip_text("2001:db8::" + "0" * MAX_REMEMBERED_TEXT) is None
+    assert _ip_text_known.cache_info().currsize == before
+    assert _ip_text("198.51.100.77") == "198.51.100.77"
+    assert _ip_text_known.cache_info().currsize == before + 1
 
 
 # --- the shape check's quick pass ----------------------------------------------------------------------
