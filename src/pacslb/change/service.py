@@ -45,6 +45,7 @@ from ..model.diff import diff
 from ..model.files import Reserved, read_config_text
 from ..model.ha import restart_needed
 from ..model.problems import Problem
+from ..model.reuse import ValidatedServices
 from ..model.secrets import has_secrets, resolve, stored_form
 from ..paths import StatePaths
 from ..store import Revision, RevisionStore, SecretStore, StoreError
@@ -230,6 +231,7 @@ class Changes:
     _startup_revision: Revision | None = field(default=None, init=False)
     _file_seen: dict[str, str] | None = field(default=None, init=False)
     _json: RevisionJson = field(default_factory=RevisionJson, init=False)  # revisions' JSON, unchanged services reused
+    _validated: ValidatedServices = field(default_factory=ValidatedServices, init=False)  # services whose data is unchanged
 
     @property
     def store(self) -> RevisionStore:
@@ -334,7 +336,7 @@ class Changes:
         stored = self.stored_secrets(current.id) if current is not None else {}
         if current is not None and store.meta(META_CONFIG_FILE) == seen:
             base_dir = Path(current.base_dir) if current.base_dir else config_file.parent
-            loaded = validate_data(current.config_data, base_dir, self.reserved)  # its files too: where they lie
+            loaded = validate_data(current.config_data, base_dir, self.reserved, self._validated)  # its files too: where they lie
             problems = loaded.problems
             if loaded.ok and loaded.config is not None:
                 config, problems = resolve(loaded.config, stored, f"revision {current.id}'s stored secrets")
@@ -592,7 +594,7 @@ class Changes:
                     return await self._record_audit(
                         origin, action, target, ChangeResult(exc.outcome, exc.message, extra=exc.extra)
                     )
-                loaded = await asyncio.to_thread(validate_data, edited, base_dir, self.reserved)
+                loaded = await asyncio.to_thread(validate_data, edited, base_dir, self.reserved, self._validated)
                 clock.lap("validate")
                 if not loaded.ok or loaded.config is None:
                     return await self._record_audit(origin, action, target, _invalid(loaded.problems, clock))
@@ -615,8 +617,8 @@ class Changes:
 
     async def _load(self, text: str | None, data: dict[str, Any] | None, base_dir: Path):
         if text is not None:
-            return await asyncio.to_thread(load_text, text, base_dir, self.reserved)
-        return await asyncio.to_thread(validate_data, data, base_dir, self.reserved)
+            return await asyncio.to_thread(load_text, text, base_dir, self.reserved, self._validated)
+        return await asyncio.to_thread(validate_data, data, base_dir, self.reserved, self._validated)
 
     def _release_later(self) -> None:
         """release_memory in a thread, after the answer (it takes tens of milliseconds on large models)."""

@@ -54,6 +54,38 @@ def shape_problems(data: Any) -> list[Problem]:
     """A Problem when plain data (from YAML or JSON) refers to itself, holds more than MAX_VALUES values or
     nests deeper than MAX_DEPTH; [] otherwise. Shared values (YAML aliases) are counted as often as they are
     used, but walked once."""
+    if _plain_tree(data):  # what JSON and most YAML give: nothing to report, found in one quick pass
+        return []
+    return _shape_walk(data)
+
+
+def _plain_tree(data: Any) -> bool:
+    """Whether `data` is a tree (no mapping or list reached twice: no alias, no loop) of at most MAX_VALUES values
+    with no mapping or list MAX_DEPTH levels down: then `_shape_walk` finds nothing. One pass, level by level,
+    that stops at the first mapping or list seen twice (`_shape_walk` then says what it is); the full walk took
+    about 130 ms of each apply at 1,000 services x 10 real servers."""
+    seen: set[int] = set()
+    values = 1
+    level = [data] if isinstance(data, (dict, list)) else []
+    for _depth in range(MAX_DEPTH):
+        below: list[Any] = []
+        for node in level:
+            if id(node) in seen:
+                return False
+            seen.add(id(node))
+            children = node.values() if isinstance(node, dict) else node
+            values += len(children)
+            below += [c for c in children if isinstance(c, (dict, list))]
+        if values > MAX_VALUES:
+            return False
+        if not below:
+            return True
+        level = below
+    return False  # a mapping or list MAX_DEPTH levels down
+
+
+def _shape_walk(data: Any) -> list[Problem]:
+    """shape_problems on any data: sizes counted bottom-up, each shared value walked once."""
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
     stack: list[tuple[Any, bool]] = [(data, False)]

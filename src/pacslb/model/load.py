@@ -14,6 +14,7 @@ from .config import Config
 from .files import Reserved, read_config_text
 from .limits import MAX_CONFIG_BYTES, shape_problems, too_deep, too_large
 from .problems import Problem, errors, from_validation_error
+from .reuse import ValidatedServices
 
 DEFAULT_CONFIG_FILE = "pacslb.yaml"
 
@@ -90,15 +91,18 @@ def parse_yaml(text: str) -> tuple[Any, list[Problem]]:
         return None, [Problem("", f"not valid YAML: {exc}")]
 
 
-def validate_data(data: Any, base_dir: Path | None = None, reserved: Reserved | None = None) -> Loaded:
+def validate_data(
+    data: Any, base_dir: Path | None = None, reserved: Reserved | None = None, services: ValidatedServices | None = None
+) -> Loaded:
     """Plain data (from YAML or JSON) to a Config, with every problem; files are checked when base_dir is given
-    (and refused inside `reserved`, the appliance's state directory, when the caller runs an appliance)."""
+    (and refused inside `reserved`, the appliance's state directory, when the caller runs an appliance).
+    With `services`, the services whose data it validated last time are reused (model/reuse.py): the same result."""
     if not isinstance(data, dict):
         return Loaded(None, [Problem("", "the configuration must be a mapping with 'version: 1' and 'virtual_services'")])
     if shape := shape_problems(data):  # nesting, size, aliases: before the model recurses into it
         return Loaded(None, shape)
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data) if services is None else services.validate(data)
     except ValidationError as exc:
         return Loaded(None, from_validation_error(exc, data, Config))
     problems = check(config)
@@ -107,11 +111,13 @@ def validate_data(data: Any, base_dir: Path | None = None, reserved: Reserved | 
     return Loaded(config if not errors(problems) else None, problems)
 
 
-def load_text(text: str, base_dir: Path | None = None, reserved: Reserved | None = None) -> Loaded:
+def load_text(
+    text: str, base_dir: Path | None = None, reserved: Reserved | None = None, services: ValidatedServices | None = None
+) -> Loaded:
     data, problems = parse_yaml(text)
     if problems:
         return Loaded(None, problems)
-    return validate_data(data, base_dir, reserved)
+    return validate_data(data, base_dir, reserved, services)
 
 
 def load_file(path: Path, reserved: Reserved | None = None) -> Loaded:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from .limits import MAX_TEXT
 from .problems import Problem
-from .types import Duration, Name
+from .types import Duration, Name, _ip_text
 
 MAX_RESOLVERS = 16  # resolvers sections in a configuration: one per DNS view a site needs, at most
 MAX_NAMESERVERS = 8  # per section: HAProxy asks them all, the first answer wins
@@ -50,6 +50,10 @@ def _check_nameserver(value: Any) -> str:
 
 
 def _is_ip(text: str) -> bool:
+    """Whether `text` is an IP address (model/types.py `_ip_text`: remembered, since every apply asks it of every
+    real server)."""
+    if isinstance(text, str):
+        return _ip_text(text) is not None
     try:
         ipaddress.ip_address(text)
     except ValueError:

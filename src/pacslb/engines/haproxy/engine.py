@@ -41,6 +41,7 @@ from .patch import patch_servers
 from .plan import Method, OpKind, Plan, make_plan
 from .render import HAProxyEnv
 from .runtime import RuntimeAPI, RuntimeAPIError
+from .section_cache import SectionCache
 
 log = logging.getLogger("pacslb.controller")
 
@@ -67,10 +68,14 @@ def haproxy_env(state_dir: Path, base_dir: Path) -> HAProxyEnv:
                       **worker_privileges())  # fmt: skip
 
 
+# the sections of the services that did not change since the last render, reused (section_cache.py)
+SECTIONS = SectionCache()
+
+
 def render_haproxy(config: Config, state_dir: Path, base_dir: Path) -> str:
     from .render import render
 
-    return render(config, haproxy_env(state_dir, base_dir))
+    return render(config, haproxy_env(state_dir, base_dir), SECTIONS)
 
 
 @dataclass

@@ -28,17 +28,21 @@ through `config` and `HAProxyEnv`, and the same input gives the same bytes.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jinja2
 
 from ...model.config import Config, VirtualService
+from ...model.types import MARK
+from ...model.waf import policies
 from ...paths import StatePaths
 from .. import templating
 from .backend import transform_backend
 from .env import HAProxyEnv
 from .frontend import transform_frontend
 from .quoting import LogFormat, Text, Word, fetch, logformat, quote, render_arg, render_line, word
+from .section_cache import SectionCache
 from .tables import LOG_TO_STREAM, MOZILLA_CIPHERSUITES, MOZILLA_INTERMEDIATE_CIPHERS, TIMEOUT_NAMES
 from .view import Acl, Backend, Bind, Defaults, Directive, Frontend, Global, HAProxyConfig, Server, Skipped
 
@@ -78,34 +82,111 @@ MAX_THREADS = 64
 # --- entry point ----------------------------------------------------------------------------------
 
 
-def render(config: Config, env: HAProxyEnv) -> str:
-    """The whole haproxy.cfg for `config`: the same input always gives the same bytes."""
-    view = build(config, env)
-    template = _environment().get_template("haproxy.cfg.j2")
+def render(config: Config, env: HAProxyEnv, cache: SectionCache | None = None) -> str:
+    """The whole haproxy.cfg for `config`: the same input always gives the same bytes.
+
+    With `cache`, the sections of every service whose input did not change since the cache's last render are
+    not built again but taken from it (section_cache.py says what a service's input is); the bytes are the same."""
+    if cache is not None and not policies(config):
+        view, texts = _build_reusing(config, env, cache)
+    else:
+        view = build(config, env)
+        texts = [_section_text(section) for section in view.sections]
     prometheus = word(str(StatePaths(env.state_dir).haproxy_prometheus_socket)) if env.prometheus else None
-    return template.render(config=view, prometheus_socket=prometheus).rstrip("\n") + "\n"
+    template = _environment().get_template("haproxy.cfg.j2")
+    return template.render(config=view, section_texts=texts, prometheus_socket=prometheus).rstrip("\n") + "\n"
 
 
 def build(config: Config, env: HAProxyEnv) -> HAProxyConfig:
     """The view objects of the whole configuration (the first step of `render`)."""
     reached_from = _reached_from(config)
-    sections: list[Frontend | Backend | Skipped] = []
-    for vs in config.virtual_services:
-        if vs.mode.is_layer4:
-            sections.append(Skipped(vs.name, vs.mode.value, "nftables"))
-            continue
-        if vs.listen:
-            sections.append(transform_frontend(vs, config, env))
-        if vs.real_servers:
-            sections.append(transform_backend(vs, config, env, reached_from.get(vs.name, [])))
-    from .ha import apply_cluster, apply_ha  # the HA pair (issue 7): peers, non-local binds; a cluster node's peers
+    sections = [s for vs in config.virtual_services for s in _service_sections(vs, config, env, reached_from.get(vs.name, []))]
+    return _finish(_head(config, env, tuple(sections)), config, env)
+
+
+def _head(config: Config, env: HAProxyEnv, sections: tuple[Frontend | Backend | Skipped, ...]) -> HAProxyConfig:
     from .resolvers import transform_resolvers  # real servers named by DNS (issue 15)
+
+    return HAProxyConfig(
+        _transform_global(config, env), _transform_defaults(config), sections, resolvers=transform_resolvers(config)
+    )
+
+
+def _service_sections(
+    vs: VirtualService, config: Config, env: HAProxyEnv, reached_from: list[VirtualService]
+) -> list[Frontend | Backend | Skipped]:
+    """The sections of one service, in file order: its frontend and its backend, or a comment for a Layer 4 one."""
+    if vs.mode.is_layer4:
+        return [Skipped(vs.name, vs.mode.value, "nftables")]
+    sections: list[Frontend | Backend | Skipped] = []
+    if vs.listen:
+        sections.append(transform_frontend(vs, config, env))
+    if vs.real_servers:
+        sections.append(transform_backend(vs, config, env, reached_from))
+    return sections
+
+
+def _finish(view: HAProxyConfig, config: Config, env: HAProxyEnv) -> HAProxyConfig:
+    """The steps after the sections are built: the WAF tier, the HA pair, a cluster node's peers."""
     from .waf import apply_waf  # the WAF tier (issue 18): requests through Apache and back
 
-    resolvers = transform_resolvers(config)
-    view = HAProxyConfig(_transform_global(config, env), _transform_defaults(config), tuple(sections), resolvers=resolvers)
-    view = apply_waf(view, config, env)
+    return _with_peers(apply_waf(view, config, env), config)
+
+
+def _with_peers(view: HAProxyConfig, config: Config) -> HAProxyConfig:
+    from .ha import apply_cluster, apply_ha  # the HA pair (issue 7): peers, non-local binds; a cluster node's peers
+
     return apply_cluster(apply_ha(view, config), config)
+
+
+def _build_reusing(config: Config, env: HAProxyEnv, cache: SectionCache) -> tuple[HAProxyConfig, list[str]]:
+    """`build` without the services' sections, and the text of every section, reused from `cache` for the
+    services whose input is unchanged. Only without a WAF policy: `apply_waf` mixes services' sections. The
+    HA pair and a cluster node change each section alone (from `config.ha` and `config.cluster`, in the context)."""
+    head = _head(config, env, ())
+    context = (env, config.model_copy(update={"virtual_services": []}).model_dump_json(context=MARK))
+    known = cache.begin(context)
+    used: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+    dumps: dict[int, str] = {}  # each service is dumped once per render (they all live until it ends)
+
+    def dump(vs: VirtualService) -> str:
+        text = dumps.get(id(vs))
+        if text is None:
+            text = dumps[id(vs)] = vs.model_dump_json(context=MARK)
+        return text
+
+    reached_from = _reached_from(config)
+    texts: list[str] = []
+    hits = misses = 0
+    for vs in config.virtual_services:
+        reached = reached_from.get(vs.name, [])
+        key = (dump(vs), tuple(dump(other) for other in reached))
+        found = known.get(key)
+        if found is None:
+            misses += 1
+            sections = _service_sections(vs, config, env, reached)
+            found = tuple(_section_text(s) for s in _with_peers(_head_only(head, sections), config).sections)
+        else:
+            hits += 1
+        if len(used) < cache.limit:
+            used[key] = found
+        texts.extend(found)
+    cache.end(context, used, hits, misses)
+    return _finish(head, config, env), texts
+
+
+def _head_only(head: HAProxyConfig, sections: list[Frontend | Backend | Skipped]) -> HAProxyConfig:
+    return HAProxyConfig(head.global_, head.defaults, tuple(sections))
+
+
+def _section_text(section: Frontend | Backend | Skipped) -> str:
+    """One section laid out by its macro (templates/macros.j2), as haproxy.cfg.j2 places it."""
+    macros = _macros()
+    if section.section == "frontend":
+        return macros.frontend_section(section)
+    if section.section == "backend":
+        return macros.backend_section(section)
+    return macros.skipped_section(section)
 
 
 def backend_view(config: Config, env: HAProxyEnv, name: str) -> Backend | None:
@@ -116,8 +197,16 @@ def backend_view(config: Config, env: HAProxyEnv, name: str) -> Backend | None:
     return transform_backend(vs, config, env, _reached_from(config).get(vs.name, []))
 
 
+@functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
+    """The Jinja environment, made once per process: compiling the templates took about 90 ms of each render."""
     return templating.environment(TEMPLATES, {"quote": quote, "logformat": logformat, "word": word, "line": render_line})
+
+
+@functools.lru_cache(maxsize=1)
+def _macros():
+    """The macros of templates/macros.j2, as haproxy.cfg.j2 imports them (without its context)."""
+    return _environment().get_template("macros.j2").module
 
 
 def _reached_from(config: Config) -> dict[str, list[VirtualService]]:
