@@ -585,9 +585,10 @@ class Changes:
         else:
             if isinstance(dumped, Parts):
                 self._json_base = (rev.id, rev.digest, dumped)
+        clock.lap("record")
         if self.notify is not None:
             await self.notify(new)  # after the record: subsystems (HA sync) read the current revision
-        clock.lap("record")
+        clock.lap("notify")
         shown = next((p for _, p in parts if isinstance(p.shown_plan, Plan)), None)
         engine = dict(shown.result) if shown is not None else {"method": Method.NONE.value, "reloaded": False}
         how = _HOW[engine.get("method", plan.method.value)]

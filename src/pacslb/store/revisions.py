@@ -10,8 +10,10 @@ revision (parent). Its status moves one way:
 A revision is written `pending` before any engine is touched and marked `applied` only after the
 engines confirm it, each step in its own transaction; so a controller killed at any moment leaves
 the store consistent, and the next one settles a `pending` revision by asking what HAProxy runs
-(`engine_digest`, the SHA-256 of the rendered file). The revision that runs is the applied one with
-the highest id.
+(`engine_digest`, the SHA-256 of the rendered file). A change that leaves nothing on disk to settle by
+(runtime operations only) is written once, `applied` (`add_applied`, pruning in the same commit), after
+the engines confirmed it (change/service.py `_commit_once`). The revision that runs is the applied one
+with the highest id. Every commit is synchronous=FULL in WAL mode: durable when the call returns.
 
 The database is in WAL mode: the CLI reads it (`pacslb revisions`, `pacslb diff`) while the
 controller writes. Connections are short-lived, one per call, so that any thread may use the store.
@@ -41,7 +43,7 @@ from typing import Any
 
 from . import pruning
 from . import revision_delta as deltas
-from .db import BUSY_TIMEOUT_MS, StoreError, transaction
+from .db import BUSY_TIMEOUT_MS, Connections, StoreError, transaction
 from .pruning import PruneResult
 from .revision_delta import DeltaError, Parts
 
@@ -243,6 +245,7 @@ class RevisionStore:
     def __init__(self, path: Path, create: bool = True, clock=time.time) -> None:
         self.path = Path(path)
         self.clock = clock
+        self._connections = Connections()  # one kept per thread: no checkpoint and schema read per call
         if not create and not self.path.exists():
             raise StoreError(f"no revisions are recorded yet ({self.path} does not exist)")
         if create:
@@ -278,7 +281,7 @@ class RevisionStore:
 
     def _connect(self, write: bool = True) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One connection, one transaction (db.transaction); an applied mark survives a power cut."""
-        return transaction(self.path, write, synchronous="FULL")
+        return transaction(self.path, write, synchronous="FULL", keep=self._connections)
 
     # --- writing ------------------------------------------------------------------------------------
 
