@@ -53,11 +53,22 @@ class Parts:
         return self.prefix + self.suffix
 
 
-def split(text: str) -> Parts | None:
+def cuts(parts: Parts) -> str:
+    """Where a whole text is cut (the lengths of its prefix and of each service), stored beside it so that
+    reading a delta does not parse its base (`split`)."""
+    return json.dumps([len(parts.prefix), *map(len, parts.services)], separators=(",", ":"))
+
+
+def split(text: str, where: str | None = None) -> Parts | None:
     """`text` (a configuration's compact JSON) cut at its services; None when it cannot be cut with
-    certainty (the mark appears more than once, e.g. in a name): such a revision is never a delta's base."""
+    certainty (the mark appears more than once, e.g. in a name): such a revision is never a delta's base.
+    `where`: the cuts stored with it (`cuts`), used when they fit the text, else the text is parsed."""
     if text.count(MARK) != 1:
         return None
+    if where:
+        found = _cut(text, where)
+        if found is not None:
+            return found
     start = text.index(MARK) + len(MARK)
     services: list[str] = []
     at = start
@@ -76,6 +87,23 @@ def split(text: str) -> Parts | None:
     if text[at] != "]":
         return None
     return Parts(text[:start], tuple(services), text[at:])
+
+
+def _cut(text: str, where: str) -> Parts | None:
+    try:
+        prefix, *lengths = json.loads(where)
+        at, services = prefix, []
+        for n, length in enumerate(lengths):
+            if n and text[at - 1] != ",":
+                return None
+            services.append(text[at : at + length])
+            at += length + 1
+    except (ValueError, TypeError):
+        return None
+    end = at - 1 if lengths else prefix
+    if not text[:prefix].endswith(MARK) or text[end : end + 1] != "]":
+        return None
+    return Parts(text[:prefix], tuple(services), text[end:])
 
 
 @dataclass(frozen=True)

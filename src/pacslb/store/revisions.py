@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS revisions (
     delta_base    INTEGER REFERENCES revisions(id),
     depth         INTEGER NOT NULL DEFAULT 0,
     keep          INTEGER,
+    cuts          TEXT,
     CHECK ((status = 'applied') = (applied = 1))
 );
 CREATE INDEX IF NOT EXISTS revisions_applied ON revisions (applied, id);
@@ -85,10 +86,12 @@ CREATE TABLE IF NOT EXISTS meta (
 # delta (store/revision_delta.py) of revision delta_base's JSON. `depth`: the deltas between the row and a whole
 # one (0: whole; NOT_A_BASE: whole but never a delta's base, its text cannot be cut with certainty). `keep`: its
 # settings.revisions.keep, so that pruning need not read a delta's settings (NULL: read them from config_json).
+# `cuts`: where a whole row's JSON is cut at its services (revision_delta.cuts; NULL: parsed when needed).
 MIGRATE_1_TO_2 = (
     "ALTER TABLE revisions ADD COLUMN delta_base INTEGER REFERENCES revisions(id)",
     "ALTER TABLE revisions ADD COLUMN depth INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE revisions ADD COLUMN keep INTEGER",
+    "ALTER TABLE revisions ADD COLUMN cuts TEXT",
 )
 NOT_A_BASE = deltas.SNAPSHOT_EVERY
 _KEEP_PATH = "$.settings.revisions.keep"
@@ -203,7 +206,7 @@ def _whole_json(db: sqlite3.Connection, rev_id: int, stored: str, delta_base: in
     chain = [(rev_id, stored)]  # the deltas, newest first
     base = delta_base
     while True:
-        row = db.execute("SELECT config_json, delta_base FROM revisions WHERE id = ?", (base,)).fetchone()
+        row = db.execute("SELECT config_json, delta_base, cuts FROM revisions WHERE id = ?", (base,)).fetchone()
         if row is None:
             raise StoreError(f"revision {chain[-1][0]} is stored as a delta of revision {base}, which is missing")
         if row[1] is None:
@@ -212,7 +215,7 @@ def _whole_json(db: sqlite3.Connection, rev_id: int, stored: str, delta_base: in
             raise StoreError(f"revision {rev_id} is more than {deltas.SNAPSHOT_EVERY} deltas from a whole revision")
         chain.append((base, row[0]))
         base = row[1]
-    parts = deltas.split(row[0])
+    parts = deltas.split(row[0], row[2])
     if parts is None:
         raise StoreError(f"revision {base} is the base of revision {chain[-1][0]}, but its JSON cannot be cut at its services")
     for delta_id, text in reversed(chain):
@@ -360,15 +363,18 @@ class RevisionStore:
                 found = db.execute("SELECT digest, depth FROM revisions WHERE id = ?", (base[0],)).fetchone()
                 if found is not None and found[0] == base[1] and found[1] + 1 < deltas.SNAPSHOT_EVERY:
                     stored, delta_base, depth = delta, base[0], found[1] + 1
+            where = None
             if delta_base is None and config_json.count(deltas.MARK) != 1:
                 depth = NOT_A_BASE  # its text cannot be cut with certainty: no delta is ever based on it
+            elif delta_base is None and parts is not None:
+                where = deltas.cuts(parts)
             cursor = db.execute(
                 "INSERT INTO revisions (created_at, author, message, kind, parent, base_dir, config_json, config_yaml,"
-                " digest, engine_digest, plan, status, applied, applied_at, error, delta_base, depth, keep)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " digest, engine_digest, plan, status, applied, applied_at, error, delta_base, depth, keep, cuts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (now, author, message, kind, parent, base_dir, stored, config_yaml, digest, engine_digest,
                  json.dumps(plan) if plan is not None else None, status.value, int(applied), now if applied else None,
-                 error, delta_base, depth, keep),
+                 error, delta_base, depth, keep, where),
             )  # fmt: skip
             rev_id = cursor.lastrowid
             if prune:
@@ -510,12 +516,12 @@ class RevisionStore:
                 "SELECT id, config_json FROM revisions WHERE delta_base = ?", (rev_id,)
             ).fetchall():  # fmt: skip
                 db.execute(
-                    "UPDATE revisions SET config_json = ?, delta_base = NULL, depth = 0 WHERE id = ?",
+                    "UPDATE revisions SET config_json = ?, delta_base = NULL, depth = 0, cuts = NULL WHERE id = ?",
                     (_whole_json(db, child, stored, rev_id), child),
                 )
             db.execute(
                 "UPDATE revisions SET config_json = ?, config_yaml = ?, digest = ?, plan = ?, delta_base = NULL, depth = ?,"
-                " keep = NULL WHERE id = ?",
+                " keep = NULL, cuts = NULL WHERE id = ?",
                 (config_json, config_yaml, config_digest(config_json), json.dumps(plan) if plan is not None else None,
                  0 if config_json.count(deltas.MARK) == 1 else NOT_A_BASE, rev_id),
             )  # fmt: skip

@@ -90,6 +90,12 @@ def test_split_and_apply_give_back_the_very_text() -> None:
     assert delta.head is None and delta.segments[0] == (0, 2) and isinstance(delta.segments[1], str)
     assert delta.segments[2] == (3, 12)
     assert deltas.apply(parts, deltas.decode(delta.encode())) == changed
+    # the cuts stored with a whole text are used when they fit it, else the text is parsed
+    assert deltas.split(text, deltas.cuts(parts)) == parts
+    for wrong in ("[5,10]", deltas.cuts(changed)[:-3] + "]", "nonsense", "[]"):
+        assert deltas.split(text, wrong) == parts
+    empty = Parts('{"virtual_services":[', (), "]}")
+    assert deltas.split(empty.text(), deltas.cuts(empty)) == empty == deltas.split(empty.text())
 
 
 def test_a_text_that_cannot_be_cut_with_certainty_is_never_a_base(tmp_path) -> None:
