@@ -86,7 +86,8 @@ def transaction(
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite may have rolled it back itself (an I/O error): the cause stays the error
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         ok = True
