@@ -306,7 +306,7 @@ def runtime_operations(app: Appliance, targets: list[tuple[str, str]], count: in
         },  # fmt: skip
         "controller_steps_ms": {
             step: round(statistics.median(r["answer"].get(step, 0) for r in records) * 1000, 3)
-            for step in ("runtime", "record", "render", "check", "total")
+            for step in ("runtime", "record", "notify", "render", "check", "total")
         },
         "worker_pid_unchanged": same_worker,
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..model import Config
 from ..model.config import VirtualService
+from ..store.revision_delta import Parts
 
 _MARK = '"virtual_services":[]'
 
@@ -24,6 +25,12 @@ class RevisionJson:
 
     def dump(self, config: Config) -> str:
         """`config.model_dump_json()`, reusing the JSON of every service dumped last time."""
+        parts = self.dump_parts(config)
+        return parts.text() if isinstance(parts, Parts) else parts
+
+    def dump_parts(self, config: Config) -> Parts | str:
+        """`config.model_dump_json()` cut at its services (store/revision_delta.py), the services dumped last
+        time reused; the whole text when it cannot be cut with certainty (a key of that name elsewhere)."""
         head = config.model_copy(update={"virtual_services": []}).model_dump_json()
         if head.count(_MARK) != 1:  # a key of that name elsewhere: no splicing, the whole dump
             self._services = {}
@@ -36,7 +43,8 @@ class RevisionJson:
             kept[id(vs)] = (vs, text)
             parts.append(text)
         self._services = kept
-        return head.replace(_MARK, '"virtual_services":[' + ",".join(parts) + "]")
+        at = head.index(_MARK) + len(_MARK) - 1  # the "]" of the empty list
+        return Parts(head[:at], tuple(parts), head[at:])
 
     def forget(self) -> None:
         """Drop the cached dumps (their memory)."""

@@ -48,7 +48,8 @@ from ..model.problems import Problem
 from ..model.reuse import ValidatedServices
 from ..model.secrets import has_secrets, resolve, stored_form
 from ..paths import StatePaths
-from ..store import Revision, RevisionStore, SecretStore, StoreError
+from ..store import Revision, RevisionStatus, RevisionStore, SecretStore, StoreError
+from ..store.revision_delta import Parts
 from ..store.revisions import config_digest
 from . import runner
 from .result import ChangeResult, Outcome
@@ -232,6 +233,8 @@ class Changes:
     _file_seen: dict[str, str] | None = field(default=None, init=False)
     _json: RevisionJson = field(default_factory=RevisionJson, init=False)  # revisions' JSON, unchanged services reused
     _validated: ValidatedServices = field(default_factory=ValidatedServices, init=False)  # services whose data is unchanged
+    # (id, digest, JSON cut at its services) of the last revision written from `_json`: the next one's delta base
+    _json_base: tuple[int, str, Parts] | None = field(default=None, init=False)
 
     @property
     def store(self) -> RevisionStore:
@@ -262,14 +265,24 @@ class Changes:
         if values:
             self.secrets.put(rev_id, values)
 
-    def _mark_applied(self, rev_id: int) -> None:
-        """Mark a revision applied (blocking); the secrets of the revisions that pruned away go with them."""
-        pruned = self.store.mark_applied(rev_id)
+    def _forget_secrets(self, pruned: list[int]) -> None:
         if pruned and self.paths.secrets_db.exists():
             try:
                 self.secrets.forget(pruned)
             except StoreError as exc:  # the next start deletes them (keep_only)
                 log.warning("the secrets of pruned revisions could not be deleted: %s", exc)
+
+    def _add_applied(self, dumped: Parts | str, base_dir: Path, origin: Origin, message: str, kind: str,
+                     parent: int | None, plan: Plan, base: tuple[int, str, Parts] | None) -> Revision:  # fmt: skip
+        """Record an applied revision and prune, in one transaction (blocking)."""
+        rev, pruned = self.store.add_applied(dumped, "", author=origin.author, message=message, kind=kind, parent=parent,
+                                             base_dir=str(base_dir), plan=plan.as_dict(), base=base)  # fmt: skip
+        self._forget_secrets(pruned)
+        return rev
+
+    def _mark_applied(self, rev_id: int) -> None:
+        """Mark a revision applied (blocking); the secrets of the revisions that pruned away go with them."""
+        self._forget_secrets(self.store.mark_applied(rev_id))
 
     def revision_config(self, rev: Revision) -> Config:
         """The configuration of a revision with the secrets it ran with (blocking): what HA sync pushes.
@@ -459,16 +472,22 @@ class Changes:
     ) -> ChangeResult:  # fmt: skip
         """Record the revision `pending`, run the transaction, and record what it did (the gate held)."""
         steps = {p.engine: p.steps for _, p in parts}
+        if _record_once(parts, new, stored_text):
+            return await self._commit_once(new, base_dir, origin, message, kind, clock, plan, parts, parent, steps)
         if stored_text and has_secrets(new):
             stored_text = config_yaml(new)  # the text given holds the secrets; the model's dump shows the placeholder
         rev = None
         try:
             # the revision holds the placeholder (the default dump); the values go to the secret store, before
             # any engine is touched (a controller killed in between leaves a pending revision no engine ran)
+            dumped = await asyncio.to_thread(self._json.dump_parts, new)
+            base, self._json_base = self._json_base, None  # a delta of the last revision written, if it is one
             rev = await asyncio.to_thread(
-                self.store.add, await asyncio.to_thread(self._json.dump, new), stored_text, author=origin.author, message=message, kind=kind,
-                parent=parent, base_dir=str(base_dir), plan=plan.as_dict(),
+                self.store.add, dumped, stored_text, author=origin.author, message=message, kind=kind,
+                parent=parent, base_dir=str(base_dir), plan=plan.as_dict(), base=base,
             )  # fmt: skip
+            if isinstance(dumped, Parts):
+                self._json_base = (rev.id, rev.digest, dumped)
             await asyncio.to_thread(self._record_secrets, rev.id, new)
         except StoreError as exc:
             for engine, prepared in parts:
@@ -521,6 +540,68 @@ class Changes:
         return ChangeResult(Outcome.APPLIED, f"revision {rev.id} applied: {how}", plan=plan,
                             revision=recorded, parent=parent, warnings=warnings,
                             timings=clock.done(), engine=engine, engines=steps)  # fmt: skip
+
+    async def _commit_once(
+        self, new: Config, base_dir: Path, origin: Origin, message: str, kind: str, clock: _Clock, plan: Plan,
+        parts: list[tuple[Engine, Prepared]], parent: int | None, steps: dict[str, Any],
+    ) -> ChangeResult:  # fmt: skip
+        """A change that leaves nothing on disk for a start to settle (runtime operations only; `_record_once`):
+        the transaction first, then the revision recorded once, `applied` (and pruning) in one SQLite commit,
+        or `failed`. A controller killed before that commit leaves no revision, as a `pending` one would have
+        settled: failed, HAProxy's runtime states converged back to the current revision at the next start."""
+
+        async def begin(digests) -> None:
+            clock.lap("check")
+
+        record = await runner.run(parts, begin=begin, checkpoint=self.checkpoint)
+        clock.lap("engine")
+        for _, prepared in parts:
+            for name, seconds in prepared.timings.items():
+                clock.times[name] = clock.times.get(name, 0.0) + seconds
+        warnings = [w for _, p in parts for w in p.warnings]
+        dumped = await asyncio.to_thread(self._json.dump_parts, new)
+        base, self._json_base = self._json_base, None  # a delta of the last revision written, if it is one
+        if not record.applied:
+            error = "\n  ".join([record.summary, *record.messages])
+            rev = None
+            try:
+                rev = await asyncio.to_thread(
+                    self.store.add, dumped, "", author=origin.author, message=message, kind=kind, parent=parent,
+                    base_dir=str(base_dir), plan=plan.as_dict(), status=RevisionStatus.FAILED, error=error, base=base,
+                )  # fmt: skip
+            except StoreError as exc:
+                log.error("the failed change could not be recorded: %s", exc)
+            if rev is not None and isinstance(dumped, Parts):
+                self._json_base = (rev.id, rev.digest, dumped)
+            log.error("%s failed (%s); the previous configuration keeps serving", message or kind, record.summary)
+            return ChangeResult(Outcome.REFUSED, f"{record.summary}; the previous configuration keeps serving",
+                                plan=plan, revision=rev, parent=parent, messages=list(record.messages),
+                                timings=clock.done(), engines=steps)  # fmt: skip
+        self.running.config, self.running.base_dir = new, base_dir
+        try:
+            rev = await asyncio.to_thread(self._add_applied, dumped, base_dir, origin, message, kind, parent, plan, base)
+        except StoreError as exc:  # the engines run it; the next start converges them back to the current revision
+            log.error("a change runs but cannot be recorded: %s", exc)
+            warnings.append(f"the change runs but could not be recorded ({exc}); the next start sets it back")
+            rev = None
+        else:
+            if isinstance(dumped, Parts):
+                self._json_base = (rev.id, rev.digest, dumped)
+        clock.lap("record")
+        if self.notify is not None:
+            await self.notify(new)  # after the record: subsystems (HA sync) read the current revision
+        clock.lap("notify")
+        shown = next((p for _, p in parts if isinstance(p.shown_plan, Plan)), None)
+        engine = dict(shown.result) if shown is not None else {"method": Method.NONE.value, "reloaded": False}
+        how = _HOW[engine.get("method", plan.method.value)]
+        if kind == "server" and not engine.get("reloaded"):
+            how = _HOW["runtime"]
+        if rev is None:
+            return ChangeResult(Outcome.APPLIED, f"applied ({how}), not recorded", plan=plan, parent=parent,
+                                warnings=warnings, timings=clock.done(), engine=engine, engines=steps)  # fmt: skip
+        log.info("revision %d applied (%s) by %s: %s", rev.id, how, origin.author, message or kind)
+        return ChangeResult(Outcome.APPLIED, f"revision {rev.id} applied: {how}", plan=plan, revision=rev, parent=parent,
+                            warnings=warnings, timings=clock.done(), engine=engine, engines=steps)  # fmt: skip
 
     async def _dry_run(self, parts: list[tuple[Engine, Prepared]], plan: Plan, parent: int | None, clock: _Clock) -> ChangeResult:
         from ..engines.contract import EngineError
@@ -762,6 +843,13 @@ async def _check(parts: list[tuple[Engine, Prepared]]) -> None:
     finally:
         for engine, prepared in parts:
             engine.discard(prepared)
+
+
+def _record_once(parts: list[tuple[Engine, Prepared]], new: Config, stored_text: str) -> bool:
+    """Whether a change needs no `pending` revision before the engines: no engine leaves an artefact on disk
+    that a start could settle it by (no digest: runtime operations only), no configuration file is written,
+    and it has no secrets to store apart first (their store is another file)."""
+    return bool(parts) and not stored_text and not any(p.digest for _, p in parts) and not has_secrets(new)
 
 
 def _conflict(base_revision: int | None, current: int | None) -> ChangeResult | None:

