@@ -13,6 +13,14 @@ the member stops last.
   undo       the previous file back and etcd restarted on it (or stopped when the commit started it)
 
 The data directory is never removed by pacslb (`stop` leaves it): it is the cluster's state on this member.
+
+A rejoin (`pacslb cluster rejoin`, cluster/members.py; the member's data directory lost or corrupt) drives the
+member outside a change, under the appliance's gate: `stop_member`, then (once etcd has the member again)
+`start_existing` moves the old data directory aside (`data.lost-<time>`, kept), writes the marker file
+`<state>/etcd/rejoin` and starts the member on an empty data directory; the file says `initial-cluster-state:
+existing` while the marker is there (every render reads it: plan, start, supervision). `joined` removes the marker
+once the member has caught up and writes the file with `new` again, without a restart: etcd reads the state only on
+an empty data directory, so what runs is the same.
 With `cluster.etcd.tls` the file names the node's certificate, key and the cluster CA (absolute paths, relative ones
 from the configuration file's folder): a member started on https, asking every client and peer for a certificate.
 
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
@@ -78,7 +87,8 @@ class EtcdEngine(RenderedDaemonEngine):
 
     def _render(self, config: Config) -> str:
         assert config.cluster is not None
-        return render_conf(config.cluster, PurePosixPath(self.files.data), self.base_dir)
+        state = "existing" if self.files.rejoin.exists() else "new"  # the marker of a rejoin (module docstring)
+        return render_conf(config.cluster, PurePosixPath(self.files.data), self.base_dir, state)
 
     # --- the files and the daemon ------------------------------------------------------------------------
 
@@ -163,9 +173,58 @@ class EtcdEngine(RenderedDaemonEngine):
         else:
             log.info("etcd member started (PID %d) on %s:%d", self.pid, *client)
 
+    # --- a rejoin (cluster/members.py): the caller holds the appliance's gate -----------------------------
+
+    async def stop_member(self) -> None:
+        """Stop the member (a rejoin replaces its data); supervision leaves it stopped until `start_existing`."""
+        async with self._data:
+            await asyncio.to_thread(self._stop_now)
+
+    async def start_again_on_its_data(self) -> None:
+        """Start the member again on its data directory as it is (a rejoin that changed nothing)."""
+        assert self.config is not None
+        async with self._data:
+            await asyncio.to_thread(self._start, self.config)
+
+    async def start_existing(self) -> Path | None:
+        """Start the member on an empty data directory with `initial-cluster-state: existing`, the old one moved
+        aside (kept: where it went, or None when there was none)."""
+        assert self.config is not None and self.wanted(self.config)
+        async with self._data:
+            return await asyncio.to_thread(self._start_existing, self.config)
+
+    def _start_existing(self, config: Config) -> Path | None:
+        kept = None
+        data = self.files.data
+        if data.exists() and any(data.iterdir()):
+            kept = data.with_name(f"data.lost-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+            data.rename(kept)
+        elif data.exists():
+            data.rmdir()  # empty: nothing to keep
+        self.files.dir.mkdir(parents=True, exist_ok=True)
+        atomic.atomic_write(self.files.rejoin, "initial-cluster-state: existing (pacslb cluster rejoin)\n")
+        self._start(config)
+        return kept
+
+    async def joined(self) -> None:
+        """The member caught up: the marker goes and the file says `new` again; etcd keeps running (it reads the
+        state only on an empty data directory)."""
+        async with self._data:
+            await asyncio.to_thread(self._joined)
+
+    def _joined(self) -> None:
+        self.files.rejoin.unlink(missing_ok=True)
+        if self.config is None or not self.wanted(self.config):
+            return
+        conf = self._render(self.config)
+        self._write(conf)
+        atomic.atomic_write(self.files.applied, atomic.sha256(conf) + "\n")
+
     def observe(self) -> EngineState:
         detail = {}
         client = _client(self.config)
         if client is not None:
             detail["client"] = f"{client[0]}:{client[1]}"
+        if self.files.rejoin.exists():
+            detail["rejoining"] = True  # started with initial-cluster-state: existing, not caught up yet
         return EngineState(self.name, self._running(), self.pid, self.restarts, self.error, detail)

@@ -48,6 +48,12 @@ class Files:
         return self.dir / "etcd.log"
 
     @property
+    def rejoin(self) -> Path:
+        """Present: the member joins a running cluster on an empty data directory (`initial-cluster-state:
+        existing`); written and removed by `pacslb cluster rejoin` (cluster/members.py)."""
+        return self.dir / "rejoin"
+
+    @property
     def applied(self) -> Path:
         """SHA-256 of the etcd.conf.yml the last commit made run: plan compares it."""
         return self.dir / "applied.sha256"

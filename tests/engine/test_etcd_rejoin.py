@@ -1,0 +1,118 @@
+"""`pacslb cluster rejoin` (cluster/members.py) against the real etcd on loopback: three members (three engines, three
+state directories) form one cluster; a key is written; member c is stopped and its data directory wiped; the rejoin
+through a and b removes c's old member, adds it again and starts c on an empty data directory with
+`initial-cluster-state: existing`: c is a started member again (a new ID), the key written before is read through c
+alone, and its file says `new` again without a restart. Refused, with nothing changed: c's member while it is
+healthy, the other members without quorum (b stopped too), and a node that is no etcd member."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pacslb.cluster import members
+from pacslb.cluster.etcd import EtcdClient
+from pacslb.engines.etcd import process
+from pacslb.engines.etcd.engine import EtcdEngine
+from pacslb.model import validate_data
+from pacslb.paths import StatePaths
+from support.net import free_port, loopback_host
+from support.processes import kill_pids
+
+pytestmark = [pytest.mark.engine]
+
+NAMES = ("a", "b", "c")
+
+
+def _config(node: str, addresses: dict[str, str], client_port: int, peer_port: int, clients_only: tuple[str, ...] = ()):
+    nodes = [{"name": n, "address": addresses[n]} for n in NAMES]
+    nodes += [{"name": n, "address": addresses[n], "etcd_member": False} for n in clients_only]
+    data = {"version": 1, "cluster": {
+        "name": "rejoin", "node": node, "nodes": nodes, "etcd": {"client_port": client_port, "peer_port": peer_port},
+        "bgp": {"local_as": 65010, "neighbors": [{"address": loopback_host(250), "remote_as": 65000}]}}}  # fmt: skip
+    loaded = validate_data(data)
+    assert loaded.ok, loaded.problems
+    return loaded.config
+
+
+@pytest.fixture
+def bed(tmp_path: Path):
+    if shutil.which("etcd") is None:
+        pytest.fail("etcd is not installed: `make deps` installs Debian's etcd-server")
+    addresses = {n: loopback_host(231 + i) for i, n in enumerate((*NAMES, "d"))}
+    client_port, peer_port = free_port(addresses["a"]), free_port(addresses["a"])
+    configs = {n: _config(n, addresses, client_port, peer_port) for n in NAMES}
+    states = {n: StatePaths(tmp_path / f"state-{n}") for n in NAMES}
+    for paths in states.values():
+        paths.root.mkdir(mode=0o750)
+    engines = {n: EtcdEngine(states[n], asyncio.Lock()) for n in NAMES}
+    yield addresses, client_port, peer_port, configs, states, engines
+    # teardown, also after a failure: every member still running, by its PID
+    pids = [process.adopt(process.Files(paths.etcd_dir)) for paths in states.values()]
+    kill_pids([pid for pid in pids if pid is not None])
+
+
+async def _read_through(url: str, key: str) -> bytes | None:
+    client = EtcdClient([url], timeout=5)
+    try:
+        value, _ = await client.get(key)  # linearizable: answers only a member in the cluster's quorum, caught up
+        return value
+    finally:
+        await client.close()
+
+
+async def test_a_member_whose_data_was_wiped_rejoins_and_reads_what_was_written_before(bed) -> None:
+    addresses, client_port, peer_port, configs, states, engines = bed
+    urls = {n: f"http://{addresses[n]}:{client_port}" for n in NAMES}
+    await asyncio.gather(*(engines[n].start(configs[n], states[n].root) for n in NAMES))
+    client = EtcdClient(list(urls.values()), timeout=5)
+    try:
+        await client.put("/before", "the study's route")
+        listed = await client.member_list()
+        old_c = members.find_own(listed, "c", f"http://{addresses['c']}:{peer_port}")
+        assert old_c is not None and old_c.get("name") == "c"
+
+        # refused while c's member is healthy (nothing to rejoin), and for a node that is no etcd member
+        code, answer = await members.rejoin(configs["c"].cluster, engines["c"], None)
+        assert code == 409 and "healthy" in answer["message"], answer
+        outsider = _config("d", addresses, client_port, peer_port, clients_only=("d",))
+        code, answer = await members.rejoin(outsider.cluster, engines["c"], None)
+        assert code == 409 and "no etcd member" in answer["message"], answer
+
+        # c's member stops and its data directory is lost
+        await engines["c"].stop_member()
+        shutil.rmtree(states["c"].etcd_dir / "data")
+
+        # without the others' quorum (b stopped too) the rejoin is refused and changes nothing
+        await engines["b"].stop_member()
+        code, answer = await members.rejoin(configs["c"].cluster, engines["c"], None)
+        assert code == 503 and "no quorum" in answer["message"], answer
+        assert engines["c"].pid is None and not (states["c"].etcd_dir / "data").exists()
+        await engines["b"].start_again_on_its_data()
+
+        code, answer = await members.rejoin(configs["c"].cluster, engines["c"], None)
+        assert code == 200, answer
+        assert answer["removed"] == members.member_id(old_c) and answer["id"] != answer["removed"]
+
+        # c is a started member again, and has the data: read through c alone
+        assert await _read_through(urls["c"], "/before") == b"the study's route"
+        status, found = await members.members(client)
+        assert status == 200 and [(m["name"], m["started"]) for m in found["members"]] == [(n, True) for n in NAMES]
+        assert sum(m["leader"] for m in found["members"]) == 1
+        assert next(m for m in found["members"] if m["name"] == "c")["id"] == answer["id"]
+
+        # caught up: the marker is gone and the file says `new` again, as the plan renders it (no restart pending)
+        files = process.Files(states["c"].etcd_dir)
+        assert not files.rejoin.exists()
+        assert yaml.safe_load(files.config.read_text())["initial-cluster-state"] == "new"
+        assert not engines["c"].plan(configs["c"], configs["c"], states["c"].root).changed
+        await client.put("/after", "written with c back")
+        assert await _read_through(urls["c"], "/after") == b"written with c back"
+    finally:
+        await client.close()
+        for engine in engines.values():
+            await engine.stop()
