@@ -2,7 +2,8 @@
 state directories) form one cluster; a key is written; member c is stopped and its data directory wiped; the rejoin
 through a and b removes c's old member, adds it again and starts c on an empty data directory with
 `initial-cluster-state: existing`: c is a started member again (a new ID), the key written before is read through c
-alone, and its file says `new` again without a restart. Refused, with nothing changed: c's member while it is
+alone, and its file says `new` again without a restart. Before the rejoin, c's engine started as it is finds etcd
+refusing the lost member and waits for the rejoin without failing (a controller starts without it). Refused, with nothing changed: c's member while it is
 healthy, the other members without quorum (b stopped too), and a node that is no etcd member."""
 
 from __future__ import annotations
@@ -86,12 +87,17 @@ async def test_a_member_whose_data_was_wiped_rejoins_and_reads_what_was_written_
         # c's member stops and its data directory is lost
         await engines["c"].stop_member()
         shutil.rmtree(states["c"].etcd_dir / "data")
+        # started again as it is (a controller's start): etcd refuses, the others still count c's member; the engine
+        # says so and does not fail the controller's start, and a change does not try to start it again
+        await engines["c"].start(configs["c"], states["c"].root)
+        assert engines["c"].needs_rejoin and engines["c"].pid is None and "pacslb cluster rejoin" in engines["c"].error
+        assert not engines["c"].plan(configs["c"], configs["c"], states["c"].root).changed
 
         # without the others' quorum (b stopped too) the rejoin is refused and changes nothing
         await engines["b"].stop_member()
         code, answer = await members.rejoin(configs["c"].cluster, engines["c"], None)
         assert code == 503 and "no quorum" in answer["message"], answer
-        assert engines["c"].pid is None and not (states["c"].etcd_dir / "data").exists()
+        assert engines["c"].pid is None and not process.has_data(process.Files(states["c"].etcd_dir))
         await engines["b"].start_again_on_its_data()
 
         code, answer = await members.rejoin(configs["c"].cluster, engines["c"], None)
@@ -105,6 +111,7 @@ async def test_a_member_whose_data_was_wiped_rejoins_and_reads_what_was_written_
         assert sum(m["leader"] for m in found["members"]) == 1
         assert next(m for m in found["members"] if m["name"] == "c")["id"] == answer["id"]
 
+        assert not engines["c"].needs_rejoin and engines["c"].error is None
         # caught up: the marker is gone and the file says `new` again, as the plan renders it (no restart pending)
         files = process.Files(states["c"].etcd_dir)
         assert not files.rejoin.exists()

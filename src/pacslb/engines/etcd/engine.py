@@ -13,6 +13,9 @@ the member stops last.
   undo       the previous file back and etcd restarted on it (or stopped when the commit started it)
 
 The data directory is never removed by pacslb (`stop` leaves it): it is the cluster's state on this member.
+Started on an empty data directory while the other members still count this member (the data lost), etcd exits
+("has already been bootstrapped"): the engine then says so (`needs_rejoin`, its error), the controller starts
+without the member, and changes do not try to start it again until `pacslb cluster rejoin`.
 
 A rejoin (`pacslb cluster rejoin`, cluster/members.py; the member's data directory lost or corrupt) drives the
 member outside a change, under the appliance's gate: `stop_member`, then (once etcd has the member again)
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -48,6 +52,11 @@ from . import process
 from .render import render_conf
 
 log = logging.getLogger("pacslb.etcd")
+
+# etcd's answer at the start of a member whose data directory is empty while the other members still count it
+LOST_DATA = "has already been bootstrapped"
+NEEDS_REJOIN = ("etcd: this node's etcd data directory is empty and the cluster still counts its member (etcd: "
+                f"{LOST_DATA!r}): its member does not run; run `pacslb cluster rejoin` on this node (docs/cluster.md)")  # fmt: skip
 
 
 @dataclass
@@ -81,6 +90,7 @@ class EtcdEngine(RenderedDaemonEngine):
         self.files = process.Files(paths.etcd_dir)
         self.binary = binary
         self.base_dir: Path | None = None  # the configuration file's folder: relative cluster.etcd.tls paths start there
+        self.needs_rejoin = False  # started on a lost data directory: waits for `pacslb cluster rejoin` (start)
 
     def wanted(self, config: Config) -> bool:
         return _client(config) is not None
@@ -126,7 +136,19 @@ class EtcdEngine(RenderedDaemonEngine):
 
     async def start(self, config: Config, base_dir: Path) -> None:
         self.base_dir = base_dir
-        await super().start(config, base_dir)
+        empty = not process.has_data(self.files)
+        try:
+            await super().start(config, base_dir)
+        except EngineError as exc:
+            if not (empty and any(LOST_DATA in m for m in exc.messages)):
+                raise
+            # this node's data directory was lost, and the other members still count it: etcd refuses to start it
+            # as a new member. The controller starts without it (its cluster state reaches the other members) and
+            # the operator rejoins it (`pacslb cluster rejoin`); a change does not try to start it again meanwhile.
+            self.needs_rejoin = True
+            self.error = NEEDS_REJOIN
+            atomic.atomic_write(self.files.applied, atomic.sha256(self._render(config)) + "\n")
+            log.error("%s", NEEDS_REJOIN)
 
     def plan(self, old: Config, new: Config, base_dir: Path) -> Prepared:
         self.base_dir = base_dir  # the same folder unless the configuration file moved (then the next start renders it)
@@ -138,7 +160,7 @@ class EtcdEngine(RenderedDaemonEngine):
         conf = self._render(new)
         digest = atomic.sha256(conf)
         running = self._running()
-        if running and digest == self.applied_digest():
+        if (running or self.needs_rejoin) and digest == self.applied_digest():  # waiting for a rejoin: not started
             self.config = new
             return Prepared(self.name, False, digest)
         action = "restart" if running else "start"
@@ -194,13 +216,14 @@ class EtcdEngine(RenderedDaemonEngine):
             return await asyncio.to_thread(self._start_existing, self.config)
 
     def _start_existing(self, config: Config) -> Path | None:
+        self.needs_rejoin, self.error = False, None
         kept = None
         data = self.files.data
-        if data.exists() and any(data.iterdir()):
+        if process.has_data(self.files):  # a corrupt member's data: kept aside for a look, never removed by pacslb
             kept = data.with_name(f"data.lost-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
             data.rename(kept)
         elif data.exists():
-            data.rmdir()  # empty: nothing to keep
+            shutil.rmtree(data)  # no write-ahead log: nothing etcd counts as data (what a refused start left)
         self.files.dir.mkdir(parents=True, exist_ok=True)
         atomic.atomic_write(self.files.rejoin, "initial-cluster-state: existing (pacslb cluster rejoin)\n")
         self._start(config)
@@ -225,6 +248,8 @@ class EtcdEngine(RenderedDaemonEngine):
         client = _client(self.config)
         if client is not None:
             detail["client"] = f"{client[0]}:{client[1]}"
+        if self.needs_rejoin:
+            detail["needs_rejoin"] = True  # its data directory was lost: `pacslb cluster rejoin`
         if self.files.rejoin.exists():
             detail["rejoining"] = True  # started with initial-cluster-state: existing, not caught up yet
         return EngineState(self.name, self._running(), self.pid, self.restarts, self.error, detail)

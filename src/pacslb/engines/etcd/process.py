@@ -59,6 +59,12 @@ class Files:
         return self.dir / "applied.sha256"
 
 
+def has_data(files: Files) -> bool:
+    """Whether the data directory holds a member's data: a write-ahead log, etcd's own test (a start that failed
+    leaves `member/snap/db` and no log)."""
+    return any((files.data / "member" / "wal").glob("*.wal"))
+
+
 def command_line(files: Files, binary: str = DEFAULT_BINARY) -> list[str]:
     return [binary, f"--config-file={files.config}"]
 
