@@ -123,6 +123,13 @@ def format_members(found: dict) -> str:
                      f"{_yes_no(m['leader']):<7} {', '.join(m['peer_urls']):<28} {', '.join(m['client_urls']) or '-'}")  # fmt: skip
     if not found.get("leader"):
         lines.append("  no leader known: the members may have no quorum")
+    me = found.get("this_node") or {}
+    if me.get("needs_rejoin"):
+        lines.append(
+            f"  this node's member ({me['name']}) does not run: its data directory was lost; run `pacslb cluster rejoin`"
+        )
+    elif me.get("rejoining"):
+        lines.append(f"  this node's member ({me['name']}) rejoined and has not caught up yet")
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from ..api.contract import answers
-from ..api.routes_cluster import ClusterActionAnswer, ClusterStatusAnswer
+from ..api.routes_cluster import ClusterActionAnswer, ClusterMembersAnswer, ClusterStatusAnswer
 from ..controller import API_PREFIX
 from .state import ClusterState
 
@@ -42,7 +42,8 @@ def cluster_router(cluster: ClusterState) -> APIRouter:
         code, body = await cluster.leave()
         return JSONResponse(body, status_code=code)
 
-    @router.get("/members", summary="etcd's members: name, ID, URLs, started, leader", response_model=None)
+    @router.get("/members", summary="etcd's members: name, ID, URLs, started, leader",
+                **answers(ClusterMembersAnswer, 409, 503))  # fmt: skip
     async def members() -> JSONResponse:
         code, body = await cluster.members()
         return JSONResponse(body, status_code=code)

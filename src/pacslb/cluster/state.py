@@ -536,7 +536,12 @@ class ClusterState:
         """etcd's members: name, ID, peer and client URLs, started, leader."""
         if self.cluster is None or self.client is None:
             return _refused(409, NOT_A_NODE)
-        return await members.members(self.client)
+        code, answer = await members.members(self.client)
+        if self.member_engine is not None:  # this node's member waits for a rejoin, or is catching up after one
+            detail = self.member_engine.observe().detail
+            answer["this_node"] = {"name": self.cluster.node, "needs_rejoin": bool(detail.get("needs_rejoin")),
+                                   "rejoining": bool(detail.get("rejoining"))}  # fmt: skip
+        return code, answer
 
     async def rejoin(self, force: bool = False) -> tuple[int, dict[str, Any]]:
         """This node's etcd member back in the cluster on an empty data directory (its data lost or corrupt)."""

@@ -37,6 +37,8 @@ def test_the_list_names_ids_in_hex_started_and_the_leader() -> None:
     text = format_members({"members": rows, "leader": "2a"})
     assert "(not started)" in text and "http://10.0.1.12:2379" in text and "no leader" not in text
     assert "no leader known" in format_members({"members": members.describe(LISTED, 0), "leader": None})
+    waiting = {"members": rows, "leader": "2a", "this_node": {"name": "lb3", "needs_rejoin": True, "rejoining": False}}
+    assert "run `pacslb cluster rejoin`" in format_members(waiting)
 
 
 def test_this_nodes_member_is_found_by_peer_url_then_by_name() -> None:
