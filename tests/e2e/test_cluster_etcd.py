@@ -358,7 +358,9 @@ def test_a_member_whose_data_was_lost_rejoins_with_pacslb_cluster_rejoin(cluster
     data = StatePaths(n3.state_dir).etcd_dir / "data"
     shutil.rmtree(data)
     n3.up(wait=False)
-    n3.wait_healthy(timeout=180)
+    n3.wait_healthy(timeout=180)  # the controller starts without its member: etcd refused it on an empty directory
+    waiting = n3.cli("cluster", "members")
+    assert waiting.returncode == 0 and "run `pacslb cluster rejoin`" in waiting.stdout, waiting.stdout + waiting.stderr
     t0 = time.monotonic()
     done = n3.cli("cluster", "rejoin", timeout=150)
     took = time.monotonic() - t0
