@@ -154,8 +154,9 @@ def rejoin(
     """This node's etcd member again, after its data directory was lost or is corrupt: through the other members,
     the old member is removed and added again, and this node's member starts on an empty data directory and
     catches up (the old one is kept as data.lost-TIME). Needs the other members' quorum."""
-    # stopping etcd, the membership calls and the member's catch-up (up to 60 s) take longer than other requests
-    _act(state_dir_option, "/rejoin" + ("?force=true" if force else ""), timeout=120)
+    # stopping etcd (10 s at most), an addition etcd defers (15 s), the start (20 s) and the catch-up (60 s) take
+    # longer than other requests
+    _act(state_dir_option, "/rejoin" + ("?force=true" if force else ""), timeout=180)
 
 
 __all__ = ["format_members", "format_status"]
