@@ -142,13 +142,26 @@ class EtcdEngine(RenderedDaemonEngine):
         except EngineError as exc:
             if not (empty and any(LOST_DATA in m for m in exc.messages)):
                 raise
-            # this node's data directory was lost, and the other members still count it: etcd refuses to start it
-            # as a new member. The controller starts without it (its cluster state reaches the other members) and
-            # the operator rejoins it (`pacslb cluster rejoin`); a change does not try to start it again meanwhile.
-            self.needs_rejoin = True
-            self.error = NEEDS_REJOIN
-            atomic.atomic_write(self.files.applied, atomic.sha256(self._render(config)) + "\n")
-            log.error("%s", NEEDS_REJOIN)
+            self._wait_for_rejoin(config)
+
+    async def start_again(self) -> None:
+        """Supervision's start of a dead member; one that etcd refuses as lost waits for the rejoin (see start)."""
+        empty = not process.has_data(self.files)
+        try:
+            await super().start_again()
+        except process.EtcdProcessError as exc:
+            if not (empty and LOST_DATA in str(exc)) or self.config is None:
+                raise
+            self._wait_for_rejoin(self.config)
+
+    def _wait_for_rejoin(self, config: Config) -> None:
+        """This node's data directory was lost, and the other members still count it: etcd refuses to start it as a
+        new member. The controller runs without it (its cluster state reaches the other members) and the operator
+        rejoins it (`pacslb cluster rejoin`); neither supervision nor a change tries to start it again meanwhile."""
+        self.needs_rejoin, self.pid = True, None
+        self.error = NEEDS_REJOIN
+        atomic.atomic_write(self.files.applied, atomic.sha256(self._render(config)) + "\n")
+        log.error("%s", NEEDS_REJOIN)
 
     def plan(self, old: Config, new: Config, base_dir: Path) -> Prepared:
         self.base_dir = base_dir  # the same folder unless the configuration file moved (then the next start renders it)
@@ -252,4 +265,5 @@ class EtcdEngine(RenderedDaemonEngine):
             detail["needs_rejoin"] = True  # its data directory was lost: `pacslb cluster rejoin`
         if self.files.rejoin.exists():
             detail["rejoining"] = True  # started with initial-cluster-state: existing, not caught up yet
-        return EngineState(self.name, self._running(), self.pid, self.restarts, self.error, detail)
+        error = NEEDS_REJOIN if self.needs_rejoin else self.error  # supervision clears `error` after its start
+        return EngineState(self.name, self._running(), self.pid, self.restarts, error, detail)
