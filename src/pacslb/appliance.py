@@ -180,7 +180,7 @@ class Appliance:
                                publish=self._publish)  # fmt: skip
         # a cluster node (issue 20): changes go through etcd, every node applies each revision (cluster/state.py)
         self.cluster = ClusterState(paths, self.changes, self.healthy, self._drain_routing, self._announced_vips,
-                                    on_partition=lambda: self.routing.wake(),
+                                    on_partition=lambda: self.routing.wake(), member_engine=self.etcd,
                                     sessions=lambda: session_summary(self.bird.observe().detail))  # fmt: skip
         self.layer4_checks = Layer4Checks(self.nftables.health_changed)
         self.gslb_checks = GslbChecks(self.powerdns.health_changed, self._local_services_up)

@@ -189,7 +189,12 @@ def test_role_matrix_over_every_operation(api):
                     ("delete", "/api/v1/virtual-services/{service}/persistence"),  # run-time state, no revision
                     ("post", "/api/v1/cluster/nodes/{node}/drain"),  # a node out of the routers' choice, as a
                     ("post", "/api/v1/cluster/nodes/{node}/undrain")}  # real server's drain is  # fmt: skip
-    admin_reads = {("get", "/api/v1/users"), ("get", "/api/v1/audit"), ("get", "/api/v1/login-blocks")}
+    admin_reads = {
+        ("get", "/api/v1/users"),
+        ("get", "/api/v1/audit"),
+        ("get", "/api/v1/login-blocks"),
+        ("get", "/api/v1/cluster/members"),
+    }  # etcd's member IDs and URLs: what `rejoin` (admin) acts on
     clients = {"viewer": api.login("viewer"), "operator": api.login("operator")}
     before = api.revision()
     checked = 0

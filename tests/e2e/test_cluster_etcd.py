@@ -13,6 +13,7 @@ management APIs are off (node-local too). One module-wide cluster, started once:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -345,3 +346,38 @@ def test_a_restarted_node_applies_the_latest_revision(cluster: Cluster) -> None:
     n3.wait_healthy(timeout=180)
     wait_until(lambda: cluster.runs_everywhere(before + 1), 30, 0.2, "the restarted n3 to run the latest revision")
     assert Appliance.server(n3.api_status(), "web", "rs1")["weight"] == 31
+
+
+def test_a_member_whose_data_was_lost_rejoins_with_pacslb_cluster_rejoin(cluster: Cluster) -> None:
+    """n3 stopped, its etcd data directory wiped, started again: its member cannot serve on an empty data directory
+    (etcd still counts the old one). `pacslb cluster rejoin` on n3 removes and adds its member through n1 and n2 and
+    starts it with `initial-cluster-state: existing`: `pacslb cluster members` shows three started members, and the
+    cluster's keys, written before, are read through n3's member alone."""
+    n3 = cluster.nodes["n3"]
+    assert n3.stop(timeout=20).returncode == 0
+    data = StatePaths(n3.state_dir).etcd_dir / "data"
+    shutil.rmtree(data)
+    n3.up(wait=False)
+    n3.wait_healthy(timeout=180)  # the controller starts without its member: etcd refused it on an empty directory
+    waiting = n3.cli("cluster", "members")
+    assert waiting.returncode == 0 and "run `pacslb cluster rejoin`" in waiting.stdout, waiting.stdout + waiting.stderr
+    t0 = time.monotonic()
+    done = n3.cli("cluster", "rejoin", timeout=150)
+    took = time.monotonic() - t0
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rejoined the cluster's etcd as member" in done.stdout and "caught up" in done.stdout, done.stdout
+    print(f"pacslb cluster rejoin took {took:.2f}s: {done.stdout.strip()}")
+    listed = json.loads(n3.cli("cluster", "members", "--json").stdout)
+    assert sorted((m["name"], m["started"]) for m in listed["members"]) == [(n, True) for n in NODES], listed
+    # what n1 wrote before, read through n3's member alone (a linearizable read: n3's member is in the quorum)
+    answer = httpx.post(f"http://{cluster.hosts['n3']}:{cluster.etcd_ports[0]}/v3/kv/range", timeout=10,
+                        json={"key": base64.b64encode(f"/pacslb/{cluster.name}/revision".encode()).decode()})  # fmt: skip
+    kvs = answer.json().get("kvs") or []
+    assert kvs and int(base64.b64decode(kvs[0]["value"])) == cluster.status()["latest_revision"], answer.text
+    # a second rejoin of the healthy member is refused, nothing changed
+    again = n3.cli("cluster", "rejoin", timeout=60)
+    assert again.returncode == 1 and "is healthy" in again.stderr, again.stdout + again.stderr
+    # and the cluster goes on: a change reaches all three
+    before = cluster.status()["latest_revision"]
+    assert cluster.apply_weight("n1", 51).returncode == 0
+    wait_until(lambda: cluster.runs_everywhere(before + 1), 30, 0.2, "every node to run the change after the rejoin")

@@ -1,6 +1,7 @@
 """The cluster on the management API (issue 20): GET /api/v1/cluster (every node: address, health, the revision it
 runs, drained, the VIPs it announces), POST /api/v1/cluster/nodes/{node}/drain and /undrain (operator), the same
-dictionaries as `pacslb cluster status --json` and `pacslb cluster drain|undrain NODE`."""
+dictionaries as `pacslb cluster status --json` and `pacslb cluster drain|undrain NODE`; GET /api/v1/cluster/members
+and POST /api/v1/cluster/rejoin (admin: etcd's membership, `pacslb cluster members|rejoin`, cluster/members.py)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,22 @@ class ClusterStatusAnswer(Answer):
     nodes: list[ClusterNodeAnswer] = Field(default_factory=list)
 
 
+class EtcdMemberAnswer(Answer):
+    name: str = Field(description="empty: added and not started yet")
+    id: str = Field(description="the member's ID in hexadecimal, as etcdctl prints it")
+    peer_urls: list[str]
+    client_urls: list[str]
+    started: bool
+    leader: bool
+
+
+class ClusterMembersAnswer(Answer):
+    ok: bool
+    members: list[EtcdMemberAnswer] = Field(default_factory=list)
+    leader: str | None = Field(default=None, description="the leader's ID (null: the member asked knows none)")
+    this_node: dict[str, Any] | None = Field(default=None, description="this node's member: needs_rejoin, rejoining")
+
+
 class ClusterActionAnswer(Answer):
     ok: bool
     message: str
@@ -77,5 +94,27 @@ def cluster_router(controller: Any) -> APIRouter:
                  **answers(ClusterActionAnswer, 401, 403, 404, 409, 503))  # fmt: skip
     async def undrain_node(node: str, _: Principal = Depends(require_role("operator"))) -> JSONResponse:
         return await drain(node, False)
+
+    def not_a_node() -> JSONResponse:
+        return JSONResponse({"ok": False, "outcome": "refused", "message": "this appliance is not a cluster node"}, 409)
+
+    @router.get("/cluster/members", tags=["cluster"], summary="etcd's members: name, ID, URLs, started, leader (admin)",
+                **answers(ClusterMembersAnswer, 401, 403, 409, 503))  # fmt: skip
+    async def etcd_members(_: Principal = Depends(require_role("admin"))) -> JSONResponse:
+        cluster = _cluster(controller)
+        if cluster is None:
+            return not_a_node()
+        code, body = await cluster.members()
+        return JSONResponse(body, status_code=code)
+
+    @router.post("/cluster/rejoin", tags=["cluster"],
+                 summary="This node's etcd member again, on an empty data directory (admin; its data lost or corrupt)",
+                 **answers(ClusterActionAnswer, 401, 403, 409, 503, 504))  # fmt: skip
+    async def rejoin(force: bool = False, _: Principal = Depends(require_role("admin"))) -> JSONResponse:
+        cluster = _cluster(controller)
+        if cluster is None:
+            return not_a_node()
+        code, body = await cluster.rejoin(force)
+        return JSONResponse(body, status_code=code)
 
     return router

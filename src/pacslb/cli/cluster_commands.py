@@ -1,4 +1,4 @@
-"""`pacslb cluster status|join|leave|drain NODE|undrain NODE` (issue 20, docs/cluster.md).
+"""`pacslb cluster status|join|leave|drain NODE|undrain NODE|members|rejoin` (issue 20, docs/cluster.md).
 
 Each asks the running controller of this node (its Unix-socket API, /api/v1/cluster), which reads and writes the
 cluster's etcd."""
@@ -20,8 +20,8 @@ cluster_app = typer.Typer(help="The active-active cluster: nodes, revisions, dra
 app.add_typer(cluster_app, name="cluster")
 
 
-def _call(state_dir_option: Any, method: str, path: str) -> tuple[int, dict]:
-    response = request_controller(state_paths(state_dir_option), method, f"/cluster{path}", timeout=15)
+def _call(state_dir_option: Any, method: str, path: str, timeout: float = 15) -> tuple[int, dict]:
+    response = request_controller(state_paths(state_dir_option), method, f"/cluster{path}", timeout=timeout)
     if response.status_code == 404 and path == "":
         return 200, {"configured": False}  # a controller without a cluster section has no such route
     try:
@@ -84,8 +84,8 @@ def status(
             raise typer.Exit(3)
 
 
-def _act(state_dir_option: Any, path: str) -> None:
-    code, body = _call(state_dir_option, "POST", path)
+def _act(state_dir_option: Any, path: str, timeout: float = 15) -> None:
+    code, body = _call(state_dir_option, "POST", path, timeout)
     print(body.get("message") or body, file=sys.stdout if code < 400 else sys.stderr)
     if code >= 400:
         raise typer.Exit(1)
@@ -118,4 +118,48 @@ def leave(state_dir_option: StateDirOption = None) -> None:
     _act(state_dir_option, "/leave")
 
 
-__all__ = ["format_status"]
+def format_members(found: dict) -> str:
+    """etcd's members as a person reads them (pure)."""
+    lines = [f"  {'NAME':<14} {'ID':<17} {'STARTED':<8} {'LEADER':<7} {'PEER URLS':<28} CLIENT URLS"]
+    for m in found.get("members") or []:
+        lines.append(f"  {m['name'] or '(not started)':<14} {m['id']:<17} {_yes_no(m['started']):<8} "
+                     f"{_yes_no(m['leader']):<7} {', '.join(m['peer_urls']):<28} {', '.join(m['client_urls']) or '-'}")  # fmt: skip
+    if not found.get("leader"):
+        lines.append("  no leader known: the members may have no quorum")
+    me = found.get("this_node") or {}
+    if me.get("needs_rejoin"):
+        lines.append(
+            f"  this node's member ({me['name']}) does not run: its data directory was lost; run `pacslb cluster rejoin`"
+        )
+    elif me.get("rejoining"):
+        lines.append(f"  this node's member ({me['name']}) rejoined and has not caught up yet")
+    return "\n".join(lines) + "\n"
+
+
+@cluster_app.command()
+def members(
+    state_dir_option: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the members as JSON")] = False,
+) -> None:
+    """etcd's members: name, ID, started or not, leader, peer and client URLs (what `etcdctl member list` says)."""
+    code, found = _call(state_dir_option, "GET", "/members")
+    if code >= 400:
+        print(found.get("message") or found, file=sys.stderr)
+        raise typer.Exit(1)
+    sys.stdout.write(json.dumps(found, indent=2) + "\n" if as_json else format_members(found))
+
+
+@cluster_app.command()
+def rejoin(
+    state_dir_option: StateDirOption = None,
+    force: Annotated[bool, typer.Option("--force", help="rejoin even when this node's member is healthy")] = False,
+) -> None:
+    """This node's etcd member again, after its data directory was lost or is corrupt: through the other members,
+    the old member is removed and added again, and this node's member starts on an empty data directory and
+    catches up (the old one is kept as data.lost-TIME). Needs the other members' quorum."""
+    # stopping etcd (10 s at most), an addition etcd defers (15 s), the start (20 s) and the catch-up (60 s) take
+    # longer than other requests
+    _act(state_dir_option, "/rejoin" + ("?force=true" if force else ""), timeout=180)
+
+
+__all__ = ["format_members", "format_status"]

@@ -1,5 +1,7 @@
 """The cluster on the controller API (issue 20): GET /api/v1/cluster, POST /api/v1/cluster/nodes/{node}/drain and
-/undrain, POST /api/v1/cluster/join and /leave (`pacslb cluster status|drain|undrain|join|leave`)."""
+/undrain, POST /api/v1/cluster/join and /leave (`pacslb cluster status|drain|undrain|join|leave`), GET
+/api/v1/cluster/members and POST /api/v1/cluster/rejoin (`pacslb cluster members|rejoin`: etcd's membership,
+cluster/members.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from ..api.contract import answers
-from ..api.routes_cluster import ClusterActionAnswer, ClusterStatusAnswer
+from ..api.routes_cluster import ClusterActionAnswer, ClusterMembersAnswer, ClusterStatusAnswer
 from ..controller import API_PREFIX
 from .state import ClusterState
 
@@ -38,6 +40,18 @@ def cluster_router(cluster: ClusterState) -> APIRouter:
                  **answers(ClusterActionAnswer, 409, 503))  # fmt: skip
     async def leave() -> JSONResponse:
         code, body = await cluster.leave()
+        return JSONResponse(body, status_code=code)
+
+    @router.get("/members", summary="etcd's members: name, ID, URLs, started, leader",
+                **answers(ClusterMembersAnswer, 409, 503))  # fmt: skip
+    async def members() -> JSONResponse:
+        code, body = await cluster.members()
+        return JSONResponse(body, status_code=code)
+
+    @router.post("/rejoin", summary="This node's etcd member again, on an empty data directory",
+                 **answers(ClusterActionAnswer, 409, 503, 504))  # fmt: skip
+    async def rejoin(force: bool = False) -> JSONResponse:
+        code, body = await cluster.rejoin(force)
         return JSONResponse(body, status_code=code)
 
     return router

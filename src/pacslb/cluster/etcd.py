@@ -1,5 +1,6 @@
 """A small etcd v3 client over etcd's JSON gateway (etcd 3.4: POST /v3/kv/range, /v3/kv/put, /v3/kv/txn,
-/v3/kv/deleterange, /v3/lease/grant, /v3/lease/keepalive, /v3/lease/revoke, /v3/watch), with httpx.
+/v3/kv/deleterange, /v3/lease/grant, /v3/lease/keepalive, /v3/lease/revoke, /v3/watch, and the membership's
+/v3/cluster/member/list, /v3/cluster/member/add, /v3/cluster/member/remove, /v3/maintenance/status), with httpx.
 
 Why not python-etcd3: it is unmaintained (no release since 2019, pinned to old grpcio and protobuf that no longer
 build on current Python), and it would bring grpcio, a large native dependency, for six calls. The gateway is part
@@ -139,6 +140,28 @@ class EtcdClient:
 
     async def revoke(self, lease: int) -> None:
         await self.call("/v3/lease/revoke", {"ID": str(lease)})
+
+    # --- the membership (cluster/members.py) -------------------------------------------------------------
+
+    async def member_list(self) -> list[dict[str, Any]]:
+        """etcd's members as the gateway says them: `ID` (a decimal string), `name` and `clientURLs` (absent for a
+        member added and not started yet), `peerURLs`. etcd 3.4 answers it from the member asked, without quorum."""
+        answer = await self.call("/v3/cluster/member/list", {})
+        return list(answer.get("members") or [])
+
+    async def member_add(self, peer_urls: list[str]) -> tuple[int, list[dict[str, Any]]]:
+        """Add a member that will listen on `peer_urls`: its ID and the membership after it (takes quorum)."""
+        answer = await self.call("/v3/cluster/member/add", {"peerURLs": list(peer_urls)})
+        return int(answer["member"]["ID"]), list(answer.get("members") or [])
+
+    async def member_remove(self, member_id: int) -> None:
+        """Remove member `member_id` (takes quorum; etcd refuses a removal that would leave too few started members)."""
+        await self.call("/v3/cluster/member/remove", {"ID": str(member_id)})
+
+    async def leader(self) -> int:
+        """The ID of the leader as the member asked knows it (0: it knows none)."""
+        answer = await self.call("/v3/maintenance/status", {})
+        return int(answer.get("leader") or 0)
 
     # --- watch --------------------------------------------------------------------------------------------
 

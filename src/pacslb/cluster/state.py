@@ -45,6 +45,7 @@ from ..model import Config
 from ..model.cluster import Cluster
 from ..paths import StatePaths
 from ..serving import SubsystemError
+from . import members
 from .etcd import EtcdClient, EtcdError
 from .keys import MAX_VALUE_BYTES, Keys, decode_json, new_revision_txn, shared_digest, txn_outcome
 from .live import refusal, taken
@@ -79,8 +80,9 @@ class ClusterState:
     def __init__(self, paths: StatePaths, changes: Changes, healthy: Healthy, drain_routing: DrainRouting | None = None,
                  vips: Vips | None = None, on_partition: Callable[[], None] | None = None,
                  sessions: Callable[[], dict | None] | None = None,
-                 reach: Reach = reach) -> None:  # fmt: skip
+                 reach: Reach = reach, member_engine: Any = None) -> None:  # fmt: skip
         self.paths = paths
+        self.member_engine = member_engine  # this node's etcd engine: `pacslb cluster rejoin` restarts it (members.py)
         self.changes = changes
         self.healthy = healthy
         self.drain_routing = drain_routing
@@ -531,6 +533,25 @@ class ClusterState:
         if leaving:
             return 200, {"ok": True, "message": f"node {me} left the cluster: drained, it takes no further revision"}
         return 200, {"ok": True, "message": f"node {me} joined: it runs cluster revision {self.runs}"}
+
+    # --- etcd's membership: members, rejoin (members.py) ----------------------------------------------------
+
+    async def members(self) -> tuple[int, dict[str, Any]]:
+        """etcd's members: name, ID, peer and client URLs, started, leader."""
+        if self.cluster is None or self.client is None:
+            return _refused(409, NOT_A_NODE)
+        code, answer = await members.members(self.client)
+        if self.member_engine is not None:  # this node's member waits for a rejoin, or is catching up after one
+            detail = self.member_engine.observe().detail
+            answer["this_node"] = {"name": self.cluster.node, "needs_rejoin": bool(detail.get("needs_rejoin")),
+                                   "rejoining": bool(detail.get("rejoining"))}  # fmt: skip
+        return code, answer
+
+    async def rejoin(self, force: bool = False) -> tuple[int, dict[str, Any]]:
+        """This node's etcd member back in the cluster on an empty data directory (its data lost or corrupt)."""
+        if self.cluster is None or self.member_engine is None:
+            return _refused(409, NOT_A_NODE)
+        return await members.rejoin(self.cluster, self.member_engine, self._connection(self.cluster)[1], force)
 
 
 NOT_A_NODE = "this appliance is not a cluster node (no cluster section)"

@@ -13,6 +13,17 @@ the member stops last.
   undo       the previous file back and etcd restarted on it (or stopped when the commit started it)
 
 The data directory is never removed by pacslb (`stop` leaves it): it is the cluster's state on this member.
+Started on an empty data directory while the other members still count this member (the data lost), etcd exits
+("has already been bootstrapped"): the engine then says so (`needs_rejoin`, its error), the controller starts
+without the member, and changes do not try to start it again until `pacslb cluster rejoin`.
+
+A rejoin (`pacslb cluster rejoin`, cluster/members.py; the member's data directory lost or corrupt) drives the
+member outside a change, under the appliance's gate: `stop_member`, then (once etcd has the member again)
+`start_existing` moves the old data directory aside (`data.lost-<time>`, kept), writes the marker file
+`<state>/etcd/rejoin` and starts the member on an empty data directory; the file says `initial-cluster-state:
+existing` while the marker is there (every render reads it: plan, start, supervision). `joined` removes the marker
+once the member has caught up and writes the file with `new` again, without a restart: etcd reads the state only on
+an empty data directory, so what runs is the same.
 With `cluster.etcd.tls` the file names the node's certificate, key and the cluster CA (absolute paths, relative ones
 from the configuration file's folder): a member started on https, asking every client and peer for a certificate.
 
@@ -24,6 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
@@ -39,6 +52,11 @@ from . import process
 from .render import render_conf
 
 log = logging.getLogger("pacslb.etcd")
+
+# etcd's answer at the start of a member whose data directory is empty while the other members still count it
+LOST_DATA = "has already been bootstrapped"
+NEEDS_REJOIN = ("etcd: this node's etcd data directory is empty and the cluster still counts its member (etcd: "
+                f"{LOST_DATA!r}): its member does not run; run `pacslb cluster rejoin` on this node (docs/cluster.md)")  # fmt: skip
 
 
 @dataclass
@@ -72,13 +90,15 @@ class EtcdEngine(RenderedDaemonEngine):
         self.files = process.Files(paths.etcd_dir)
         self.binary = binary
         self.base_dir: Path | None = None  # the configuration file's folder: relative cluster.etcd.tls paths start there
+        self.needs_rejoin = False  # started on a lost data directory: waits for `pacslb cluster rejoin` (start)
 
     def wanted(self, config: Config) -> bool:
         return _client(config) is not None
 
     def _render(self, config: Config) -> str:
         assert config.cluster is not None
-        return render_conf(config.cluster, PurePosixPath(self.files.data), self.base_dir)
+        state = "existing" if self.files.rejoin.exists() else "new"  # the marker of a rejoin (module docstring)
+        return render_conf(config.cluster, PurePosixPath(self.files.data), self.base_dir, state)
 
     # --- the files and the daemon ------------------------------------------------------------------------
 
@@ -116,7 +136,32 @@ class EtcdEngine(RenderedDaemonEngine):
 
     async def start(self, config: Config, base_dir: Path) -> None:
         self.base_dir = base_dir
-        await super().start(config, base_dir)
+        empty = not process.has_data(self.files)
+        try:
+            await super().start(config, base_dir)
+        except EngineError as exc:
+            if not (empty and any(LOST_DATA in m for m in exc.messages)):
+                raise
+            self._wait_for_rejoin(config)
+
+    async def start_again(self) -> None:
+        """Supervision's start of a dead member; one that etcd refuses as lost waits for the rejoin (see start)."""
+        empty = not process.has_data(self.files)
+        try:
+            await super().start_again()
+        except process.EtcdProcessError as exc:
+            if not (empty and LOST_DATA in str(exc)) or self.config is None:
+                raise
+            self._wait_for_rejoin(self.config)
+
+    def _wait_for_rejoin(self, config: Config) -> None:
+        """This node's data directory was lost, and the other members still count it: etcd refuses to start it as a
+        new member. The controller runs without it (its cluster state reaches the other members) and the operator
+        rejoins it (`pacslb cluster rejoin`); neither supervision nor a change tries to start it again meanwhile."""
+        self.needs_rejoin, self.pid = True, None
+        self.error = NEEDS_REJOIN
+        atomic.atomic_write(self.files.applied, atomic.sha256(self._render(config)) + "\n")
+        log.error("%s", NEEDS_REJOIN)
 
     def plan(self, old: Config, new: Config, base_dir: Path) -> Prepared:
         self.base_dir = base_dir  # the same folder unless the configuration file moved (then the next start renders it)
@@ -128,7 +173,7 @@ class EtcdEngine(RenderedDaemonEngine):
         conf = self._render(new)
         digest = atomic.sha256(conf)
         running = self._running()
-        if running and digest == self.applied_digest():
+        if (running or self.needs_rejoin) and digest == self.applied_digest():  # waiting for a rejoin: not started
             self.config = new
             return Prepared(self.name, False, digest)
         action = "restart" if running else "start"
@@ -163,9 +208,62 @@ class EtcdEngine(RenderedDaemonEngine):
         else:
             log.info("etcd member started (PID %d) on %s:%d", self.pid, *client)
 
+    # --- a rejoin (cluster/members.py): the caller holds the appliance's gate -----------------------------
+
+    async def stop_member(self) -> None:
+        """Stop the member (a rejoin replaces its data); supervision leaves it stopped until `start_existing`."""
+        async with self._data:
+            await asyncio.to_thread(self._stop_now)
+
+    async def start_again_on_its_data(self) -> None:
+        """Start the member again on its data directory as it is (a rejoin that changed nothing)."""
+        assert self.config is not None
+        async with self._data:
+            await asyncio.to_thread(self._start, self.config)
+
+    async def start_existing(self) -> Path | None:
+        """Start the member on an empty data directory with `initial-cluster-state: existing`, the old one moved
+        aside (kept: where it went, or None when there was none)."""
+        assert self.config is not None and self.wanted(self.config)
+        async with self._data:
+            return await asyncio.to_thread(self._start_existing, self.config)
+
+    def _start_existing(self, config: Config) -> Path | None:
+        self.needs_rejoin, self.error = False, None
+        kept = None
+        data = self.files.data
+        if process.has_data(self.files):  # a corrupt member's data: kept aside for a look, never removed by pacslb
+            kept = data.with_name(f"data.lost-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+            data.rename(kept)
+        elif data.exists():
+            shutil.rmtree(data)  # no write-ahead log: nothing etcd counts as data (what a refused start left)
+        self.files.dir.mkdir(parents=True, exist_ok=True)
+        atomic.atomic_write(self.files.rejoin, "initial-cluster-state: existing (pacslb cluster rejoin)\n")
+        self._start(config)
+        return kept
+
+    async def joined(self) -> None:
+        """The member caught up: the marker goes and the file says `new` again; etcd keeps running (it reads the
+        state only on an empty data directory)."""
+        async with self._data:
+            await asyncio.to_thread(self._joined)
+
+    def _joined(self) -> None:
+        self.files.rejoin.unlink(missing_ok=True)
+        if self.config is None or not self.wanted(self.config):
+            return
+        conf = self._render(self.config)
+        self._write(conf)
+        atomic.atomic_write(self.files.applied, atomic.sha256(conf) + "\n")
+
     def observe(self) -> EngineState:
         detail = {}
         client = _client(self.config)
         if client is not None:
             detail["client"] = f"{client[0]}:{client[1]}"
-        return EngineState(self.name, self._running(), self.pid, self.restarts, self.error, detail)
+        if self.needs_rejoin:
+            detail["needs_rejoin"] = True  # its data directory was lost: `pacslb cluster rejoin`
+        if self.files.rejoin.exists():
+            detail["rejoining"] = True  # started with initial-cluster-state: existing, not caught up yet
+        error = NEEDS_REJOIN if self.needs_rejoin else self.error  # supervision clears `error` after its start
+        return EngineState(self.name, self._running(), self.pid, self.restarts, error, detail)

@@ -48,9 +48,21 @@ class Files:
         return self.dir / "etcd.log"
 
     @property
+    def rejoin(self) -> Path:
+        """Present: the member joins a running cluster on an empty data directory (`initial-cluster-state:
+        existing`); written and removed by `pacslb cluster rejoin` (cluster/members.py)."""
+        return self.dir / "rejoin"
+
+    @property
     def applied(self) -> Path:
         """SHA-256 of the etcd.conf.yml the last commit made run: plan compares it."""
         return self.dir / "applied.sha256"
+
+
+def has_data(files: Files) -> bool:
+    """Whether the data directory holds a member's data: a write-ahead log, etcd's own test (a start that failed
+    leaves `member/snap/db` and no log)."""
+    return any((files.data / "member" / "wal").glob("*.wal"))
 
 
 def command_line(files: Files, binary: str = DEFAULT_BINARY) -> list[str]:
@@ -72,7 +84,11 @@ def _listens(host: str, port: int) -> bool:
 
 def start(files: Files, client: tuple[str, int], binary: str = DEFAULT_BINARY, timeout: float = START_TIMEOUT) -> int:
     """Start the member; its PID once its client port accepts connections (etcd opens it before it has a
-    leader: the requests wait for quorum, the start does not, so the first member of three starts alone)."""
+    leader: the requests wait for quorum, the start does not, so the first member of three starts alone) and, on
+    an empty data directory, once it wrote its write-ahead log (it bootstrapped or joined)."""
+    # on an empty data directory, started means a write-ahead log too: etcd opens its ports before it asks the other
+    # members whether they still count it (a lost data directory: it then exits), and writes its log only after
+    fresh = not has_data(files)
     files.data.mkdir(parents=True, exist_ok=True)
     files.data.chmod(0o700)  # etcd refuses a data directory others can read
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
@@ -82,7 +98,7 @@ def start(files: Files, client: tuple[str, int], binary: str = DEFAULT_BINARY, t
     while time.monotonic() < deadline:
         if popen.poll() is not None:
             raise EtcdProcessError(f"etcd exited at start ({popen.returncode}): {daemon.tail(files.log, 3, 1200)}")
-        if _listens(*client):
+        if _listens(*client) and (not fresh or has_data(files)):
             daemon.keep(popen)
             return popen.pid
         time.sleep(0.05)

@@ -3,6 +3,9 @@
 One member per node with `etcd_member: true`, named as the node, listening on the node's own address only
 (never 0.0.0.0), its data in the state directory. `initial-cluster` lists every member; etcd reads it only when it
 bootstraps an empty data directory (afterwards the membership is in the data: `etcdctl member add/remove`).
+`initial-cluster-state` is `new` (the members bootstrap the cluster together), or `existing` for a member that
+joins a running cluster on an empty data directory: `pacslb cluster rejoin` (cluster/members.py) asks for it
+through the engine's marker file (engines/etcd/engine.py).
 The cluster token is the cluster's name, so that two clusters on one network never join each other's members.
 
 With `cluster.etcd.tls` (docs/cluster.md, "etcd over TLS") every URL is https, and the member serves its client
@@ -81,11 +84,16 @@ def _transport(section: str, files: TLSFiles) -> list[str]:
     ]
 
 
-def render_conf(cluster: Cluster, data_dir: PurePosixPath, base_dir: PurePath | None = None) -> str:
+INITIAL_STATES = ("new", "existing")
+
+
+def render_conf(cluster: Cluster, data_dir: PurePosixPath, base_dir: PurePath | None = None, initial_state: str = "new") -> str:
     """The member's configuration file (etcd --config-file); this node must be an etcd member. `base_dir`: the
-    configuration file's folder, where relative `cluster.etcd.tls` paths start."""
+    configuration file's folder, where relative `cluster.etcd.tls` paths start. `initial_state`: `new`, or
+    `existing` when this member joins a running cluster on an empty data directory (a rejoin)."""
     node: ClusterNode = cluster.this_node
     assert node.etcd_member, "only an etcd member runs etcd"
+    assert initial_state in INITIAL_STATES, initial_state
     tls = tls_files(cluster, base_dir)
     peer = url(node.address, cluster.etcd.peer_port, tls is not None)
     client = url(node.address, cluster.etcd.client_port, tls is not None)
@@ -99,7 +107,7 @@ def render_conf(cluster: Cluster, data_dir: PurePosixPath, base_dir: PurePath | 
         f"advertise-client-urls: {_quote(client)}",
         f"initial-cluster: {_quote(initial_cluster(cluster))}",
         f"initial-cluster-token: {_quote('pacslb-' + cluster.name)}",
-        "initial-cluster-state: 'new'",
+        f"initial-cluster-state: {_quote(initial_state)}",
         f"heartbeat-interval: {HEARTBEAT_MS}",
         f"election-timeout: {ELECTION_MS}",
         "enable-v2: false",
