@@ -90,3 +90,22 @@ def test_the_json_link_looks_like_a_link(true_pacs_admin, path):
     head = re.search(r'<div class="page-head">.*?</div>', true_pacs_admin.get(path).text, re.S)[0]
     link = re.search(r"<a [^>]*>JSON</a>", head)[0]
     assert 'class="muted' not in link  # muted grey text read as a label, not a link
+
+
+def test_a_browser_following_a_stale_link_gets_a_page_and_scripts_keep_json(true_pacs_admin):
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    stale = true_pacs_admin.get("/services/WFC_gone", headers=browser)
+    assert stale.status_code == 404 and stale.headers["content-type"].startswith("text/html")
+    assert "there is no virtual service WFC_gone" in stale.text and '<a href="/">Back to the dashboard</a>' in stale.text
+    typo = true_pacs_admin.get("/servcies", headers=browser)
+    assert typo.status_code == 404 and "There is no page /servcies here." in typo.text
+    script = true_pacs_admin.get("/services/WFC_gone")  # a script: the contract's JSON error body
+    assert script.status_code == 404 and script.json()["outcome"] == "not-found"
+    api = true_pacs_admin.get("/api/v1/virtual-services/WFC_gone", headers=browser)  # the API answers JSON to anyone
+    assert api.status_code == 404 and api.json()["outcome"] == "not-found"
+
+
+def test_the_error_page_is_no_way_around_the_login(true_pacs_admin):
+    true_pacs_admin.cookies.clear()
+    page = true_pacs_admin.get("/services/WFC_gone", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert page.status_code in (302, 303, 307) and page.headers["location"].startswith("/login")
