@@ -38,7 +38,7 @@ def agent(
         float,
         typer.Option("--command-timeout", min=0.1, max=60, help="seconds --command may take; after that no answer is given"),
     ] = 2.0,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log debug messages too")] = False,
 ) -> None:
     """Run the feedback agent: HAProxy asks it every interval, and the server's weight follows the answer.
 

@@ -35,6 +35,10 @@ app.add_typer(server_app, name="server")
 MessageOption = Annotated[str | None, typer.Option("--message", "-m", help="why: recorded in the revision")]
 AuthorOption = Annotated[str | None, typer.Option("--author", help="who: recorded in the revision (default: your user name)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the controller's answer as JSON")]
+# revisions, prune and diff read revisions.sqlite in the state directory themselves: no controller answers them
+StoreJsonOption = Annotated[
+    bool, typer.Option("--json", help="print the result as JSON (read from the state directory: the appliance may be stopped)")
+]
 AllOption = Annotated[
     bool, typer.Option("--all", help="every virtual service this real server (its address and port) belongs to")
 ]
@@ -273,7 +277,7 @@ def revisions(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", help="how many, the latest first", min=1)] = 20,
     state_dir_option: StateDirOption = None,
-    as_json: JsonOption = False,
+    as_json: StoreJsonOption = False,
 ) -> None:
     """The latest revisions: who changed what, when, why, and whether it was applied ('*' marks the one that runs)."""
     if ctx.invoked_subcommand is not None:
@@ -315,7 +319,7 @@ def prune(
         ),
     ] = False,
     state_dir_option: StateDirOption = None,
-    as_json: JsonOption = False,
+    as_json: StoreJsonOption = False,
 ) -> None:
     """Delete the oldest revisions beyond --keep now (never the one that runs, nor a pending one).
 
@@ -355,7 +359,7 @@ def diff(
     revision: Annotated[int | None, typer.Argument(help="from this revision (default: the one before the current)")] = None,
     other: Annotated[int | None, typer.Argument(help="to this revision (default: the one that runs)")] = None,
     state_dir_option: StateDirOption = None,
-    as_json: JsonOption = False,
+    as_json: StoreJsonOption = False,
 ) -> None:
     """What changed, in the model's words: 'pacslb diff' shows the last change; 'pacslb diff REV' what changed
     since REV (what 'pacslb rollback REV' would undo); 'pacslb diff REV OTHER' between two revisions."""

@@ -27,6 +27,7 @@ user_app = typer.Typer(help="Users of the management API and WebUI (roles admin,
                        no_args_is_help=True)  # fmt: skip
 app.add_typer(user_app, name="user")
 
+UsernameArgument = Annotated[str, typer.Argument(help="the user's name, as they log in with it")]
 PasswordFileOption = Annotated[
     Path | None,
     typer.Option("--password-file", metavar="FILE", help="read the password from the first line of FILE ('-': standard "
@@ -106,7 +107,7 @@ def _fail(exc: Exception, audit, action: str, target: str) -> None:
 
 @user_app.command("add")
 def add(
-    username: str,
+    username: UsernameArgument,
     role: RoleOption = "viewer",
     password_file: PasswordFileOption = None,
     generate: GenerateOption = False,
@@ -128,7 +129,7 @@ def add(
 
 @user_app.command("passwd")
 def passwd(
-    username: str,
+    username: UsernameArgument,
     password_file: PasswordFileOption = None,
     generate: GenerateOption = False,
     state_dir_option: StateDirOption = None,
@@ -156,7 +157,7 @@ def passwd(
 
 
 @user_app.command("role")
-def role(username: str, new_role: Annotated[str, typer.Argument(metavar="ROLE", help="admin, operator or viewer")],
+def role(username: UsernameArgument, new_role: Annotated[str, typer.Argument(metavar="ROLE", help="admin, operator or viewer")],
          state_dir_option: StateDirOption = None) -> None:  # fmt: skip
     """Change a user's role."""
     from ..store.users import UserError
@@ -171,7 +172,7 @@ def role(username: str, new_role: Annotated[str, typer.Argument(metavar="ROLE", 
 
 
 @user_app.command("del")
-def delete(username: str, state_dir_option: StateDirOption = None) -> None:
+def delete(username: UsernameArgument, state_dir_option: StateDirOption = None) -> None:
     """Delete a user and their API keys (the last admin cannot be deleted)."""
     from ..store.users import UserError
 
@@ -211,7 +212,7 @@ def _expiry(expires_at: float | None) -> str:
 
 @user_app.command("apikey")
 def apikey(
-    username: str,
+    username: UsernameArgument,
     name: Annotated[str, typer.Option("--name", help="what the key is for, e.g. 'monitoring'")] = "",
     days: Annotated[int, typer.Option("--days", min=1, max=3650, help="the key stops working after this many days")] = 90,
     delete_key: Annotated[str | None, typer.Option("--delete", metavar="KEY_ID", help="delete this key instead")] = None,
@@ -244,7 +245,7 @@ def apikey(
 
 
 @user_app.command("unblock")
-def unblock(username: str, state_dir_option: StateDirOption = None) -> None:
+def unblock(username: UsernameArgument, state_dir_option: StateDirOption = None) -> None:
     """Lift a user's login back-off from every address (after failed logins); the running appliance applies it
     at the user's next login."""
     _, users, audit = _stores(state_dir_option)

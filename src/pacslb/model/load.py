@@ -64,6 +64,26 @@ else:  # PyYAML built without libyaml
     _FastUniqueKeyLoader = None  # type: ignore[assignment, misc]
 
 
+# The fix for what PyYAML says most often, in the words of someone editing the file (PyYAML names the token).
+_YAML_HINTS = (
+    ("'\\t' that cannot start any token", "indent with spaces, not tabs"),
+    ("that cannot start any token", "put a value that starts with this character in quotes"),
+    ("expected <block end>", "check this line's indentation: the keys of one mapping line up, and a list item starts with '- '"),
+    ("mapping values are not allowed here", "put a value holding ': ' in quotes, or indent this key like its neighbours"),
+    ("could not find expected ':'", "write 'key: value' (a space after the colon), or close the quotes opened before"),
+    ("expected ',' or '}'", "close the '{' opened before, or put a value holding ',' in quotes"),
+    ("expected ',' or ']'", "close the '[' opened before, or put a value holding ',' in quotes"),
+)
+
+
+def yaml_hint(problem: str) -> str:
+    """'; ' and the usual fix for a PyYAML problem message, or '' when there is no usual one."""
+    for words, hint in _YAML_HINTS:
+        if words in problem:
+            return f"; {hint}"
+    return ""
+
+
 def parse_yaml(text: str) -> tuple[Any, list[Problem]]:
     """YAML text to plain data, or a problem that names the line.
 
@@ -86,7 +106,8 @@ def parse_yaml(text: str) -> tuple[Any, list[Problem]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
-        return None, [Problem(where, f"not valid YAML: {exc.problem or exc.context}")]
+        what = exc.problem or exc.context or ""
+        return None, [Problem(where, f"not valid YAML: {what}{yaml_hint(what)}")]
     except yaml.YAMLError as exc:
         return None, [Problem("", f"not valid YAML: {exc}")]
 

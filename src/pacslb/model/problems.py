@@ -74,6 +74,17 @@ def _printable(key: str) -> str:
     return f"'{key}'" if key.isprintable() and key.strip() == key and key else repr(key)
 
 
+def _given(value: Any) -> str:
+    """A value the user wrote, as a message quotes it: a scalar as written, a list or a mapping by its kind (it may be large)."""
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "an empty value" if value is None else str(value)
+
+
 def _plain(key: str) -> str:
     """A key in a path: as written when it reads plainly, quoted otherwise."""
     return key if key.isprintable() and " " not in key and key else repr(key)
@@ -153,7 +164,15 @@ def _message(err: dict[str, Any], model: type[BaseModel]) -> str:
         return "needs a 'type' field"
     if kind == "literal_error" or kind == "enum":
         expected = err.get("ctx", {}).get("expected", "")
+        if " or " not in expected and "," not in expected:  # one value allowed (version: 1): no choice to offer
+            return f"{err['input']!r} is not allowed; write {expected}"
         return f"{err['input']!r} is not allowed; choose one of {expected}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):  # pydantic's words name no fix
+        return f"{_given(err.get('input'))} is not a whole number: write it in digits, without a unit"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{_given(err.get('input'))} is not true or false: write true or false"
+    if kind in ("float_parsing", "float_type"):
+        return f"{_given(err.get('input'))} is not a number: write one, e.g. 2.5"
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
     if kind in ("model_type", "model_attributes_type", "dict_type"):

@@ -80,6 +80,9 @@ def mount_web(app) -> None:
     app.state.web_flash = OrderedDict()
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(web_router)
+    from .errorpage import install_error_page
+
+    install_error_page(app)  # a browser's failed page request gets a page, not the API's JSON
 
 
 __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "mount_web", "web_router"]

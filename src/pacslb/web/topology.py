@@ -32,6 +32,7 @@ class Route:
     condition: str  # 'path_begins /inference', or 'anything no rule takes'
     target: str  # the backend-only service, or 'redirect' / 'deny 403'
     shown_elsewhere: bool = False  # the target is nested under an earlier VIP
+    is_default: bool = False  # the service's default_service, not a rule
 
 
 @dataclass
@@ -106,13 +107,13 @@ def groups(config: Config, services: list[VirtualServiceStatus]) -> list[Group]:
         if vs.mode is Mode.BACKEND_ONLY or vs.name not in statuses:
             continue
         group = Group(name=vs.name, head=statuses[vs.name], members=[statuses[vs.name]])
-        targets = [(r.name, _condition(r), _target(r)) for r in vs.rules]
+        targets = [(r.name, _condition(r), _target(r), False) for r in vs.rules]
         if vs.default_service:
-            targets.append(("default", "anything no rule takes", vs.default_service))
-        for rule, condition, target in targets:
+            targets.append(("default", "anything no rule takes", vs.default_service, True))
+        for rule, condition, target, is_default in targets:
             reachable = target in by_name and by_name[target].mode is Mode.BACKEND_ONLY and target in statuses
             elsewhere = reachable and target in placed and statuses[target] not in group.members
-            group.routes.append(Route(rule, condition, target, shown_elsewhere=elsewhere))
+            group.routes.append(Route(rule, condition, target, shown_elsewhere=elsewhere, is_default=is_default))
             if reachable and target not in placed:
                 placed.add(target)
                 group.members.append(statuses[target])

@@ -19,7 +19,17 @@
   var zoom = null; // {min, max} in epoch seconds, or null for the whole span
   var syncing = false;
 
-  function when(seconds) { return new Date(seconds * 1000).toLocaleTimeString(); }
+  // Times in UTC and 24 h, as on every other page (the revisions, the audit log): not the browser's zone and locale.
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function hhmm(d) { return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()); }
+  function when(seconds) { var d = new Date(seconds * 1000); return hhmm(d) + ":" + pad(d.getUTCSeconds()) + " UTC"; }
+  function axisTimes(u, splits) {
+    var days = u.scales.x.max - u.scales.x.min > 86400; // a span over a day: the date too
+    return splits.map(function (s) {
+      var d = new Date(s * 1000);
+      return (days ? pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " : "") + hhmm(d);
+    });
+  }
 
   function showZoom() {
     if (!tools) return;
@@ -57,7 +67,8 @@
           { label: metric.label, stroke: metric.color, width: 1.6, fill: metric.color + "1f", spanGaps: false,
             value: function (u, v) { return v == null ? "-" : v.toFixed(metric.digits); } },
         ],
-        axes: [{ grid: { stroke: "#edf0f3" } }, { grid: { stroke: "#edf0f3" }, size: 50 }],
+        tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); }, // ticks on UTC hours
+        axes: [{ grid: { stroke: "#edf0f3" }, values: axisTimes }, { grid: { stroke: "#edf0f3" }, size: 50 }],
         cursor: { sync: { key: "pacslb-graphs", setSeries: false }, drag: { x: true, y: false } },
         legend: { live: true },
         hooks: {
