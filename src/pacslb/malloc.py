@@ -4,9 +4,11 @@ glibc gives each thread that allocates under contention an arena of its own (up 
 arena keeps what was freed in it. The controller's worker threads (asyncio.to_thread: validation, the
 revision store, the metrics sampler, the background write of haproxy.cfg) each build and drop
 megabytes at 1,000 services, so its resident size at rest grew with the number of threads that ever ran
-a large change. Two arenas keep it near what is live: measured at 1,000 services x 10 real servers
+a large change. Two arenas kept it nearer what is live: measured at 1,000 services x 10 real servers
 (bench/README.md, "The controller's performance"), 184 -> 149 MB at rest and 210 -> 170 MB at the peak,
-with runtime changes no slower.
+with runtime changes no slower. One arena keeps it nearer still: 148-154 -> 138-140 MB at rest and 171-175
+-> 157-160 MB at the peak, applies no slower (bench/README.md, "Memory, this round"). The worker threads
+allocate under the GIL almost always, so they seldom wait for the one arena's lock.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import ctypes
 
 M_ARENA_MAX = -8  # mallopt(3)
-ARENAS = 2
+ARENAS = 1
 
 
 def limit_arenas(count: int = ARENAS) -> bool:

@@ -1,4 +1,4 @@
-"""malloc.limit_arenas: two arenas on glibc, the operator's MALLOC_ARENA_MAX kept."""
+"""malloc.limit_arenas: one arena on glibc, the operator's MALLOC_ARENA_MAX kept."""
 
 from __future__ import annotations
 

@@ -645,9 +645,12 @@ class Changes:
         target: str = "config",
         secrets: Mapping[str, str] | None = None,
         secrets_source: str = "the running configuration",
+        consume_data: bool = False,
     ) -> ChangeResult:
         """Apply a whole configuration (YAML `text`, plain `data`, or an `edit` of the running one's data, made
         under the gate) as a new revision. With `base_revision`, refused when another change landed since.
+        `consume_data`: the caller hands `data` over, and it is emptied once validated (a whole configuration's
+        data is megabytes, and the change then holds the old and the new model too: the controller's peak).
 
         A secret written as the placeholder keeps the stored one: the running configuration's, or those of
         `secrets` (a rollback: the revision's own); a placeholder with none stored is a problem."""
@@ -659,6 +662,8 @@ class Changes:
         loaded = None
         if edit is None:
             loaded = await self._load(text, data, base_dir or self.running.base_dir)
+            if consume_data and data is not None:
+                data.clear()  # the model holds what counts now (the caller gave the data up)
             clock.lap("validate")
             if not loaded.ok or loaded.config is None:
                 return await self._record_audit(origin, action, target, _invalid(loaded.problems, clock))

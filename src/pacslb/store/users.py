@@ -22,10 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
 from . import db
+from .password_hashing import DUMMY_HASH, hash_password, needs_rehash, verify_password
 from .revisions import StoreError
 
 ROLES = ("admin", "operator", "viewer")
@@ -63,10 +61,9 @@ CREATE TABLE IF NOT EXISTS unblocks (
 )
 """
 
-# argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane) rather than the library's 64 MiB: every
-# login attempt allocates this much, and an appliance that takes several at once must not balloon
-# (64 MiB put the controller's peak at 130 MB even for True PACS). Login throttling bounds guessing.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane) rather than the library's 64 MiB, each hash and
+# each verification in a child process (password_hashing.py): the 19 MiB never land in the controller.
+# Login throttling bounds guessing.
 
 
 class UserError(ValueError):
@@ -182,7 +179,7 @@ class UserStore:
         db.create(self.path, SCHEMA, SCHEMA_VERSION)
         self._migrate()
         # a dummy hash to verify against for unknown users: a login for a missing user costs as much as a wrong password
-        self._dummy = _hasher.hash(secrets.token_hex(16))
+        self._dummy = DUMMY_HASH
 
     def _migrate(self) -> None:
         """A store made before API keys expired gets the column; its keys expire DEFAULT_API_KEY_DAYS from now
@@ -209,7 +206,7 @@ class UserStore:
         """A new user; `must_change_password` when someone else chose the password (a one-time password): the user
         must change it before doing anything else."""
         check_username(username), check_role(role), check_password(password, username)
-        digest = _hasher.hash(password)
+        digest = hash_password(password)
         now = self.clock()
         with db.transaction(self.path) as conn:
             if conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
@@ -241,7 +238,7 @@ class UserStore:
         `must_change_password`: someone else set it (a reset): the user must change it at the next login. A user's own
         change clears it."""
         check_password(password, username)
-        digest = _hasher.hash(password)
+        digest = hash_password(password)
         with db.transaction(self.path) as conn:
             done = conn.execute(
                 "UPDATE users SET password_hash = ?, changed_at = ?, must_change_password = ? WHERE username = ?",
@@ -254,7 +251,7 @@ class UserStore:
 
     def _rehash(self, username: str, password: str) -> None:
         """The same password under the current argon2 parameters (no policy check, keys kept: nothing changed for the user)."""
-        digest = _hasher.hash(password)
+        digest = hash_password(password)
         with db.transaction(self.path) as conn:
             conn.execute("UPDATE users SET password_hash = ? WHERE username = ?", (digest, username))
 
@@ -286,13 +283,9 @@ class UserStore:
         with db.transaction(self.path, write=False) as conn:
             row = conn.execute(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = ?", (username,)).fetchone()
         stored = row[5] if row else self._dummy
-        try:
-            _hasher.verify(stored, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        if not verify_password(stored, password) or row is None:
             return None
-        if row is None:
-            return None
-        if _hasher.check_needs_rehash(stored):
+        if needs_rehash(stored):
             self._rehash(username, password)
         return _user(row)
 
