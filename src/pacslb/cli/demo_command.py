@@ -121,7 +121,8 @@ def demo(
         print(f"--vip-address {vip_address!r} is not an IP address", file=sys.stderr)
         raise typer.Exit(EXIT_INVALID) from None
     paths = trusted_paths_or_exit(_demo_state_dir(state_dir_option))  # not another user's directory (exit 1)
-    plan = TruePacsDemo(paths.root, vip_address=vip_address, port_offset=port_offset, server_octet=server_octet)
+    plan = TruePacsDemo(paths.root, vip_address=vip_address, port_offset=port_offset, server_octet=server_octet,
+                        agent_port=_agent_port())  # fmt: skip
     problems = plan.problems()
     if problems:
         for problem in problems:
@@ -227,3 +228,19 @@ def demo(
         lock.release()
     log.info("pacslb demo stopped")
     raise typer.Exit(code)
+
+
+def _agent_port() -> int | None:
+    """The demo's health-check agent port: None (the default, 334) when that is free on 127.0.0.1, else the first free
+    port from 335 to 1023 (privileged, as the model asks): another appliance on the machine holds 334."""
+    from ..api.state import port_is_free
+    from ..model.config import HealthSettings
+
+    default = HealthSettings().agent_port
+    if port_is_free("127.0.0.1", default):
+        return None
+    for port in range(default + 1, 1024):
+        if port_is_free("127.0.0.1", port):
+            log.warning("port %d (the health-check agent) is taken: the demo uses %d (settings.health.agent_port)", default, port)
+            return port
+    return None  # every one taken: the controller says so when it cannot listen

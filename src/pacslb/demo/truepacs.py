@@ -108,12 +108,14 @@ class TruePacsDemo:
         port_offset: int = 0,
         server_octet: int = 0,
         replicas: int = REPLICAS,
+        agent_port: int | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.vip_address = str(ipaddress.ip_address(vip_address))
         self.port_offset = port_offset
         self.server_octet = server_octet
         self.replicas = replicas
+        self.agent_port = agent_port  # settings.health.agent_port when 334 is taken (None: the default)
         self.listeners = self._plan_listeners()
 
     # --- the plan --------------------------------------------------------------------------------
@@ -200,6 +202,7 @@ class TruePacsDemo:
             real_servers={s.name: [(a, None) for a in self.addresses_of(s.name)] for s in served_services()},
             certificate=str(self.vip_cert_file.relative_to(self.state_dir)),
             server_ca_file=str(self.ca_file.relative_to(self.state_dir)),
+            agent_port=self.agent_port,
         )
 
     def problems(self) -> list[str]:

@@ -144,6 +144,8 @@ class TruePacsParams:
     always_on_default    VIP 2, 3 and 4 ("No checks, Always on" in the guide) get real servers of their own, the
                          WFC servers on their backends' port, unchecked, and take the requests that no rule takes
                          (instead of a default_service); off by default
+    agent_port           settings.health.agent_port (None: not written, the default 334); the demo sets it when
+                         another appliance on the machine holds 334
     """
 
     vip_address: str = "192.0.2.10"
@@ -155,6 +157,7 @@ class TruePacsParams:
     wfc_http_check_port: int | None = 443
     amqp_check: bool = False
     always_on_default: bool = False
+    agent_port: int | None = None
 
     def problems(self) -> list[str]:
         """What is wrong with these parameters, in words (empty when they are usable)."""
@@ -170,6 +173,8 @@ class TruePacsParams:
                 f"port_offset {self.port_offset} moves the listening ports to {low}..{high}; ports are 1 to 65535 "
                 f"(use {1 - min(ports)} to {65535 - max(ports)})"
             )
+        if self.agent_port is not None and not 1 <= self.agent_port <= 65535:
+            found.append(f"agent_port {self.agent_port} is out of range: ports are 1 to 65535")
         known = {s.name for s in SERVICES if s.server_port is not None or (self.always_on_default and s.name in DEFAULT_SERVICES)}
         for name, servers in (self.real_servers or {}).items():
             if name not in known:

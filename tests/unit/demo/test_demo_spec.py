@@ -155,3 +155,15 @@ def test_port_zero_may_repeat_on_one_address():
         )
     )
     assert spec.validate() is spec
+
+
+def test_the_demo_moves_its_agent_port_when_334_is_taken(monkeypatch) -> None:
+    """Another appliance on the machine holds 334: the demo takes the next free privileged port (not a VIP move)."""
+    from pacslb.api import state
+    from pacslb.cli import demo_command
+
+    taken = {334, 335}
+    monkeypatch.setattr(state, "port_is_free", lambda address, port: port not in taken)
+    assert demo_command._agent_port() == 336
+    taken.clear()
+    assert demo_command._agent_port() is None  # free: the template's default stays

@@ -188,6 +188,13 @@ def test_demo_parameters_replace_placeholders():
     assert config.service("WFC_inference_443").health_check.path == "/health"
 
 
+def test_the_agent_port_is_written_only_when_given():
+    """The demo moves the health-check agent port when another appliance holds 334 (cli/demo_command.py)."""
+    assert "agent_port" not in render_true_pacs(TruePacsParams())
+    assert _config(TruePacsParams()).settings.health.agent_port == 334
+    assert _config(TruePacsParams(agent_port=335)).settings.health.agent_port == 335
+
+
 def test_awkward_values_are_quoted():
     params = TruePacsParams(vip_address="::1", server_ca_file="certs/ca #1.pem", certificate="certs/a, b.pem")
     config = _config(params)
@@ -206,6 +213,7 @@ def test_awkward_values_are_quoted():
         (TruePacsParams(real_servers={"WFC_xe_80": []}), "at least one"),
         (TruePacsParams(real_servers={"WFC_xe_80": [("127.0.0.1", 70000)]}), "out of range"),
         (TruePacsParams(check_path="health"), "must begin with '/'"),
+        (TruePacsParams(agent_port=0), "agent_port 0 is out of range"),
     ],
 )
 def test_unusable_parameters_are_refused(params: TruePacsParams, message: str):
