@@ -8,20 +8,31 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..model.cluster import Cluster
 from . import members
-from .etcd import EtcdError
-from .keys import decode_json
-
-if TYPE_CHECKING:
-    from .state import ClusterState
+from .etcd import EtcdClient, EtcdError
+from .keys import Keys, decode_json
 
 NOT_A_NODE = "this appliance is not a cluster node (no cluster section)"
 
 
 class ClusterOperations:
-    async def status(self: ClusterState) -> dict[str, Any]:
+    """What the operations read of the cluster's state; ClusterState (state.py) sets them and provides `_apply`
+    (a revision applied here) and `_connection` (the etcd URLs and this node's TLS files)."""
+
+    cluster: Cluster | None
+    client: EtcdClient | None
+    keys: Keys | None
+    runs: int
+    error: str | None
+    drained: bool
+    left: bool
+    partition: str | None
+    member_engine: Any
+
+    async def status(self) -> dict[str, Any]:
         """Every node of the cluster: address, online, health, the revision it runs, drained, left, VIPs."""
         cluster = self.cluster
         if cluster is None or self.client is None or self.keys is None:
@@ -62,7 +73,7 @@ class ClusterOperations:
                 "etcd": {"endpoints": self.client.endpoints, "reachable": etcd_error is None, "error": etcd_error},
                 "nodes": nodes}  # fmt: skip
 
-    async def drain(self: ClusterState, node: str, drained: bool) -> tuple[int, dict[str, Any]]:
+    async def drain(self, node: str, drained: bool) -> tuple[int, dict[str, Any]]:
         """Drain (or return) `node`: its drain key; the node itself withdraws its VIPs when it sees it."""
         cluster = self.cluster
         if cluster is None or self.client is None or self.keys is None:
@@ -80,15 +91,15 @@ class ClusterOperations:
         what = "drained: it withdraws its VIPs" if drained else "back from drain: it announces its VIPs again"
         return 200, {"ok": True, "node": node, "drained": drained, "message": f"node {node} {what}"}
 
-    async def leave(self: ClusterState) -> tuple[int, dict[str, Any]]:
+    async def leave(self) -> tuple[int, dict[str, Any]]:
         """This node leaves: drained, it takes no further revision (it keeps serving nothing new)."""
         return await self._membership(True)
 
-    async def join(self: ClusterState) -> tuple[int, dict[str, Any]]:
+    async def join(self) -> tuple[int, dict[str, Any]]:
         """This node (back) in the cluster: no longer left nor drained; it applies the latest revision."""
         return await self._membership(False)
 
-    async def _membership(self: ClusterState, leaving: bool) -> tuple[int, dict[str, Any]]:
+    async def _membership(self, leaving: bool) -> tuple[int, dict[str, Any]]:
         cluster = self.cluster
         if cluster is None or self.client is None or self.keys is None:
             return _refused(409, NOT_A_NODE)
@@ -112,7 +123,7 @@ class ClusterOperations:
 
     # --- etcd's membership: members, rejoin (members.py) ----------------------------------------------------
 
-    async def members(self: ClusterState) -> tuple[int, dict[str, Any]]:
+    async def members(self) -> tuple[int, dict[str, Any]]:
         """etcd's members: name, ID, peer and client URLs, started, leader."""
         if self.cluster is None or self.client is None:
             return _refused(409, NOT_A_NODE)
@@ -123,7 +134,7 @@ class ClusterOperations:
                                    "rejoining": bool(detail.get("rejoining"))}  # fmt: skip
         return code, answer
 
-    async def rejoin(self: ClusterState, force: bool = False) -> tuple[int, dict[str, Any]]:
+    async def rejoin(self, force: bool = False) -> tuple[int, dict[str, Any]]:
         """This node's etcd member back in the cluster on an empty data directory (its data lost or corrupt)."""
         if self.cluster is None or self.member_engine is None:
             return _refused(409, NOT_A_NODE)
