@@ -503,12 +503,7 @@ class Changes:
             if digests:  # none (a runtime change of states and weights: no file yet) settles as none recorded
                 await asyncio.to_thread(self.store.set_engine_digest, rev.id, json.dumps(dict(digests), sort_keys=True))
 
-        record = await runner.run(parts, begin=begin, checkpoint=self.checkpoint)
-        clock.lap("engine")
-        for _, prepared in parts:
-            for name, seconds in prepared.timings.items():
-                clock.times[name] = clock.times.get(name, 0.0) + seconds
-        warnings = [w for _, p in parts for w in p.warnings]
+        record, warnings = await self._run_engines(parts, begin, clock)
         if not record.applied:
             await asyncio.to_thread(self.store.mark_failed, rev.id, "\n  ".join([record.summary, *record.messages]))
             log.error("revision %d failed (%s); the previous configuration keeps serving", rev.id, record.summary)
@@ -541,6 +536,16 @@ class Changes:
                             revision=recorded, parent=parent, warnings=warnings,
                             timings=clock.done(), engine=engine, engines=steps)  # fmt: skip
 
+    async def _run_engines(self, parts: list[tuple[Engine, Prepared]], begin: Any, clock: _Clock) -> tuple[Any, list[str]]:
+        """The transaction over the engines (runner.run), with each engine's own step times added to `clock`:
+        (its record, the engines' warnings)."""
+        record = await runner.run(parts, begin=begin, checkpoint=self.checkpoint)
+        clock.lap("engine")
+        for _, prepared in parts:
+            for name, seconds in prepared.timings.items():
+                clock.times[name] = clock.times.get(name, 0.0) + seconds
+        return record, [w for _, p in parts for w in p.warnings]
+
     async def _commit_once(
         self, new: Config, base_dir: Path, origin: Origin, message: str, kind: str, clock: _Clock, plan: Plan,
         parts: list[tuple[Engine, Prepared]], parent: int | None, steps: dict[str, Any],
@@ -553,12 +558,7 @@ class Changes:
         async def begin(digests) -> None:
             clock.lap("check")
 
-        record = await runner.run(parts, begin=begin, checkpoint=self.checkpoint)
-        clock.lap("engine")
-        for _, prepared in parts:
-            for name, seconds in prepared.timings.items():
-                clock.times[name] = clock.times.get(name, 0.0) + seconds
-        warnings = [w for _, p in parts for w in p.warnings]
+        record, warnings = await self._run_engines(parts, begin, clock)
         dumped = await asyncio.to_thread(self._json.dump_parts, new)
         base, self._json_base = self._json_base, None  # a delta of the last revision written, if it is one
         if not record.applied:
