@@ -152,26 +152,32 @@ def cluster(tmp_path_factory):
             appliance.wait_healthy(timeout=180)
         wait_until(lambda: made.runs_everywhere(1), 60, 0.2, "every node to run cluster revision 1")
         yield made
-    finally:  # the three stop side by side (each `pacslb stop` is a process of its own), then SIGKILL by PID
-
-        def stop(appliance: Appliance) -> None:
-            try:
-                appliance.remember_pids()
-                appliance.stop(timeout=15)
-            except Exception:  # noqa: BLE001 - teardown goes on to the kill
-                pass
-
-        stoppers = [threading.Thread(target=stop, args=(a,)) for a in made.nodes.values()]
-        for thread in stoppers:
-            thread.start()
-        for thread in stoppers:
-            thread.join(timeout=60)
-        for appliance in made.nodes.values():
-            left = appliance.kill_leftovers()
-            if left:
-                print(f"teardown killed leftover processes {left} of {appliance.state_dir}", file=sys.stderr)
-            shutil.rmtree(appliance.state_dir.parent, ignore_errors=True)
+    finally:
+        stop_nodes(list(made.nodes.values()))
         server.stop()
+
+
+def stop_nodes(appliances: list[Appliance]) -> None:
+    """Teardown, also after a failure: the nodes stop side by side (each `pacslb stop` is a process of its own),
+    then whatever is left is killed by its PID and the state directories removed."""
+
+    def stop(appliance: Appliance) -> None:
+        try:
+            appliance.remember_pids()
+            appliance.stop(timeout=15)
+        except Exception:  # noqa: BLE001 - teardown goes on to the kill
+            pass
+
+    stoppers = [threading.Thread(target=stop, args=(a,)) for a in appliances]
+    for thread in stoppers:
+        thread.start()
+    for thread in stoppers:
+        thread.join(timeout=60)
+    for appliance in appliances:
+        left = appliance.kill_leftovers()
+        if left:
+            print(f"teardown killed leftover processes {left} of {appliance.state_dir}", file=sys.stderr)
+        shutil.rmtree(appliance.state_dir.parent, ignore_errors=True)
 
 
 def _answer(done: subprocess.CompletedProcess) -> dict:

@@ -12,10 +12,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import threading
 
 import pytest
-from test_cluster_etcd import NODES, Cluster, _answer
+from test_cluster_etcd import NODES, Cluster, _answer, stop_nodes
 
 from pacslb.model import load_text
 from support.appliance import Appliance
@@ -54,25 +53,8 @@ def tls_cluster(tmp_path_factory):
             appliance.wait_healthy(timeout=180)
         wait_until(lambda: made.runs_everywhere(1), 60, 0.2, "every node to run cluster revision 1 over TLS")
         yield made
-    finally:  # as test_cluster_etcd.py: the three stop side by side, then SIGKILL by PID
-
-        def stop(appliance: Appliance) -> None:
-            try:
-                appliance.remember_pids()
-                appliance.stop(timeout=15)
-            except Exception:  # noqa: BLE001 - teardown goes on to the kill
-                pass
-
-        stoppers = [threading.Thread(target=stop, args=(a,)) for a in made.nodes.values()]
-        for thread in stoppers:
-            thread.start()
-        for thread in stoppers:
-            thread.join(timeout=60)
-        for appliance in made.nodes.values():
-            left = appliance.kill_leftovers()
-            if left:
-                print(f"teardown killed leftover processes {left} of {appliance.state_dir}", file=sys.stderr)
-            shutil.rmtree(appliance.state_dir.parent, ignore_errors=True)
+    finally:
+        stop_nodes(list(made.nodes.values()))
         server.stop()
 
 
