@@ -71,10 +71,15 @@ def store_guarded(change):
             return await change(self, *args, **kwargs)
         except StoreError as exc:
             log.error("a change was refused: the state directory cannot be read or written (%s)", exc)
-            return ChangeResult(Outcome.REFUSED, f"the state directory {self.paths.root} cannot be read or written ({exc}): "
-                                "nothing was changed; free space on it or make it writable, then try again")  # fmt: skip
+            return ChangeResult(Outcome.REFUSED, store_refusal(self.paths.root, exc))
 
     return guarded
+
+
+def store_refusal(root: Path, exc: Exception) -> str:
+    """What a change refused because the state directory failed says (disk full, read-only, I/O error)."""
+    return (f"the state directory {root} cannot be read or written ({exc}): nothing was changed; free space on it or "
+            "make it writable, then try again")  # fmt: skip
 
 
 META_CONFIG_FILE = "config_file"  # {"path", "sha256"} of the configuration file as it was last read
@@ -494,8 +499,9 @@ class Changes:
                 engine.discard(prepared)
             if rev is not None:
                 await asyncio.to_thread(self.store.mark_failed, rev.id, f"its secrets cannot be stored: {exc}")
-            return ChangeResult(Outcome.REFUSED, f"the revision cannot be recorded ({exc}): nothing was changed",
-                                plan=plan, parent=parent, timings=clock.done())  # fmt: skip
+            log.error("a change was refused: its revision cannot be recorded (%s)", exc)
+            return ChangeResult(Outcome.REFUSED, store_refusal(self.paths.root, exc), plan=plan, parent=parent,
+                                timings=clock.done())  # fmt: skip
         clock.lap("record")
 
         async def begin(digests) -> None:
