@@ -559,7 +559,8 @@ class Changes:
         """A change that leaves nothing on disk for a start to settle (runtime operations only; `_record_once`):
         the transaction first, then the revision recorded once, `applied` (and pruning) in one SQLite commit,
         or `failed`. A controller killed before that commit leaves no revision, as a `pending` one would have
-        settled: failed, HAProxy's runtime states converged back to the current revision at the next start."""
+        settled: failed, HAProxy's runtime states converged back to the current revision at the next start. A
+        commit that fails (the state directory full or read-only) sets the engines back: the change is refused."""
 
         async def begin(digests) -> None:
             clock.lap("check")
@@ -583,16 +584,13 @@ class Changes:
             return ChangeResult(Outcome.REFUSED, f"{record.summary}; the previous configuration keeps serving",
                                 plan=plan, revision=rev, parent=parent, messages=list(record.messages),
                                 timings=clock.done(), engines=steps)  # fmt: skip
-        self.running.config, self.running.base_dir = new, base_dir
         try:
             rev = await asyncio.to_thread(self._add_applied, dumped, base_dir, origin, message, kind, parent, plan, base)
-        except StoreError as exc:  # the engines run it; the next start converges them back to the current revision
-            log.error("a change runs but cannot be recorded: %s", exc)
-            warnings.append(f"the change runs but could not be recorded ({exc}); the next start sets it back")
-            rev = None
-        else:
-            if isinstance(dumped, Parts):
-                self._json_base = (rev.id, rev.digest, dumped)
+        except StoreError as exc:  # the state directory failed (a full disk): the engines go back, nothing is changed
+            return await self._set_back(parts, exc, plan, parent, clock, steps)
+        if isinstance(dumped, Parts):
+            self._json_base = (rev.id, rev.digest, dumped)
+        self.running.config, self.running.base_dir = new, base_dir
         clock.lap("record")
         if self.notify is not None:
             await self.notify(new)  # after the record: subsystems (HA sync) read the current revision
@@ -602,12 +600,24 @@ class Changes:
         how = _HOW[engine.get("method", plan.method.value)]
         if kind == "server" and not engine.get("reloaded"):
             how = _HOW["runtime"]
-        if rev is None:
-            return ChangeResult(Outcome.APPLIED, f"applied ({how}), not recorded", plan=plan, parent=parent,
-                                warnings=warnings, timings=clock.done(), engine=engine, engines=steps)  # fmt: skip
         log.info("revision %d applied (%s) by %s: %s", rev.id, how, origin.author, message or kind)
         return ChangeResult(Outcome.APPLIED, f"revision {rev.id} applied: {how}", plan=plan, revision=rev, parent=parent,
                             warnings=warnings, timings=clock.done(), engine=engine, engines=steps)  # fmt: skip
+
+    async def _set_back(self, parts: list[tuple[Engine, Prepared]], exc: StoreError, plan: Plan, parent: int | None,
+                        clock: _Clock, steps: dict[str, Any]) -> ChangeResult:  # fmt: skip
+        """A change the engines run but the store cannot record (`_commit_once`): every engine is set back, last
+        first, and the change refused, as it would have been with its `pending` record refused first."""
+        log.error("a change was refused: its revision cannot be recorded (%s); the engines are set back", exc)
+        stuck: list[str] = []
+        for engine, prepared in reversed(parts):
+            try:
+                await engine.undo(prepared)
+            except Exception as undo_exc:  # said in the answer; the next start sets it back
+                log.exception("%s could not be set back after the record failed", engine.name)
+                stuck.append(f"{engine.name} could not be set back ({undo_exc}): the next start sets it back")
+        return ChangeResult(Outcome.REFUSED, store_refusal(self.paths.root, exc), plan=plan, parent=parent,
+                            warnings=stuck, timings=clock.done(), engines=steps)  # fmt: skip
 
     async def _dry_run(self, parts: list[tuple[Engine, Prepared]], plan: Plan, parent: int | None, clock: _Clock) -> ChangeResult:
         from ..engines.contract import EngineError

@@ -119,3 +119,29 @@ async def test_a_change_that_writes_a_file_is_still_recorded_pending_first(rig):
     new["virtual_services"][0]["listen"][0]["port"] = 31999
     result = await changes.apply(data=new)
     assert result.outcome is Outcome.APPLIED and seen == ["pending"]
+
+
+async def test_a_runtime_change_the_store_cannot_record_is_set_back_and_refused(rig, monkeypatch):
+    """The state directory full at the commit: the engines run the change, then go back; nothing is changed."""
+    from pacslb.store.db import StoreError
+
+    changes, engine = rig
+    undone: list[object] = []
+
+    async def undo(prepared: Prepared) -> None:
+        undone.append(prepared.data)
+        engine.runs = before
+
+    before = engine.runs
+    engine.undo = undo  # type: ignore[method-assign]
+
+    def full(*args, **kwargs):
+        raise StoreError(f"{changes.store.path}: database or disk is full")
+
+    monkeypatch.setattr(changes.store, "add_applied", full)
+    result = await changes.set_real_server("svc1", "rs2", state=RealServerState.DRAIN, origin=Origin("op", "api"))
+    assert result.outcome is Outcome.REFUSED, result.message
+    assert "cannot be read or written" in result.message and "database or disk is full" in result.message
+    assert "nothing was changed; free space on it or make it writable" in result.message
+    assert len(undone) == 1 and engine.runs is before and changes.config is before  # set back, the model too
+    assert stored(changes) == {1: ("applied", None)}  # no revision written
