@@ -12,12 +12,12 @@ import base64
 import json
 import random
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from test_cluster_etcd import _privileged_ports
 
 from support.appliance import Appliance, new_state_dir
 from support.net import free_port, loopback_host
@@ -30,26 +30,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.engine, pytest.mark.slow]
 NODE_OCTETS = {"n1": 221, "n2": 222}
 
 
-def _privileged_port() -> int:
-    """A free TCP port below 1024 on 127.0.0.1 for the agent port (pacslb warns about an unprivileged one)."""
-    candidates = list(range(600, 1000))
-    random.shuffle(candidates)
-    for port in candidates:
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no free port below 1024")
-
-
 class Node:
     def __init__(self, workdir: Path, server: TinyHTTPServer) -> None:
         self.hosts = {n: loopback_host(o) for n, o in NODE_OCTETS.items()}
         self.name = f"l{random.randint(1000, 9999)}"
         self.client_port, self.peer_port = free_port(self.hosts["n1"]), free_port(self.hosts["n1"])
-        self.agent_port = _privileged_port()
+        self.agent_port = _privileged_ports(1)[0]
         self.vip, self.vip_port = loopback_host(220), free_port(loopback_host(220))
         self.server = server
         self.workdir = workdir

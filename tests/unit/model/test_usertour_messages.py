@@ -5,23 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from pacslb.model import load_text
+from .test_hints import BASE, _lines
 
-VALID = """
-version: 1
-virtual_services:
-  - name: web
-    mode: layer7-http
-    listen: [{address: 127.0.0.1, port: 8080}]
-    real_servers:
-      - {name: rs1, address: 192.0.2.1, port: 80}
-"""
-
-
-def problems(text: str) -> list[str]:
-    loaded = load_text(text)
-    assert not loaded.ok
-    return [str(p) for p in loaded.problems]
+VALID = BASE  # the same valid configuration as the hints' tests, and the same reading of its problems
+problems = _lines
 
 
 @pytest.mark.parametrize(
